@@ -1,0 +1,3 @@
+fn main() {
+    stageleft_tool::gen_final!();
+}

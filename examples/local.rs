@@ -1,0 +1,21 @@
+//! The Local KVS: one process, last-writer-wins. Deploys it on this machine and plays a short
+//! scripted scenario over the Redis protocol.
+//!
+//! ```text
+//! cargo run --example local
+//! ```
+
+use hydro_deploy::Deployment;
+use kvs_zoo::local::Local;
+use kvs_zoo::{Hosts, run_kvs_demo};
+
+#[tokio::main]
+async fn main() {
+    let mut deployment = Deployment::new();
+    // Swap `Hosts::localhost` for hosts of a cloud provider to run the same demo remotely.
+    let hosts = Hosts::localhost(&mut deployment);
+    if let Err(e) = run_kvs_demo(Local, hosts, deployment).await {
+        eprintln!("local demo failed: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,169 @@
+//! `KVSCore`: the last-writer-wins storage core.
+//!
+//! Clients write plain values; the core stamps each write with a Lamport time and this
+//! writer's id, making it an [`LwwValue`], and merges it into a [`LatticeStore`]. So LWW is
+//! not a second kind of store: it is the lattice store over a lattice whose merge keeps the
+//! latest stamp. A DELETE is a tombstone write, stamped and merged like any other, which is
+//! what lets a delete replicate (and lose to a later write) instead of vanishing.
+//!
+//! [`LwwStore`] is the state machine, plain Rust with no I/O; [`KVSCore::serve`] runs it as a
+//! Hydro dataflow.
+
+use hydro_lang::live_collections::stream::TotalOrder;
+use hydro_lang::location::Location;
+use hydro_lang::prelude::*;
+
+use crate::lattice_core::{Applied, LatticeStore, StorageInput, split_applied};
+use crate::protocol::{KVSOperation, KVSResponse, KVSResult, Key};
+use crate::values::{LwwValue, Stamp};
+
+/// The LWW state machine: a lattice map of [`LwwValue`]s plus a Lamport clock.
+#[derive(Clone, Debug)]
+pub struct LwwStore<V> {
+    store: LatticeStore<LwwValue<V>>,
+    /// Greatest Lamport time seen, in local writes or merged peer values.
+    clock: u64,
+    writer: u64,
+}
+
+impl<V: Clone + Ord> LwwStore<V> {
+    /// An empty store whose writes are stamped with `writer` as tie-breaker.
+    pub fn new(writer: u64) -> Self {
+        Self {
+            store: LatticeStore::default(),
+            clock: 0,
+            writer,
+        }
+    }
+
+    /// The next stamp: later than everything this store has seen, so a client that reads a
+    /// value and then writes always overwrites what it read.
+    fn next_stamp(&mut self) -> Stamp {
+        self.clock += 1;
+        Stamp {
+            time: self.clock,
+            writer: self.writer,
+        }
+    }
+
+    fn live(&self, key: &Key) -> Option<&V> {
+        self.store.get(key).and_then(LwwValue::live)
+    }
+
+    /// Applies one input: GET reads, PUT and DELETE stamp and merge, a peer's value merges.
+    pub fn apply(&mut self, input: StorageInput<V, LwwValue<V>>) -> Applied<V, LwwValue<V>> {
+        let req = match input {
+            StorageInput::Merge(key, value) => {
+                self.clock = self.clock.max(value.stamp.time);
+                return (None, self.store.merge(key, value));
+            }
+            StorageInput::Request(req) => req,
+        };
+        match &req.op {
+            KVSOperation::Get(key) => {
+                let result = self
+                    .live(key)
+                    .map_or(KVSResult::NotFound, |v| KVSResult::Value(v.clone()));
+                (Some(req.respond(result)), None)
+            }
+            KVSOperation::Put(key, value) => {
+                let stamped = LwwValue::write(self.next_stamp(), value.clone());
+                let changed = self.store.merge(key.clone(), stamped);
+                (Some(req.respond(KVSResult::Ok)), changed)
+            }
+            KVSOperation::Delete(key) => {
+                let existed = self.live(key).is_some();
+                let changed = if existed {
+                    let tombstone = LwwValue::tombstone(self.next_stamp());
+                    self.store.merge(key.clone(), tombstone)
+                } else {
+                    // Nothing live to delete: writing a tombstone would change no reader's view.
+                    None
+                };
+                let result = if existed { KVSResult::Ok } else { KVSResult::NotFound };
+                (Some(req.respond(result)), changed)
+            }
+        }
+    }
+}
+
+/// The last-writer-wins storage core (see the module docs).
+pub struct KVSCore;
+
+impl KVSCore {
+    /// Runs an [`LwwStore`] stamping as `writer` over `inputs`, returning the responses to
+    /// client requests and the `(key, new value)` stream of every change.
+    #[expect(clippy::type_complexity, reason = "Hydro stream types spell out their guarantees")]
+    pub fn serve<'a, L, V>(
+        inputs: Stream<StorageInput<V, LwwValue<V>>, L, Unbounded, TotalOrder>,
+        writer: u64,
+    ) -> (
+        Stream<KVSResponse<V>, L, Unbounded, TotalOrder>,
+        Stream<(Key, LwwValue<V>), L, Unbounded, TotalOrder>,
+    )
+    where
+        L: Location<'a>,
+        V: Clone + Ord + 'a,
+    {
+        let applied = inputs.scan(
+            q!(move || crate::core::LwwStore::new(writer)),
+            q!(|store, input| Some(store.apply(input))),
+        );
+        split_applied(applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::KVSRequest;
+
+    fn req(request: u64, op: KVSOperation<u8>) -> StorageInput<u8, LwwValue<u8>> {
+        StorageInput::Request(KVSRequest { client: 9, request, op })
+    }
+
+    fn k() -> Key {
+        Key::from_static(b"k")
+    }
+
+    fn result(store: &mut LwwStore<u8>, input: StorageInput<u8, LwwValue<u8>>) -> KVSResult<u8> {
+        store.apply(input).0.unwrap().result
+    }
+
+    #[test]
+    fn the_last_write_wins_and_delete_removes() {
+        let mut s = LwwStore::new(0);
+        assert_eq!(result(&mut s, req(0, KVSOperation::Get(k()))), KVSResult::NotFound);
+        assert_eq!(result(&mut s, req(1, KVSOperation::Put(k(), 1))), KVSResult::Ok);
+        assert_eq!(result(&mut s, req(2, KVSOperation::Put(k(), 2))), KVSResult::Ok);
+        assert_eq!(result(&mut s, req(3, KVSOperation::Get(k()))), KVSResult::Value(2));
+        assert_eq!(result(&mut s, req(4, KVSOperation::Delete(k()))), KVSResult::Ok);
+        assert_eq!(result(&mut s, req(5, KVSOperation::Delete(k()))), KVSResult::NotFound);
+        assert_eq!(result(&mut s, req(6, KVSOperation::Get(k()))), KVSResult::NotFound);
+    }
+
+    #[test]
+    fn deletes_are_tombstones_that_replicate() {
+        let mut s = LwwStore::new(0);
+        s.apply(req(0, KVSOperation::Put(k(), 1)));
+        let (_, change) = s.apply(req(1, KVSOperation::Delete(k())));
+        let (key, tombstone) = change.expect("a delete of a live key is a change to gossip");
+        assert_eq!((key, tombstone.live()), (k(), None));
+    }
+
+    #[test]
+    fn a_peers_later_write_wins_and_advances_the_clock() {
+        let mut s = LwwStore::new(0);
+        s.apply(req(0, KVSOperation::Put(k(), 1)));
+        let remote = LwwValue::write(Stamp { time: 10, writer: 1 }, 7);
+        let (reply, change) = s.apply(StorageInput::Merge(k(), remote));
+        assert!(reply.is_none() && change.is_some());
+        assert_eq!(result(&mut s, req(1, KVSOperation::Get(k()))), KVSResult::Value(7));
+        // The next local write is stamped after the peer's, so it wins.
+        let (_, change) = s.apply(req(2, KVSOperation::Put(k(), 8)));
+        assert_eq!(change.unwrap().1.stamp, Stamp { time: 11, writer: 0 });
+        // A stale peer value changes nothing.
+        let stale = LwwValue::write(Stamp { time: 3, writer: 5 }, 0);
+        assert_eq!(s.apply(StorageInput::Merge(k(), stale)), (None, None));
+    }
+}

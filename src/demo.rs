@@ -1,0 +1,194 @@
+//! Deploying an architecture: [`KVSDemo`] describes one, [`run_kvs_demo`] deploys it on the
+//! caller's hosts and plays its scripted scenario, [`serve`] deploys it for clients.
+//!
+//! Both go through [`run_deployed`], so a demo exercises exactly what `kvs-zoo serve` runs:
+//! the architecture's dataflow behind its RESP front, reached over TCP.
+//!
+//! The hosts come from the caller ([`Hosts`]): on this machine `Hosts::localhost`, and with
+//! hydro_deploy's cloud hosts (e.g. `deployment.GcpComputeEngineHost()`) the same code deploys
+//! to virtual machines — a change of host, not of code.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hydro_deploy::{Deployment, Host};
+use hydro_lang::deploy::TrybuildHost;
+use hydro_lang::prelude::*;
+
+use crate::client::{RespClient, show};
+use crate::front::FrontConfig;
+use crate::resp::Reply;
+use crate::server::Proxy;
+
+/// One step of a demo's scenario: a narration and the command to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DemoStep {
+    /// What the step shows.
+    pub narration: String,
+    /// The Redis command, word by word.
+    pub command: Vec<String>,
+}
+
+impl DemoStep {
+    /// A step sending `command` with the narration `narration`.
+    pub fn new(narration: &str, command: &[&str]) -> Self {
+        Self {
+            narration: narration.into(),
+            command: command.iter().map(|w| w.to_string()).collect(),
+        }
+    }
+}
+
+/// An architecture that can be deployed and demonstrated.
+pub trait KVSDemo {
+    /// The architecture's name, as in `kvs-zoo serve <name>`.
+    fn name(&self) -> &'static str;
+
+    /// Adds the architecture's locations and dataflow to `flow`, with its RESP front
+    /// configured by `front`; returns the proxy process that runs the front.
+    fn build<'a>(&self, flow: &mut FlowBuilder<'a>, front: &FrontConfig) -> Process<'a, Proxy>;
+
+    /// The scripted scenario [`run_kvs_demo`] plays.
+    fn script(&self) -> Vec<DemoStep>;
+}
+
+/// The machines an architecture's locations run on, and how their code is built.
+#[derive(Clone)]
+pub struct Hosts {
+    /// Runs the proxy (and with it the RESP front).
+    pub proxy: Arc<dyn Host>,
+    /// Build the locations optimized (release profile). Debug builds are much quicker to
+    /// compile and 3–10× slower to run.
+    pub optimized: bool,
+}
+
+impl Hosts {
+    /// Everything on this machine, optimized when the driver itself is a release build.
+    pub fn localhost(deployment: &mut Deployment) -> Self {
+        Self {
+            proxy: deployment.Localhost(),
+            optimized: !cfg!(debug_assertions),
+        }
+    }
+
+    fn spec(&self, host: &Arc<dyn Host>) -> TrybuildHost {
+        let spec = TrybuildHost::new(host.clone());
+        if self.optimized {
+            // Any rustflags switch the location to a static build, which a release profile
+            // needs (the prebuilt dylib it would otherwise link is a debug build).
+            spec.profile("release").rustflags("-Cdebuginfo=0")
+        } else {
+            spec
+        }
+    }
+}
+
+/// How long a started deployment may take to answer its first request.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Deploys `demo` on `hosts` with its front at `front`, waits until the front answers a
+/// request that goes through the dataflow, runs `body`, then stops the deployment.
+pub async fn run_deployed<D, F, Fut>(
+    demo: &D,
+    hosts: &Hosts,
+    front: &FrontConfig,
+    deployment: &mut Deployment,
+    body: F,
+) -> Result<(), String>
+where
+    D: KVSDemo,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let mut flow = FlowBuilder::new();
+    let proxy = demo.build(&mut flow, front);
+    // The deployed nodes must stay alive while the deployment runs: dropping them stops it.
+    let _nodes = flow
+        .with_process(&proxy, hosts.spec(&hosts.proxy))
+        .deploy(deployment);
+    deployment
+        .deploy()
+        .await
+        .map_err(|e| format!("deploying {}: {e}", demo.name()))?;
+    deployment
+        .start()
+        .await
+        .map_err(|e| format!("starting {}: {e}", demo.name()))?;
+    let outcome = match wait_ready(&front.bind).await {
+        Ok(()) => body().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = deployment.stop().await {
+        eprintln!("kvs-zoo: stopping the deployment: {e}");
+    }
+    outcome
+}
+
+/// Waits until a GET through the dataflow is answered (a PING would be answered by the front
+/// alone, before the dataflow runs).
+async fn wait_ready(addr: &str) -> Result<(), String> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Ok(Ok(mut client)) =
+            tokio::time::timeout(Duration::from_secs(1), RespClient::connect(addr)).await
+            && let Ok(Ok(Reply::Nil | Reply::Bulk(_))) = tokio::time::timeout(
+                Duration::from_secs(2),
+                client.command(&["GET", "kvs-zoo:ready-probe"]),
+            )
+            .await
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "no answer on {addr} within {}s of starting",
+                READY_TIMEOUT.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Deploys `demo` on `hosts`, plays its scenario against it over RESP and prints each step.
+pub async fn run_kvs_demo<D: KVSDemo>(demo: D, hosts: Hosts, mut deployment: Deployment) -> Result<(), String> {
+    let port = free_port().map_err(|e| format!("finding a free port: {e}"))?;
+    let front = FrontConfig::localhost(port);
+    println!("== KVS Zoo: {} ==", demo.name());
+    let addr = front.bind.clone();
+    let steps = demo.script();
+    run_deployed(&demo, &hosts, &front, &mut deployment, || async move {
+        println!("serving on redis://{addr}\n");
+        let mut client = RespClient::connect(&addr)
+            .await
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        for step in steps {
+            let reply = client
+                .command(&step.command)
+                .await
+                .map_err(|e| format!("{}: {e}", step.command.join(" ")))?;
+            crate::examples_support::log_operation(&step.narration, &step.command.join(" "), &show(&reply));
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Serves `demo` on `hosts` at `front` until Ctrl-C, announcing `ready:` once it answers.
+pub async fn serve<D: KVSDemo>(demo: D, hosts: Hosts, front: FrontConfig, mut deployment: Deployment) -> Result<(), String> {
+    let addr = front.bind.clone();
+    run_deployed(&demo, &hosts, &front, &mut deployment, || async move {
+        println!("ready: redis://{addr}");
+        tokio::signal::ctrl_c()
+            .await
+            .map_err(|e| format!("waiting for Ctrl-C: {e}"))?;
+        println!("stopping");
+        Ok(())
+    })
+    .await
+}
+
+/// A TCP port on 127.0.0.1 that is free right now.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

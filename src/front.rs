@@ -1,0 +1,344 @@
+//! The Redis-protocol front: a TCP server that runs *inside* the proxy's Hydro process.
+//!
+//! Hydro's many-client external port loses the first reply to a freshly connected client (see
+//! `HYDRO_NOTES.md`), so the front is our own tokio code, attached to the dataflow as a Hydro
+//! *sidecar*: [`start`] returns a stream the dataflow reads requests from and a sink it writes
+//! responses to. Each connection gets two tasks:
+//!
+//! - a **reader** that decodes RESP ([`crate::resp`]), plans each command
+//!   ([`crate::commands`]) and numbers its operations with consecutive request ids;
+//! - a **writer** that holds one *slot* per command, in arrival order, fills slots as
+//!   responses come back (matched by request id: in a sharded store replies overtake each
+//!   other), and writes every completed slot at the head of the queue. That is how pipelined
+//!   commands are answered in order.
+//!
+//! The reader hands the writer a command's slot *before* sending its operations into the
+//! dataflow, so a response can never arrive for a slot the writer does not know yet — the race
+//! that lost replies on Hydro's own port.
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use crate::commands::{Assemble, Limits, Plan, assemble, plan};
+use crate::protocol::{ClientId, KVSRequest, KVSResponse, KVSResult, RequestId};
+use crate::resp::{Reply, RespDecoder};
+
+/// The requests the front sends into the dataflow.
+pub type FrontRequest = KVSRequest<Bytes>;
+/// The responses the dataflow sends back to the front.
+pub type FrontResponse = KVSResponse<Bytes>;
+
+/// Where and how the front listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrontConfig {
+    /// `host:port` to listen on; `127.0.0.1` unless the user asks otherwise.
+    pub bind: String,
+    /// Longest key or value accepted, in bytes.
+    pub max_value_bytes: usize,
+}
+
+impl FrontConfig {
+    /// Listens on 127.0.0.1:`port` with the default 1 MiB value limit.
+    pub fn localhost(port: u16) -> Self {
+        Self {
+            bind: format!("127.0.0.1:{port}"),
+            max_value_bytes: crate::commands::DEFAULT_MAX_VALUE_BYTES,
+        }
+    }
+}
+
+/// Each connection's writer, by client id: where [`ReplySink`] delivers responses.
+type Registry = Arc<Mutex<HashMap<ClientId, UnboundedSender<ToWriter>>>>;
+
+/// Starts the front listening on `bind` (`host:port`); returns the request stream and the
+/// response sink the dataflow is wired to. Called once, inside the proxy process.
+///
+/// If the address cannot be bound the process exits with a message: without its front a
+/// proxy can do nothing useful.
+pub fn start(bind: &str, max_value_bytes: usize) -> (RequestStream, ReplySink) {
+    let listener = match std::net::TcpListener::bind(bind) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("kvs-zoo: cannot listen on {bind}: {e}");
+            std::process::exit(2);
+        }
+    };
+    listener
+        .set_nonblocking(true)
+        .expect("a bound listener can be made non-blocking");
+    let listener =
+        tokio::net::TcpListener::from_std(listener).expect("the front starts inside tokio");
+    let limits = Limits { max_value_bytes };
+    let registry: Registry = Arc::default();
+    let (to_flow, from_front) = unbounded_channel();
+
+    let accept_registry = registry.clone();
+    tokio::spawn(async move {
+        // Client ids are unique for the life of the process, so a late response for a
+        // closed connection can never reach a new one.
+        let next_id = AtomicU64::new(1);
+        loop {
+            match listener.accept().await {
+                Ok((socket, _)) => {
+                    let id = next_id.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(connection(
+                        id,
+                        socket,
+                        to_flow.clone(),
+                        accept_registry.clone(),
+                        limits,
+                    ));
+                }
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(e) => {
+                    eprintln!("kvs-zoo: accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+    (RequestStream(from_front), ReplySink(registry))
+}
+
+/// The stream of requests from every connection, in arrival order.
+pub struct RequestStream(UnboundedReceiver<FrontRequest>);
+
+impl futures::Stream for RequestStream {
+    type Item = FrontRequest;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<FrontRequest>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// Delivers each response to its connection's writer. Responses for connections that have
+/// closed are dropped: nobody is left to read them.
+pub struct ReplySink(Registry);
+
+impl futures::Sink<FrontResponse> for ReplySink {
+    type Error = std::convert::Infallible;
+
+    fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: Pin<&mut Self>, resp: FrontResponse) -> Result<(), Self::Error> {
+        let writers = self.0.lock().expect("registry lock is never poisoned");
+        if let Some(writer) = writers.get(&resp.client) {
+            let _ = writer.send(ToWriter::Result(resp.request, resp.result));
+        }
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Messages to a connection's writer task.
+enum ToWriter {
+    /// The next command's slot, in arrival order.
+    Slot(Slot),
+    /// One operation's result.
+    Result(RequestId, KVSResult<Bytes>),
+}
+
+/// One command's place in the reply order.
+struct Slot {
+    /// Request id of the command's first operation (its others follow consecutively).
+    first: RequestId,
+    /// Results so far, by operation.
+    results: Vec<Option<KVSResult<Bytes>>>,
+    missing: usize,
+    reply: SlotReply,
+    /// Close the connection once this slot is written.
+    close: bool,
+}
+
+enum SlotReply {
+    /// Known already (connection commands, errors), or nothing (end of stream).
+    Ready(Option<Reply>),
+    /// Assembled from the results once all are in.
+    Assemble(Assemble),
+}
+
+impl Slot {
+    fn ready(reply: Option<Reply>, close: bool) -> Self {
+        Slot {
+            first: 0,
+            results: vec![],
+            missing: 0,
+            reply: SlotReply::Ready(reply),
+            close,
+        }
+    }
+
+    fn pending(first: RequestId, ops: usize, kind: Assemble) -> Self {
+        Slot {
+            first,
+            results: (0..ops).map(|_| None).collect(),
+            missing: ops,
+            reply: SlotReply::Assemble(kind),
+            close: false,
+        }
+    }
+
+    /// Records `result` if `request` is one of this slot's operations.
+    fn offer(&mut self, request: RequestId, result: KVSResult<Bytes>) -> Result<(), KVSResult<Bytes>> {
+        let Some(i) = request.checked_sub(self.first).map(|i| i as usize) else {
+            return Err(result);
+        };
+        match self.results.get_mut(i) {
+            Some(place @ None) => {
+                *place = Some(result);
+                self.missing -= 1;
+                Ok(())
+            }
+            // A duplicate delivery is ignored: the first answer stands.
+            Some(Some(_)) => Ok(()),
+            None => Err(result),
+        }
+    }
+
+    /// The slot's reply, once every result is in.
+    fn take_reply(&mut self) -> Option<Option<Reply>> {
+        if self.missing > 0 {
+            return None;
+        }
+        Some(match &mut self.reply {
+            SlotReply::Ready(r) => r.take(),
+            SlotReply::Assemble(kind) => Some(assemble(
+                *kind,
+                self.results.drain(..).map(|r| r.expect("no result is missing")).collect(),
+            )),
+        })
+    }
+}
+
+async fn connection(
+    id: ClientId,
+    socket: TcpStream,
+    to_flow: UnboundedSender<FrontRequest>,
+    registry: Registry,
+    limits: Limits,
+) {
+    // Replies are small and latency matters more than packet count.
+    let _ = socket.set_nodelay(true);
+    let (mut rd, wr) = socket.into_split();
+    let (to_writer, writer_rx) = unbounded_channel();
+    registry
+        .lock()
+        .expect("registry lock is never poisoned")
+        .insert(id, to_writer.clone());
+    tokio::spawn(writer(id, wr, writer_rx, registry));
+
+    let mut decoder = RespDecoder::new(limits.max_value_bytes);
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut next_request: RequestId = 0;
+    loop {
+        loop {
+            let slot = match decoder.decode(&mut buf) {
+                Ok(None) => break,
+                Err(e) => Slot::ready(Some(Reply::err(e)), true),
+                Ok(Some(cmd)) => match plan(&cmd, limits, id) {
+                    Plan::Reply(r) => Slot::ready(Some(r), false),
+                    Plan::ReplyAndClose(r) => Slot::ready(Some(r), true),
+                    Plan::Store(ops, kind) => {
+                        let first = next_request;
+                        next_request += ops.len() as u64;
+                        // The slot goes to the writer before any operation enters the flow.
+                        if to_writer.send(ToWriter::Slot(Slot::pending(first, ops.len(), kind))).is_err() {
+                            return;
+                        }
+                        for (request, op) in (first..).zip(ops) {
+                            if to_flow.send(KVSRequest { client: id, request, op }).is_err() {
+                                return;
+                            }
+                        }
+                        continue;
+                    }
+                },
+            };
+            let close = slot.close;
+            if to_writer.send(ToWriter::Slot(slot)).is_err() || close {
+                return;
+            }
+        }
+        match rd.read_buf(&mut buf).await {
+            Ok(n) if n > 0 => {}
+            // End of input (or a broken socket): answer what was asked, then close.
+            _ => {
+                let _ = to_writer.send(ToWriter::Slot(Slot::ready(None, true)));
+                return;
+            }
+        }
+    }
+}
+
+async fn writer(
+    id: ClientId,
+    mut wr: OwnedWriteHalf,
+    mut inbox: UnboundedReceiver<ToWriter>,
+    registry: Registry,
+) {
+    let mut slots: VecDeque<Slot> = VecDeque::new();
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut closing = false;
+    while let Some(msg) = inbox.recv().await {
+        // Take everything that is already queued, so one write carries many replies.
+        let mut next = Some(msg);
+        while let Some(msg) = next {
+            match msg {
+                ToWriter::Slot(slot) => slots.push_back(slot),
+                ToWriter::Result(request, result) => {
+                    let mut result = Some(result);
+                    for slot in slots.iter_mut() {
+                        match slot.offer(request, result.take().expect("offered once")) {
+                            Ok(()) => break,
+                            Err(r) => result = Some(r),
+                        }
+                    }
+                }
+            }
+            next = inbox.try_recv().ok();
+        }
+        while let Some(head) = slots.front_mut() {
+            let Some(reply) = head.take_reply() else { break };
+            if let Some(reply) = reply {
+                reply.encode(&mut out);
+            }
+            if head.close {
+                closing = true;
+                break;
+            }
+            slots.pop_front();
+        }
+        if !out.is_empty() {
+            if wr.write_all(&out).await.is_err() {
+                break;
+            }
+            out.clear();
+        }
+        if closing {
+            break;
+        }
+    }
+    registry
+        .lock()
+        .expect("registry lock is never poisoned")
+        .remove(&id);
+    let _ = wr.shutdown().await;
+}

@@ -1,0 +1,182 @@
+//! `LatticeKVSCore`: a store whose values are lattices, merged on every write.
+//!
+//! A PUT does not overwrite: it *merges* the written value into the stored one (see
+//! [`crate::values`]). Because merge is associative, commutative and idempotent, a replica can
+//! apply its clients' writes and its peers' gossip in any interleaving and still converge. The
+//! core therefore also reports, for every write that changed a key, the key and its new
+//! value: the stream a replication stage gossips to peers.
+//!
+//! [`LatticeStore`] is the state machine, plain Rust with no I/O (tested on its own);
+//! [`LatticeKVSCore::serve`] runs it as a Hydro dataflow.
+
+use std::collections::HashMap;
+
+use hydro_lang::live_collections::stream::TotalOrder;
+use hydro_lang::location::Location;
+use hydro_lang::prelude::*;
+use lattices::Merge;
+
+use crate::protocol::{KVSOperation, KVSRequest, KVSResponse, KVSResult, Key};
+
+/// What a storage core consumes: a client's request, or a value learned from a peer replica.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum StorageInput<V, S> {
+    /// A client's request, answered with a response.
+    Request(KVSRequest<V>),
+    /// A peer's value for a key, merged silently.
+    Merge(Key, S),
+}
+
+/// What one input produced: the reply (client requests only) and the key's new value when the
+/// input changed it.
+pub type Applied<V, S> = (Option<KVSResponse<V>>, Option<(Key, S)>);
+
+/// The per-key lattice map at the heart of every store.
+#[derive(Clone, Debug)]
+pub struct LatticeStore<S> {
+    map: HashMap<Key, S>,
+}
+
+impl<S> Default for LatticeStore<S> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+        }
+    }
+}
+
+impl<S: Merge<S> + Clone> LatticeStore<S> {
+    /// Merges `value` into `key`; returns the key's new value if it changed.
+    pub fn merge(&mut self, key: Key, value: S) -> Option<(Key, S)> {
+        match self.map.get_mut(&key) {
+            Some(current) => current.merge(value).then(|| (key, current.clone())),
+            None => {
+                self.map.insert(key.clone(), value.clone());
+                Some((key, value))
+            }
+        }
+    }
+
+    /// The stored value of `key`.
+    pub fn get(&self, key: &Key) -> Option<&S> {
+        self.map.get(key)
+    }
+
+    /// Applies one input of a lattice-valued store: PUT merges, GET reads, and a peer's value
+    /// merges without a reply. DELETE is refused: a lattice store deletes by merging a
+    /// tombstone *value* (for example [`crate::values::causal::causal_delete`]), which only the
+    /// client can build because only it knows the causal context it deletes.
+    pub fn apply(&mut self, input: StorageInput<S, S>) -> Applied<S, S> {
+        match input {
+            StorageInput::Merge(key, value) => (None, self.merge(key, value)),
+            StorageInput::Request(req) => match &req.op {
+                KVSOperation::Get(key) => {
+                    let result = self
+                        .get(key)
+                        .map_or(KVSResult::NotFound, |v| KVSResult::Value(v.clone()));
+                    (Some(req.respond(result)), None)
+                }
+                KVSOperation::Put(key, value) => {
+                    let changed = self.merge(key.clone(), value.clone());
+                    (Some(req.respond(KVSResult::Ok)), changed)
+                }
+                KVSOperation::Delete(_) => (
+                    Some(req.respond(KVSResult::Error(
+                        "a lattice store deletes by writing a tombstone value".into(),
+                    ))),
+                    None,
+                ),
+            },
+        }
+    }
+}
+
+/// The lattice-merging storage core (see the module docs).
+pub struct LatticeKVSCore;
+
+impl LatticeKVSCore {
+    /// Runs a [`LatticeStore`] over `inputs`, returning the responses to client requests and
+    /// the stream of `(key, new value)` for every input that changed a key.
+    ///
+    /// The inputs must be totally ordered: the store is a sequential state machine. (Merges
+    /// commute, so for them the order only matters for which intermediate values are reported.)
+    #[expect(clippy::type_complexity, reason = "Hydro stream types spell out their guarantees")]
+    pub fn serve<'a, L, S>(
+        inputs: Stream<StorageInput<S, S>, L, Unbounded, TotalOrder>,
+    ) -> (
+        Stream<KVSResponse<S>, L, Unbounded, TotalOrder>,
+        Stream<(Key, S), L, Unbounded, TotalOrder>,
+    )
+    where
+        L: Location<'a>,
+        S: Merge<S> + Clone + 'a,
+    {
+        let applied = inputs.scan(
+            q!(|| crate::lattice_core::LatticeStore::default()),
+            q!(|store, input| Some(store.apply(input))),
+        );
+        split_applied(applied)
+    }
+}
+
+/// Splits a core's `(reply, change)` stream into the reply stream and the change stream.
+#[expect(clippy::type_complexity, reason = "Hydro stream types spell out their guarantees")]
+pub fn split_applied<'a, L, V, S>(
+    applied: Stream<Applied<V, S>, L, Unbounded, TotalOrder>,
+) -> (
+    Stream<KVSResponse<V>, L, Unbounded, TotalOrder>,
+    Stream<(Key, S), L, Unbounded, TotalOrder>,
+)
+where
+    L: Location<'a>,
+    V: Clone + 'a,
+    S: Clone + 'a,
+{
+    let responses = applied.clone().filter_map(q!(|(reply, _)| reply));
+    let changed = applied.filter_map(q!(|(_, change)| change));
+    (responses, changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::values::{LwwValue, Stamp};
+
+    fn put(request: u64, key: &'static str, time: u64, v: u8) -> StorageInput<LwwValue<u8>, LwwValue<u8>> {
+        StorageInput::Request(KVSRequest {
+            client: 1,
+            request,
+            op: KVSOperation::Put(Key::from_static(key.as_bytes()), LwwValue::write(Stamp { time, writer: 0 }, v)),
+        })
+    }
+
+    #[test]
+    fn puts_merge_and_report_changes_only_when_the_value_moves() {
+        let mut store = LatticeStore::default();
+        let (reply, changed) = store.apply(put(0, "k", 2, 20));
+        assert_eq!(reply.unwrap().result, KVSResult::Ok);
+        assert!(changed.is_some());
+        // An older write is acknowledged (it was merged) but changes nothing.
+        let (reply, changed) = store.apply(put(1, "k", 1, 10));
+        assert_eq!(reply.unwrap().result, KVSResult::Ok);
+        assert!(changed.is_none());
+        let get = StorageInput::Request(KVSRequest { client: 1, request: 2, op: KVSOperation::Get(Key::from_static(b"k")) });
+        let (reply, _) = store.apply(get);
+        assert_eq!(reply.unwrap().result, KVSResult::Value(LwwValue::write(Stamp { time: 2, writer: 0 }, 20)));
+    }
+
+    #[test]
+    fn peer_merges_are_silent_but_reported_as_changes() {
+        let mut store = LatticeStore::default();
+        let (reply, changed) = store.apply(StorageInput::Merge(Key::from_static(b"k"), LwwValue::write(Stamp { time: 1, writer: 3 }, 1u8)));
+        assert!(reply.is_none());
+        assert!(changed.is_some());
+    }
+
+    #[test]
+    fn deletes_must_be_tombstone_values() {
+        let mut store: LatticeStore<LwwValue<u8>> = LatticeStore::default();
+        let del = StorageInput::Request(KVSRequest { client: 1, request: 0, op: KVSOperation::Delete(Key::from_static(b"k")) });
+        assert!(matches!(store.apply(del).0.unwrap().result, KVSResult::Error(_)));
+    }
+}

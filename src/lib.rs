@@ -1,0 +1,38 @@
+//! # KVS Zoo
+//!
+//! Key-value stores, one per distributed architecture, built on the Hydro dataflow framework
+//! and served over the Redis protocol. A map of the crate:
+//!
+//! - [`protocol`]: the typed requests and responses every stage passes along.
+//! - [`values`]: lattice values — last-writer-wins, vector clocks, causal siblings.
+//! - [`lattice_core`] and [`core`]: the storage cores, `LatticeKVSCore` (merges values) and
+//!   `KVSCore` (last writer wins), each a pure state machine run as a Hydro dataflow.
+//! - [`server`]: `KVSServer<V, Storage, Router>`, the one composition of route → storage →
+//!   replication that every architecture is built from.
+//! - [`resp`], [`commands`], [`front`]: the Redis-protocol edge — RESP parsing, the command
+//!   table, and the TCP server that feeds the dataflow from inside the proxy process.
+//! - [`local`]: the Local architecture.
+//! - [`demo`]: deploying an architecture with hydro_deploy (`run_kvs_demo`, `serve`);
+//!   [`client`] is the small RESP client it uses; [`examples_support`] has demo helpers.
+
+#[cfg(stageleft_runtime)]
+hydro_lang::setup!();
+
+pub mod client;
+pub mod commands;
+pub mod core;
+pub mod demo;
+pub mod examples_support;
+pub mod front;
+pub mod lattice_core;
+pub mod local;
+pub mod protocol;
+pub mod resp;
+pub mod server;
+pub mod values;
+
+pub use crate::core::KVSCore;
+pub use crate::demo::{Hosts, KVSDemo, run_kvs_demo};
+pub use crate::lattice_core::LatticeKVSCore;
+pub use crate::server::KVSServer;
+pub use crate::values::VectorClock;

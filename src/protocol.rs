@@ -1,0 +1,118 @@
+//! The typed protocol spoken *inside* every architecture.
+//!
+//! Clients speak RESP at the edge (see [`crate::front`]); the front turns each command into one
+//! or more [`KVSRequest`]s, and every stage of an architecture (router, ordering, storage,
+//! replication) passes these typed values along. Each request carries the id of the
+//! connection that sent it and a request id unique on that connection, and its
+//! [`KVSResponse`] carries both back: the front matches a reply to its request by those ids,
+//! never by arrival order, because in a sharded or replicated store replies can overtake each
+//! other.
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies one client connection at the front (unique for the life of a server process).
+pub type ClientId = u64;
+
+/// Identifies one request on its connection; the front numbers them 0, 1, 2, … in arrival order.
+pub type RequestId = u64;
+
+/// Keys are binary-safe byte strings, as in Redis.
+pub type Key = bytes::Bytes;
+
+/// One operation on the store, before any architecture-specific metadata is attached.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KVSOperation<V> {
+    /// Read the value of a key.
+    Get(Key),
+    /// Write (Redis `SET`) a value for a key.
+    Put(Key, V),
+    /// Remove a key. Stores record a tombstone, so a delete merges like any other write.
+    Delete(Key),
+}
+
+impl<V> KVSOperation<V> {
+    /// The key this operation touches (every operation touches exactly one).
+    pub fn key(&self) -> &Key {
+        match self {
+            KVSOperation::Get(k) | KVSOperation::Put(k, _) | KVSOperation::Delete(k) => k,
+        }
+    }
+}
+
+/// An operation together with the ids that route its reply back to the right client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KVSRequest<V> {
+    /// The connection that sent the request.
+    pub client: ClientId,
+    /// The request's number on that connection.
+    pub request: RequestId,
+    /// What to do.
+    pub op: KVSOperation<V>,
+}
+
+impl<V> KVSRequest<V> {
+    /// Builds the response to this request, copying its ids so the reply finds its way home.
+    pub fn respond<W>(&self, result: KVSResult<W>) -> KVSResponse<W> {
+        KVSResponse {
+            client: self.client,
+            request: self.request,
+            result,
+        }
+    }
+}
+
+/// The outcome of one operation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KVSResult<V> {
+    /// A GET found exactly one value.
+    Value(V),
+    /// A GET found several concurrent values (causal stores keep concurrent writes).
+    Siblings(Vec<V>),
+    /// A PUT was applied, or a DELETE removed a live value.
+    Ok,
+    /// A GET found no live value, or a DELETE found nothing to remove.
+    NotFound,
+    /// The operation failed; the text is shown to the client as a Redis error.
+    Error(String),
+}
+
+/// A result addressed to the request it answers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KVSResponse<V> {
+    /// The connection the reply goes to.
+    pub client: ClientId,
+    /// The request it answers.
+    pub request: RequestId,
+    /// What happened.
+    pub result: KVSResult<V>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_carry_the_ids_of_their_request() {
+        let req = KVSRequest {
+            client: 7,
+            request: 42,
+            op: KVSOperation::Put(Key::from_static(b"k"), 1u8),
+        };
+        let resp = req.respond::<u8>(KVSResult::Ok);
+        assert_eq!((resp.client, resp.request), (7, 42));
+        assert_eq!(resp.result, KVSResult::Ok);
+        assert_eq!(req.op.key(), &Key::from_static(b"k"));
+    }
+
+    #[test]
+    fn every_operation_names_its_key() {
+        let k = Key::from_static(b"x");
+        for op in [
+            KVSOperation::Get(k.clone()),
+            KVSOperation::Put(k.clone(), ()),
+            KVSOperation::Delete(k.clone()),
+        ] {
+            assert_eq!(op.key(), &k);
+        }
+    }
+}

@@ -1,0 +1,499 @@
+//! RESP2, the Redis serialization protocol: an incremental request decoder and a reply encoder.
+//!
+//! Pure code, no I/O: [`crate::front`] feeds it bytes as they arrive from a socket. Clients send
+//! either *multibulk* arrays of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`, what every
+//! client library sends) or *inline* commands (`PING\r\n`, what people type into `telnet` and
+//! what `redis-benchmark -t ping_inline` sends).
+//!
+//! The decoder keeps its place between calls, so a 1 MiB value arriving in 64 KiB reads is
+//! scanned once, not re-parsed from its start on every read. An argument longer than the
+//! configured limit is *skipped* as it streams in instead of being buffered: the command is
+//! then reported as [`Command::oversized`], so the connection stays in sync and the client gets
+//! an error for that command only.
+
+use std::borrow::Cow;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Longest line (inline command, or `*N` / `$N` header) accepted before a protocol error.
+/// Redis uses the same 64 KiB bound for inline requests.
+pub const MAX_LINE: usize = 64 * 1024;
+/// Most arguments one command may have (Redis's own bound).
+pub const MAX_ARGS: i64 = 1024 * 1024;
+/// Longest bulk string the protocol admits at all (Redis's `proto-max-bulk-len` default).
+pub const MAX_BULK: i64 = 512 * 1024 * 1024;
+
+/// One decoded client command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    /// The command name followed by its arguments; arguments that were too long are left out.
+    pub args: Vec<Bytes>,
+    /// True when some argument exceeded the size limit and was skipped.
+    pub oversized: bool,
+}
+
+/// A malformed request. Redis answers `-ERR Protocol error: …` and closes the connection,
+/// because after a framing error it can no longer tell where the next command starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtocolError(pub String);
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Protocol error: {}", self.0)
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// Where the decoder is inside a multibulk array.
+#[derive(Debug)]
+enum Pending {
+    /// Waiting for the next `$len` header.
+    Header,
+    /// Waiting for `len` bytes of argument plus `\r\n`.
+    Bulk(usize),
+    /// Discarding the rest of an oversized argument.
+    Skip(usize),
+    /// The oversized argument is discarded; its `\r\n` comes next.
+    Crlf,
+}
+
+#[derive(Debug)]
+enum State {
+    Idle,
+    Array {
+        remaining: usize,
+        args: Vec<Bytes>,
+        oversized: bool,
+        pending: Pending,
+    },
+}
+
+/// Incremental RESP2 request decoder. Feed it the connection's read buffer; it consumes the
+/// bytes of every complete command it returns.
+#[derive(Debug)]
+pub struct RespDecoder {
+    max_arg: usize,
+    state: State,
+}
+
+impl RespDecoder {
+    /// A decoder that rejects (skips) arguments longer than `max_arg` bytes.
+    pub fn new(max_arg: usize) -> Self {
+        Self {
+            max_arg,
+            state: State::Idle,
+        }
+    }
+
+    /// Decodes the next complete command from `buf`, consuming its bytes. `Ok(None)` means more
+    /// bytes are needed. After an error the connection must be closed.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Command>, ProtocolError> {
+        loop {
+            match &mut self.state {
+                State::Idle => {
+                    let Some(&first) = buf.first() else {
+                        return Ok(None);
+                    };
+                    if first == b'*' {
+                        let Some(line) = take_line(buf, "too big mbulk count string")? else {
+                            return Ok(None);
+                        };
+                        let n = parse_int(&line[1..])
+                            .filter(|n| *n <= MAX_ARGS)
+                            .ok_or_else(|| err("invalid multibulk length"))?;
+                        if n <= 0 {
+                            // Redis ignores empty and null arrays.
+                            continue;
+                        }
+                        self.state = State::Array {
+                            remaining: n as usize,
+                            args: Vec::with_capacity((n as usize).min(16)),
+                            oversized: false,
+                            pending: Pending::Header,
+                        };
+                    } else {
+                        let Some(line) = take_line(buf, "too big inline request")? else {
+                            return Ok(None);
+                        };
+                        let args: Vec<Bytes> = line[..]
+                            .split(|b| b.is_ascii_whitespace())
+                            .filter(|w| !w.is_empty())
+                            .map(Bytes::copy_from_slice)
+                            .collect();
+                        if args.is_empty() {
+                            continue;
+                        }
+                        let oversized = args.iter().any(|a| a.len() > self.max_arg);
+                        return Ok(Some(Command { args, oversized }));
+                    }
+                }
+                State::Array {
+                    remaining,
+                    args,
+                    oversized,
+                    pending,
+                } => {
+                    if *remaining == 0 {
+                        let command = Command {
+                            args: std::mem::take(args),
+                            oversized: *oversized,
+                        };
+                        self.state = State::Idle;
+                        return Ok(Some(command));
+                    }
+                    match *pending {
+                        Pending::Header => {
+                            let Some(&first) = buf.first() else {
+                                return Ok(None);
+                            };
+                            if first != b'$' {
+                                return Err(err(&format!(
+                                    "expected '$', got '{}'",
+                                    char::from(first).escape_default()
+                                )));
+                            }
+                            let Some(line) = take_line(buf, "too big bulk count string")? else {
+                                return Ok(None);
+                            };
+                            let len = parse_int(&line[1..])
+                                .filter(|n| (0..=MAX_BULK).contains(n))
+                                .ok_or_else(|| err("invalid bulk length"))?
+                                as usize;
+                            if len > self.max_arg {
+                                *oversized = true;
+                                *pending = Pending::Skip(len);
+                            } else {
+                                *pending = Pending::Bulk(len);
+                            }
+                        }
+                        Pending::Bulk(len) => {
+                            if buf.len() < len + 2 {
+                                buf.reserve(len + 2 - buf.len());
+                                return Ok(None);
+                            }
+                            if &buf[len..len + 2] != b"\r\n" {
+                                return Err(err("bulk string not terminated by CRLF"));
+                            }
+                            let arg = buf.split_to(len).freeze();
+                            buf.advance(2);
+                            args.push(arg);
+                            *remaining -= 1;
+                            *pending = Pending::Header;
+                        }
+                        Pending::Skip(left) => {
+                            let n = left.min(buf.len());
+                            buf.advance(n);
+                            if n < left {
+                                *pending = Pending::Skip(left - n);
+                                return Ok(None);
+                            }
+                            *pending = Pending::Crlf;
+                        }
+                        Pending::Crlf => {
+                            if buf.len() < 2 {
+                                return Ok(None);
+                            }
+                            if &buf[..2] != b"\r\n" {
+                                return Err(err("bulk string not terminated by CRLF"));
+                            }
+                            buf.advance(2);
+                            *remaining -= 1;
+                            *pending = Pending::Header;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn err(msg: &str) -> ProtocolError {
+    ProtocolError(msg.to_owned())
+}
+
+/// Takes one `\n`-terminated line (a preceding `\r` is dropped) off the front of `buf`.
+fn take_line(buf: &mut BytesMut, too_big: &str) -> Result<Option<BytesMut>, ProtocolError> {
+    let window = &buf[..buf.len().min(MAX_LINE + 2)];
+    match window.iter().position(|&b| b == b'\n') {
+        Some(end) => {
+            let mut line = buf.split_to(end + 1);
+            line.truncate(end);
+            if line.last() == Some(&b'\r') {
+                line.truncate(end - 1);
+            }
+            Ok(Some(line))
+        }
+        None if buf.len() > MAX_LINE => Err(err(too_big)),
+        None => Ok(None),
+    }
+}
+
+fn parse_int(digits: &[u8]) -> Option<i64> {
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// A RESP2 reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// `+OK`-style status line.
+    Simple(Cow<'static, str>),
+    /// `-ERR …` error line; the text must include its prefix (`ERR`, `NOPROTO`, …).
+    Error(String),
+    /// `:n` integer.
+    Integer(i64),
+    /// `$n` bulk string.
+    Bulk(Bytes),
+    /// `$-1`, Redis's nil.
+    Nil,
+    /// `*n` array of replies.
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    /// A status line such as `+OK`.
+    pub fn simple(s: &'static str) -> Self {
+        Reply::Simple(Cow::Borrowed(s))
+    }
+
+    /// The `-ERR <msg>` reply.
+    pub fn err(msg: impl std::fmt::Display) -> Self {
+        Reply::Error(format!("ERR {msg}"))
+    }
+
+    /// A bulk string from text.
+    pub fn text(s: impl Into<String>) -> Self {
+        Reply::Bulk(Bytes::from(s.into()))
+    }
+
+    /// Appends this reply's wire form to `out`.
+    pub fn encode(&self, out: &mut BytesMut) {
+        match self {
+            Reply::Simple(s) => put_line(out, b'+', s.as_bytes()),
+            Reply::Error(e) => {
+                // An error line cannot contain CR or LF; keep the message on one line.
+                let clean: String = e.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
+                put_line(out, b'-', clean.as_bytes())
+            }
+            Reply::Integer(n) => put_line(out, b':', n.to_string().as_bytes()),
+            Reply::Bulk(b) => {
+                put_line(out, b'$', b.len().to_string().as_bytes());
+                out.extend_from_slice(b);
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
+            Reply::Array(items) => {
+                put_line(out, b'*', items.len().to_string().as_bytes());
+                for item in items {
+                    item.encode(out);
+                }
+            }
+        }
+    }
+}
+
+/// Parses one reply from the front of `buf` (the client side of the protocol, used by
+/// [`crate::client`] and the tests). Returns the reply and how many bytes it took, `Ok(None)`
+/// when the reply is not complete yet.
+pub fn parse_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, ProtocolError> {
+    let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
+        return Ok(None);
+    };
+    let (kind, body, next) = (buf[0], &buf[1..end], end + 2);
+    let text = || String::from_utf8_lossy(body).into_owned();
+    let int = || parse_int(body).ok_or_else(|| err("bad integer in reply"));
+    Ok(Some(match kind {
+        b'+' => (Reply::Simple(Cow::Owned(text())), next),
+        b'-' => (Reply::Error(text()), next),
+        b':' => (Reply::Integer(int()?), next),
+        b'$' => match int()? {
+            -1 => (Reply::Nil, next),
+            n if n < 0 => return Err(err("invalid bulk length")),
+            n => {
+                let n = n as usize;
+                if buf.len() < next + n + 2 {
+                    return Ok(None);
+                }
+                (Reply::Bulk(Bytes::copy_from_slice(&buf[next..next + n])), next + n + 2)
+            }
+        },
+        b'*' => {
+            let n = int()?;
+            if n < 0 {
+                return Ok(Some((Reply::Nil, next)));
+            }
+            let mut items = Vec::with_capacity(n as usize);
+            let mut at = next;
+            for _ in 0..n {
+                let Some((item, used)) = parse_reply(&buf[at..])? else {
+                    return Ok(None);
+                };
+                items.push(item);
+                at += used;
+            }
+            (Reply::Array(items), at)
+        }
+        other => {
+            return Err(err(&format!(
+                "unexpected reply type '{}'",
+                char::from(other).escape_default()
+            )));
+        }
+    }))
+}
+
+fn put_line(out: &mut BytesMut, prefix: u8, body: &[u8]) {
+    out.reserve(body.len() + 3);
+    out.extend_from_slice(&[prefix]);
+    out.extend_from_slice(body);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8], max: usize) -> (Vec<Command>, Option<ProtocolError>, usize) {
+        let mut d = RespDecoder::new(max);
+        let mut buf = BytesMut::from(input);
+        let mut out = vec![];
+        loop {
+            match d.decode(&mut buf) {
+                Ok(Some(c)) => out.push(c),
+                Ok(None) => return (out, None, buf.len()),
+                Err(e) => return (out, Some(e), buf.len()),
+            }
+        }
+    }
+
+    fn args(c: &Command) -> Vec<&[u8]> {
+        c.args.iter().map(|a| a.as_ref()).collect()
+    }
+
+    #[test]
+    fn multibulk_commands_decode() {
+        let (cmds, e, rest) = decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n", 100);
+        assert!(e.is_none());
+        assert_eq!(rest, 0);
+        assert_eq!(args(&cmds[0]), vec![&b"GET"[..], b"k"]);
+        assert_eq!(args(&cmds[1]), vec![&b"PING"[..]]);
+    }
+
+    #[test]
+    fn values_are_binary_safe() {
+        let (cmds, _, _) = decode_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n", 100);
+        assert_eq!(cmds[0].args[2].as_ref(), b"a\r\nb");
+    }
+
+    #[test]
+    fn inline_commands_decode_and_blank_lines_are_ignored() {
+        let (cmds, e, _) = decode_all(b"PING\r\n\r\nSET  k v\nECHO hi\r\n", 100);
+        assert!(e.is_none());
+        assert_eq!(cmds.len(), 3);
+        assert_eq!(args(&cmds[1]), vec![&b"SET"[..], b"k", b"v"]);
+    }
+
+    #[test]
+    fn every_split_point_gives_the_same_commands() {
+        let input: &[u8] = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\nPING\r\n*1\r\n$4\r\nPING\r\n";
+        let (whole, _, _) = decode_all(input, 100);
+        for split in 0..input.len() {
+            let mut d = RespDecoder::new(100);
+            let mut buf = BytesMut::from(&input[..split]);
+            let mut got = vec![];
+            while let Some(c) = d.decode(&mut buf).unwrap() {
+                got.push(c);
+            }
+            buf.extend_from_slice(&input[split..]);
+            while let Some(c) = d.decode(&mut buf).unwrap() {
+                got.push(c);
+            }
+            assert_eq!(got, whole, "split at {split}");
+        }
+    }
+
+    #[test]
+    fn an_oversized_argument_is_skipped_and_the_stream_stays_in_sync() {
+        let mut input = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n0123456789\r\n".to_vec();
+        input.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+        // Feed byte by byte: the skip must work across reads too.
+        let mut d = RespDecoder::new(4);
+        let mut buf = BytesMut::new();
+        let mut got = vec![];
+        for b in input {
+            buf.extend_from_slice(&[b]);
+            while let Some(c) = d.decode(&mut buf).unwrap() {
+                got.push(c);
+            }
+        }
+        assert_eq!(got.len(), 2);
+        assert!(got[0].oversized);
+        assert_eq!(args(&got[0]), vec![&b"SET"[..], b"k"]);
+        assert!(!got[1].oversized);
+        assert_eq!(args(&got[1]), vec![&b"GET"[..], b"k"]);
+    }
+
+    #[test]
+    fn malformed_frames_are_protocol_errors() {
+        for bad in [
+            &b"*x\r\n"[..],
+            b"*2\r\n:1\r\n",
+            b"*1\r\n$-5\r\n",
+            b"*1\r\n$3\r\nabcXY",
+            b"*99999999\r\n",
+            b"*1\r\n$999999999999\r\n",
+        ] {
+            let (_, e, _) = decode_all(bad, 100);
+            assert!(e.is_some(), "{:?} should be rejected", String::from_utf8_lossy(bad));
+        }
+        let (_, e, _) = decode_all(b"*1\r\n:1\r\n", 100);
+        assert_eq!(e.unwrap().to_string(), "Protocol error: expected '$', got ':'");
+    }
+
+    #[test]
+    fn endless_lines_are_rejected_instead_of_buffered() {
+        let (_, e, _) = decode_all(&vec![b'a'; MAX_LINE + 10], 100);
+        assert_eq!(e.unwrap().0, "too big inline request");
+        let mut header = b"*".to_vec();
+        header.extend(vec![b'1'; MAX_LINE + 10]);
+        assert!(decode_all(&header, 100).1.is_some());
+    }
+
+    #[test]
+    fn empty_arrays_are_ignored_like_redis_does() {
+        let (cmds, e, _) = decode_all(b"*0\r\n*-1\r\nPING\r\n", 100);
+        assert!(e.is_none());
+        assert_eq!(cmds.len(), 1);
+    }
+
+    #[test]
+    fn replies_encode() {
+        let mut out = BytesMut::new();
+        Reply::Array(vec![
+            Reply::simple("OK"),
+            Reply::err("bad\r\nthing"),
+            Reply::Integer(-3),
+            Reply::Bulk(Bytes::from_static(b"v")),
+            Reply::Nil,
+        ])
+        .encode(&mut out);
+        assert_eq!(&out[..], b"*5\r\n+OK\r\n-ERR bad  thing\r\n:-3\r\n$1\r\nv\r\n$-1\r\n");
+    }
+
+    #[test]
+    fn encoded_replies_parse_back_and_partial_ones_wait() {
+        let reply = Reply::Array(vec![
+            Reply::simple("OK"),
+            Reply::Bulk(Bytes::from_static(b"a\r\nb")),
+            Reply::Array(vec![Reply::Integer(7), Reply::Nil]),
+            Reply::err("x"),
+        ]);
+        let mut out = BytesMut::new();
+        reply.encode(&mut out);
+        assert_eq!(parse_reply(&out).unwrap(), Some((reply, out.len())));
+        for cut in 0..out.len() {
+            assert_eq!(parse_reply(&out[..cut]).unwrap(), None, "cut at {cut}");
+        }
+        assert!(parse_reply(b"?x\r\n").is_err());
+    }
+}

@@ -1,0 +1,211 @@
+//! `KVSServer<V, Storage, Router>`: the one composition every architecture is built from.
+//!
+//! ```text
+//!   clients ──RESP──▶ front ──▶ Router::route ──▶ Replication::wire( Storage ) ──▶ Router::reply ──▶ front
+//!   (proxy process)              (picks the member,     (the core, plus gossip     (back to the
+//!                                 fixes the order)       between replicas)          proxy)
+//! ```
+//!
+//! - **Router** decides which storage member serves a request and in what order members see
+//!   requests. Local: the proxy *is* the store. Sharded: a consistent-hash ring. Linearizable:
+//!   the route runs through Multi-Paxos, so the *ordering stage* is a router whose output is
+//!   the decided log, in slot order.
+//! - **Storage** is a core: [`KVSCore`](crate::core::KVSCore) (LWW) or
+//!   [`LatticeKVSCore`](crate::lattice_core::LatticeKVSCore) (merging values).
+//! - **Replication** wraps the storage: it sees every change the core made and feeds peers'
+//!   values back into *the same* core, so every write that reaches a replica reaches the state
+//!   that serves its reads. [`NoReplication`] is the single-copy case.
+//!
+//! [`KVSServer::serve`] is the only place these stages are wired together.
+
+use std::marker::PhantomData;
+
+use hydro_lang::live_collections::stream::{NoOrder, TotalOrder};
+use hydro_lang::location::Location;
+use hydro_lang::prelude::*;
+
+use crate::core::KVSCore;
+use crate::lattice_core::{LatticeKVSCore, StorageInput};
+use crate::protocol::{KVSRequest, KVSResponse, Key};
+use crate::values::LwwValue;
+
+/// Tag type of the process that runs the RESP front and receives every client request.
+pub struct Proxy;
+
+/// The output of a storage core: responses to client requests, and `(key, new value)` for
+/// every change (the replication stage's input).
+pub type StorageOutput<'a, V, S, L> = (
+    Stream<KVSResponse<V>, L, Unbounded, TotalOrder>,
+    Stream<(Key, S), L, Unbounded, TotalOrder>,
+);
+
+/// A storage core that clients' values of type `V` are stored in.
+pub trait Storage<V> {
+    /// What the core keeps per key, and what replicas exchange.
+    type Stored: Clone;
+
+    /// Applies `inputs` in order at each member of `L`.
+    fn serve<'a, L: Location<'a>>(
+        inputs: Stream<StorageInput<V, Self::Stored>, L, Unbounded, TotalOrder>,
+    ) -> StorageOutput<'a, V, Self::Stored, L>
+    where
+        V: 'a,
+        Self::Stored: 'a;
+}
+
+impl<V: Clone + Ord> Storage<V> for KVSCore {
+    type Stored = LwwValue<V>;
+
+    fn serve<'a, L: Location<'a>>(
+        inputs: Stream<StorageInput<V, LwwValue<V>>, L, Unbounded, TotalOrder>,
+    ) -> StorageOutput<'a, V, LwwValue<V>, L>
+    where
+        V: 'a,
+    {
+        // A single-copy store has one writer, so every stamp's tie-breaker is 0.
+        KVSCore::serve(inputs, 0)
+    }
+}
+
+impl<V: lattices::Merge<V> + Clone> Storage<V> for LatticeKVSCore {
+    type Stored = V;
+
+    fn serve<'a, L: Location<'a>>(
+        inputs: Stream<StorageInput<V, V>, L, Unbounded, TotalOrder>,
+    ) -> StorageOutput<'a, V, V, L>
+    where
+        V: 'a,
+    {
+        LatticeKVSCore::serve(inputs)
+    }
+}
+
+/// Carries requests from the proxy to the storage members and responses back.
+pub trait Router<'a, V> {
+    /// Where the storage core runs: the proxy itself, or a cluster of members.
+    type Storage: Location<'a>;
+
+    /// The location storage runs at.
+    fn storage(&self) -> &Self::Storage;
+
+    /// Delivers each request to the member(s) that serve it, in the order they must apply them.
+    fn route(
+        &self,
+        requests: Stream<KVSRequest<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
+    ) -> Stream<KVSRequest<V>, Self::Storage, Unbounded, TotalOrder>;
+
+    /// Returns members' responses to the proxy. They may arrive in any order: the front
+    /// matches each to its request by id.
+    fn reply(
+        &self,
+        responses: Stream<KVSResponse<V>, Self::Storage, Unbounded, TotalOrder>,
+    ) -> Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, NoOrder>;
+}
+
+/// Routes to the proxy process itself: the Local architecture's single node.
+pub struct LocalRouter<'a> {
+    proxy: Process<'a, Proxy>,
+}
+
+impl<'a> LocalRouter<'a> {
+    /// A router whose storage runs on `proxy`.
+    pub fn new(proxy: &Process<'a, Proxy>) -> Self {
+        Self {
+            proxy: proxy.clone(),
+        }
+    }
+}
+
+impl<'a, V> Router<'a, V> for LocalRouter<'a> {
+    type Storage = Process<'a, Proxy>;
+
+    fn storage(&self) -> &Process<'a, Proxy> {
+        &self.proxy
+    }
+
+    fn route(
+        &self,
+        requests: Stream<KVSRequest<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
+    ) -> Stream<KVSRequest<V>, Process<'a, Proxy>, Unbounded, TotalOrder> {
+        requests
+    }
+
+    fn reply(
+        &self,
+        responses: Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
+    ) -> Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, NoOrder> {
+        responses.weaken_ordering()
+    }
+}
+
+/// Wraps a storage core with whatever keeps replicas' copies in step.
+pub trait Replication<'a, V, S, L: Location<'a>> {
+    /// Feeds `requests` (and, for replicated stores, peers' values) through `storage`,
+    /// and returns the responses to the requests.
+    fn wire(
+        &self,
+        requests: Stream<KVSRequest<V>, L, Unbounded, TotalOrder>,
+        storage: impl FnOnce(
+            Stream<StorageInput<V, S>, L, Unbounded, TotalOrder>,
+        ) -> StorageOutput<'a, V, S, L>,
+    ) -> Stream<KVSResponse<V>, L, Unbounded, TotalOrder>;
+}
+
+/// A single copy: requests go straight into the core and changes go nowhere.
+pub struct NoReplication;
+
+impl<'a, V: 'a, S: 'a, L: Location<'a>> Replication<'a, V, S, L> for NoReplication {
+    fn wire(
+        &self,
+        requests: Stream<KVSRequest<V>, L, Unbounded, TotalOrder>,
+        storage: impl FnOnce(
+            Stream<StorageInput<V, S>, L, Unbounded, TotalOrder>,
+        ) -> StorageOutput<'a, V, S, L>,
+    ) -> Stream<KVSResponse<V>, L, Unbounded, TotalOrder> {
+        let (responses, _changes) = storage(requests.map(q!(|r| StorageInput::Request(r))));
+        responses
+    }
+}
+
+/// An architecture: values `V` kept by `S` at the members `R` routes to, kept in step by `Rep`.
+pub struct KVSServer<V, S, R, Rep = NoReplication> {
+    router: R,
+    replication: Rep,
+    _types: PhantomData<fn() -> (V, S)>,
+}
+
+impl<V, S, R> KVSServer<V, S, R, NoReplication> {
+    /// A single-copy server behind `router`.
+    pub fn new(router: R) -> Self {
+        Self::with_replication(router, NoReplication)
+    }
+}
+
+impl<V, S, R, Rep> KVSServer<V, S, R, Rep> {
+    /// A server behind `router` whose members are kept in step by `replication`.
+    pub fn with_replication(router: R, replication: Rep) -> Self {
+        Self {
+            router,
+            replication,
+            _types: PhantomData,
+        }
+    }
+
+    /// Wires route → replication(storage) → reply: requests at the proxy in, responses at the
+    /// proxy out.
+    pub fn serve<'a>(
+        &self,
+        requests: Stream<KVSRequest<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
+    ) -> Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, NoOrder>
+    where
+        V: 'a,
+        S: Storage<V>,
+        S::Stored: 'a,
+        R: Router<'a, V>,
+        Rep: Replication<'a, V, S::Stored, R::Storage>,
+    {
+        let at_storage = self.router.route(requests);
+        let responses = self.replication.wire(at_storage, S::serve);
+        self.router.reply(responses)
+    }
+}

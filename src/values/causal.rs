@@ -1,0 +1,126 @@
+//! Causal values: a vector clock *dominating* a set of siblings.
+//!
+//! `DomPair<VectorClock, SetUnion<..>>` merges like this: if one clock happened after the other,
+//! its value set replaces the older one (the newer write saw the older and overwrote it); if
+//! the clocks are concurrent, the clocks merge and the sets union, keeping both writes as
+//! *siblings* for the application to reconcile. A delete is a tombstone (`None`) written with
+//! its own clock, so it merges like any other write and can itself be a sibling.
+
+use std::collections::BTreeSet;
+
+use lattices::set_union::SetUnionBTreeSet;
+use lattices::DomPair;
+
+use super::VectorClock;
+
+/// A causally versioned value: siblings (`Some(v)`, or `None` for a delete) under one clock.
+pub type CausalValue<T> = DomPair<VectorClock, SetUnionBTreeSet<Option<T>>>;
+
+/// A write of `value` with causal history `clock`.
+pub fn causal_write<T: Ord>(clock: VectorClock, value: T) -> CausalValue<T> {
+    DomPair::new(clock, SetUnionBTreeSet::new(BTreeSet::from([Some(value)])))
+}
+
+/// A delete with causal history `clock`.
+pub fn causal_delete<T: Ord>(clock: VectorClock) -> CausalValue<T> {
+    DomPair::new(clock, SetUnionBTreeSet::new(BTreeSet::from([None])))
+}
+
+/// The live siblings of a causal value, in a stable order; empty when only deletes remain.
+pub fn siblings<T: Clone>(value: &CausalValue<T>) -> Vec<T> {
+    value.as_reveal_ref().1.as_reveal_ref().iter().flatten().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lattices::Merge;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = CausalValue<u8>> {
+        (
+            proptest::collection::btree_map(prop_oneof!["a", "b"], 1u64..3, 0..3),
+            proptest::option::of(0u8..3),
+        )
+            .prop_map(|(m, v)| {
+                let mut clock = VectorClock::new();
+                for (node, n) in m {
+                    for _ in 0..n {
+                        clock.increment(&node);
+                    }
+                }
+                match v {
+                    Some(v) => causal_write(clock, v),
+                    None => causal_delete(clock),
+                }
+            })
+    }
+
+    fn merged(mut a: CausalValue<u8>, b: CausalValue<u8>) -> CausalValue<u8> {
+        a.merge(b);
+        a
+    }
+
+    proptest! {
+        #[test]
+        fn merge_is_commutative(a in value(), b in value()) {
+            prop_assert_eq!(merged(a.clone(), b.clone()), merged(b, a));
+        }
+
+        #[test]
+        fn merge_is_idempotent(a in value(), b in value()) {
+            let once = merged(a, b.clone());
+            prop_assert_eq!(merged(once.clone(), b), once);
+        }
+    }
+
+    /// DomPair is associative only over values that a causal system can produce: two writes
+    /// with the same clock carry the same value. Build such histories and check associativity.
+    #[test]
+    fn merge_is_associative_over_causal_histories() {
+        let a = causal_write(VectorClock::new().tick("a"), 1u8);
+        let b = causal_write(VectorClock::new().tick("b"), 2);
+        let ab = causal_write(VectorClock::new().tick("a").tick("b"), 3);
+        let d = causal_delete(VectorClock::new().tick("a").tick("a"));
+        let all = [a, b, ab, d];
+        for x in &all {
+            for y in &all {
+                for z in &all {
+                    assert_eq!(
+                        merged(merged(x.clone(), y.clone()), z.clone()),
+                        merged(x.clone(), merged(y.clone(), z.clone()))
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn concurrent_writes_become_siblings() {
+        let alice = causal_write(VectorClock::new().tick("alice"), "a".to_string());
+        let bob = causal_write(VectorClock::new().tick("bob"), "b".to_string());
+        let both = merged_s(alice, bob);
+        assert_eq!(siblings(&both), vec!["a".to_string(), "b".to_string()]);
+
+        // A write that saw both siblings replaces them.
+        let resolved_clock = both.key.clone().tick("alice");
+        let resolved = causal_write(resolved_clock, "ab".to_string());
+        assert_eq!(siblings(&merged_s(both, resolved)), vec!["ab".to_string()]);
+    }
+
+    #[test]
+    fn a_delete_is_a_tombstone_that_merges_like_a_write() {
+        let put = causal_write(VectorClock::new().tick("a"), 5u8);
+        let del = causal_delete(VectorClock::new().tick("a").tick("a"));
+        assert!(siblings(&merged(put.clone(), del.clone())).is_empty());
+        assert!(siblings(&merged(del.clone(), put.clone())).is_empty());
+        // A delete concurrent with a write leaves the write as the only live sibling.
+        let concurrent = causal_write(VectorClock::new().tick("b"), 7u8);
+        assert_eq!(siblings(&merged(del, concurrent)), vec![7]);
+    }
+
+    fn merged_s(mut a: CausalValue<String>, b: CausalValue<String>) -> CausalValue<String> {
+        a.merge(b);
+        a
+    }
+}
