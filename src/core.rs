@@ -106,7 +106,7 @@ impl KVSCore {
         V: Clone + Ord + 'a,
     {
         let applied = inputs.scan(
-            q!(move || crate::core::LwwStore::new(writer)),
+            q!(move || crate::kvs_core::LwwStore::new(writer)),
             q!(|store, input| Some(store.apply(input))),
         );
         split_applied(applied)

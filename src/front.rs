@@ -16,7 +16,7 @@
 //! dataflow, so a response can never arrive for a slot the writer does not know yet — the race
 //! that lost replies on Hydro's own port.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,7 +28,8 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use crate::commands::{Assemble, Limits, Plan, assemble, plan};
+use crate::commands::{Limits, Plan, plan};
+use crate::reply_queue::{ReplyQueue, Slot};
 use crate::protocol::{ClientId, KVSRequest, KVSResponse, KVSResult, RequestId};
 use crate::resp::{Reply, RespDecoder};
 
@@ -149,83 +150,11 @@ impl futures::Sink<FrontResponse> for ReplySink {
 }
 
 /// Messages to a connection's writer task.
-enum ToWriter {
+pub enum ToWriter {
     /// The next command's slot, in arrival order.
     Slot(Slot),
     /// One operation's result.
     Result(RequestId, KVSResult<Bytes>),
-}
-
-/// One command's place in the reply order.
-struct Slot {
-    /// Request id of the command's first operation (its others follow consecutively).
-    first: RequestId,
-    /// Results so far, by operation.
-    results: Vec<Option<KVSResult<Bytes>>>,
-    missing: usize,
-    reply: SlotReply,
-    /// Close the connection once this slot is written.
-    close: bool,
-}
-
-enum SlotReply {
-    /// Known already (connection commands, errors), or nothing (end of stream).
-    Ready(Option<Reply>),
-    /// Assembled from the results once all are in.
-    Assemble(Assemble),
-}
-
-impl Slot {
-    fn ready(reply: Option<Reply>, close: bool) -> Self {
-        Slot {
-            first: 0,
-            results: vec![],
-            missing: 0,
-            reply: SlotReply::Ready(reply),
-            close,
-        }
-    }
-
-    fn pending(first: RequestId, ops: usize, kind: Assemble) -> Self {
-        Slot {
-            first,
-            results: (0..ops).map(|_| None).collect(),
-            missing: ops,
-            reply: SlotReply::Assemble(kind),
-            close: false,
-        }
-    }
-
-    /// Records `result` if `request` is one of this slot's operations.
-    fn offer(&mut self, request: RequestId, result: KVSResult<Bytes>) -> Result<(), KVSResult<Bytes>> {
-        let Some(i) = request.checked_sub(self.first).map(|i| i as usize) else {
-            return Err(result);
-        };
-        match self.results.get_mut(i) {
-            Some(place @ None) => {
-                *place = Some(result);
-                self.missing -= 1;
-                Ok(())
-            }
-            // A duplicate delivery is ignored: the first answer stands.
-            Some(Some(_)) => Ok(()),
-            None => Err(result),
-        }
-    }
-
-    /// The slot's reply, once every result is in.
-    fn take_reply(&mut self) -> Option<Option<Reply>> {
-        if self.missing > 0 {
-            return None;
-        }
-        Some(match &mut self.reply {
-            SlotReply::Ready(r) => r.take(),
-            SlotReply::Assemble(kind) => Some(assemble(
-                *kind,
-                self.results.drain(..).map(|r| r.expect("no result is missing")).collect(),
-            )),
-        })
-    }
 }
 
 async fn connection(
@@ -272,7 +201,7 @@ async fn connection(
                     }
                 },
             };
-            let close = slot.close;
+            let close = slot.closes();
             if to_writer.send(ToWriter::Slot(slot)).is_err() || close {
                 return;
             }
@@ -294,38 +223,19 @@ async fn writer(
     mut inbox: UnboundedReceiver<ToWriter>,
     registry: Registry,
 ) {
-    let mut slots: VecDeque<Slot> = VecDeque::new();
+    let mut queue = ReplyQueue::default();
     let mut out = BytesMut::with_capacity(16 * 1024);
-    let mut closing = false;
     while let Some(msg) = inbox.recv().await {
         // Take everything that is already queued, so one write carries many replies.
         let mut next = Some(msg);
         while let Some(msg) = next {
             match msg {
-                ToWriter::Slot(slot) => slots.push_back(slot),
-                ToWriter::Result(request, result) => {
-                    let mut result = Some(result);
-                    for slot in slots.iter_mut() {
-                        match slot.offer(request, result.take().expect("offered once")) {
-                            Ok(()) => break,
-                            Err(r) => result = Some(r),
-                        }
-                    }
-                }
+                ToWriter::Slot(slot) => queue.expect(slot),
+                ToWriter::Result(request, result) => queue.deliver(request, result),
             }
             next = inbox.try_recv().ok();
         }
-        while let Some(head) = slots.front_mut() {
-            let Some(reply) = head.take_reply() else { break };
-            if let Some(reply) = reply {
-                reply.encode(&mut out);
-            }
-            if head.close {
-                closing = true;
-                break;
-            }
-            slots.pop_front();
-        }
+        let closing = queue.drain_ready(&mut out);
         if !out.is_empty() {
             if wr.write_all(&out).await.is_err() {
                 break;

@@ -5,12 +5,13 @@
 //!
 //! - [`protocol`]: the typed requests and responses every stage passes along.
 //! - [`values`]: lattice values — last-writer-wins, vector clocks, causal siblings.
-//! - [`lattice_core`] and [`core`]: the storage cores, `LatticeKVSCore` (merges values) and
+//! - [`lattice_core`] and [`kvs_core`] (file `core.rs`): the storage cores, `LatticeKVSCore` (merges values) and
 //!   `KVSCore` (last writer wins), each a pure state machine run as a Hydro dataflow.
 //! - [`server`]: `KVSServer<V, Storage, Router>`, the one composition of route → storage →
 //!   replication that every architecture is built from.
-//! - [`resp`], [`commands`], [`front`]: the Redis-protocol edge — RESP parsing, the command
-//!   table, and the TCP server that feeds the dataflow from inside the proxy process.
+//! - [`resp`], [`commands`], [`reply_queue`], [`front`]: the Redis-protocol edge — RESP
+//!   parsing, the command table, per-connection reply ordering, and the TCP server that feeds
+//!   the dataflow from inside the proxy process.
 //! - [`local`]: the Local architecture.
 //! - [`demo`]: deploying an architecture with hydro_deploy (`run_kvs_demo`, `serve`);
 //!   [`client`] is the small RESP client it uses; [`examples_support`] has demo helpers.
@@ -20,18 +21,22 @@ hydro_lang::setup!();
 
 pub mod client;
 pub mod commands;
-pub mod core;
+// The file is `core.rs`, but a top-level module named `core` would shadow the `core` crate in
+// the code Hydro generates for each location (it glob-imports this crate's root).
+#[path = "core.rs"]
+pub mod kvs_core;
 pub mod demo;
 pub mod examples_support;
 pub mod front;
 pub mod lattice_core;
 pub mod local;
 pub mod protocol;
+pub mod reply_queue;
 pub mod resp;
 pub mod server;
 pub mod values;
 
-pub use crate::core::KVSCore;
+pub use crate::kvs_core::KVSCore;
 pub use crate::demo::{Hosts, KVSDemo, run_kvs_demo};
 pub use crate::lattice_core::LatticeKVSCore;
 pub use crate::server::KVSServer;

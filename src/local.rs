@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use hydro_lang::prelude::*;
 
-use crate::core::KVSCore;
+use crate::kvs_core::KVSCore;
 use crate::demo::{DemoStep, KVSDemo};
 use crate::front::FrontConfig;
 use crate::server::{KVSServer, LocalRouter, Proxy};

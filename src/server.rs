@@ -10,7 +10,7 @@
 //!   requests. Local: the proxy *is* the store. Sharded: a consistent-hash ring. Linearizable:
 //!   the route runs through Multi-Paxos, so the *ordering stage* is a router whose output is
 //!   the decided log, in slot order.
-//! - **Storage** is a core: [`KVSCore`](crate::core::KVSCore) (LWW) or
+//! - **Storage** is a core: [`KVSCore`](crate::kvs_core::KVSCore) (LWW) or
 //!   [`LatticeKVSCore`](crate::lattice_core::LatticeKVSCore) (merging values).
 //! - **Replication** wraps the storage: it sees every change the core made and feeds peers'
 //!   values back into *the same* core, so every write that reaches a replica reaches the state
@@ -24,7 +24,7 @@ use hydro_lang::live_collections::stream::{NoOrder, TotalOrder};
 use hydro_lang::location::Location;
 use hydro_lang::prelude::*;
 
-use crate::core::KVSCore;
+use crate::kvs_core::KVSCore;
 use crate::lattice_core::{LatticeKVSCore, StorageInput};
 use crate::protocol::{KVSRequest, KVSResponse, Key};
 use crate::values::LwwValue;
