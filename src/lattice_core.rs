@@ -180,3 +180,49 @@ mod tests {
         assert!(matches!(store.apply(del).0.unwrap().result, KVSResult::Error(_)));
     }
 }
+
+#[cfg(test)]
+mod sim_tests {
+    use super::*;
+    use crate::values::{LwwValue, Stamp};
+
+    fn lww(time: u64, v: u8) -> LwwValue<u8> {
+        LwwValue::write(Stamp { time, writer: 0 }, v)
+    }
+
+    /// The lattice core as a Hydro dataflow: client PUTs and peer merges reach the same map,
+    /// and only the inputs that move a key's value appear on the change stream.
+    #[test]
+    fn changes_stream_reports_only_moves() {
+        let mut flow = FlowBuilder::new();
+        let node = flow.process::<()>();
+        let (inputs_in, inputs) = node.sim_input();
+        let (responses, changes) = LatticeKVSCore::serve(inputs);
+        let (responses, changes) = (responses.sim_output(), changes.sim_output());
+        let k = || Key::from_static(b"k");
+
+        flow.sim().exhaustive(async || {
+            inputs_in.send(StorageInput::Merge(k(), lww(5, 50)));
+            inputs_in.send(StorageInput::Request(KVSRequest {
+                client: 1,
+                request: 0,
+                op: KVSOperation::Put(k(), lww(3, 30)),
+            }));
+            inputs_in.send(StorageInput::Request(KVSRequest {
+                client: 1,
+                request: 1,
+                op: KVSOperation::Get(k()),
+            }));
+            inputs_in.send(StorageInput::Merge(k(), lww(7, 70)));
+            responses
+                .assert_yields_only([
+                    KVSResponse { client: 1, request: 0, result: KVSResult::Ok },
+                    KVSResponse { client: 1, request: 1, result: KVSResult::Value(lww(5, 50)) },
+                ])
+                .await;
+            changes
+                .assert_yields_only([(k(), lww(5, 50)), (k(), lww(7, 70))])
+                .await;
+        });
+    }
+}

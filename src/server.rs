@@ -209,3 +209,52 @@ impl<V, S, R, Rep> KVSServer<V, S, R, Rep> {
         self.router.reply(responses)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use hydro_lang::prelude::*;
+
+    use super::*;
+    use crate::protocol::{KVSOperation, KVSResult};
+
+    fn req(client: u64, request: u64, op: KVSOperation<Bytes>) -> KVSRequest<Bytes> {
+        KVSRequest {
+            client,
+            request,
+            op,
+        }
+    }
+
+    fn b(s: &'static str) -> Bytes {
+        Bytes::from_static(s.as_bytes())
+    }
+
+    /// The Local composition, run by Hydro's simulator: each reply goes to the client and
+    /// request that asked, and reads see the latest write in arrival order.
+    #[test]
+    fn local_composition_answers_each_request_by_id() {
+        let mut flow = FlowBuilder::new();
+        let proxy = flow.process::<Proxy>();
+        let (requests_in, requests) = proxy.sim_input();
+        let server = KVSServer::<Bytes, KVSCore, _>::new(LocalRouter::new(&proxy));
+        let responses = server.serve(requests).sim_output();
+
+        flow.sim().exhaustive(async || {
+            requests_in.send(req(1, 0, KVSOperation::Put(b("k"), b("v1"))));
+            requests_in.send(req(2, 0, KVSOperation::Get(b("k"))));
+            requests_in.send(req(1, 1, KVSOperation::Delete(b("k"))));
+            requests_in.send(req(2, 1, KVSOperation::Get(b("k"))));
+            requests_in.send(req(2, 2, KVSOperation::Delete(b("k"))));
+            responses
+                .assert_yields_only_unordered([
+                    KVSResponse { client: 1, request: 0, result: KVSResult::Ok },
+                    KVSResponse { client: 2, request: 0, result: KVSResult::Value(b("v1")) },
+                    KVSResponse { client: 1, request: 1, result: KVSResult::Ok },
+                    KVSResponse { client: 2, request: 1, result: KVSResult::NotFound },
+                    KVSResponse { client: 2, request: 2, result: KVSResult::NotFound },
+                ])
+                .await;
+        });
+    }
+}

@@ -74,14 +74,15 @@ mod tests {
         }
     }
 
-    /// DomPair is associative only over values that a causal system can produce: two writes
-    /// with the same clock carry the same value. Build such histories and check associativity.
+    /// DomPair is associative only over values a causal system can produce: every write ticks
+    /// its writer's own entry, so a write that saw both `a` and `b` has a clock *above* their
+    /// merge (`{a:2, b:1}`, not `{a:1, b:1}`). Build such histories and check associativity.
     #[test]
     fn merge_is_associative_over_causal_histories() {
         let a = causal_write(VectorClock::new().tick("a"), 1u8);
         let b = causal_write(VectorClock::new().tick("b"), 2);
-        let ab = causal_write(VectorClock::new().tick("a").tick("b"), 3);
-        let d = causal_delete(VectorClock::new().tick("a").tick("a"));
+        let ab = causal_write(VectorClock::new().tick("a").tick("b").tick("a"), 3);
+        let d = causal_delete(VectorClock::new().tick("a").tick("a").tick("a").tick("b"));
         let all = [a, b, ab, d];
         for x in &all {
             for y in &all {
