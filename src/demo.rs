@@ -45,9 +45,9 @@ pub trait KVSDemo {
     /// The architecture's name, as in `kvs-zoo serve <name>`.
     fn name(&self) -> &'static str;
 
-    /// Adds the architecture's locations and dataflow to `flow`, with its RESP front
-    /// configured by `front`; returns the proxy process that runs the front.
-    fn build<'a>(&self, flow: &mut FlowBuilder<'a>, front: &FrontConfig) -> Process<'a, Proxy>;
+    /// Adds the architecture's locations and dataflow to `flow`; returns the proxy process,
+    /// which runs the RESP front (configured at deploy time, see [`FrontConfig::to_env`]).
+    fn build<'a>(&self, flow: &mut FlowBuilder<'a>) -> Process<'a, Proxy>;
 
     /// The scripted scenario [`run_kvs_demo`] plays.
     fn script(&self) -> Vec<DemoStep>;
@@ -102,11 +102,13 @@ where
     Fut: Future<Output = Result<(), String>>,
 {
     let mut flow = FlowBuilder::new();
-    let proxy = demo.build(&mut flow, front);
+    let proxy = demo.build(&mut flow);
+    let proxy_spec = front
+        .to_env()
+        .into_iter()
+        .fold(hosts.spec(&hosts.proxy), |spec, (k, v)| spec.env(k, v));
     // The deployed nodes must stay alive while the deployment runs: dropping them stops it.
-    let _nodes = flow
-        .with_process(&proxy, hosts.spec(&hosts.proxy))
-        .deploy(deployment);
+    let _nodes = flow.with_process(&proxy, proxy_spec).deploy(deployment);
     deployment
         .deploy()
         .await

@@ -47,6 +47,11 @@ pub struct FrontConfig {
     pub max_value_bytes: usize,
 }
 
+/// Environment variable carrying [`FrontConfig::bind`] to the proxy process.
+pub const BIND_VAR: &str = "KVS_ZOO_BIND";
+/// Environment variable carrying [`FrontConfig::max_value_bytes`] to the proxy process.
+pub const MAX_VALUE_VAR: &str = "KVS_ZOO_MAX_VALUE_BYTES";
+
 impl FrontConfig {
     /// Listens on 127.0.0.1:`port` with the default 1 MiB value limit.
     pub fn localhost(port: u16) -> Self {
@@ -55,17 +60,46 @@ impl FrontConfig {
             max_value_bytes: crate::commands::DEFAULT_MAX_VALUE_BYTES,
         }
     }
+
+    /// The settings as environment variables for the proxy process.
+    ///
+    /// They travel by environment rather than being compiled into the process's code, so
+    /// serving on another port reuses the already-built process instead of rebuilding it.
+    pub fn to_env(&self) -> [(&'static str, String); 2] {
+        [
+            (BIND_VAR, self.bind.clone()),
+            (MAX_VALUE_VAR, self.max_value_bytes.to_string()),
+        ]
+    }
+
+    /// Reads the settings [`FrontConfig::to_env`] wrote.
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name| std::env::var(name).map_err(|_| format!("{name} is not set"));
+        let max = var(MAX_VALUE_VAR)?;
+        Ok(Self {
+            bind: var(BIND_VAR)?,
+            max_value_bytes: max
+                .parse()
+                .map_err(|_| format!("{MAX_VALUE_VAR}={max} is not a number of bytes"))?,
+        })
+    }
 }
 
 /// Each connection's writer, by client id: where [`ReplySink`] delivers responses.
 type Registry = Arc<Mutex<HashMap<ClientId, UnboundedSender<ToWriter>>>>;
 
-/// Starts the front listening on `bind` (`host:port`); returns the request stream and the
-/// response sink the dataflow is wired to. Called once, inside the proxy process.
+/// Starts the front with the settings in this process's environment ([`FrontConfig::to_env`]);
+/// returns the request stream and the response sink the dataflow is wired to. Called once,
+/// inside the proxy process.
 ///
-/// If the address cannot be bound the process exits with a message: without its front a
-/// proxy can do nothing useful.
-pub fn start(bind: &str, max_value_bytes: usize) -> (RequestStream, ReplySink) {
+/// If the settings are missing or the address cannot be bound, the process exits with a
+/// message: without its front a proxy can do nothing useful.
+pub fn start() -> (RequestStream, ReplySink) {
+    let config = FrontConfig::from_env().unwrap_or_else(|e| {
+        eprintln!("kvs-zoo: front settings: {e}");
+        std::process::exit(2);
+    });
+    let bind = config.bind.as_str();
     let listener = match std::net::TcpListener::bind(bind) {
         Ok(l) => l,
         Err(e) => {
@@ -78,7 +112,9 @@ pub fn start(bind: &str, max_value_bytes: usize) -> (RequestStream, ReplySink) {
         .expect("a bound listener can be made non-blocking");
     let listener =
         tokio::net::TcpListener::from_std(listener).expect("the front starts inside tokio");
-    let limits = Limits { max_value_bytes };
+    let limits = Limits {
+        max_value_bytes: config.max_value_bytes,
+    };
     let registry: Registry = Arc::default();
     let (to_flow, from_front) = unbounded_channel();
 

@@ -13,20 +13,18 @@ use hydro_lang::prelude::*;
 
 use crate::kvs_core::KVSCore;
 use crate::demo::{DemoStep, KVSDemo};
-use crate::front::FrontConfig;
 use crate::server::{KVSServer, LocalRouter, Proxy};
 
 /// The Local architecture (see the module docs).
 pub struct Local;
 
-/// Wires the Local architecture onto `proxy`: its front's requests through the one
+/// Wires the Local architecture onto `proxy`: its RESP front's requests through the one
 /// [`KVSServer`] composition, with the LWW core, and the responses back to the front.
-pub fn local_kvs<'a>(proxy: &Process<'a, Proxy>, front: &FrontConfig) {
-    let bind = front.bind.clone();
-    let max_value_bytes = front.max_value_bytes;
-    let (requests, replies) = proxy.sidecar_bidi::<crate::front::FrontRequest, crate::front::FrontResponse, _>(
-        q!(move || crate::front::start(bind, max_value_bytes)),
-    );
+pub fn local_kvs<'a>(proxy: &Process<'a, Proxy>) {
+    let (requests, replies) = proxy
+        .sidecar_bidi::<crate::front::FrontRequest, crate::front::FrontResponse, _>(q!(|| {
+            crate::front::start()
+        }));
     let server = KVSServer::<Bytes, KVSCore, _>::new(LocalRouter::new(proxy));
     replies.complete(server.serve(requests));
 }
@@ -36,9 +34,9 @@ impl KVSDemo for Local {
         "local"
     }
 
-    fn build<'a>(&self, flow: &mut FlowBuilder<'a>, front: &FrontConfig) -> Process<'a, Proxy> {
+    fn build<'a>(&self, flow: &mut FlowBuilder<'a>) -> Process<'a, Proxy> {
         let proxy = flow.process::<Proxy>();
-        local_kvs(&proxy, front);
+        local_kvs(&proxy);
         proxy
     }
 
