@@ -78,7 +78,10 @@ mod tests {
         assert_eq!(show(&Reply::Nil), "(nil)");
         assert_eq!(show(&Reply::Integer(2)), "(integer) 2");
         assert_eq!(
-            show(&Reply::Array(vec![Reply::Bulk(Bytes::from_static(b"a")), Reply::Nil])),
+            show(&Reply::Array(vec![
+                Reply::Bulk(Bytes::from_static(b"a")),
+                Reply::Nil
+            ])),
             "1) \"a\" 2) (nil)"
         );
     }

@@ -100,7 +100,10 @@ pub fn plan(cmd: &Command, limits: Limits, client: u64) -> Plan {
             }
         }),
         "del" => arity(-1, &|| {
-            let ops = args.iter().map(|k| KVSOperation::Delete(k.clone())).collect();
+            let ops = args
+                .iter()
+                .map(|k| KVSOperation::Delete(k.clone()))
+                .collect();
             Plan::Store(ops, Assemble::Deleted)
         }),
         "exists" => arity(-1, &|| {
@@ -112,7 +115,7 @@ pub fn plan(cmd: &Command, limits: Limits, client: u64) -> Plan {
             Plan::Store(ops, Assemble::MultiGet)
         }),
         "mset" => {
-            if args.is_empty() || args.len() % 2 != 0 {
+            if args.is_empty() || !args.len().is_multiple_of(2) {
                 wrong_arity()
             } else {
                 let ops = args
@@ -137,11 +140,11 @@ pub fn plan(cmd: &Command, limits: Limits, client: u64) -> Plan {
             }
         }),
         "client" => match args.first().map(|a| a.to_ascii_lowercase()) {
-            Some(sub) if sub == b"setname" || sub == b"setinfo" => {
-                Plan::Reply(Reply::simple("OK"))
-            }
+            Some(sub) if sub == b"setname" || sub == b"setinfo" => Plan::Reply(Reply::simple("OK")),
             Some(sub) if sub == b"id" => Plan::Reply(Reply::Integer(client as i64)),
-            _ => Plan::Reply(Reply::err("only CLIENT SETNAME, SETINFO and ID are supported")),
+            _ => Plan::Reply(Reply::err(
+                "only CLIENT SETNAME, SETINFO and ID are supported",
+            )),
         },
         _ => Plan::Reply(unknown_command(&cmd.args)),
     }
@@ -292,7 +295,10 @@ mod tests {
         assert_eq!(
             plan(&cmd(&["MSET", "a", "1", "b", "2"]), LIMITS, 0),
             Plan::Store(
-                vec![KVSOperation::Put(b("a"), b("1")), KVSOperation::Put(b("b"), b("2"))],
+                vec![
+                    KVSOperation::Put(b("a"), b("1")),
+                    KVSOperation::Put(b("b"), b("2"))
+                ],
                 Assemble::MultiSet
             )
         );
@@ -332,10 +338,15 @@ mod tests {
                 "ERR unknown command 'FLY', with args beginning with: 'to' 'moon' ".into()
             )
         );
-        assert!(matches!(reply(&["set", "k", "v", "EX", "10"]), Reply::Error(_)));
+        assert!(matches!(
+            reply(&["set", "k", "v", "EX", "10"]),
+            Reply::Error(_)
+        ));
         let mut big = cmd(&["set", "k"]);
         big.oversized = true;
-        assert!(matches!(plan(&big, LIMITS, 0), Plan::Reply(Reply::Error(e)) if e.contains("16 bytes")));
+        assert!(
+            matches!(plan(&big, LIMITS, 0), Plan::Reply(Reply::Error(e)) if e.contains("16 bytes"))
+        );
     }
 
     #[test]
@@ -362,9 +373,15 @@ mod tests {
     #[test]
     fn results_assemble_into_redis_replies() {
         use KVSResult::*;
-        assert_eq!(assemble(Assemble::Get, vec![Value(b("v"))]), Reply::Bulk(b("v")));
+        assert_eq!(
+            assemble(Assemble::Get, vec![Value(b("v"))]),
+            Reply::Bulk(b("v"))
+        );
         assert_eq!(assemble(Assemble::Get, vec![NotFound]), Reply::Nil);
-        assert_eq!(assemble(Assemble::Deleted, vec![Ok, NotFound, Ok]), Reply::Integer(2));
+        assert_eq!(
+            assemble(Assemble::Deleted, vec![Ok, NotFound, Ok]),
+            Reply::Integer(2)
+        );
         assert_eq!(
             assemble(Assemble::Existing, vec![Value(b("a")), NotFound]),
             Reply::Integer(1)

@@ -80,7 +80,11 @@ impl<V: Clone + Ord> LwwStore<V> {
                     // Nothing live to delete: writing a tombstone would change no reader's view.
                     None
                 };
-                let result = if existed { KVSResult::Ok } else { KVSResult::NotFound };
+                let result = if existed {
+                    KVSResult::Ok
+                } else {
+                    KVSResult::NotFound
+                };
                 (Some(req.respond(result)), changed)
             }
         }
@@ -93,7 +97,10 @@ pub struct KVSCore;
 impl KVSCore {
     /// Runs an [`LwwStore`] stamping as `writer` over `inputs`, returning the responses to
     /// client requests and the `(key, new value)` stream of every change.
-    #[expect(clippy::type_complexity, reason = "Hydro stream types spell out their guarantees")]
+    #[expect(
+        clippy::type_complexity,
+        reason = "Hydro stream types spell out their guarantees"
+    )]
     pub fn serve<'a, L, V>(
         inputs: Stream<StorageInput<V, LwwValue<V>>, L, Unbounded, TotalOrder>,
         writer: u64,
@@ -119,7 +126,11 @@ mod tests {
     use crate::protocol::KVSRequest;
 
     fn req(request: u64, op: KVSOperation<u8>) -> StorageInput<u8, LwwValue<u8>> {
-        StorageInput::Request(KVSRequest { client: 9, request, op })
+        StorageInput::Request(KVSRequest {
+            client: 9,
+            request,
+            op,
+        })
     }
 
     fn k() -> Key {
@@ -133,13 +144,34 @@ mod tests {
     #[test]
     fn the_last_write_wins_and_delete_removes() {
         let mut s = LwwStore::new(0);
-        assert_eq!(result(&mut s, req(0, KVSOperation::Get(k()))), KVSResult::NotFound);
-        assert_eq!(result(&mut s, req(1, KVSOperation::Put(k(), 1))), KVSResult::Ok);
-        assert_eq!(result(&mut s, req(2, KVSOperation::Put(k(), 2))), KVSResult::Ok);
-        assert_eq!(result(&mut s, req(3, KVSOperation::Get(k()))), KVSResult::Value(2));
-        assert_eq!(result(&mut s, req(4, KVSOperation::Delete(k()))), KVSResult::Ok);
-        assert_eq!(result(&mut s, req(5, KVSOperation::Delete(k()))), KVSResult::NotFound);
-        assert_eq!(result(&mut s, req(6, KVSOperation::Get(k()))), KVSResult::NotFound);
+        assert_eq!(
+            result(&mut s, req(0, KVSOperation::Get(k()))),
+            KVSResult::NotFound
+        );
+        assert_eq!(
+            result(&mut s, req(1, KVSOperation::Put(k(), 1))),
+            KVSResult::Ok
+        );
+        assert_eq!(
+            result(&mut s, req(2, KVSOperation::Put(k(), 2))),
+            KVSResult::Ok
+        );
+        assert_eq!(
+            result(&mut s, req(3, KVSOperation::Get(k()))),
+            KVSResult::Value(2)
+        );
+        assert_eq!(
+            result(&mut s, req(4, KVSOperation::Delete(k()))),
+            KVSResult::Ok
+        );
+        assert_eq!(
+            result(&mut s, req(5, KVSOperation::Delete(k()))),
+            KVSResult::NotFound
+        );
+        assert_eq!(
+            result(&mut s, req(6, KVSOperation::Get(k()))),
+            KVSResult::NotFound
+        );
     }
 
     #[test]
@@ -155,13 +187,28 @@ mod tests {
     fn a_peers_later_write_wins_and_advances_the_clock() {
         let mut s = LwwStore::new(0);
         s.apply(req(0, KVSOperation::Put(k(), 1)));
-        let remote = LwwValue::write(Stamp { time: 10, writer: 1 }, 7);
+        let remote = LwwValue::write(
+            Stamp {
+                time: 10,
+                writer: 1,
+            },
+            7,
+        );
         let (reply, change) = s.apply(StorageInput::Merge(k(), remote));
         assert!(reply.is_none() && change.is_some());
-        assert_eq!(result(&mut s, req(1, KVSOperation::Get(k()))), KVSResult::Value(7));
+        assert_eq!(
+            result(&mut s, req(1, KVSOperation::Get(k()))),
+            KVSResult::Value(7)
+        );
         // The next local write is stamped after the peer's, so it wins.
         let (_, change) = s.apply(req(2, KVSOperation::Put(k(), 8)));
-        assert_eq!(change.unwrap().1.stamp, Stamp { time: 11, writer: 0 });
+        assert_eq!(
+            change.unwrap().1.stamp,
+            Stamp {
+                time: 11,
+                writer: 0
+            }
+        );
         // A stale peer value changes nothing.
         let stale = LwwValue::write(Stamp { time: 3, writer: 5 }, 0);
         assert_eq!(s.apply(StorageInput::Merge(k(), stale)), (None, None));

@@ -153,7 +153,11 @@ async fn wait_ready(addr: &str) -> Result<(), String> {
 }
 
 /// Deploys `demo` on `hosts`, plays its scenario against it over RESP and prints each step.
-pub async fn run_kvs_demo<D: KVSDemo>(demo: D, hosts: Hosts, mut deployment: Deployment) -> Result<(), String> {
+pub async fn run_kvs_demo<D: KVSDemo>(
+    demo: D,
+    hosts: Hosts,
+    mut deployment: Deployment,
+) -> Result<(), String> {
     let port = free_port().map_err(|e| format!("finding a free port: {e}"))?;
     let front = FrontConfig::localhost(port);
     println!("== KVS Zoo: {} ==", demo.name());
@@ -169,7 +173,11 @@ pub async fn run_kvs_demo<D: KVSDemo>(demo: D, hosts: Hosts, mut deployment: Dep
                 .command(&step.command)
                 .await
                 .map_err(|e| format!("{}: {e}", step.command.join(" ")))?;
-            crate::examples_support::log_operation(&step.narration, &step.command.join(" "), &show(&reply));
+            crate::examples_support::log_operation(
+                &step.narration,
+                &step.command.join(" "),
+                &show(&reply),
+            );
         }
         Ok(())
     })
@@ -177,7 +185,12 @@ pub async fn run_kvs_demo<D: KVSDemo>(demo: D, hosts: Hosts, mut deployment: Dep
 }
 
 /// Serves `demo` on `hosts` at `front` until Ctrl-C, announcing `ready:` once it answers.
-pub async fn serve<D: KVSDemo>(demo: D, hosts: Hosts, front: FrontConfig, mut deployment: Deployment) -> Result<(), String> {
+pub async fn serve<D: KVSDemo>(
+    demo: D,
+    hosts: Hosts,
+    front: FrontConfig,
+    mut deployment: Deployment,
+) -> Result<(), String> {
     let addr = front.bind.clone();
     run_deployed(&demo, &hosts, &front, &mut deployment, || async move {
         println!("ready: redis://{addr}");
@@ -192,5 +205,7 @@ pub async fn serve<D: KVSDemo>(demo: D, hosts: Hosts, front: FrontConfig, mut de
 
 /// A TCP port on 127.0.0.1 that is free right now.
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

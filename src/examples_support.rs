@@ -27,8 +27,14 @@ pub fn generate_causal_operations(key: &str) -> Vec<KVSOperation<CausalString>> 
     vec![
         KVSOperation::Put(key.clone(), causal_write(first, "draft".into())),
         KVSOperation::Put(key.clone(), causal_write(second, "reviewed".into())),
-        KVSOperation::Put(key.clone(), causal_write(alice_concurrent, "alice's edit".into())),
-        KVSOperation::Put(key.clone(), causal_write(bob_concurrent, "bob's edit".into())),
+        KVSOperation::Put(
+            key.clone(),
+            causal_write(alice_concurrent, "alice's edit".into()),
+        ),
+        KVSOperation::Put(
+            key.clone(),
+            causal_write(bob_concurrent, "bob's edit".into()),
+        ),
         KVSOperation::Get(key.clone()),
         KVSOperation::Put(key.clone(), causal_delete(both.tick("alice"))),
         KVSOperation::Get(key),
@@ -47,7 +53,11 @@ mod tests {
         let mut store = LatticeStore::default();
         let mut reads = vec![];
         for (request, op) in (0..).zip(generate_causal_operations("doc")) {
-            let (reply, _) = store.apply(StorageInput::Request(KVSRequest { client: 1, request, op }));
+            let (reply, _) = store.apply(StorageInput::Request(KVSRequest {
+                client: 1,
+                request,
+                op,
+            }));
             if let Some(KVSResult::Value(v)) = reply.map(|r| r.result) {
                 reads.push(siblings(&v));
             }

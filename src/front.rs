@@ -29,8 +29,8 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::commands::{Limits, Plan, plan};
-use crate::reply_queue::{ReplyQueue, Slot};
 use crate::protocol::{ClientId, KVSRequest, KVSResponse, KVSResult, RequestId};
+use crate::reply_queue::{ReplyQueue, Slot};
 use crate::resp::{Reply, RespDecoder};
 
 /// The requests the front sends into the dataflow.
@@ -225,11 +225,21 @@ async fn connection(
                         let first = next_request;
                         next_request += ops.len() as u64;
                         // The slot goes to the writer before any operation enters the flow.
-                        if to_writer.send(ToWriter::Slot(Slot::pending(first, ops.len(), kind))).is_err() {
+                        if to_writer
+                            .send(ToWriter::Slot(Slot::pending(first, ops.len(), kind)))
+                            .is_err()
+                        {
                             return;
                         }
                         for (request, op) in (first..).zip(ops) {
-                            if to_flow.send(KVSRequest { client: id, request, op }).is_err() {
+                            if to_flow
+                                .send(KVSRequest {
+                                    client: id,
+                                    request,
+                                    op,
+                                })
+                                .is_err()
+                            {
                                 return;
                             }
                         }

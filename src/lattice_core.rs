@@ -100,7 +100,10 @@ impl LatticeKVSCore {
     ///
     /// The inputs must be totally ordered: the store is a sequential state machine. (Merges
     /// commute, so for them the order only matters for which intermediate values are reported.)
-    #[expect(clippy::type_complexity, reason = "Hydro stream types spell out their guarantees")]
+    #[expect(
+        clippy::type_complexity,
+        reason = "Hydro stream types spell out their guarantees"
+    )]
     pub fn serve<'a, L, S>(
         inputs: Stream<StorageInput<S, S>, L, Unbounded, TotalOrder>,
     ) -> (
@@ -120,7 +123,10 @@ impl LatticeKVSCore {
 }
 
 /// Splits a core's `(reply, change)` stream into the reply stream and the change stream.
-#[expect(clippy::type_complexity, reason = "Hydro stream types spell out their guarantees")]
+#[expect(
+    clippy::type_complexity,
+    reason = "Hydro stream types spell out their guarantees"
+)]
 pub fn split_applied<'a, L, V, S>(
     applied: Stream<Applied<V, S>, L, Unbounded, TotalOrder>,
 ) -> (
@@ -142,11 +148,19 @@ mod tests {
     use super::*;
     use crate::values::{LwwValue, Stamp};
 
-    fn put(request: u64, key: &'static str, time: u64, v: u8) -> StorageInput<LwwValue<u8>, LwwValue<u8>> {
+    fn put(
+        request: u64,
+        key: &'static str,
+        time: u64,
+        v: u8,
+    ) -> StorageInput<LwwValue<u8>, LwwValue<u8>> {
         StorageInput::Request(KVSRequest {
             client: 1,
             request,
-            op: KVSOperation::Put(Key::from_static(key.as_bytes()), LwwValue::write(Stamp { time, writer: 0 }, v)),
+            op: KVSOperation::Put(
+                Key::from_static(key.as_bytes()),
+                LwwValue::write(Stamp { time, writer: 0 }, v),
+            ),
         })
     }
 
@@ -160,15 +174,25 @@ mod tests {
         let (reply, changed) = store.apply(put(1, "k", 1, 10));
         assert_eq!(reply.unwrap().result, KVSResult::Ok);
         assert!(changed.is_none());
-        let get = StorageInput::Request(KVSRequest { client: 1, request: 2, op: KVSOperation::Get(Key::from_static(b"k")) });
+        let get = StorageInput::Request(KVSRequest {
+            client: 1,
+            request: 2,
+            op: KVSOperation::Get(Key::from_static(b"k")),
+        });
         let (reply, _) = store.apply(get);
-        assert_eq!(reply.unwrap().result, KVSResult::Value(LwwValue::write(Stamp { time: 2, writer: 0 }, 20)));
+        assert_eq!(
+            reply.unwrap().result,
+            KVSResult::Value(LwwValue::write(Stamp { time: 2, writer: 0 }, 20))
+        );
     }
 
     #[test]
     fn peer_merges_are_silent_but_reported_as_changes() {
         let mut store = LatticeStore::default();
-        let (reply, changed) = store.apply(StorageInput::Merge(Key::from_static(b"k"), LwwValue::write(Stamp { time: 1, writer: 3 }, 1u8)));
+        let (reply, changed) = store.apply(StorageInput::Merge(
+            Key::from_static(b"k"),
+            LwwValue::write(Stamp { time: 1, writer: 3 }, 1u8),
+        ));
         assert!(reply.is_none());
         assert!(changed.is_some());
     }
@@ -176,8 +200,15 @@ mod tests {
     #[test]
     fn deletes_must_be_tombstone_values() {
         let mut store: LatticeStore<LwwValue<u8>> = LatticeStore::default();
-        let del = StorageInput::Request(KVSRequest { client: 1, request: 0, op: KVSOperation::Delete(Key::from_static(b"k")) });
-        assert!(matches!(store.apply(del).0.unwrap().result, KVSResult::Error(_)));
+        let del = StorageInput::Request(KVSRequest {
+            client: 1,
+            request: 0,
+            op: KVSOperation::Delete(Key::from_static(b"k")),
+        });
+        assert!(matches!(
+            store.apply(del).0.unwrap().result,
+            KVSResult::Error(_)
+        ));
     }
 }
 
@@ -216,8 +247,16 @@ mod sim_tests {
             inputs_in.send(StorageInput::Merge(k(), lww(7, 70)));
             responses
                 .assert_yields_only([
-                    KVSResponse { client: 1, request: 0, result: KVSResult::Ok },
-                    KVSResponse { client: 1, request: 1, result: KVSResult::Value(lww(5, 50)) },
+                    KVSResponse {
+                        client: 1,
+                        request: 0,
+                        result: KVSResult::Ok,
+                    },
+                    KVSResponse {
+                        client: 1,
+                        request: 1,
+                        result: KVSResult::Value(lww(5, 50)),
+                    },
                 ])
                 .await;
             changes

@@ -16,6 +16,8 @@
 //! - [`demo`]: deploying an architecture with hydro_deploy (`run_kvs_demo`, `serve`);
 //!   [`client`] is the small RESP client it uses; [`examples_support`] has demo helpers.
 
+#![warn(missing_docs)]
+
 #[cfg(stageleft_runtime)]
 hydro_lang::setup!();
 
@@ -23,11 +25,11 @@ pub mod client;
 pub mod commands;
 // The file is `core.rs`, but a top-level module named `core` would shadow the `core` crate in
 // the code Hydro generates for each location (it glob-imports this crate's root).
-#[path = "core.rs"]
-pub mod kvs_core;
 pub mod demo;
 pub mod examples_support;
 pub mod front;
+#[path = "core.rs"]
+pub mod kvs_core;
 pub mod lattice_core;
 pub mod local;
 pub mod protocol;
@@ -36,8 +38,8 @@ pub mod resp;
 pub mod server;
 pub mod values;
 
-pub use crate::kvs_core::KVSCore;
 pub use crate::demo::{Hosts, KVSDemo, run_kvs_demo};
+pub use crate::kvs_core::KVSCore;
 pub use crate::lattice_core::LatticeKVSCore;
 pub use crate::server::KVSServer;
 pub use crate::values::VectorClock;

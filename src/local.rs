@@ -11,8 +11,8 @@
 use bytes::Bytes;
 use hydro_lang::prelude::*;
 
-use crate::kvs_core::KVSCore;
 use crate::demo::{DemoStep, KVSDemo};
+use crate::kvs_core::KVSCore;
 use crate::server::{KVSServer, LocalRouter, Proxy};
 
 /// The Local architecture (see the module docs).
@@ -26,6 +26,8 @@ pub fn local_kvs<'a>(proxy: &Process<'a, Proxy>) {
             crate::front::start()
         }));
     let server = KVSServer::<Bytes, KVSCore, _>::new(LocalRouter::new(proxy));
+    // The responses are typed unordered, and that is all the front needs: each carries its
+    // client and request id, and each connection's writer restores request order itself.
     replies.complete(server.serve(requests));
 }
 
@@ -44,13 +46,25 @@ impl KVSDemo for Local {
         vec![
             DemoStep::new("write a key", &["SET", "color", "blue"]),
             DemoStep::new("read it back", &["GET", "color"]),
-            DemoStep::new("overwrite it: the last writer wins", &["SET", "color", "green"]),
+            DemoStep::new(
+                "overwrite it: the last writer wins",
+                &["SET", "color", "green"],
+            ),
             DemoStep::new("read the newer value", &["GET", "color"]),
-            DemoStep::new("write two keys at once", &["MSET", "shape", "circle", "size", "large"]),
-            DemoStep::new("read three keys, one missing", &["MGET", "color", "shape", "weight"]),
+            DemoStep::new(
+                "write two keys at once",
+                &["MSET", "shape", "circle", "size", "large"],
+            ),
+            DemoStep::new(
+                "read three keys, one missing",
+                &["MGET", "color", "shape", "weight"],
+            ),
             DemoStep::new("delete two keys, one missing", &["DEL", "shape", "weight"]),
             DemoStep::new("a deleted key is gone", &["EXISTS", "shape", "size"]),
-            DemoStep::new("an unknown command is an error, not a crash", &["FLY", "away"]),
+            DemoStep::new(
+                "an unknown command is an error, not a crash",
+                &["FLY", "away"],
+            ),
         ]
     }
 }

@@ -87,7 +87,10 @@ impl Slot {
             SlotReply::Ready(r) => r.take(),
             SlotReply::Assemble(kind) => Some(assemble(
                 *kind,
-                self.results.drain(..).map(|r| r.expect("no result is missing")).collect(),
+                self.results
+                    .drain(..)
+                    .map(|r| r.expect("no result is missing"))
+                    .collect(),
             )),
         })
     }
@@ -158,7 +161,11 @@ mod tests {
         q.expect(Slot::pending(1, 2, Assemble::MultiGet));
         q.deliver(2, v("b"));
         q.deliver(1, v("a"));
-        assert_eq!(drained(&mut q), (String::new(), false), "the head is still waiting");
+        assert_eq!(
+            drained(&mut q),
+            (String::new(), false),
+            "the head is still waiting"
+        );
         q.deliver(0, KVSResult::NotFound);
         assert_eq!(
             drained(&mut q),

@@ -272,7 +272,10 @@ impl Reply {
             Reply::Simple(s) => put_line(out, b'+', s.as_bytes()),
             Reply::Error(e) => {
                 // An error line cannot contain CR or LF; keep the message on one line.
-                let clean: String = e.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
+                let clean: String = e
+                    .chars()
+                    .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+                    .collect();
                 put_line(out, b'-', clean.as_bytes())
             }
             Reply::Integer(n) => put_line(out, b':', n.to_string().as_bytes()),
@@ -314,7 +317,10 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, ProtocolError> 
                 if buf.len() < next + n + 2 {
                     return Ok(None);
                 }
-                (Reply::Bulk(Bytes::copy_from_slice(&buf[next..next + n])), next + n + 2)
+                (
+                    Reply::Bulk(Bytes::copy_from_slice(&buf[next..next + n])),
+                    next + n + 2,
+                )
             }
         },
         b'*' => {
@@ -372,7 +378,8 @@ mod tests {
 
     #[test]
     fn multibulk_commands_decode() {
-        let (cmds, e, rest) = decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n", 100);
+        let (cmds, e, rest) =
+            decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n", 100);
         assert!(e.is_none());
         assert_eq!(rest, 0);
         assert_eq!(args(&cmds[0]), vec![&b"GET"[..], b"k"]);
@@ -395,7 +402,8 @@ mod tests {
 
     #[test]
     fn every_split_point_gives_the_same_commands() {
-        let input: &[u8] = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\nPING\r\n*1\r\n$4\r\nPING\r\n";
+        let input: &[u8] =
+            b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\nPING\r\n*1\r\n$4\r\nPING\r\n";
         let (whole, _, _) = decode_all(input, 100);
         for split in 0..input.len() {
             let mut d = RespDecoder::new(100);
@@ -444,10 +452,17 @@ mod tests {
             b"*1\r\n$999999999999\r\n",
         ] {
             let (_, e, _) = decode_all(bad, 100);
-            assert!(e.is_some(), "{:?} should be rejected", String::from_utf8_lossy(bad));
+            assert!(
+                e.is_some(),
+                "{:?} should be rejected",
+                String::from_utf8_lossy(bad)
+            );
         }
         let (_, e, _) = decode_all(b"*1\r\n:1\r\n", 100);
-        assert_eq!(e.unwrap().to_string(), "Protocol error: expected '$', got ':'");
+        assert_eq!(
+            e.unwrap().to_string(),
+            "Protocol error: expected '$', got ':'"
+        );
     }
 
     #[test]
@@ -477,7 +492,10 @@ mod tests {
             Reply::Nil,
         ])
         .encode(&mut out);
-        assert_eq!(&out[..], b"*5\r\n+OK\r\n-ERR bad  thing\r\n:-3\r\n$1\r\nv\r\n$-1\r\n");
+        assert_eq!(
+            &out[..],
+            b"*5\r\n+OK\r\n-ERR bad  thing\r\n:-3\r\n$1\r\nv\r\n$-1\r\n"
+        );
     }
 
     #[test]

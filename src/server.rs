@@ -248,11 +248,31 @@ mod tests {
             requests_in.send(req(2, 2, KVSOperation::Delete(b("k"))));
             responses
                 .assert_yields_only_unordered([
-                    KVSResponse { client: 1, request: 0, result: KVSResult::Ok },
-                    KVSResponse { client: 2, request: 0, result: KVSResult::Value(b("v1")) },
-                    KVSResponse { client: 1, request: 1, result: KVSResult::Ok },
-                    KVSResponse { client: 2, request: 1, result: KVSResult::NotFound },
-                    KVSResponse { client: 2, request: 2, result: KVSResult::NotFound },
+                    KVSResponse {
+                        client: 1,
+                        request: 0,
+                        result: KVSResult::Ok,
+                    },
+                    KVSResponse {
+                        client: 2,
+                        request: 0,
+                        result: KVSResult::Value(b("v1")),
+                    },
+                    KVSResponse {
+                        client: 1,
+                        request: 1,
+                        result: KVSResult::Ok,
+                    },
+                    KVSResponse {
+                        client: 2,
+                        request: 1,
+                        result: KVSResult::NotFound,
+                    },
+                    KVSResponse {
+                        client: 2,
+                        request: 2,
+                        result: KVSResult::NotFound,
+                    },
                 ])
                 .await;
         });

@@ -15,7 +15,15 @@ fn redis_benchmark_completes() {
         let out = Command::new("timeout")
             .arg("300")
             .arg("redis-benchmark")
-            .args(["-p", &server.port.to_string(), "-t", "set,get,ping", "-n", "20000", "-q"])
+            .args([
+                "-p",
+                &server.port.to_string(),
+                "-t",
+                "set,get,ping",
+                "-n",
+                "20000",
+                "-q",
+            ])
             .args(extra)
             .output()
             .expect("redis-benchmark is installed (.ci/run installs redis-tools)");
@@ -24,8 +32,15 @@ fn redis_benchmark_completes() {
             .split(['\r', '\n'])
             .filter(|l| l.contains("requests per second"))
             .collect();
-        println!("redis-benchmark {extra:?}: {summary:#?} {}", String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "redis-benchmark {extra:?} did not finish: {}", out.status);
+        println!(
+            "redis-benchmark {extra:?}: {summary:#?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success(),
+            "redis-benchmark {extra:?} did not finish: {}",
+            out.status
+        );
         // `-q` ends each test with "<TEST>: <n> requests per second" once it has received every
         // reply (progress lines before it are separated by carriage returns).
         let lines: Vec<&str> = stdout.split(['\r', '\n']).map(str::trim).collect();
@@ -33,7 +48,8 @@ fn redis_benchmark_completes() {
             assert!(
                 lines
                     .iter()
-                    .any(|l| l.starts_with(&format!("{test}: ")) && l.contains("requests per second")),
+                    .any(|l| l.starts_with(&format!("{test}: "))
+                        && l.contains("requests per second")),
                 "redis-benchmark {extra:?} did not complete {test}"
             );
         }

@@ -44,13 +44,29 @@ async fn redis_client_commands(server: &Server) {
     let pong: String = redis::cmd("PING").query_async(&mut con).await.unwrap();
     assert_eq!(pong, "PONG");
     let _: () = con.set("lib:a", "1").await.unwrap();
-    assert_eq!(con.get::<_, Option<String>>("lib:a").await.unwrap(), Some("1".into()));
-    assert_eq!(con.get::<_, Option<String>>("lib:none").await.unwrap(), None);
+    assert_eq!(
+        con.get::<_, Option<String>>("lib:a").await.unwrap(),
+        Some("1".into())
+    );
+    assert_eq!(
+        con.get::<_, Option<String>>("lib:none").await.unwrap(),
+        None
+    );
     let _: () = con.mset(&[("lib:b", "2"), ("lib:c", "3")]).await.unwrap();
     let got: Vec<Option<String>> = con.mget(&["lib:a", "lib:x", "lib:c"]).await.unwrap();
     assert_eq!(got, vec![Some("1".into()), None, Some("3".into())]);
-    assert_eq!(con.exists::<_, i64>(&["lib:a", "lib:b", "lib:x", "lib:a"]).await.unwrap(), 3);
-    assert_eq!(con.del::<_, i64>(&["lib:a", "lib:b", "lib:x"]).await.unwrap(), 2);
+    assert_eq!(
+        con.exists::<_, i64>(&["lib:a", "lib:b", "lib:x", "lib:a"])
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        con.del::<_, i64>(&["lib:a", "lib:b", "lib:x"])
+            .await
+            .unwrap(),
+        2
+    );
     assert_eq!(con.exists::<_, i64>("lib:a").await.unwrap(), 0);
     // Overwrite: the last write wins.
     let _: () = con.set("lib:c", "30").await.unwrap();
@@ -62,7 +78,10 @@ async fn redis_client_commands(server: &Server) {
     // A value just at the 1 MiB limit is accepted.
     let big = vec![b'x'; 1024 * 1024];
     let _: () = con.set("lib:big", &big[..]).await.unwrap();
-    assert_eq!(con.get::<_, Vec<u8>>("lib:big").await.unwrap().len(), big.len());
+    assert_eq!(
+        con.get::<_, Vec<u8>>("lib:big").await.unwrap().len(),
+        big.len()
+    );
     // Unsupported SET options are refused, not silently ignored.
     let err = redis::cmd("SET")
         .arg("lib:ttl")
@@ -107,7 +126,10 @@ async fn concurrent_clients(server: &Server) {
 fn reconnects_get_their_first_reply(server: &Server) {
     for i in 0..50 {
         let mut s = server.connect();
-        let set = format!("*3\r\n$3\r\nSET\r\n$6\r\nre:key\r\n${}\r\n{i}\r\n", i.to_string().len());
+        let set = format!(
+            "*3\r\n$3\r\nSET\r\n$6\r\nre:key\r\n${}\r\n{i}\r\n",
+            i.to_string().len()
+        );
         let reply = exchange(&mut s, set.as_bytes(), 5);
         assert_eq!(reply, b"+OK\r\n", "reconnect {i}");
         drop(s);
@@ -131,7 +153,10 @@ fn pipelined_replies_come_in_request_order(server: &Server) {
     request.extend(b"*3\r\n$3\r\nDEL\r\n$4\r\npipe\r\n$4\r\npipe\r\n");
     expected.extend(b":1\r\n");
     let reply = exchange(&mut s, &request, expected.len());
-    assert_eq!(String::from_utf8_lossy(&reply), String::from_utf8_lossy(&expected));
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        String::from_utf8_lossy(&expected)
+    );
 }
 
 fn bad_input_gets_redis_errors(server: &Server) {
@@ -141,10 +166,22 @@ fn bad_input_gets_redis_errors(server: &Server) {
             b"*2\r\n$7\r\nFLYAWAY\r\n$1\r\nx\r\n",
             b"-ERR unknown command 'FLYAWAY', with args beginning with: 'x' \r\n",
         ),
-        (b"*1\r\n$3\r\nGET\r\n", b"-ERR wrong number of arguments for 'get' command\r\n"),
-        (b"*2\r\n$3\r\nSET\r\n$1\r\nk\r\n", b"-ERR wrong number of arguments for 'set' command\r\n"),
-        (b"*4\r\n$4\r\nMSET\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n", b"-ERR wrong number of arguments for 'mset' command\r\n"),
-        (b"*1\r\n$3\r\nDEL\r\n", b"-ERR wrong number of arguments for 'del' command\r\n"),
+        (
+            b"*1\r\n$3\r\nGET\r\n",
+            b"-ERR wrong number of arguments for 'get' command\r\n",
+        ),
+        (
+            b"*2\r\n$3\r\nSET\r\n$1\r\nk\r\n",
+            b"-ERR wrong number of arguments for 'set' command\r\n",
+        ),
+        (
+            b"*4\r\n$4\r\nMSET\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n",
+            b"-ERR wrong number of arguments for 'mset' command\r\n",
+        ),
+        (
+            b"*1\r\n$3\r\nDEL\r\n",
+            b"-ERR wrong number of arguments for 'del' command\r\n",
+        ),
     ];
     for (input, want) in cases {
         let got = exchange(&mut s, input, want.len());
@@ -171,12 +208,23 @@ fn oversized_values_are_refused_and_the_connection_lives(server: &Server) {
 
 fn malformed_frames_close_only_their_connection(server: &Server) {
     let mut bystander = server.connect();
-    for bad in [&b"*1\r\n:5\r\n"[..], b"*abc\r\n", b"*1\r\n$-7\r\n", b"*1\r\n$3\r\nGETXX"] {
+    for bad in [
+        &b"*1\r\n:5\r\n"[..],
+        b"*abc\r\n",
+        b"*1\r\n$-7\r\n",
+        b"*1\r\n$3\r\nGETXX",
+    ] {
         let mut s = server.connect();
         let got = String::from_utf8_lossy(&exchange(&mut s, bad, 1)).into_owned();
         let got = got + &String::from_utf8_lossy(&read_at_least(&mut s, usize::MAX));
-        assert!(got.starts_with("-ERR Protocol error"), "{bad:?} got {got:?}");
-        assert!(is_closed(&mut s), "the connection closes after a protocol error");
+        assert!(
+            got.starts_with("-ERR Protocol error"),
+            "{bad:?} got {got:?}"
+        );
+        assert!(
+            is_closed(&mut s),
+            "the connection closes after a protocol error"
+        );
     }
     assert_eq!(exchange(&mut bystander, b"PING\r\n", 7), b"+PONG\r\n");
 }

@@ -44,7 +44,8 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
     if architecture == "-h" || architecture == "--help" {
         return Ok(None);
     }
-    let (mut port, mut bind, mut max_value_bytes) = (6379u16, "127.0.0.1".to_string(), DEFAULT_MAX_VALUE_BYTES);
+    let (mut port, mut bind, mut max_value_bytes) =
+        (6379u16, "127.0.0.1".to_string(), DEFAULT_MAX_VALUE_BYTES);
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
             return Ok(None);
@@ -64,14 +65,33 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
         }
     }
     let front = FrontConfig {
-        bind: if bind.contains(':') { format!("[{bind}]:{port}") } else { format!("{bind}:{port}") },
+        bind: if bind.contains(':') {
+            format!("[{bind}]:{port}")
+        } else {
+            format!("{bind}:{port}")
+        },
         max_value_bytes,
     };
-    Ok(Some(ServeArgs { architecture, front }))
+    Ok(Some(ServeArgs {
+        architecture,
+        front,
+    }))
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Hydro builds each location's code from this crate's sources at deploy time and finds
+    // them through CARGO_MANIFEST_DIR, which only `cargo run` sets. Point it at the sources this
+    // binary was built from, so `target/release/kvs-zoo` also works when run directly.
+    if std::env::var_os("CARGO_MANIFEST_DIR").is_none() {
+        // SAFETY: no other thread exists yet (the tokio runtime starts below).
+        unsafe { std::env::set_var("CARGO_MANIFEST_DIR", env!("CARGO_MANIFEST_DIR")) };
+    }
+    tokio::runtime::Runtime::new()
+        .expect("a tokio runtime starts")
+        .block_on(run())
+}
+
+async fn run() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let serve = match parse(&args) {
         Ok(Some(serve)) => serve,

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeSet;
 
-use lattices::set_union::SetUnionBTreeSet;
 use lattices::DomPair;
+use lattices::set_union::SetUnionBTreeSet;
 
 use super::VectorClock;
 
@@ -28,7 +28,14 @@ pub fn causal_delete<T: Ord>(clock: VectorClock) -> CausalValue<T> {
 
 /// The live siblings of a causal value, in a stable order; empty when only deletes remain.
 pub fn siblings<T: Clone>(value: &CausalValue<T>) -> Vec<T> {
-    value.as_reveal_ref().1.as_reveal_ref().iter().flatten().cloned().collect()
+    value
+        .as_reveal_ref()
+        .1
+        .as_reveal_ref()
+        .iter()
+        .flatten()
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]

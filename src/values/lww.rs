@@ -11,7 +11,9 @@ use lattices::{IsBot, IsTop, LatticeFrom, LatticeOrd, Merge};
 use serde::{Deserialize, Serialize};
 
 /// When and by whom a write was made: a Lamport time and the writer's id as tie-breaker.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Stamp {
     /// Lamport time: greater than every stamp the writer had seen.
     pub time: u64,
@@ -153,10 +155,12 @@ mod tests {
     #[test]
     fn lattices_own_law_checks_pass() {
         let items: Vec<LwwValue<u8>> = (0..3)
-            .flat_map(|t| [None, Some(1), Some(2)].map(move |v| LwwValue {
-                stamp: Stamp { time: t, writer: 0 },
-                value: v,
-            }))
+            .flat_map(|t| {
+                [None, Some(1), Some(2)].map(move |v| LwwValue {
+                    stamp: Stamp { time: t, writer: 0 },
+                    value: v,
+                })
+            })
             .collect();
         lattices::test::check_lattice_properties(&items);
     }

@@ -70,7 +70,10 @@ impl Server {
         interrupt(&child);
         let status = wait_timeout(&mut child, Duration::from_secs(30))
             .expect("kvs-zoo stops within 30 s of Ctrl-C");
-        assert!(status.success(), "kvs-zoo exited with {status} after Ctrl-C");
+        assert!(
+            status.success(),
+            "kvs-zoo exited with {status} after Ctrl-C"
+        );
         assert!(
             TcpStream::connect(&self.addr).is_err(),
             "the port is still answering after the server stopped"
