@@ -3,6 +3,11 @@
 #
 #   bash bench/redis_compare.sh            # 200000 requests per run
 #   N=50000 bash bench/redis_compare.sh    # quicker
+#   ROUNDS=5 bash bench/redis_compare.sh   # more rounds (default 3)
+#
+# Each configuration runs ROUNDS times against each server, alternating, and the median is
+# reported: on a 2-core machine redis-benchmark and the server share the CPU, and single runs
+# vary by ±10%.
 #
 # Needs redis-server and redis-benchmark (Debian: apt-get install redis-server redis-tools).
 # Builds kvs-zoo in release; the first run also builds the store's process optimized (minutes).
@@ -10,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${N:-200000}
+ROUNDS=${ROUNDS:-3}
 ARCH=${ARCH:-local}
 
 for tool in redis-server redis-benchmark; do
@@ -50,15 +56,22 @@ run() {
   redis-benchmark -p "$port" -t get,set -n "$N" --csv "$@" | tail -n +2 | tr -d '"' | awk -F, '{print $1, $2}'
 }
 
+# Median of the numbers on stdin.
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
 printf '%-14s %-5s %12s %12s %7s\n' "clients" "test" "kvs-zoo" "redis" "ratio"
 for opts in "-c 1" "-c 50" "-c 50 -P 16"; do
-  # shellcheck disable=SC2086
-  zoo=$(run "$ZOO_PORT" $opts)
-  # shellcheck disable=SC2086
-  red=$(run "$REDIS_PORT" $opts)
-  while read -r test ours; do
-    theirs=$(awk -v t="$test" '$1==t {print $2}' <<<"$red")
+  zoo="" red=""
+  for _ in $(seq 1 "$ROUNDS"); do
+    # shellcheck disable=SC2086
+    zoo+=$(run "$ZOO_PORT" $opts)$'\n'
+    # shellcheck disable=SC2086
+    red+=$(run "$REDIS_PORT" $opts)$'\n'
+  done
+  for test in SET GET; do
+    ours=$(awk -v t="$test" '$1==t {print $2}' <<<"$zoo" | median)
+    theirs=$(awk -v t="$test" '$1==t {print $2}' <<<"$red" | median)
     ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", a / b }')
     printf '%-14s %-5s %12.0f %12.0f %6sx\n' "$opts" "$test" "$ours" "$theirs" "$ratio"
-  done <<<"$zoo"
+  done
 done

@@ -3,18 +3,19 @@
 //! Hydro's many-client external port loses the first reply to a freshly connected client (see
 //! `HYDRO_NOTES.md`), so the front is our own tokio code, attached to the dataflow as a Hydro
 //! *sidecar*: [`start`] returns a stream the dataflow reads requests from and a sink it writes
-//! responses to. Each connection gets two tasks:
+//! responses to. Each connection is one task that
 //!
-//! - a **reader** that decodes RESP ([`crate::resp`]), plans each command
-//!   ([`crate::commands`]) and numbers its operations with consecutive request ids;
-//! - a **writer** that holds one *slot* per command, in arrival order, fills slots as
-//!   responses come back (matched by request id: in a sharded store replies overtake each
+//! - decodes RESP ([`crate::resp`]), plans each command ([`crate::commands`]) and numbers its
+//!   operations with consecutive request ids;
+//! - keeps one *slot* per command, in arrival order ([`crate::reply_queue`]), fills slots as
+//!   results come back (matched by request id: in a sharded store replies overtake each
 //!   other), and writes every completed slot at the head of the queue. That is how pipelined
 //!   commands are answered in order.
 //!
-//! The reader hands the writer a command's slot *before* sending its operations into the
-//! dataflow, so a response can never arrive for a slot the writer does not know yet — the race
-//! that lost replies on Hydro's own port.
+//! A command's slot is queued *before* its operations enter the dataflow, so a result can never
+//! arrive for a slot the connection does not know yet — the race that lost replies on Hydro's
+//! own port. One task per connection, rather than a reader and a writer, saves a task wake-up
+//! and a channel message per request.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -25,7 +26,6 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::commands::{Limits, Plan, plan};
@@ -86,7 +86,7 @@ impl FrontConfig {
 }
 
 /// Each connection's writer, by client id: where [`ReplySink`] delivers responses.
-type Registry = Arc<Mutex<HashMap<ClientId, UnboundedSender<ToWriter>>>>;
+type Registry = Arc<Mutex<HashMap<ClientId, UnboundedSender<(RequestId, KVSResult<Bytes>)>>>>;
 
 /// Starts the front with the settings in this process's environment ([`FrontConfig::to_env`]);
 /// returns the request stream and the response sink the dataflow is wired to. Called once,
@@ -171,7 +171,7 @@ impl futures::Sink<FrontResponse> for ReplySink {
     fn start_send(self: Pin<&mut Self>, resp: FrontResponse) -> Result<(), Self::Error> {
         let writers = self.0.lock().expect("registry lock is never poisoned");
         if let Some(writer) = writers.get(&resp.client) {
-            let _ = writer.send(ToWriter::Result(resp.request, resp.result));
+            let _ = writer.send((resp.request, resp.result));
         }
         Ok(())
     }
@@ -185,14 +185,6 @@ impl futures::Sink<FrontResponse> for ReplySink {
     }
 }
 
-/// Messages to a connection's writer task.
-pub enum ToWriter {
-    /// The next command's slot, in arrival order.
-    Slot(Slot),
-    /// One operation's result.
-    Result(RequestId, KVSResult<Bytes>),
-}
-
 async fn connection(
     id: ClientId,
     socket: TcpStream,
@@ -202,19 +194,24 @@ async fn connection(
 ) {
     // Replies are small and latency matters more than packet count.
     let _ = socket.set_nodelay(true);
-    let (mut rd, wr) = socket.into_split();
-    let (to_writer, writer_rx) = unbounded_channel();
+    let (mut rd, mut wr) = socket.into_split();
+    let (results_tx, mut results) = unbounded_channel();
     registry
         .lock()
         .expect("registry lock is never poisoned")
-        .insert(id, to_writer.clone());
-    tokio::spawn(writer(id, wr, writer_rx, registry));
+        .insert(id, results_tx);
 
     let mut decoder = RespDecoder::new(limits.max_value_bytes);
     let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut queue = ReplyQueue::default();
     let mut next_request: RequestId = 0;
+    // False once the client is done sending (end of input, QUIT, or a protocol error).
+    let mut reading = true;
     loop {
-        loop {
+        // Plan every complete command in the buffer. A command's slot is queued before its
+        // operations enter the dataflow, so no result can arrive for an unknown slot.
+        while reading {
             let slot = match decoder.decode(&mut buf) {
                 Ok(None) => break,
                 Err(e) => Slot::ready(Some(Reply::err(e)), true),
@@ -224,14 +221,9 @@ async fn connection(
                     Plan::Store(ops, kind) => {
                         let first = next_request;
                         next_request += ops.len() as u64;
-                        // The slot goes to the writer before any operation enters the flow.
-                        if to_writer
-                            .send(ToWriter::Slot(Slot::pending(first, ops.len(), kind)))
-                            .is_err()
-                        {
-                            return;
-                        }
+                        let slot = Slot::pending(first, ops.len(), kind);
                         for (request, op) in (first..).zip(ops) {
+                            // The dataflow is gone only when the process is shutting down.
                             if to_flow
                                 .send(KVSRequest {
                                     client: id,
@@ -243,44 +235,14 @@ async fn connection(
                                 return;
                             }
                         }
-                        continue;
+                        slot
                     }
                 },
             };
-            let close = slot.closes();
-            if to_writer.send(ToWriter::Slot(slot)).is_err() || close {
-                return;
-            }
+            reading = !slot.closes();
+            queue.expect(slot);
         }
-        match rd.read_buf(&mut buf).await {
-            Ok(n) if n > 0 => {}
-            // End of input (or a broken socket): answer what was asked, then close.
-            _ => {
-                let _ = to_writer.send(ToWriter::Slot(Slot::ready(None, true)));
-                return;
-            }
-        }
-    }
-}
-
-async fn writer(
-    id: ClientId,
-    mut wr: OwnedWriteHalf,
-    mut inbox: UnboundedReceiver<ToWriter>,
-    registry: Registry,
-) {
-    let mut queue = ReplyQueue::default();
-    let mut out = BytesMut::with_capacity(16 * 1024);
-    while let Some(msg) = inbox.recv().await {
-        // Take everything that is already queued, so one write carries many replies.
-        let mut next = Some(msg);
-        while let Some(msg) = next {
-            match msg {
-                ToWriter::Slot(slot) => queue.expect(slot),
-                ToWriter::Result(request, result) => queue.deliver(request, result),
-            }
-            next = inbox.try_recv().ok();
-        }
+        // Write every reply that is ready, in order, in one write.
         let closing = queue.drain_ready(&mut out);
         if !out.is_empty() {
             if wr.write_all(&out).await.is_err() {
@@ -290,6 +252,22 @@ async fn writer(
         }
         if closing {
             break;
+        }
+        tokio::select! {
+            read = rd.read_buf(&mut buf), if reading => {
+                if !matches!(read, Ok(n) if n > 0) {
+                    // End of input (or a broken socket): answer what was asked, then close.
+                    queue.expect(Slot::ready(None, true));
+                    reading = false;
+                }
+            }
+            Some((request, result)) = results.recv() => {
+                queue.deliver(request, result);
+                // Take every result already waiting, so one write carries many replies.
+                while let Ok((request, result)) = results.try_recv() {
+                    queue.deliver(request, result);
+                }
+            }
         }
     }
     registry
