@@ -51,7 +51,7 @@ pub struct Limits {
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
 
 /// Decides what to do with `cmd` for connection `client`.
-pub fn plan(cmd: &Command, limits: Limits, client: u64) -> Plan {
+pub fn plan(cmd: Command, limits: Limits, client: u64) -> Plan {
     let name = String::from_utf8_lossy(&cmd.args[0]).to_ascii_lowercase();
     let args = &cmd.args[1..];
     if cmd.oversized {
@@ -84,47 +84,7 @@ pub fn plan(cmd: &Command, limits: Limits, client: u64) -> Plan {
         },
         "echo" => arity(1, &|| Plan::Reply(Reply::Bulk(args[0].clone()))),
         "quit" => Plan::ReplyAndClose(Reply::simple("OK")),
-        "get" => arity(1, &|| {
-            Plan::Store(vec![KVSOperation::Get(args[0].clone())], Assemble::Get)
-        }),
-        "set" => arity(-2, &|| {
-            if args.len() > 2 {
-                Plan::Reply(Reply::err(
-                    "syntax error: SET options (EX, PX, NX, XX, GET, KEEPTTL) are not supported",
-                ))
-            } else {
-                Plan::Store(
-                    vec![KVSOperation::Put(args[0].clone(), args[1].clone())],
-                    Assemble::Set,
-                )
-            }
-        }),
-        "del" => arity(-1, &|| {
-            let ops = args
-                .iter()
-                .map(|k| KVSOperation::Delete(k.clone()))
-                .collect();
-            Plan::Store(ops, Assemble::Deleted)
-        }),
-        "exists" => arity(-1, &|| {
-            let ops = args.iter().map(|k| KVSOperation::Get(k.clone())).collect();
-            Plan::Store(ops, Assemble::Existing)
-        }),
-        "mget" => arity(-1, &|| {
-            let ops = args.iter().map(|k| KVSOperation::Get(k.clone())).collect();
-            Plan::Store(ops, Assemble::MultiGet)
-        }),
-        "mset" => {
-            if args.is_empty() || !args.len().is_multiple_of(2) {
-                wrong_arity()
-            } else {
-                let ops = args
-                    .chunks(2)
-                    .map(|kv| KVSOperation::Put(kv[0].clone(), kv[1].clone()))
-                    .collect();
-                Plan::Store(ops, Assemble::MultiSet)
-            }
-        }
+        "get" | "set" | "del" | "exists" | "mget" | "mset" => data(&name, cmd.args),
         "hello" => hello(args, client),
         "command" => command(args),
         "config" => config(args),
@@ -147,6 +107,36 @@ pub fn plan(cmd: &Command, limits: Limits, client: u64) -> Plan {
             )),
         },
         _ => Plan::Reply(unknown_command(&cmd.args)),
+    }
+}
+
+/// Plans a data command, moving its keys and values into the operations (no copies: this is
+/// the path every GET and SET takes).
+fn data(name: &str, all: Vec<Bytes>) -> Plan {
+    let n = all.len() - 1;
+    let mut args = all.into_iter().skip(1);
+    let mut next = || args.next().expect("the arity was checked");
+    match name {
+        "get" if n == 1 => Plan::Store(vec![KVSOperation::Get(next())], Assemble::Get),
+        "set" if n == 2 => Plan::Store(vec![KVSOperation::Put(next(), next())], Assemble::Set),
+        "set" if n > 2 => Plan::Reply(Reply::err(
+            "syntax error: SET options (EX, PX, NX, XX, GET, KEEPTTL) are not supported",
+        )),
+        "del" if n >= 1 => Plan::Store(args.map(KVSOperation::Delete).collect(), Assemble::Deleted),
+        "exists" if n >= 1 => {
+            Plan::Store(args.map(KVSOperation::Get).collect(), Assemble::Existing)
+        }
+        "mget" if n >= 1 => Plan::Store(args.map(KVSOperation::Get).collect(), Assemble::MultiGet),
+        "mset" if n >= 2 && n.is_multiple_of(2) => {
+            let mut ops = Vec::with_capacity(n / 2);
+            while let (Some(k), Some(v)) = (args.next(), args.next()) {
+                ops.push(KVSOperation::Put(k, v));
+            }
+            Plan::Store(ops, Assemble::MultiSet)
+        }
+        _ => Plan::Reply(Reply::err(format!(
+            "wrong number of arguments for '{name}' command"
+        ))),
     }
 }
 
@@ -273,7 +263,7 @@ mod tests {
     }
 
     fn reply(words: &[&str]) -> Reply {
-        match plan(&cmd(words), LIMITS, 5) {
+        match plan(cmd(words), LIMITS, 5) {
             Plan::Reply(r) | Plan::ReplyAndClose(r) => r,
             other => panic!("expected an immediate reply, got {other:?}"),
         }
@@ -282,18 +272,18 @@ mod tests {
     #[test]
     fn data_commands_plan_one_operation_per_key() {
         assert_eq!(
-            plan(&cmd(&["set", "k", "v"]), LIMITS, 0),
+            plan(cmd(&["set", "k", "v"]), LIMITS, 0),
             Plan::Store(vec![KVSOperation::Put(b("k"), b("v"))], Assemble::Set)
         );
         assert_eq!(
-            plan(&cmd(&["DEL", "a", "b"]), LIMITS, 0),
+            plan(cmd(&["DEL", "a", "b"]), LIMITS, 0),
             Plan::Store(
                 vec![KVSOperation::Delete(b("a")), KVSOperation::Delete(b("b"))],
                 Assemble::Deleted
             )
         );
         assert_eq!(
-            plan(&cmd(&["MSET", "a", "1", "b", "2"]), LIMITS, 0),
+            plan(cmd(&["MSET", "a", "1", "b", "2"]), LIMITS, 0),
             Plan::Store(
                 vec![
                     KVSOperation::Put(b("a"), b("1")),
@@ -303,7 +293,7 @@ mod tests {
             )
         );
         assert!(matches!(
-            plan(&cmd(&["exists", "a", "a"]), LIMITS, 0),
+            plan(cmd(&["exists", "a", "a"]), LIMITS, 0),
             Plan::Store(ops, Assemble::Existing) if ops.len() == 2
         ));
     }
@@ -345,7 +335,7 @@ mod tests {
         let mut big = cmd(&["set", "k"]);
         big.oversized = true;
         assert!(
-            matches!(plan(&big, LIMITS, 0), Plan::Reply(Reply::Error(e)) if e.contains("16 bytes"))
+            matches!(plan(big, LIMITS, 0), Plan::Reply(Reply::Error(e)) if e.contains("16 bytes"))
         );
     }
 
@@ -355,7 +345,7 @@ mod tests {
         assert_eq!(reply(&["ping", "hi"]), Reply::Bulk(b("hi")));
         assert_eq!(reply(&["echo", "x"]), Reply::Bulk(b("x")));
         assert_eq!(
-            plan(&cmd(&["quit"]), LIMITS, 0),
+            plan(cmd(&["quit"]), LIMITS, 0),
             Plan::ReplyAndClose(Reply::simple("OK"))
         );
         assert!(matches!(reply(&["hello", "3"]), Reply::Error(e) if e.starts_with("NOPROTO")));

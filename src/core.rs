@@ -14,7 +14,7 @@ use hydro_lang::location::Location;
 use hydro_lang::prelude::*;
 
 use crate::lattice_core::{Applied, LatticeStore, StorageInput, split_applied};
-use crate::protocol::{KVSOperation, KVSResponse, KVSResult, Key};
+use crate::protocol::{KVSOperation, KVSRequest, KVSResponse, KVSResult, Key};
 use crate::values::{LwwValue, Stamp};
 
 /// The LWW state machine: a lattice map of [`LwwValue`]s plus a Lamport clock.
@@ -59,23 +59,34 @@ impl<V: Clone + Ord> LwwStore<V> {
             }
             StorageInput::Request(req) => req,
         };
-        match &req.op {
+        // Take the operation apart so its key and value move into the store, not copies.
+        let KVSRequest {
+            client,
+            request,
+            op,
+        } = req;
+        let respond = |result| KVSResponse {
+            client,
+            request,
+            result,
+        };
+        match op {
             KVSOperation::Get(key) => {
                 let result = self
-                    .live(key)
+                    .live(&key)
                     .map_or(KVSResult::NotFound, |v| KVSResult::Value(v.clone()));
-                (Some(req.respond(result)), None)
+                (Some(respond(result)), None)
             }
             KVSOperation::Put(key, value) => {
-                let stamped = LwwValue::write(self.next_stamp(), value.clone());
-                let changed = self.store.merge(key.clone(), stamped);
-                (Some(req.respond(KVSResult::Ok)), changed)
+                let stamped = LwwValue::write(self.next_stamp(), value);
+                let changed = self.store.merge(key, stamped);
+                (Some(respond(KVSResult::Ok)), changed)
             }
             KVSOperation::Delete(key) => {
-                let existed = self.live(key).is_some();
+                let existed = self.live(&key).is_some();
                 let changed = if existed {
                     let tombstone = LwwValue::tombstone(self.next_stamp());
-                    self.store.merge(key.clone(), tombstone)
+                    self.store.merge(key, tombstone)
                 } else {
                     // Nothing live to delete: writing a tombstone would change no reader's view.
                     None
@@ -85,7 +96,7 @@ impl<V: Clone + Ord> LwwStore<V> {
                 } else {
                     KVSResult::NotFound
                 };
-                (Some(req.respond(result)), changed)
+                (Some(respond(result)), changed)
             }
         }
     }
@@ -123,7 +134,6 @@ impl KVSCore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::KVSRequest;
 
     fn req(request: u64, op: KVSOperation<u8>) -> StorageInput<u8, LwwValue<u8>> {
         StorageInput::Request(KVSRequest {

@@ -215,7 +215,7 @@ async fn connection(
             let slot = match decoder.decode(&mut buf) {
                 Ok(None) => break,
                 Err(e) => Slot::ready(Some(Reply::err(e)), true),
-                Ok(Some(cmd)) => match plan(&cmd, limits, id) {
+                Ok(Some(cmd)) => match plan(cmd, limits, id) {
                     Plan::Reply(r) => Slot::ready(Some(r), false),
                     Plan::ReplyAndClose(r) => Slot::ready(Some(r), true),
                     Plan::Store(ops, kind) => {

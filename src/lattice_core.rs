@@ -122,6 +122,23 @@ impl LatticeKVSCore {
     }
 }
 
+/// One input's outputs as an iterator: its reply (`Ok`), then its change (`Err`).
+///
+/// A named type rather than an iterator chain because Hydro writes out the types of the
+/// staged code, and the standard library's iterator adapters live in private modules.
+pub struct Outputs<V, S>(pub Option<KVSResponse<V>>, pub Option<(Key, S)>);
+
+impl<V, S> Iterator for Outputs<V, S> {
+    type Item = Result<KVSResponse<V>, (Key, S)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.0.take() {
+            Some(reply) => Some(Ok(reply)),
+            None => self.1.take().map(Err),
+        }
+    }
+}
+
 /// Splits a core's `(reply, change)` stream into the reply stream and the change stream.
 #[expect(
     clippy::type_complexity,
@@ -135,12 +152,21 @@ pub fn split_applied<'a, L, V, S>(
 )
 where
     L: Location<'a>,
-    V: Clone + 'a,
-    S: Clone + 'a,
+    V: 'a,
+    S: 'a,
 {
-    let responses = applied.clone().filter_map(q!(|(reply, _)| reply));
-    let changed = applied.filter_map(q!(|(_, change)| change));
-    (responses, changed)
+    // Each input yields a reply, a change, or both. Flatten them into one stream (`Ok` is a
+    // reply, `Err` a change) and partition it: unlike cloning the stream and filtering each
+    // copy, no value is copied on the way.
+    let (responses, changed) = applied
+        .flat_map_ordered(q!(|(reply, change)| crate::lattice_core::Outputs(
+            reply, change
+        )))
+        .partition(q!(|out| out.is_ok()));
+    (
+        responses.filter_map(q!(|out| out.ok())),
+        changed.filter_map(q!(|out| out.err())),
+    )
 }
 
 #[cfg(test)]

@@ -96,10 +96,12 @@ impl RespDecoder {
                         return Ok(None);
                     };
                     if first == b'*' {
-                        let Some(line) = take_line(buf, "too big mbulk count string")? else {
+                        let Some(n) =
+                            take_line(buf, "too big mbulk count string", |l| parse_int(&l[1..]))?
+                        else {
                             return Ok(None);
                         };
-                        let n = parse_int(&line[1..])
+                        let n = n
                             .filter(|n| *n <= MAX_ARGS)
                             .ok_or_else(|| err("invalid multibulk length"))?;
                         if n <= 0 {
@@ -113,14 +115,15 @@ impl RespDecoder {
                             pending: Pending::Header,
                         };
                     } else {
-                        let Some(line) = take_line(buf, "too big inline request")? else {
+                        let Some(args) = take_line(buf, "too big inline request", |line| {
+                            line.split(|b| b.is_ascii_whitespace())
+                                .filter(|w| !w.is_empty())
+                                .map(Bytes::copy_from_slice)
+                                .collect::<Vec<_>>()
+                        })?
+                        else {
                             return Ok(None);
                         };
-                        let args: Vec<Bytes> = line[..]
-                            .split(|b| b.is_ascii_whitespace())
-                            .filter(|w| !w.is_empty())
-                            .map(Bytes::copy_from_slice)
-                            .collect();
                         if args.is_empty() {
                             continue;
                         }
@@ -153,10 +156,13 @@ impl RespDecoder {
                                     char::from(first).escape_default()
                                 )));
                             }
-                            let Some(line) = take_line(buf, "too big bulk count string")? else {
+                            let Some(len) = take_line(buf, "too big bulk count string", |l| {
+                                parse_int(&l[1..])
+                            })?
+                            else {
                                 return Ok(None);
                             };
-                            let len = parse_int(&line[1..])
+                            let len = len
                                 .filter(|n| (0..=MAX_BULK).contains(n))
                                 .ok_or_else(|| err("invalid bulk length"))?
                                 as usize;
@@ -175,9 +181,12 @@ impl RespDecoder {
                             if &buf[len..len + 2] != b"\r\n" {
                                 return Err(err("bulk string not terminated by CRLF"));
                             }
-                            let arg = buf.split_to(len).freeze();
-                            buf.advance(2);
-                            args.push(arg);
+                            // Copied out, not split off: a split-off `Bytes` shares (and
+                            // keeps alive) the whole read buffer, so a stored 3-byte value
+                            // would pin 16 KiB, and every split and drop would touch one
+                            // shared reference count.
+                            args.push(Bytes::copy_from_slice(&buf[..len]));
+                            buf.advance(len + 2);
                             *remaining -= 1;
                             *pending = Pending::Header;
                         }
@@ -212,17 +221,21 @@ fn err(msg: &str) -> ProtocolError {
     ProtocolError(msg.to_owned())
 }
 
-/// Takes one `\n`-terminated line (a preceding `\r` is dropped) off the front of `buf`.
-fn take_line(buf: &mut BytesMut, too_big: &str) -> Result<Option<BytesMut>, ProtocolError> {
+/// Reads one `\n`-terminated line (without its `\n` or a preceding `\r`) from the front of
+/// `buf` with `read`, then consumes it. The line is borrowed, not split off, so reading a
+/// header costs no allocation or reference count.
+fn take_line<T>(
+    buf: &mut BytesMut,
+    too_big: &str,
+    read: impl FnOnce(&[u8]) -> T,
+) -> Result<Option<T>, ProtocolError> {
     let window = &buf[..buf.len().min(MAX_LINE + 2)];
     match window.iter().position(|&b| b == b'\n') {
         Some(end) => {
-            let mut line = buf.split_to(end + 1);
-            line.truncate(end);
-            if line.last() == Some(&b'\r') {
-                line.truncate(end - 1);
-            }
-            Ok(Some(line))
+            let line = &buf[..end];
+            let value = read(line.strip_suffix(b"\r").unwrap_or(line));
+            buf.advance(end + 1);
+            Ok(Some(value))
         }
         None if buf.len() > MAX_LINE => Err(err(too_big)),
         None => Ok(None),
