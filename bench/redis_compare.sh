@@ -3,11 +3,17 @@
 #
 #   bash bench/redis_compare.sh            # 200000 requests per run
 #   N=50000 bash bench/redis_compare.sh    # quicker
-#   ROUNDS=5 bash bench/redis_compare.sh   # more rounds (default 3)
+#   ROUNDS=3 bash bench/redis_compare.sh   # fewer rounds (default 5)
 #
 # Each configuration runs ROUNDS times against each server, alternating, and the median is
 # reported: on a 2-core machine redis-benchmark and the server share the CPU, and single runs
 # vary by ±10%.
+#
+# It also reports each server's CPU time per request (user + system, the kvs-zoo figure
+# summed over its processes). Throughput says who answered more requests per second; CPU per
+# request says why. Without pipelining the single-threaded redis-benchmark is the bottleneck
+# (it saturates its core while either server idles part of the time), so throughput there
+# mostly measures the client, and CPU per request is the server's own cost.
 #
 # Needs redis-server and redis-benchmark (Debian: apt-get install redis-server redis-tools).
 # Builds kvs-zoo in release; the first run also builds the store's process optimized (minutes).
@@ -15,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${N:-200000}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 ARCH=${ARCH:-local}
 
 for tool in redis-server redis-benchmark; do
@@ -50,23 +56,44 @@ for _ in $(seq 1 1200); do
 done
 grep -q "^ready: " "$LOG" || { cat "$LOG" >&2; echo "kvs-zoo never became ready" >&2; exit 1; }
 
-# Prints "<test> <requests per second>" for each test of one redis-benchmark run.
+# CPU time (clock ticks) used so far by a process and all its descendants.
+cpu_ticks() {
+  local total=0 pid
+  for pid in $1 $(pgrep -P "$1" 2>/dev/null); do
+    if [ "$pid" = "$1" ]; then
+      total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    else
+      total=$((total + $(cpu_ticks "$pid")))
+    fi
+  done
+  echo "$total"
+}
+TICKS=$(getconf CLK_TCK)
+
+# Prints "<test> <requests per second>" for each test of one redis-benchmark run, then
+# "CPU <server microseconds per request>" for the whole run.
 run() {
-  local port=$1; shift
+  local port=$1 pid=$2; shift 2
+  local before after
+  before=$(cpu_ticks "$pid")
   redis-benchmark -p "$port" -t get,set -n "$N" --csv "$@" | tail -n +2 | tr -d '"' | awk -F, '{print $1, $2}'
+  after=$(cpu_ticks "$pid")
+  awk -v a="$before" -v b="$after" -v t="$TICKS" -v n="$N" 'BEGIN { printf "CPU %.3f\n", (b - a) / t * 1e6 / (2 * n) }'
 }
 
 # Median of the numbers on stdin.
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+echo "== $ROUNDS rounds of -n $N per configuration; medians" >&2
 printf '%-14s %-5s %12s %12s %7s\n' "clients" "test" "kvs-zoo" "redis" "ratio"
+cpu_lines=()
 for opts in "-c 1" "-c 50" "-c 50 -P 16"; do
   zoo="" red=""
   for _ in $(seq 1 "$ROUNDS"); do
     # shellcheck disable=SC2086
-    zoo+=$(run "$ZOO_PORT" $opts)$'\n'
+    zoo+=$(run "$ZOO_PORT" "$ZOO_PID" $opts)$'\n'
     # shellcheck disable=SC2086
-    red+=$(run "$REDIS_PORT" $opts)$'\n'
+    red+=$(run "$REDIS_PORT" "$REDIS_PID" $opts)$'\n'
   done
   for test in SET GET; do
     ours=$(awk -v t="$test" '$1==t {print $2}' <<<"$zoo" | median)
@@ -74,4 +101,10 @@ for opts in "-c 1" "-c 50" "-c 50 -P 16"; do
     ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", a / b }')
     printf '%-14s %-5s %12.0f %12.0f %6sx\n' "$opts" "$test" "$ours" "$theirs" "$ratio"
   done
+  ours=$(awk '$1=="CPU" {print $2}' <<<"$zoo" | median)
+  theirs=$(awk '$1=="CPU" {print $2}' <<<"$red" | median)
+  cpu_lines+=("$(printf '%-14s %12.2f %12.2f' "$opts" "$ours" "$theirs")")
 done
+echo
+printf '%-14s %12s %12s\n' "server CPU µs" "kvs-zoo" "redis"
+printf '%s\n' "${cpu_lines[@]}"
