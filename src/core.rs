@@ -13,7 +13,7 @@ use hydro_lang::live_collections::stream::TotalOrder;
 use hydro_lang::location::Location;
 use hydro_lang::prelude::*;
 
-use crate::lattice_core::{Applied, LatticeStore, StorageInput, split_applied};
+use crate::lattice_core::{Applied, LatticeStore, StorageInput, StorageOutput, split_applied};
 use crate::protocol::{KVSOperation, KVSRequest, KVSResponse, KVSResult, Key};
 use crate::values::{LwwValue, Stamp};
 
@@ -108,17 +108,10 @@ pub struct KVSCore;
 impl KVSCore {
     /// Runs an [`LwwStore`] stamping as `writer` over `inputs`, returning the responses to
     /// client requests and the `(key, new value)` stream of every change.
-    #[expect(
-        clippy::type_complexity,
-        reason = "Hydro stream types spell out their guarantees"
-    )]
     pub fn serve<'a, L, V>(
         inputs: Stream<StorageInput<V, LwwValue<V>>, L, Unbounded, TotalOrder>,
         writer: u64,
-    ) -> (
-        Stream<KVSResponse<V>, L, Unbounded, TotalOrder>,
-        Stream<(Key, LwwValue<V>), L, Unbounded, TotalOrder>,
-    )
+    ) -> StorageOutput<V, LwwValue<V>, L>
     where
         L: Location<'a>,
         V: Clone + Ord + 'a,

@@ -76,8 +76,11 @@ impl Hosts {
         let spec = TrybuildHost::new(host.clone());
         if self.optimized {
             // Any rustflags switch the location to a static build, which a release profile
-            // needs (the prebuilt dylib it would otherwise link is a debug build).
-            spec.profile("release").rustflags("-Cdebuginfo=0")
+            // needs (the prebuilt dylib it would otherwise link is a debug build). Warnings
+            // are silenced because they are about Hydro's generated code, which the user
+            // cannot change; our own code is linted by `cargo clippy`.
+            spec.profile("release")
+                .rustflags("-Cdebuginfo=0 -Awarnings")
         } else {
             spec
         }

@@ -27,6 +27,13 @@ pub enum StorageInput<V, S> {
     Merge(Key, S),
 }
 
+/// What a storage core produces: responses to client requests, and `(key, new value)` for
+/// every change (the replication stage's input).
+pub type StorageOutput<V, S, L> = (
+    Stream<KVSResponse<V>, L, Unbounded, TotalOrder>,
+    Stream<(Key, S), L, Unbounded, TotalOrder>,
+);
+
 /// What one input produced: the reply (client requests only) and the key's new value when the
 /// input changed it.
 pub type Applied<V, S> = (Option<KVSResponse<V>>, Option<(Key, S)>);
@@ -100,16 +107,9 @@ impl LatticeKVSCore {
     ///
     /// The inputs must be totally ordered: the store is a sequential state machine. (Merges
     /// commute, so for them the order only matters for which intermediate values are reported.)
-    #[expect(
-        clippy::type_complexity,
-        reason = "Hydro stream types spell out their guarantees"
-    )]
     pub fn serve<'a, L, S>(
         inputs: Stream<StorageInput<S, S>, L, Unbounded, TotalOrder>,
-    ) -> (
-        Stream<KVSResponse<S>, L, Unbounded, TotalOrder>,
-        Stream<(Key, S), L, Unbounded, TotalOrder>,
-    )
+    ) -> StorageOutput<S, S, L>
     where
         L: Location<'a>,
         S: Merge<S> + Clone + 'a,
@@ -140,16 +140,9 @@ impl<V, S> Iterator for Outputs<V, S> {
 }
 
 /// Splits a core's `(reply, change)` stream into the reply stream and the change stream.
-#[expect(
-    clippy::type_complexity,
-    reason = "Hydro stream types spell out their guarantees"
-)]
 pub fn split_applied<'a, L, V, S>(
     applied: Stream<Applied<V, S>, L, Unbounded, TotalOrder>,
-) -> (
-    Stream<KVSResponse<V>, L, Unbounded, TotalOrder>,
-    Stream<(Key, S), L, Unbounded, TotalOrder>,
-)
+) -> StorageOutput<V, S, L>
 where
     L: Location<'a>,
     V: 'a,

@@ -25,19 +25,12 @@ use hydro_lang::location::Location;
 use hydro_lang::prelude::*;
 
 use crate::kvs_core::KVSCore;
-use crate::lattice_core::{LatticeKVSCore, StorageInput};
-use crate::protocol::{KVSRequest, KVSResponse, Key};
+use crate::lattice_core::{LatticeKVSCore, StorageInput, StorageOutput};
+use crate::protocol::{KVSRequest, KVSResponse};
 use crate::values::LwwValue;
 
 /// Tag type of the process that runs the RESP front and receives every client request.
 pub struct Proxy;
-
-/// The output of a storage core: responses to client requests, and `(key, new value)` for
-/// every change (the replication stage's input).
-pub type StorageOutput<'a, V, S, L> = (
-    Stream<KVSResponse<V>, L, Unbounded, TotalOrder>,
-    Stream<(Key, S), L, Unbounded, TotalOrder>,
-);
 
 /// A storage core that clients' values of type `V` are stored in.
 pub trait Storage<V> {
@@ -47,7 +40,7 @@ pub trait Storage<V> {
     /// Applies `inputs` in order at each member of `L`.
     fn serve<'a, L: Location<'a>>(
         inputs: Stream<StorageInput<V, Self::Stored>, L, Unbounded, TotalOrder>,
-    ) -> StorageOutput<'a, V, Self::Stored, L>
+    ) -> StorageOutput<V, Self::Stored, L>
     where
         V: 'a,
         Self::Stored: 'a;
@@ -58,7 +51,7 @@ impl<V: Clone + Ord> Storage<V> for KVSCore {
 
     fn serve<'a, L: Location<'a>>(
         inputs: Stream<StorageInput<V, LwwValue<V>>, L, Unbounded, TotalOrder>,
-    ) -> StorageOutput<'a, V, LwwValue<V>, L>
+    ) -> StorageOutput<V, LwwValue<V>, L>
     where
         V: 'a,
     {
@@ -72,7 +65,7 @@ impl<V: lattices::Merge<V> + Clone> Storage<V> for LatticeKVSCore {
 
     fn serve<'a, L: Location<'a>>(
         inputs: Stream<StorageInput<V, V>, L, Unbounded, TotalOrder>,
-    ) -> StorageOutput<'a, V, V, L>
+    ) -> StorageOutput<V, V, L>
     where
         V: 'a,
     {
@@ -147,7 +140,7 @@ pub trait Replication<'a, V, S, L: Location<'a>> {
         requests: Stream<KVSRequest<V>, L, Unbounded, TotalOrder>,
         storage: impl FnOnce(
             Stream<StorageInput<V, S>, L, Unbounded, TotalOrder>,
-        ) -> StorageOutput<'a, V, S, L>,
+        ) -> StorageOutput<V, S, L>,
     ) -> Stream<KVSResponse<V>, L, Unbounded, TotalOrder>;
 }
 
@@ -160,7 +153,7 @@ impl<'a, V: 'a, S: 'a, L: Location<'a>> Replication<'a, V, S, L> for NoReplicati
         requests: Stream<KVSRequest<V>, L, Unbounded, TotalOrder>,
         storage: impl FnOnce(
             Stream<StorageInput<V, S>, L, Unbounded, TotalOrder>,
-        ) -> StorageOutput<'a, V, S, L>,
+        ) -> StorageOutput<V, S, L>,
     ) -> Stream<KVSResponse<V>, L, Unbounded, TotalOrder> {
         let (responses, _changes) = storage(requests.map(q!(|r| StorageInput::Request(r))));
         responses

@@ -41,7 +41,7 @@ pub fn siblings<T: Clone>(value: &CausalValue<T>) -> Vec<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lattices::Merge;
+    use crate::values::laws::{self, merged};
     use proptest::prelude::*;
 
     fn value() -> impl Strategy<Value = CausalValue<u8>> {
@@ -63,21 +63,15 @@ mod tests {
             })
     }
 
-    fn merged(mut a: CausalValue<u8>, b: CausalValue<u8>) -> CausalValue<u8> {
-        a.merge(b);
-        a
-    }
-
     proptest! {
         #[test]
         fn merge_is_commutative(a in value(), b in value()) {
-            prop_assert_eq!(merged(a.clone(), b.clone()), merged(b, a));
+            laws::commutative(a, b)?;
         }
 
         #[test]
         fn merge_is_idempotent(a in value(), b in value()) {
-            let once = merged(a, b.clone());
-            prop_assert_eq!(merged(once.clone(), b), once);
+            laws::idempotent(a, b)?;
         }
     }
 
@@ -94,10 +88,7 @@ mod tests {
         for x in &all {
             for y in &all {
                 for z in &all {
-                    assert_eq!(
-                        merged(merged(x.clone(), y.clone()), z.clone()),
-                        merged(x.clone(), merged(y.clone(), z.clone()))
-                    );
+                    laws::associative(x.clone(), y.clone(), z.clone()).unwrap();
                 }
             }
         }
@@ -107,13 +98,13 @@ mod tests {
     fn concurrent_writes_become_siblings() {
         let alice = causal_write(VectorClock::new().tick("alice"), "a".to_string());
         let bob = causal_write(VectorClock::new().tick("bob"), "b".to_string());
-        let both = merged_s(alice, bob);
+        let both = merged(alice, bob);
         assert_eq!(siblings(&both), vec!["a".to_string(), "b".to_string()]);
 
         // A write that saw both siblings replaces them.
         let resolved_clock = both.key.clone().tick("alice");
         let resolved = causal_write(resolved_clock, "ab".to_string());
-        assert_eq!(siblings(&merged_s(both, resolved)), vec!["ab".to_string()]);
+        assert_eq!(siblings(&merged(both, resolved)), vec!["ab".to_string()]);
     }
 
     #[test]
@@ -125,10 +116,5 @@ mod tests {
         // A delete concurrent with a write leaves the write as the only live sibling.
         let concurrent = causal_write(VectorClock::new().tick("b"), 7u8);
         assert_eq!(siblings(&merged(del, concurrent)), vec![7]);
-    }
-
-    fn merged_s(mut a: CausalValue<String>, b: CausalValue<String>) -> CausalValue<String> {
-        a.merge(b);
-        a
     }
 }

@@ -89,6 +89,7 @@ impl<V> IsTop for LwwValue<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::values::laws::{self, merged};
     use proptest::prelude::*;
 
     fn lww() -> impl Strategy<Value = LwwValue<u8>> {
@@ -100,29 +101,20 @@ mod tests {
         })
     }
 
-    fn merged(mut a: LwwValue<u8>, b: LwwValue<u8>) -> LwwValue<u8> {
-        a.merge(b);
-        a
-    }
-
     proptest! {
         #[test]
         fn merge_is_commutative(a in lww(), b in lww()) {
-            prop_assert_eq!(merged(a.clone(), b.clone()), merged(b, a));
+            laws::commutative(a, b)?;
         }
 
         #[test]
         fn merge_is_associative(a in lww(), b in lww(), c in lww()) {
-            prop_assert_eq!(
-                merged(merged(a.clone(), b.clone()), c.clone()),
-                merged(a, merged(b, c))
-            );
+            laws::associative(a, b, c)?;
         }
 
         #[test]
         fn merge_is_idempotent(a in lww(), b in lww()) {
-            let once = merged(a, b.clone());
-            prop_assert_eq!(merged(once.clone(), b), once);
+            laws::idempotent(a, b)?;
         }
 
         #[test]

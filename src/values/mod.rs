@@ -13,3 +13,47 @@ pub mod vector_clock;
 pub use causal::CausalValue;
 pub use lww::{LwwValue, Stamp};
 pub use vector_clock::VectorClock;
+
+/// The lattice laws, checked once here for every value type's property tests.
+#[cfg(test)]
+pub mod laws {
+    use lattices::Merge;
+    use proptest::prelude::*;
+
+    /// `a ⊔ b`.
+    pub fn merged<T: Merge<T>>(mut a: T, b: T) -> T {
+        a.merge(b);
+        a
+    }
+
+    /// `a ⊔ b = b ⊔ a`.
+    pub fn commutative<T>(a: T, b: T) -> Result<(), TestCaseError>
+    where
+        T: Merge<T> + Clone + PartialEq + std::fmt::Debug,
+    {
+        prop_assert_eq!(merged(a.clone(), b.clone()), merged(b, a));
+        Ok(())
+    }
+
+    /// `(a ⊔ b) ⊔ c = a ⊔ (b ⊔ c)`.
+    pub fn associative<T>(a: T, b: T, c: T) -> Result<(), TestCaseError>
+    where
+        T: Merge<T> + Clone + PartialEq + std::fmt::Debug,
+    {
+        prop_assert_eq!(
+            merged(merged(a.clone(), b.clone()), c.clone()),
+            merged(a, merged(b, c))
+        );
+        Ok(())
+    }
+
+    /// `(a ⊔ b) ⊔ b = a ⊔ b`: delivering the same value twice changes nothing.
+    pub fn idempotent<T>(a: T, b: T) -> Result<(), TestCaseError>
+    where
+        T: Merge<T> + Clone + PartialEq + std::fmt::Debug,
+    {
+        let once = merged(a, b.clone());
+        prop_assert_eq!(merged(once.clone(), b), once);
+        Ok(())
+    }
+}
