@@ -41,7 +41,7 @@ pub fn siblings<T: Clone>(value: &CausalValue<T>) -> Vec<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::values::laws::{self, merged};
+    use crate::values::tests::{self as laws, merged};
     use proptest::prelude::*;
 
     fn value() -> impl Strategy<Value = CausalValue<u8>> {

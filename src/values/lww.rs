@@ -89,7 +89,7 @@ impl<V> IsTop for LwwValue<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::values::laws::{self, merged};
+    use crate::values::tests::{self as laws, merged};
     use proptest::prelude::*;
 
     fn lww() -> impl Strategy<Value = LwwValue<u8>> {

@@ -14,20 +14,23 @@ pub use causal::CausalValue;
 pub use lww::{LwwValue, Stamp};
 pub use vector_clock::VectorClock;
 
-/// The lattice laws, checked once here for every value type's property tests.
+/// The lattice laws, written once for every value type's property tests (`use … tests as
+/// laws`). Two quirks of Hydro's staging (which copies test modules into the generated crate)
+/// shape it: only test modules named `tests` are copied, and `pub` functions are re-exported
+/// from the built crate, where test-only code does not exist, so these are `pub(crate)`.
 #[cfg(test)]
-pub mod laws {
+pub mod tests {
     use lattices::Merge;
     use proptest::prelude::*;
 
     /// `a ⊔ b`.
-    pub fn merged<T: Merge<T>>(mut a: T, b: T) -> T {
+    pub(crate) fn merged<T: Merge<T>>(mut a: T, b: T) -> T {
         a.merge(b);
         a
     }
 
     /// `a ⊔ b = b ⊔ a`.
-    pub fn commutative<T>(a: T, b: T) -> Result<(), TestCaseError>
+    pub(crate) fn commutative<T>(a: T, b: T) -> Result<(), TestCaseError>
     where
         T: Merge<T> + Clone + PartialEq + std::fmt::Debug,
     {
@@ -36,7 +39,7 @@ pub mod laws {
     }
 
     /// `(a ⊔ b) ⊔ c = a ⊔ (b ⊔ c)`.
-    pub fn associative<T>(a: T, b: T, c: T) -> Result<(), TestCaseError>
+    pub(crate) fn associative<T>(a: T, b: T, c: T) -> Result<(), TestCaseError>
     where
         T: Merge<T> + Clone + PartialEq + std::fmt::Debug,
     {
@@ -48,7 +51,7 @@ pub mod laws {
     }
 
     /// `(a ⊔ b) ⊔ b = a ⊔ b`: delivering the same value twice changes nothing.
-    pub fn idempotent<T>(a: T, b: T) -> Result<(), TestCaseError>
+    pub(crate) fn idempotent<T>(a: T, b: T) -> Result<(), TestCaseError>
     where
         T: Merge<T> + Clone + PartialEq + std::fmt::Debug,
     {

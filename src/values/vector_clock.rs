@@ -100,7 +100,7 @@ impl IsTop for VectorClock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::values::laws::{self, merged};
+    use crate::values::tests::{self as laws, merged};
     use proptest::prelude::*;
 
     fn clock() -> impl Strategy<Value = VectorClock> {
