@@ -22,6 +22,13 @@ pub const MAX_LINE: usize = 64 * 1024;
 pub const MAX_ARGS: i64 = 1024 * 1024;
 /// Longest bulk string the protocol admits at all (Redis's `proto-max-bulk-len` default).
 pub const MAX_BULK: i64 = 512 * 1024 * 1024;
+/// Most memory one command's arguments may take while it is buffered (each argument counts
+/// its length plus its handle). Without a bound, one `MSET` of a million 1 MiB values would
+/// exhaust the server's memory; Redis bounds a client's query buffer the same way.
+pub const MAX_COMMAND: usize = 128 * 1024 * 1024;
+
+/// What one buffered argument costs beyond its bytes.
+const ARG_OVERHEAD: usize = std::mem::size_of::<Bytes>();
 
 /// One decoded client command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +71,8 @@ enum State {
     Array {
         remaining: usize,
         args: Vec<Bytes>,
+        /// Memory the buffered arguments take, counted against the command limit.
+        size: usize,
         oversized: bool,
         pending: Pending,
     },
@@ -74,14 +83,23 @@ enum State {
 #[derive(Debug)]
 pub struct RespDecoder {
     max_arg: usize,
+    max_command: usize,
     state: State,
 }
 
 impl RespDecoder {
-    /// A decoder that rejects (skips) arguments longer than `max_arg` bytes.
+    /// A decoder that rejects (skips) arguments longer than `max_arg` bytes, and commands
+    /// larger than [`MAX_COMMAND`].
     pub fn new(max_arg: usize) -> Self {
+        Self::with_command_limit(max_arg, MAX_COMMAND)
+    }
+
+    /// A decoder that skips arguments longer than `max_arg` bytes and refuses (as a protocol
+    /// error) commands whose arguments would take more than `max_command` bytes.
+    pub fn with_command_limit(max_arg: usize, max_command: usize) -> Self {
         Self {
             max_arg,
+            max_command,
             state: State::Idle,
         }
     }
@@ -111,6 +129,7 @@ impl RespDecoder {
                         self.state = State::Array {
                             remaining: n as usize,
                             args: Vec::with_capacity((n as usize).min(16)),
+                            size: 0,
                             oversized: false,
                             pending: Pending::Header,
                         };
@@ -134,6 +153,7 @@ impl RespDecoder {
                 State::Array {
                     remaining,
                     args,
+                    size,
                     oversized,
                     pending,
                 } => {
@@ -170,6 +190,15 @@ impl RespDecoder {
                                 *oversized = true;
                                 *pending = Pending::Skip(len);
                             } else {
+                                // Checked before the argument is buffered, so the limit
+                                // bounds memory, not just the command that gets through.
+                                *size += len + ARG_OVERHEAD;
+                                if *size > self.max_command {
+                                    return Err(err(&format!(
+                                        "too big command: its arguments exceed {} bytes",
+                                        self.max_command
+                                    )));
+                                }
                                 *pending = Pending::Bulk(len);
                             }
                         }
@@ -485,6 +514,25 @@ mod tests {
         let mut header = b"*".to_vec();
         header.extend(vec![b'1'; MAX_LINE + 10]);
         assert!(decode_all(&header, 100).1.is_some());
+    }
+
+    #[test]
+    fn commands_larger_than_the_limit_are_refused_before_they_are_buffered() {
+        let mut d = RespDecoder::with_command_limit(100, 200);
+        let mut ok = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$50\r\n"[..]);
+        ok.extend_from_slice(&[b'v'; 50]);
+        ok.extend_from_slice(b"\r\n");
+        assert!(d.decode(&mut ok).unwrap().is_some());
+        // Every argument is under the per-argument limit, but together they are too much;
+        // the error comes at the header of the argument that would cross the limit.
+        let mut big = BytesMut::from(&b"*9\r\n$4\r\nMSET\r\n"[..]);
+        for _ in 0..2 {
+            big.extend_from_slice(b"$1\r\nk\r\n$90\r\n");
+            big.extend_from_slice(&[b'v'; 90]);
+            big.extend_from_slice(b"\r\n");
+        }
+        let e = d.decode(&mut big).unwrap_err();
+        assert!(e.0.starts_with("too big command"), "{e}");
     }
 
     #[test]
