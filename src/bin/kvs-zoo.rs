@@ -26,6 +26,9 @@ options:
 
 Build with --release for benchmarks: the store's processes are then built optimized.";
 
+/// The architectures `serve` knows.
+const ARCHITECTURES: &[&str] = &["local"];
+
 /// What the command line asked for.
 struct ServeArgs {
     architecture: String,
@@ -43,6 +46,12 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
     let architecture = it.next().ok_or("missing architecture")?.clone();
     if architecture == "-h" || architecture == "--help" {
         return Ok(None);
+    }
+    if !ARCHITECTURES.contains(&architecture.as_str()) {
+        return Err(format!(
+            "unknown architecture '{architecture}' (available: {})",
+            ARCHITECTURES.join(", ")
+        ));
     }
     let (mut port, mut bind, mut max_value_bytes) =
         (6379u16, "127.0.0.1".to_string(), DEFAULT_MAX_VALUE_BYTES);
@@ -109,17 +118,73 @@ async fn run() -> ExitCode {
         eprintln!("kvs-zoo: cannot listen on {}: {e}", serve.front.bind);
         return ExitCode::from(2);
     }
+    // Deploying compiles the store's processes first; say so, or the wait looks like a hang.
+    eprintln!(
+        "kvs-zoo: building and starting '{}' (the first start compiles the store: minutes)",
+        serve.architecture
+    );
     let mut deployment = Deployment::new();
     let hosts = Hosts::localhost(&mut deployment);
     let result = match serve.architecture.as_str() {
         "local" => kvs_zoo::demo::serve(Local, hosts, serve.front, deployment).await,
-        other => Err(format!("unknown architecture '{other}' (available: local)")),
+        other => unreachable!("parse accepts only known architectures, not '{other}'"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kvs-zoo: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_words(words: &str) -> Result<Option<ServeArgs>, String> {
+        let args: Vec<String> = words.split_whitespace().map(String::from).collect();
+        parse(&args)
+    }
+
+    #[test]
+    fn defaults_and_options() {
+        let serve = parse_words("serve local").unwrap().unwrap();
+        assert_eq!(serve.architecture, "local");
+        assert_eq!(serve.front, FrontConfig::localhost(6379));
+        let serve = parse_words("serve local --port 7000 --bind ::1 --max-value-bytes 10")
+            .unwrap()
+            .unwrap();
+        assert_eq!(serve.front.bind, "[::1]:7000");
+        assert_eq!(serve.front.max_value_bytes, 10);
+    }
+
+    #[test]
+    fn help_is_not_an_error() {
+        for words in ["--help", "serve -h", "serve local --port 1 -h"] {
+            assert!(parse_words(words).unwrap().is_none(), "{words}");
+        }
+    }
+
+    #[test]
+    fn bad_command_lines_are_explained() {
+        for (words, error) in [
+            ("", "missing command"),
+            ("run local", "unknown command 'run'"),
+            ("serve", "missing architecture"),
+            (
+                "serve paxos",
+                "unknown architecture 'paxos' (available: local)",
+            ),
+            ("serve local --port", "--port needs a value"),
+            ("serve local --port 70000", "bad port '70000'"),
+            (
+                "serve local --max-value-bytes 0",
+                "bad --max-value-bytes '0'",
+            ),
+            ("serve local --verbose 1", "unknown option '--verbose'"),
+        ] {
+            assert_eq!(parse_words(words).err().as_deref(), Some(error), "{words}");
         }
     }
 }
