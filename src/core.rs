@@ -14,7 +14,7 @@ use hydro_lang::location::Location;
 use hydro_lang::prelude::*;
 
 use crate::lattice_core::{Applied, LatticeStore, StorageInput, StorageOutput, split_applied};
-use crate::protocol::{KVSOperation, KVSRequest, KVSResponse, KVSResult, Key};
+use crate::protocol::{KVSOperation, KVSResult, Key};
 use crate::values::{LwwValue, Stamp};
 
 /// The LWW state machine: a lattice map of [`LwwValue`]s plus a Lamport clock.
@@ -59,28 +59,19 @@ impl<V: Clone + Ord> LwwStore<V> {
             }
             StorageInput::Request(req) => req,
         };
-        // Take the operation apart so its key and value move into the store, not copies.
-        let KVSRequest {
-            client,
-            request,
-            op,
-        } = req;
-        let respond = |result| KVSResponse {
-            client,
-            request,
-            result,
-        };
+        // Taken apart so the key and value move into the store rather than being copied.
+        let (op, reply_to) = req.into_parts();
         match op {
             KVSOperation::Get(key) => {
                 let result = self
                     .live(&key)
                     .map_or(KVSResult::NotFound, |v| KVSResult::Value(v.clone()));
-                (Some(respond(result)), None)
+                (Some(reply_to.respond(result)), None)
             }
             KVSOperation::Put(key, value) => {
                 let stamped = LwwValue::write(self.next_stamp(), value);
                 let changed = self.store.merge(key, stamped);
-                (Some(respond(KVSResult::Ok)), changed)
+                (Some(reply_to.respond(KVSResult::Ok)), changed)
             }
             KVSOperation::Delete(key) => {
                 let existed = self.live(&key).is_some();
@@ -96,7 +87,7 @@ impl<V: Clone + Ord> LwwStore<V> {
                 } else {
                     KVSResult::NotFound
                 };
-                (Some(respond(result)), changed)
+                (Some(reply_to.respond(result)), changed)
             }
         }
     }
@@ -127,6 +118,7 @@ impl KVSCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::KVSRequest;
 
     fn req(request: u64, op: KVSOperation<u8>) -> StorageInput<u8, LwwValue<u8>> {
         StorageInput::Request(KVSRequest {

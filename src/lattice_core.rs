@@ -76,24 +76,28 @@ impl<S: Merge<S> + Clone> LatticeStore<S> {
     pub fn apply(&mut self, input: StorageInput<S, S>) -> Applied<S, S> {
         match input {
             StorageInput::Merge(key, value) => (None, self.merge(key, value)),
-            StorageInput::Request(req) => match &req.op {
-                KVSOperation::Get(key) => {
-                    let result = self
-                        .get(key)
-                        .map_or(KVSResult::NotFound, |v| KVSResult::Value(v.clone()));
-                    (Some(req.respond(result)), None)
+            StorageInput::Request(req) => {
+                // Taken apart so the key and value move into the map rather than being copied.
+                let (op, reply_to) = req.into_parts();
+                match op {
+                    KVSOperation::Get(key) => {
+                        let result = self
+                            .get(&key)
+                            .map_or(KVSResult::NotFound, |v| KVSResult::Value(v.clone()));
+                        (Some(reply_to.respond(result)), None)
+                    }
+                    KVSOperation::Put(key, value) => {
+                        let changed = self.merge(key, value);
+                        (Some(reply_to.respond(KVSResult::Ok)), changed)
+                    }
+                    KVSOperation::Delete(_) => (
+                        Some(reply_to.respond(KVSResult::Error(
+                            "a lattice store deletes by writing a tombstone value".into(),
+                        ))),
+                        None,
+                    ),
                 }
-                KVSOperation::Put(key, value) => {
-                    let changed = self.merge(key.clone(), value.clone());
-                    (Some(req.respond(KVSResult::Ok)), changed)
-                }
-                KVSOperation::Delete(_) => (
-                    Some(req.respond(KVSResult::Error(
-                        "a lattice store deletes by writing a tombstone value".into(),
-                    ))),
-                    None,
-                ),
-            },
+            }
         }
     }
 }

@@ -51,8 +51,29 @@ pub struct KVSRequest<V> {
 }
 
 impl<V> KVSRequest<V> {
-    /// Builds the response to this request, copying its ids so the reply finds its way home.
-    pub fn respond<W>(&self, result: KVSResult<W>) -> KVSResponse<W> {
+    /// Takes the request apart: its operation, whose key and value can then move into a store
+    /// instead of being copied, and the address its response must carry.
+    pub fn into_parts(self) -> (KVSOperation<V>, ReplyTo) {
+        let reply_to = ReplyTo {
+            client: self.client,
+            request: self.request,
+        };
+        (self.op, reply_to)
+    }
+}
+
+/// Where a response goes: the ids of the request it answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReplyTo {
+    /// The connection that sent the request.
+    pub client: ClientId,
+    /// The request's number on that connection.
+    pub request: RequestId,
+}
+
+impl ReplyTo {
+    /// Addresses `result` to the request, so the reply finds its way home.
+    pub fn respond<W>(self, result: KVSResult<W>) -> KVSResponse<W> {
         KVSResponse {
             client: self.client,
             request: self.request,
@@ -98,10 +119,11 @@ mod tests {
             request: 42,
             op: KVSOperation::Put(Key::from_static(b"k"), 1u8),
         };
-        let resp = req.respond::<u8>(KVSResult::Ok);
+        let (op, reply_to) = req.into_parts();
+        assert_eq!(op.key(), &Key::from_static(b"k"));
+        let resp = reply_to.respond::<u8>(KVSResult::Ok);
         assert_eq!((resp.client, resp.request), (7, 42));
         assert_eq!(resp.result, KVSResult::Ok);
-        assert_eq!(req.op.key(), &Key::from_static(b"k"));
     }
 
     #[test]
