@@ -58,13 +58,10 @@ grep -q "^ready: " "$LOG" || { cat "$LOG" >&2; echo "kvs-zoo never became ready"
 
 # CPU time (clock ticks) used so far by a process and all its descendants.
 cpu_ticks() {
-  local total=0 pid
-  for pid in $1 $(pgrep -P "$1" 2>/dev/null); do
-    if [ "$pid" = "$1" ]; then
-      total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-    else
-      total=$((total + $(cpu_ticks "$pid")))
-    fi
+  local total child
+  total=$(awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0)
+  for child in $(pgrep -P "$1"); do
+    total=$((total + $(cpu_ticks "$child")))
   done
   echo "$total"
 }
