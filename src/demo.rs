@@ -16,9 +16,9 @@ use hydro_deploy::{Deployment, Host};
 use hydro_lang::deploy::TrybuildHost;
 use hydro_lang::prelude::*;
 
-use crate::client::{RespClient, show};
-use crate::front::FrontConfig;
-use crate::resp::Reply;
+use crate::edge::client::{RespClient, show};
+use crate::edge::front::FrontConfig;
+use crate::edge::resp::Reply;
 use crate::server::Proxy;
 
 /// One step of a demo's scenario: a narration and the command to send.
@@ -120,7 +120,7 @@ where
         .start()
         .await
         .map_err(|e| format!("starting {}: {e}", demo.name()))?;
-    let outcome = match wait_ready(&front.bind).await {
+    let outcome = match wait_ready(front).await {
         Ok(()) => body().await,
         Err(e) => Err(e),
     };
@@ -130,13 +130,28 @@ where
     outcome
 }
 
+/// Connects to the front at `front`, authenticating if it requires a password.
+pub async fn connect(front: &FrontConfig) -> Result<RespClient, String> {
+    let addr = &front.bind;
+    let mut client = RespClient::connect(addr)
+        .await
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+    if let Some(pass) = &front.commands.requirepass {
+        match client.command(&[&b"AUTH"[..], &pass[..]]).await {
+            Ok(Reply::Simple(_)) => {}
+            other => return Err(format!("AUTH at {addr}: {other:?}")),
+        }
+    }
+    Ok(client)
+}
+
 /// Waits until a GET through the dataflow is answered (a PING would be answered by the front
 /// alone, before the dataflow runs).
-async fn wait_ready(addr: &str) -> Result<(), String> {
+async fn wait_ready(front: &FrontConfig) -> Result<(), String> {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if let Ok(Ok(mut client)) =
-            tokio::time::timeout(Duration::from_secs(1), RespClient::connect(addr)).await
+            tokio::time::timeout(Duration::from_secs(1), connect(front)).await
             && let Ok(Ok(Reply::Nil | Reply::Bulk(_))) = tokio::time::timeout(
                 Duration::from_secs(2),
                 client.command(&["GET", "kvs-zoo:ready-probe"]),
@@ -147,12 +162,27 @@ async fn wait_ready(addr: &str) -> Result<(), String> {
         }
         if Instant::now() > deadline {
             return Err(format!(
-                "no answer on {addr} within {}s of starting",
+                "no answer on {} within {}s of starting",
+                front.bind,
                 READY_TIMEOUT.as_secs()
             ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The process id the front reports in `INFO server` (`process_id`): the proxy's own, which
+/// hydro_deploy does not tell.
+async fn proxy_pid(front: &FrontConfig) -> Result<u32, String> {
+    let mut client = connect(front).await?;
+    let info = match client.command(&["INFO", "server"]).await {
+        Ok(Reply::Bulk(info)) => String::from_utf8_lossy(&info).into_owned(),
+        other => return Err(format!("INFO server: {other:?}")),
+    };
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+        .ok_or_else(|| format!("INFO server has no process_id: {info}"))
 }
 
 /// Deploys `demo` on `hosts`, plays its scenario against it over RESP and prints each step.
@@ -162,15 +192,12 @@ pub async fn run_kvs_demo<D: KVSDemo>(
     mut deployment: Deployment,
 ) -> Result<(), String> {
     let port = free_port().map_err(|e| format!("finding a free port: {e}"))?;
-    let front = FrontConfig::localhost(port);
+    let front = FrontConfig::localhost(demo.name(), port);
     println!("== KVS Zoo: {} ==", demo.name());
-    let addr = front.bind.clone();
     let steps = demo.script();
-    run_deployed(&demo, &hosts, &front, &mut deployment, || async move {
-        println!("serving on redis://{addr}\n");
-        let mut client = RespClient::connect(&addr)
-            .await
-            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+    run_deployed(&demo, &hosts, &front, &mut deployment, || async {
+        println!("serving on redis://{}\n", front.bind);
+        let mut client = connect(&front).await?;
         for step in steps {
             let reply = client
                 .command(&step.command)
@@ -194,9 +221,10 @@ pub async fn serve<D: KVSDemo>(
     front: FrontConfig,
     mut deployment: Deployment,
 ) -> Result<(), String> {
-    let addr = front.bind.clone();
-    run_deployed(&demo, &hosts, &front, &mut deployment, || async move {
-        println!("ready: redis://{addr}");
+    run_deployed(&demo, &hosts, &front, &mut deployment, || async {
+        // Which process is which, so a user can watch or kill one on purpose.
+        println!("process proxy/0 pid {}", proxy_pid(&front).await?);
+        println!("ready: redis://{}", front.bind);
         tokio::signal::ctrl_c()
             .await
             .map_err(|e| format!("waiting for Ctrl-C: {e}"))?;

@@ -7,34 +7,30 @@
 //! - [`values`]: lattice values — last-writer-wins, vector clocks, causal siblings.
 //! - [`lattice_core`] and [`kvs_core`] (file `core.rs`): the storage cores, `LatticeKVSCore` (merges values) and
 //!   `KVSCore` (last writer wins), each a pure state machine run as a Hydro dataflow.
-//! - [`server`]: `KVSServer<V, Storage, Router>`, the one composition of route → storage →
-//!   replication that every architecture is built from.
-//! - [`resp`], [`commands`], [`reply_queue`], [`front`]: the Redis-protocol edge — RESP
-//!   parsing, the command table, per-connection reply ordering, and the TCP server that feeds
-//!   the dataflow from inside the proxy process.
+//! - [`server`]: `KVSServer<V, Storage, Router, Replication>`, the one composition of route →
+//!   storage → replication that every architecture is built from.
+//! - [`edge`]: the Redis-protocol edge — RESP parsing, the command table, AUTH, per-connection
+//!   reply ordering and request deadlines, bounded output, `INFO` counters, and the TCP server
+//!   that feeds the dataflow from inside the proxy process.
 //! - [`local`]: the Local architecture.
 //! - [`demo`]: deploying an architecture with hydro_deploy (`run_kvs_demo`, `serve`);
-//!   [`client`] is the small RESP client it uses; [`examples_support`] has demo helpers.
+//!   [`examples_support`] has demo helpers.
 
 #![warn(missing_docs)]
 
 #[cfg(stageleft_runtime)]
 hydro_lang::setup!();
 
-pub mod client;
-pub mod commands;
+pub mod demo;
+pub mod edge;
+pub mod examples_support;
 // The file is `core.rs`, but a top-level module named `core` would shadow the `core` crate in
 // the code Hydro generates for each location (it glob-imports this crate's root).
-pub mod demo;
-pub mod examples_support;
-pub mod front;
 #[path = "core.rs"]
 pub mod kvs_core;
 pub mod lattice_core;
 pub mod local;
 pub mod protocol;
-pub mod reply_queue;
-pub mod resp;
 pub mod server;
 pub mod values;
 

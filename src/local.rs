@@ -22,9 +22,9 @@ pub struct Local;
 /// [`KVSServer`] composition, with the LWW core, and the responses back to the front.
 pub fn local_kvs<'a>(proxy: &Process<'a, Proxy>) {
     let (requests, replies) = proxy
-        .sidecar_bidi::<crate::front::FrontRequest, crate::front::FrontResponse, _>(q!(|| {
-            crate::front::start()
-        }));
+        .sidecar_bidi::<crate::edge::front::FrontRequest, crate::edge::front::FrontResponse, _>(
+            q!(|| { crate::edge::front::start() }),
+        );
     let server = KVSServer::<Bytes, KVSCore, _>::new(LocalRouter::new(proxy));
     // The responses are typed unordered, and that is all the front needs: each carries its
     // client and request id, and each connection's writer restores request order itself.

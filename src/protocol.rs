@@ -1,6 +1,6 @@
 //! The typed protocol spoken *inside* every architecture.
 //!
-//! Clients speak RESP at the edge (see [`crate::front`]); the front turns each command into one
+//! Clients speak RESP at the edge (see [`crate::edge::front`]); the front turns each command into one
 //! or more [`KVSRequest`]s, and every stage of an architecture (router, ordering, storage,
 //! replication) passes these typed values along. Each request carries the id of the
 //! connection that sent it and a request id unique on that connection, and its

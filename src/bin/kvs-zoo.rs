@@ -1,28 +1,38 @@
 //! `kvs-zoo`: serve one of the zoo's architectures to Redis clients.
 //!
 //! ```text
-//! kvs-zoo serve local [--port 6379] [--bind 127.0.0.1] [--max-value-bytes 1048576]
+//! kvs-zoo serve local [--port 6379] [--bind 127.0.0.1] [--requirepass PASS] …
 //! ```
+//!
+//! `kvs-zoo serve --help` lists every option.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
+use bytes::Bytes;
 use hydro_deploy::Deployment;
 use kvs_zoo::Hosts;
-use kvs_zoo::commands::DEFAULT_MAX_VALUE_BYTES;
-use kvs_zoo::front::FrontConfig;
+use kvs_zoo::edge::config::FrontConfig;
 use kvs_zoo::local::Local;
 
 const USAGE: &str = "\
 usage: kvs-zoo serve <architecture> [options]
 
 architectures:
-  local                 one process, last-writer-wins
+  local                       one process, last-writer-wins
 
 options:
-  --port <P>            TCP port to listen on (default 6379)
-  --bind <ADDR>         address to listen on (default 127.0.0.1)
-  --max-value-bytes <N> longest key or value accepted (default 1048576)
-  -h, --help            show this help
+  --port <P>                  TCP port to listen on (default 6379)
+  --bind <ADDR>               address to listen on (default 127.0.0.1)
+  --requirepass <PASS>        clients must AUTH with this password first
+  --max-value-bytes <N>       longest key or value accepted (default 1048576)
+  --max-clients <N>           most clients connected at once (default 10000)
+  --client-output-limit <N>   most bytes of unread replies per client before it is
+                              disconnected (default 64mb; suffixes kb, mb, gb)
+  --request-timeout <T>       answer a request with an error if the store has not
+                              within T (default 5s; e.g. 1.5s, 500ms)
+  --enable-debug-command      accept DEBUG SLEEP <seconds> (for testing timeouts)
+  -h, --help                  show this help
 
 Build with --release for benchmarks: the store's processes are then built optimized.";
 
@@ -53,38 +63,77 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
             ARCHITECTURES.join(", ")
         ));
     }
-    let (mut port, mut bind, mut max_value_bytes) =
-        (6379u16, "127.0.0.1".to_string(), DEFAULT_MAX_VALUE_BYTES);
+    let mut front = FrontConfig::localhost(&architecture, 6379);
+    let (mut port, mut bind) = (6379u16, "127.0.0.1".to_string());
     while let Some(flag) = it.next() {
-        if flag == "-h" || flag == "--help" {
-            return Ok(None);
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--enable-debug-command" => {
+                front.commands.debug_command = true;
+                continue;
+            }
+            _ => {}
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let bad = || format!("bad {flag} '{value}'");
+        let positive = || value.parse().ok().filter(|n| *n > 0).ok_or_else(bad);
         match flag.as_str() {
             "--port" => port = value.parse().map_err(|_| format!("bad port '{value}'"))?,
             "--bind" => bind = value.clone(),
-            "--max-value-bytes" => {
-                max_value_bytes = value
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("bad --max-value-bytes '{value}'"))?
+            "--requirepass" if value.is_empty() => return Err(bad()),
+            "--requirepass" => front.commands.requirepass = Some(Bytes::from(value.clone())),
+            "--max-value-bytes" => front.commands.max_value_bytes = positive()?,
+            "--max-clients" => front.max_clients = positive()?,
+            "--client-output-limit" => {
+                front.client_output_limit = parse_bytes(value).ok_or_else(bad)?
             }
+            "--request-timeout" => front.request_timeout = parse_duration(value).ok_or_else(bad)?,
             other => return Err(format!("unknown option '{other}'")),
         }
     }
-    let front = FrontConfig {
-        bind: if bind.contains(':') {
-            format!("[{bind}]:{port}")
-        } else {
-            format!("{bind}:{port}")
-        },
-        max_value_bytes,
+    front.bind = if bind.contains(':') {
+        format!("[{bind}]:{port}")
+    } else {
+        format!("{bind}:{port}")
     };
     Ok(Some(ServeArgs {
         architecture,
         front,
     }))
+}
+
+/// `1048576`, `64kb`, `64mb`, `1gb` (powers of 1024, as Redis reads `kb`/`mb`/`gb`); not zero.
+fn parse_bytes(text: &str) -> Option<usize> {
+    let lower = text.to_ascii_lowercase();
+    let (digits, unit) = [("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10)]
+        .into_iter()
+        .find_map(|(suffix, unit)| lower.strip_suffix(suffix).map(|d| (d, unit)))
+        .unwrap_or((&lower, 1));
+    digits
+        .parse::<usize>()
+        .ok()?
+        .checked_mul(unit)
+        .filter(|n| *n > 0)
+}
+
+/// `5` or `5s` (seconds, fractions allowed) or `500ms`; more than zero, at most a day.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let (number, scale) = match text.strip_suffix("ms") {
+        Some(ms) => (ms, 1e-3),
+        None => (text.strip_suffix('s').unwrap_or(text), 1.0),
+    };
+    let seconds = number.parse::<f64>().ok()? * scale;
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero() && *d <= Duration::from_secs(86_400))
+}
+
+/// True for addresses only this machine can reach.
+fn is_loopback(bind: &str) -> bool {
+    bind == "localhost"
+        || bind
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn main() -> ExitCode {
@@ -113,6 +162,14 @@ async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let host = serve.front.bind.rsplit_once(':').map_or("", |(h, _)| h);
+    if !is_loopback(host.trim_matches(['[', ']'])) && serve.front.commands.requirepass.is_none() {
+        eprintln!(
+            "kvs-zoo: WARNING: listening on {} without a password: anyone who can reach it can \
+             read and change every key (use --requirepass)",
+            serve.front.bind
+        );
+    }
     // Fail early and clearly if the port is taken, rather than after building the store.
     if let Err(e) = std::net::TcpListener::bind(&serve.front.bind) {
         eprintln!("kvs-zoo: cannot listen on {}: {e}", serve.front.bind);
@@ -151,12 +208,48 @@ mod tests {
     fn defaults_and_options() {
         let serve = parse_words("serve local").unwrap().unwrap();
         assert_eq!(serve.architecture, "local");
-        assert_eq!(serve.front, FrontConfig::localhost(6379));
-        let serve = parse_words("serve local --port 7000 --bind ::1 --max-value-bytes 10")
-            .unwrap()
-            .unwrap();
-        assert_eq!(serve.front.bind, "[::1]:7000");
-        assert_eq!(serve.front.max_value_bytes, 10);
+        assert_eq!(serve.front, FrontConfig::localhost("local", 6379));
+        let serve = parse_words(
+            "serve local --port 7000 --bind ::1 --max-value-bytes 10 --requirepass pw \
+             --max-clients 3 --client-output-limit 2mb --request-timeout 250ms \
+             --enable-debug-command",
+        )
+        .unwrap()
+        .unwrap();
+        let front = serve.front;
+        assert_eq!(front.bind, "[::1]:7000");
+        assert_eq!(front.commands.max_value_bytes, 10);
+        assert_eq!(front.commands.requirepass, Some(Bytes::from("pw")));
+        assert!(front.commands.debug_command);
+        assert_eq!(front.max_clients, 3);
+        assert_eq!(front.client_output_limit, 2 << 20);
+        assert_eq!(front.request_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn sizes_and_durations_read_as_redis_users_write_them() {
+        assert_eq!(parse_bytes("100"), Some(100));
+        assert_eq!(parse_bytes("64KB"), Some(64 << 10));
+        assert_eq!(parse_bytes("1gb"), Some(1 << 30));
+        for bad in ["", "0", "mb", "-1", "1.5mb", "99999999999999999999gb"] {
+            assert_eq!(parse_bytes(bad), None, "{bad}");
+        }
+        assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("20ms"), Some(Duration::from_millis(20)));
+        for bad in ["", "0", "-1", "x", "2d", "NaN", "1e30"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_loopback_addresses_count_as_private() {
+        for private in ["127.0.0.1", "::1", "localhost", "127.0.0.2"] {
+            assert!(is_loopback(private), "{private}");
+        }
+        for public in ["0.0.0.0", "::", "10.0.0.1", "example.com"] {
+            assert!(!is_loopback(public), "{public}");
+        }
     }
 
     #[test]
@@ -182,7 +275,13 @@ mod tests {
                 "serve local --max-value-bytes 0",
                 "bad --max-value-bytes '0'",
             ),
-            ("serve local --verbose 1", "unknown option '--verbose'"),
+            ("serve local --max-clients 0", "bad --max-clients '0'"),
+            (
+                "serve local --request-timeout soon",
+                "bad --request-timeout 'soon'",
+            ),
+            ("serve local --requirepass", "--requirepass needs a value"),
+            ("serve local --loud 1", "unknown option '--loud'"),
         ] {
             assert_eq!(parse_words(words).err().as_deref(), Some(error), "{words}");
         }

@@ -5,7 +5,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::resp::{Reply, parse_reply};
+use crate::edge::resp::{Reply, parse_reply};
 
 /// One connection to a RESP server.
 pub struct RespClient {

@@ -1,6 +1,6 @@
 //! RESP2, the Redis serialization protocol: an incremental request decoder and a reply encoder.
 //!
-//! Pure code, no I/O: [`crate::front`] feeds it bytes as they arrive from a socket. Clients send
+//! Pure code, no I/O: [`crate::edge::front`] feeds it bytes as they arrive from a socket. Clients send
 //! either *multibulk* arrays of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`, what every
 //! client library sends) or *inline* commands (`PING\r\n`, what people type into `telnet` and
 //! what `redis-benchmark -t ping_inline` sends).
@@ -114,8 +114,9 @@ impl RespDecoder {
                         return Ok(None);
                     };
                     if first == b'*' {
-                        let Some(n) =
-                            take_line(buf, "too big mbulk count string", |l| parse_int(&l[1..]))?
+                        let Some(n) = take_line(buf, "too big mbulk count string", |l| {
+                            l.get(1..).and_then(parse_int)
+                        })?
                         else {
                             return Ok(None);
                         };
@@ -177,7 +178,7 @@ impl RespDecoder {
                                 )));
                             }
                             let Some(len) = take_line(buf, "too big bulk count string", |l| {
-                                parse_int(&l[1..])
+                                l.get(1..).and_then(parse_int)
                             })?
                             else {
                                 return Ok(None);
@@ -322,13 +323,13 @@ impl Reply {
             }
             Reply::Integer(n) => put_line(out, b':', n.to_string().as_bytes()),
             Reply::Bulk(b) => {
-                put_line(out, b'$', b.len().to_string().as_bytes());
+                put_header(out, b'$', b.len());
                 out.extend_from_slice(b);
                 out.extend_from_slice(b"\r\n");
             }
             Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
             Reply::Array(items) => {
-                put_line(out, b'*', items.len().to_string().as_bytes());
+                put_header(out, b'*', items.len());
                 for item in items {
                     item.encode(out);
                 }
@@ -338,13 +339,16 @@ impl Reply {
 }
 
 /// Parses one reply from the front of `buf` (the client side of the protocol, used by
-/// [`crate::client`] and the tests). Returns the reply and how many bytes it took, `Ok(None)`
+/// [`crate::edge::client`] and the tests). Returns the reply and how many bytes it took, `Ok(None)`
 /// when the reply is not complete yet.
 pub fn parse_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, ProtocolError> {
     let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
         return Ok(None);
     };
-    let (kind, body, next) = (buf[0], &buf[1..end], end + 2);
+    let Some((&kind, body)) = buf[..end].split_first() else {
+        return Err(err("empty reply line"));
+    };
+    let next = end + 2;
     let text = || String::from_utf8_lossy(body).into_owned();
     let int = || parse_int(body).ok_or_else(|| err("bad integer in reply"));
     Ok(Some(match kind {
@@ -370,7 +374,7 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, ProtocolError> 
             if n < 0 {
                 return Ok(Some((Reply::Nil, next)));
             }
-            let mut items = Vec::with_capacity(n as usize);
+            let mut items = Vec::with_capacity((n as usize).min(1024));
             let mut at = next;
             for _ in 0..n {
                 let Some((item, used)) = parse_reply(&buf[at..])? else {
@@ -388,6 +392,23 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, ProtocolError> 
             )));
         }
     }))
+}
+
+/// Appends a `*n` or `$n` header line (digits written without allocating: this runs for
+/// every reply).
+pub(crate) fn put_header(out: &mut BytesMut, prefix: u8, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    put_line(out, prefix, &digits[at..]);
 }
 
 fn put_line(out: &mut BytesMut, prefix: u8, body: &[u8]) {

@@ -1,0 +1,721 @@
+//! The Redis command table: which RESP commands exist, how each becomes typed
+//! [`KVSOperation`]s, and how their results become one RESP reply.
+//!
+//! Pure code, no I/O, so every command's behaviour is unit-tested here. Commands that touch
+//! data (GET, SET, DEL, EXISTS, MGET, MSET) are *planned* into one operation per key; the
+//! front sends those into the dataflow and, once every result is back, calls [`assemble`].
+//! Connection-level commands (PING, ECHO, HELLO, …) are answered at once, never reaching the
+//! store.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::edge::resp::{Command, Reply};
+use crate::protocol::{ClientId, KVSOperation, KVSResult};
+
+/// How the results of a data command's operations become its reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Assemble {
+    /// SET: `+OK`.
+    Set,
+    /// GET: the value, or nil.
+    Get,
+    /// DEL: how many keys were removed.
+    Deleted,
+    /// EXISTS: how many of the keys exist.
+    Existing,
+    /// MGET: an array of values and nils.
+    MultiGet,
+    /// MSET: `+OK`.
+    MultiSet,
+}
+
+/// What the front must do with one command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Answer at once, without touching the store.
+    Reply(Reply),
+    /// Answer, then close the connection (QUIT).
+    ReplyAndClose(Reply),
+    /// Run these operations in the store, then [`assemble`] their results in the same order.
+    Store(Vec<KVSOperation<Bytes>>, Assemble),
+    /// `INFO [section …]`: the front renders these sections (lower case; empty for the
+    /// default set) from its counters.
+    Info(Vec<String>),
+    /// `DEBUG SLEEP`: answer `+OK` after this long, as a slow store would (see
+    /// [`Settings::debug_command`]).
+    Sleep(Duration),
+}
+
+/// Settings the command table needs to know about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Longest key or value accepted, in bytes.
+    pub max_value_bytes: usize,
+    /// The password clients must give (`AUTH`) before any other command (Redis's
+    /// `requirepass`); `None` lets every client in.
+    pub requirepass: Option<Bytes>,
+    /// Accept `DEBUG SLEEP seconds`, whose reply comes back late as if the store were slow
+    /// (Redis's `enable-debug-command`). Off by default: it exists to test request timeouts.
+    pub debug_command: bool,
+}
+
+impl Settings {
+    /// The defaults: 1 MiB values, no password, no DEBUG.
+    pub fn new() -> Self {
+        Self {
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            requirepass: None,
+            debug_command: false,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the command table remembers about one connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// The connection's id (`CLIENT ID`).
+    pub client: ClientId,
+    /// True once the client may run commands: it gave the password, or none is required.
+    pub authenticated: bool,
+}
+
+impl Session {
+    /// A new connection `client`, authenticated if `settings` require no password.
+    pub fn new(client: ClientId, settings: &Settings) -> Self {
+        Self {
+            client,
+            authenticated: settings.requirepass.is_none(),
+        }
+    }
+}
+
+/// The default limit on keys and values: 1 MiB.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
+
+/// The longest `DEBUG SLEEP` accepted.
+const MAX_DEBUG_SLEEP: Duration = Duration::from_secs(3600);
+
+/// Redis's reply to every command but AUTH, HELLO and QUIT before the password is given.
+const NOAUTH: &str = "NOAUTH Authentication required.";
+/// Redis's reply to a wrong password (it does not say which of user and password is wrong).
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Decides what to do with `cmd` on `session`'s connection.
+pub fn plan(cmd: Command, session: &mut Session, settings: &Settings) -> Plan {
+    // A command can arrive with no words at all when its only argument was too long and
+    // skipped: it is answered like any oversized command.
+    let Some((first, args)) = cmd.args.split_first() else {
+        return Plan::Reply(too_large(settings));
+    };
+    let name = String::from_utf8_lossy(first).to_ascii_lowercase();
+    if cmd.oversized {
+        return Plan::Reply(too_large(settings));
+    }
+    if !session.authenticated && !matches!(name.as_str(), "auth" | "hello" | "quit") {
+        return Plan::Reply(Reply::Error(NOAUTH.into()));
+    }
+    let wrong_arity = || {
+        Plan::Reply(Reply::err(format!(
+            "wrong number of arguments for '{name}' command"
+        )))
+    };
+    match name.as_str() {
+        "ping" => match args {
+            [] => Plan::Reply(Reply::simple("PONG")),
+            [msg] => Plan::Reply(Reply::Bulk(msg.clone())),
+            _ => wrong_arity(),
+        },
+        "echo" => match args {
+            [msg] => Plan::Reply(Reply::Bulk(msg.clone())),
+            _ => wrong_arity(),
+        },
+        "quit" => Plan::ReplyAndClose(Reply::simple("OK")),
+        "get" | "set" | "del" | "exists" | "mget" | "mset" => data(&name, cmd.args),
+        "auth" => match args {
+            [password] => Plan::Reply(auth(session, settings, None, password)),
+            [user, password] => Plan::Reply(auth(session, settings, Some(user), password)),
+            _ => wrong_arity(),
+        },
+        "hello" => hello(args, session, settings),
+        "command" => command(args),
+        "config" => config(args),
+        "info" => Plan::Info(
+            args.iter()
+                .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+                .collect(),
+        ),
+        "debug" => debug(args, settings),
+        "select" => match args {
+            [db] if db.as_ref() == b"0" => Plan::Reply(Reply::simple("OK")),
+            [_] => Plan::Reply(Reply::err("DB index is out of range")),
+            _ => wrong_arity(),
+        },
+        "client" => match args.first().map(|a| a.to_ascii_lowercase()) {
+            Some(sub) if sub == b"setname" || sub == b"setinfo" => Plan::Reply(Reply::simple("OK")),
+            Some(sub) if sub == b"id" => Plan::Reply(Reply::Integer(session.client as i64)),
+            _ => Plan::Reply(Reply::err(
+                "only CLIENT SETNAME, SETINFO and ID are supported",
+            )),
+        },
+        _ => Plan::Reply(unknown_command(first, args)),
+    }
+}
+
+fn too_large(settings: &Settings) -> Reply {
+    Reply::err(format!(
+        "argument too large: keys and values are limited to {} bytes",
+        settings.max_value_bytes
+    ))
+}
+
+/// Plans a data command, moving its keys and values into the operations (no copies: this is
+/// the path every GET and SET takes).
+fn data(name: &str, all: Vec<Bytes>) -> Plan {
+    let wrong_arity = || {
+        Plan::Reply(Reply::err(format!(
+            "wrong number of arguments for '{name}' command"
+        )))
+    };
+    let n = all.len().saturating_sub(1);
+    let args = all.into_iter().skip(1);
+    match name {
+        "get" => match <[Bytes; 1]>::try_from(args.collect::<Vec<_>>()) {
+            Ok([key]) => Plan::Store(vec![KVSOperation::Get(key)], Assemble::Get),
+            Err(_) => wrong_arity(),
+        },
+        "set" if n > 2 => Plan::Reply(Reply::err(
+            "syntax error: SET options (EX, PX, NX, XX, GET, KEEPTTL) are not supported",
+        )),
+        "set" => match <[Bytes; 2]>::try_from(args.collect::<Vec<_>>()) {
+            Ok([key, value]) => Plan::Store(vec![KVSOperation::Put(key, value)], Assemble::Set),
+            Err(_) => wrong_arity(),
+        },
+        "del" if n >= 1 => Plan::Store(args.map(KVSOperation::Delete).collect(), Assemble::Deleted),
+        "exists" if n >= 1 => {
+            Plan::Store(args.map(KVSOperation::Get).collect(), Assemble::Existing)
+        }
+        "mget" if n >= 1 => Plan::Store(args.map(KVSOperation::Get).collect(), Assemble::MultiGet),
+        "mset" if n >= 2 && n.is_multiple_of(2) => {
+            let mut args = args;
+            let mut ops = Vec::with_capacity(n / 2);
+            while let (Some(k), Some(v)) = (args.next(), args.next()) {
+                ops.push(KVSOperation::Put(k, v));
+            }
+            Plan::Store(ops, Assemble::MultiSet)
+        }
+        _ => wrong_arity(),
+    }
+}
+
+/// `AUTH [user] password`: only the `default` user exists, as in a Redis without ACLs.
+fn auth(session: &mut Session, settings: &Settings, user: Option<&Bytes>, given: &Bytes) -> Reply {
+    let Some(expected) = &settings.requirepass else {
+        return Reply::err(
+            "AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?",
+        );
+    };
+    // Both checks always run, so the time taken says nothing about which one failed.
+    let user_ok = user.is_none_or(|u| u.as_ref() == b"default");
+    let password_ok = same_secret(given, expected);
+    if user_ok && password_ok {
+        session.authenticated = true;
+        Reply::simple("OK")
+    } else {
+        Reply::Error(WRONGPASS.into())
+    }
+}
+
+/// Compares a password in time that depends only on the expected password's length, so a
+/// client cannot learn how many leading bytes it guessed right by timing replies.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = given.len() ^ expected.len();
+    for (i, e) in expected.iter().enumerate() {
+        diff |= usize::from(e ^ given.get(i).copied().unwrap_or(0));
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// `DEBUG SLEEP seconds` (fractions allowed), when enabled.
+fn debug(args: &[Bytes], settings: &Settings) -> Plan {
+    if !settings.debug_command {
+        return Plan::Reply(Reply::err(
+            "DEBUG command not allowed: start the server with --enable-debug-command",
+        ));
+    }
+    match args {
+        [sub, seconds] if sub.eq_ignore_ascii_case(b"sleep") => {
+            match std::str::from_utf8(seconds)
+                .ok()
+                .and_then(|s| s.parse::<f64>().ok())
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .filter(|d| *d <= MAX_DEBUG_SLEEP)
+            {
+                Some(d) => Plan::Sleep(d),
+                None => Plan::Reply(Reply::err(
+                    "DEBUG SLEEP wants a number of seconds up to 3600",
+                )),
+            }
+        }
+        _ => Plan::Reply(Reply::err("only DEBUG SLEEP <seconds> is supported")),
+    }
+}
+
+/// Redis's wording for an unknown command, with the first few arguments quoted back.
+fn unknown_command(name: &[u8], args: &[Bytes]) -> Reply {
+    let quoted: String = args
+        .iter()
+        .take(3)
+        .map(|a| format!("'{}' ", String::from_utf8_lossy(a)))
+        .collect();
+    Reply::err(format!(
+        "unknown command '{}', with args beginning with: {quoted}",
+        String::from_utf8_lossy(name)
+    ))
+}
+
+/// `HELLO [protover [AUTH user password] [SETNAME name]]`.
+fn hello(args: &[Bytes], session: &mut Session, settings: &Settings) -> Plan {
+    let error = |e: &str| Plan::Reply(Reply::Error(e.into()));
+    let (version, mut options) = match args.split_first() {
+        Some((v, rest)) => (Some(v), rest),
+        None => (None, args),
+    };
+    if let Some(v) = version {
+        match v.as_ref() {
+            b"2" => {}
+            // RESP3 comes with the client-compatibility work; until then clients fall back.
+            b"3" => return error("NOPROTO sorry, this protocol version is not supported"),
+            _ => return error("ERR Protocol version is not an integer or out of range"),
+        }
+    }
+    let mut credentials = None;
+    while let Some((option, rest)) = options.split_first() {
+        options = match (option.to_ascii_lowercase().as_slice(), rest) {
+            (b"auth", [user, password, rest @ ..]) => {
+                credentials = Some((user, password));
+                rest
+            }
+            (b"setname", [_name, rest @ ..]) => rest,
+            _ => {
+                return Plan::Reply(Reply::err(format!(
+                    "Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(option)
+                )));
+            }
+        };
+    }
+    if let Some((user, password)) = credentials
+        && let reply @ Reply::Error(_) = auth(session, settings, Some(user), password)
+    {
+        return Plan::Reply(reply);
+    }
+    if !session.authenticated {
+        return error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+             HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+             select the RESP protocol version at the same time",
+        );
+    }
+    let field = |s: &str| Reply::text(s);
+    Plan::Reply(Reply::Array(vec![
+        field("server"),
+        field("kvs-zoo"),
+        field("version"),
+        field(env!("CARGO_PKG_VERSION")),
+        field("proto"),
+        Reply::Integer(2),
+        field("id"),
+        Reply::Integer(session.client as i64),
+        field("mode"),
+        field("standalone"),
+        field("role"),
+        field("master"),
+        field("modules"),
+        Reply::Array(vec![]),
+    ]))
+}
+
+/// The commands [`plan`] knows, for `COMMAND COUNT`.
+const COMMANDS: &[&str] = &[
+    "ping", "echo", "quit", "get", "set", "del", "exists", "mget", "mset", "auth", "hello",
+    "command", "config", "info", "debug", "select", "client",
+];
+
+fn command(args: &[Bytes]) -> Plan {
+    // redis-cli asks `COMMAND DOCS` for its hints; an empty answer means "no hints".
+    match args.first().map(|a| a.to_ascii_lowercase()) {
+        Some(sub) if sub == b"count" => Plan::Reply(Reply::Integer(COMMANDS.len() as i64)),
+        _ => Plan::Reply(Reply::Array(vec![])),
+    }
+}
+
+fn config(args: &[Bytes]) -> Plan {
+    // redis-benchmark reads `save` and `appendonly` before it starts; report "no persistence".
+    match (args.first().map(|a| a.to_ascii_lowercase()), args.get(1)) {
+        (Some(sub), Some(param)) if sub == b"get" => {
+            let value = match param.to_ascii_lowercase().as_slice() {
+                b"save" => Some(""),
+                b"appendonly" => Some("no"),
+                _ => None,
+            };
+            Plan::Reply(Reply::Array(match value {
+                Some(v) => vec![Reply::Bulk(param.clone()), Reply::text(v)],
+                None => vec![],
+            }))
+        }
+        _ => Plan::Reply(Reply::err("only CONFIG GET is supported")),
+    }
+}
+
+/// Builds the reply to a data command from its operations' results, given in operation order.
+pub fn assemble(kind: Assemble, results: Vec<KVSResult<Bytes>>) -> Reply {
+    // An error in any operation is the command's reply: Redis commands fail as a whole.
+    if let Some(e) = results.iter().find_map(|r| match r {
+        KVSResult::Error(e) => Some(e.clone()),
+        _ => None,
+    }) {
+        return Reply::err(e);
+    }
+    let count = |want: fn(&KVSResult<Bytes>) -> bool| {
+        Reply::Integer(results.iter().filter(|r| want(r)).count() as i64)
+    };
+    match kind {
+        Assemble::Set | Assemble::MultiSet => Reply::simple("OK"),
+        Assemble::Get => results.into_iter().next().map_or(Reply::Nil, value_reply),
+        Assemble::Deleted => count(|r| matches!(r, KVSResult::Ok)),
+        Assemble::Existing => count(|r| matches!(r, KVSResult::Value(_) | KVSResult::Siblings(_))),
+        Assemble::MultiGet => Reply::Array(results.into_iter().map(value_reply).collect()),
+    }
+}
+
+/// One GET result as RESP: a value, nil, or (causal stores) an array of siblings.
+fn value_reply(result: KVSResult<Bytes>) -> Reply {
+    match result {
+        KVSResult::Value(v) => Reply::Bulk(v),
+        KVSResult::Siblings(vs) => Reply::Array(vs.into_iter().map(Reply::Bulk).collect()),
+        KVSResult::NotFound | KVSResult::Ok => Reply::Nil,
+        KVSResult::Error(e) => Reply::err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            max_value_bytes: 16,
+            ..Settings::new()
+        }
+    }
+
+    /// Plans `words` on a fresh, authenticated connection 0.
+    fn plan_words(words: &[&str]) -> Plan {
+        let settings = settings();
+        plan(cmd(words), &mut Session::new(0, &settings), &settings)
+    }
+
+    fn cmd(words: &[&str]) -> Command {
+        Command {
+            args: words.iter().map(|w| Bytes::from(w.to_string())).collect(),
+            oversized: false,
+        }
+    }
+
+    fn b(s: &str) -> Bytes {
+        Bytes::from(s.to_string())
+    }
+
+    fn reply(words: &[&str]) -> Reply {
+        let settings = settings();
+        match plan(cmd(words), &mut Session::new(5, &settings), &settings) {
+            Plan::Reply(r) | Plan::ReplyAndClose(r) => r,
+            other => panic!("expected an immediate reply, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn data_commands_plan_one_operation_per_key() {
+        assert_eq!(
+            plan_words(&["set", "k", "v"]),
+            Plan::Store(vec![KVSOperation::Put(b("k"), b("v"))], Assemble::Set)
+        );
+        assert_eq!(
+            plan_words(&["DEL", "a", "b"]),
+            Plan::Store(
+                vec![KVSOperation::Delete(b("a")), KVSOperation::Delete(b("b"))],
+                Assemble::Deleted
+            )
+        );
+        assert_eq!(
+            plan_words(&["MSET", "a", "1", "b", "2"]),
+            Plan::Store(
+                vec![
+                    KVSOperation::Put(b("a"), b("1")),
+                    KVSOperation::Put(b("b"), b("2"))
+                ],
+                Assemble::MultiSet
+            )
+        );
+        assert!(matches!(
+            plan_words(&["exists", "a", "a"]),
+            Plan::Store(ops, Assemble::Existing) if ops.len() == 2
+        ));
+    }
+
+    #[test]
+    fn wrong_arity_gets_redis_wording() {
+        for words in [
+            &["get"][..],
+            &["get", "a", "b"],
+            &["set", "k"],
+            &["del"],
+            &["mset", "a"],
+            &["mset", "a", "1", "b"],
+            &["echo"],
+            &["ping", "a", "b"],
+        ] {
+            let Reply::Error(e) = reply(words) else {
+                panic!("{words:?} should fail")
+            };
+            assert_eq!(
+                e,
+                format!("ERR wrong number of arguments for '{}' command", words[0])
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_commands_and_unsupported_options_are_errors() {
+        assert_eq!(
+            reply(&["FLY", "to", "moon"]),
+            Reply::Error(
+                "ERR unknown command 'FLY', with args beginning with: 'to' 'moon' ".into()
+            )
+        );
+        assert!(matches!(
+            reply(&["set", "k", "v", "EX", "10"]),
+            Reply::Error(_)
+        ));
+        let mut big = cmd(&["set", "k"]);
+        big.oversized = true;
+        let settings = settings();
+        let mut session = Session::new(0, &settings);
+        assert!(
+            matches!(plan(big, &mut session, &settings), Plan::Reply(Reply::Error(e)) if e.contains("16 bytes"))
+        );
+        // The reported crash: a command whose only argument was too long arrives with no
+        // words at all.
+        let empty = Command {
+            args: vec![],
+            oversized: true,
+        };
+        assert!(
+            matches!(plan(empty, &mut session, &settings), Plan::Reply(Reply::Error(e)) if e.contains("too large"))
+        );
+    }
+
+    #[test]
+    fn connection_commands_answer_at_once() {
+        assert_eq!(reply(&["PING"]), Reply::simple("PONG"));
+        assert_eq!(reply(&["ping", "hi"]), Reply::Bulk(b("hi")));
+        assert_eq!(reply(&["echo", "x"]), Reply::Bulk(b("x")));
+        assert_eq!(
+            plan_words(&["quit"]),
+            Plan::ReplyAndClose(Reply::simple("OK"))
+        );
+        assert!(matches!(reply(&["hello", "3"]), Reply::Error(e) if e.starts_with("NOPROTO")));
+        assert!(matches!(reply(&["hello"]), Reply::Array(a) if a.len() == 14));
+        assert_eq!(reply(&["command", "docs"]), Reply::Array(vec![]));
+        assert_eq!(
+            reply(&["config", "get", "appendonly"]),
+            Reply::Array(vec![Reply::Bulk(b("appendonly")), Reply::Bulk(b("no"))])
+        );
+        assert_eq!(reply(&["config", "get", "nope"]), Reply::Array(vec![]));
+        assert_eq!(plan_words(&["info"]), Plan::Info(vec![]));
+        assert_eq!(
+            plan_words(&["INFO", "Server", "clients"]),
+            Plan::Info(vec!["server".into(), "clients".into()])
+        );
+        assert_eq!(reply(&["client", "id"]), Reply::Integer(5));
+    }
+
+    #[test]
+    fn results_assemble_into_redis_replies() {
+        use KVSResult::*;
+        assert_eq!(
+            assemble(Assemble::Get, vec![Value(b("v"))]),
+            Reply::Bulk(b("v"))
+        );
+        assert_eq!(assemble(Assemble::Get, vec![NotFound]), Reply::Nil);
+        assert_eq!(
+            assemble(Assemble::Deleted, vec![Ok, NotFound, Ok]),
+            Reply::Integer(2)
+        );
+        assert_eq!(
+            assemble(Assemble::Existing, vec![Value(b("a")), NotFound]),
+            Reply::Integer(1)
+        );
+        assert_eq!(
+            assemble(Assemble::MultiGet, vec![Value(b("a")), NotFound]),
+            Reply::Array(vec![Reply::Bulk(b("a")), Reply::Nil])
+        );
+        assert_eq!(
+            assemble(Assemble::Get, vec![Siblings(vec![b("a"), b("b")])]),
+            Reply::Array(vec![Reply::Bulk(b("a")), Reply::Bulk(b("b"))])
+        );
+        assert_eq!(
+            assemble(Assemble::MultiSet, vec![Ok, Error("boom".into())]),
+            Reply::Error("ERR boom".into())
+        );
+    }
+
+    fn with_password() -> Settings {
+        Settings {
+            requirepass: Some(b("s3cret")),
+            ..Settings::new()
+        }
+    }
+
+    fn run(words: &[&str], session: &mut Session, settings: &Settings) -> Plan {
+        plan(cmd(words), session, settings)
+    }
+
+    #[test]
+    fn without_the_password_only_auth_hello_and_quit_are_let_through() {
+        let settings = with_password();
+        let mut s = Session::new(1, &settings);
+        let noauth = Plan::Reply(Reply::Error(NOAUTH.into()));
+        for words in [
+            &["GET", "k"][..],
+            &["PING"],
+            &["INFO"],
+            &["FLY"],
+            &["SET", "k", "v"],
+        ] {
+            assert_eq!(run(words, &mut s, &settings), noauth, "{words:?}");
+        }
+        assert!(matches!(
+            run(&["HELLO", "2"], &mut s, &settings),
+            Plan::Reply(Reply::Error(e)) if e.starts_with("NOAUTH HELLO must be called")
+        ));
+        assert_eq!(
+            run(&["QUIT"], &mut s, &settings),
+            Plan::ReplyAndClose(Reply::simple("OK"))
+        );
+        assert!(!s.authenticated);
+    }
+
+    #[test]
+    fn auth_with_the_right_password_opens_the_connection() {
+        let settings = with_password();
+        let wrongpass = Plan::Reply(Reply::Error(WRONGPASS.into()));
+        let mut s = Session::new(1, &settings);
+        assert_eq!(run(&["AUTH", "s3cre"], &mut s, &settings), wrongpass);
+        assert_eq!(run(&["AUTH", "s3cret!"], &mut s, &settings), wrongpass);
+        assert_eq!(
+            run(&["AUTH", "bob", "s3cret"], &mut s, &settings),
+            wrongpass
+        );
+        assert!(!s.authenticated);
+        assert_eq!(
+            run(&["AUTH", "s3cret"], &mut s, &settings),
+            Plan::Reply(Reply::simple("OK"))
+        );
+        assert_eq!(
+            run(&["PING"], &mut s, &settings),
+            Plan::Reply(Reply::simple("PONG"))
+        );
+        let mut s = Session::new(2, &settings);
+        assert_eq!(
+            run(&["AUTH", "default", "s3cret"], &mut s, &settings),
+            Plan::Reply(Reply::simple("OK"))
+        );
+        assert!(s.authenticated);
+    }
+
+    #[test]
+    fn hello_can_authenticate() {
+        let settings = with_password();
+        let mut s = Session::new(1, &settings);
+        assert_eq!(
+            run(
+                &["HELLO", "2", "AUTH", "default", "nope"],
+                &mut s,
+                &settings
+            ),
+            Plan::Reply(Reply::Error(WRONGPASS.into()))
+        );
+        assert!(matches!(
+            run(&["HELLO", "2", "AUTH", "default", "s3cret", "SETNAME", "me"], &mut s, &settings),
+            Plan::Reply(Reply::Array(a)) if a.len() == 14
+        ));
+        assert!(s.authenticated);
+        assert!(matches!(
+            run(&["HELLO", "2", "AUTH", "default"], &mut s, &settings),
+            Plan::Reply(Reply::Error(e)) if e.contains("Syntax error in HELLO option 'AUTH'")
+        ));
+        assert!(matches!(
+            run(&["HELLO", "x"], &mut s, &settings),
+            Plan::Reply(Reply::Error(e)) if e.contains("not an integer")
+        ));
+    }
+
+    #[test]
+    fn auth_without_a_configured_password_says_so() {
+        assert!(matches!(
+            reply(&["AUTH", "x"]),
+            Reply::Error(e) if e.contains("without any password configured")
+        ));
+    }
+
+    #[test]
+    fn passwords_compare_whole() {
+        assert!(same_secret(b"abc", b"abc"));
+        for wrong in [&b""[..], b"ab", b"abd", b"abcd", b"\0bc", b"abc\0"] {
+            assert!(!same_secret(wrong, b"abc"), "{wrong:?}");
+        }
+        assert!(same_secret(b"", b""));
+    }
+
+    #[test]
+    fn debug_sleep_only_when_enabled() {
+        assert!(matches!(
+            reply(&["DEBUG", "SLEEP", "1"]),
+            Reply::Error(e) if e.contains("--enable-debug-command")
+        ));
+        let settings = Settings {
+            debug_command: true,
+            ..Settings::new()
+        };
+        let mut s = Session::new(1, &settings);
+        assert_eq!(
+            run(&["debug", "sleep", "0.5"], &mut s, &settings),
+            Plan::Sleep(Duration::from_millis(500))
+        );
+        for bad in [
+            &["DEBUG", "SLEEP", "-1"][..],
+            &["DEBUG", "SLEEP", "1e9"],
+            &["DEBUG", "SLEEP", "x"],
+            &["DEBUG", "SLEEP", "NaN"],
+        ] {
+            assert!(
+                matches!(run(bad, &mut s, &settings), Plan::Reply(Reply::Error(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            run(&["DEBUG", "SEGFAULT"], &mut s, &settings),
+            Plan::Reply(Reply::Error(_))
+        ));
+    }
+}

@@ -1,0 +1,337 @@
+//! The Redis-protocol front: a TCP server that runs *inside* the proxy's Hydro process.
+//!
+//! Hydro's many-client external port loses the first reply to a freshly connected client, so
+//! the front is our own tokio code, attached to the dataflow as a Hydro *sidecar*: [`start`]
+//! returns a stream the dataflow reads requests from and a sink it writes responses to. Each
+//! connection is one task that
+//!
+//! - decodes RESP ([`crate::edge::resp`]), plans each command ([`crate::edge::commands`]) and
+//!   sends its operations into the dataflow, numbered by the connection's reply queue;
+//! - keeps one *slot* per command, in arrival order ([`crate::edge::reply_queue`]), fills slots
+//!   as results come back (matched by request id: in a sharded store replies overtake each
+//!   other), and moves every completed slot at the head of the queue into its
+//!   [`Outbox`], which the socket drains in bounded chunks.
+//!
+//! A command's slot is queued *before* its operations enter the dataflow, so a result can never
+//! arrive for a slot the connection does not know yet — the race that lost replies on Hydro's
+//! own port.
+//!
+//! **What is bounded, and how** (the settings are in [`FrontConfig`]):
+//! - commands in flight per connection ([`MAX_IN_FLIGHT`]): past it the connection stops
+//!   reading until replies drain — TCP backpressure reaches the client;
+//! - unsent replies per connection (`client_output_limit`): a client that leaves more unread is
+//!   disconnected, with a log line, as Redis's `client-output-buffer-limit` does;
+//! - a command's buffered arguments ([`crate::edge::resp::MAX_COMMAND`]);
+//! - connections (`max_clients`): the next one is told `-ERR max number of clients reached`;
+//! - time: a request whose result does not come back within `request_timeout` is answered
+//!   with an error and the connection goes on.
+
+use std::collections::HashMap;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use crate::edge::commands::{Assemble, Plan, Session, plan};
+pub use crate::edge::config::FrontConfig;
+use crate::edge::outbox::{MAX_SLICES, Outbox};
+use crate::edge::reply_queue::ReplyQueue;
+use crate::edge::resp::{Reply, RespDecoder};
+use crate::edge::stats::{SAMPLE_EVERY, Stats};
+use crate::protocol::{ClientId, KVSRequest, KVSResponse, KVSResult, RequestId};
+
+/// The requests the front sends into the dataflow.
+pub type FrontRequest = KVSRequest<Bytes>;
+/// The responses the dataflow sends back to the front.
+pub type FrontResponse = KVSResponse<Bytes>;
+
+/// Most commands one connection may have waiting for replies; past it the front stops reading
+/// from that connection until replies drain. Far above what pipelining clients use (tens to
+/// hundreds), low enough that one connection cannot flood the store.
+pub const MAX_IN_FLIGHT: usize = 1024;
+
+/// Each connection's result channel, by client id: where [`ReplySink`] delivers responses.
+type Registry = Arc<Mutex<HashMap<ClientId, UnboundedSender<(RequestId, KVSResult<Bytes>)>>>>;
+
+/// What every connection task shares.
+struct Shared {
+    config: FrontConfig,
+    stats: Stats,
+    registry: Registry,
+    to_flow: UnboundedSender<FrontRequest>,
+}
+
+/// Starts the front with the settings in this process's environment ([`FrontConfig::to_env`]);
+/// returns the request stream and the response sink the dataflow is wired to. Called once,
+/// inside the proxy process.
+///
+/// If the settings are missing or the address cannot be bound, the process exits with a
+/// message: without its front a proxy can do nothing useful.
+pub fn start() -> (RequestStream, ReplySink) {
+    let config = FrontConfig::from_env().unwrap_or_else(|e| {
+        eprintln!("kvs-zoo: front settings: {e}");
+        std::process::exit(2);
+    });
+    let listener = std::net::TcpListener::bind(&config.bind)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .and_then(tokio::net::TcpListener::from_std)
+        .unwrap_or_else(|e| {
+            eprintln!("kvs-zoo: cannot listen on {}: {e}", config.bind);
+            std::process::exit(2);
+        });
+    let registry: Registry = Arc::default();
+    let (to_flow, from_front) = unbounded_channel();
+    let shared = Arc::new(Shared {
+        config,
+        stats: Stats::new(),
+        registry: registry.clone(),
+        to_flow,
+    });
+
+    let sampled = shared.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SAMPLE_EVERY);
+        loop {
+            every.tick().await;
+            sampled.stats.sample(Instant::now());
+        }
+    });
+
+    tokio::spawn(async move {
+        // Client ids are unique for the life of the process, so a late response for a
+        // closed connection can never reach a new one.
+        let next_id = AtomicU64::new(1);
+        loop {
+            match listener.accept().await {
+                Ok((socket, _)) if shared.stats.admit(shared.config.max_clients) => {
+                    let id = next_id.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(connection(id, socket, shared.clone()));
+                }
+                Ok((socket, _)) => {
+                    tokio::spawn(refuse(socket));
+                }
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(e) => {
+                    eprintln!("kvs-zoo: accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+    (RequestStream(from_front), ReplySink(registry))
+}
+
+/// Tells a client past `max_clients` why it is turned away, as Redis does.
+async fn refuse(mut socket: TcpStream) {
+    let _ = socket
+        .write_all(b"-ERR max number of clients reached\r\n")
+        .await;
+    let _ = socket.shutdown().await;
+}
+
+/// The stream of requests from every connection, in arrival order.
+pub struct RequestStream(UnboundedReceiver<FrontRequest>);
+
+impl futures::Stream for RequestStream {
+    type Item = FrontRequest;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<FrontRequest>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// Delivers each response to its connection's task. Responses for connections that have
+/// closed are dropped: nobody is left to read them.
+pub struct ReplySink(Registry);
+
+impl futures::Sink<FrontResponse> for ReplySink {
+    type Error = std::convert::Infallible;
+
+    fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: Pin<&mut Self>, resp: FrontResponse) -> Result<(), Self::Error> {
+        let writers = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(writer) = writers.get(&resp.client) {
+            let _ = writer.send((resp.request, resp.result));
+        }
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A connection's registration: dropping it (however the task ends) unregisters the
+/// connection and counts it gone.
+struct Registered {
+    id: ClientId,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.shared
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+        self.shared.stats.disconnected();
+    }
+}
+
+async fn connection(id: ClientId, socket: TcpStream, shared: Arc<Shared>) {
+    let (results_tx, mut results) = unbounded_channel();
+    shared
+        .registry
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id, results_tx.clone());
+    let registered = Registered { id, shared };
+    let shared = &registered.shared;
+    let config = &shared.config;
+    let peer = socket
+        .peer_addr()
+        .map_or_else(|_| "?".into(), |a| a.to_string());
+    // Replies are small and latency matters more than packet count.
+    let _ = socket.set_nodelay(true);
+    let (mut rd, mut wr) = socket.into_split();
+
+    let mut session = Session::new(id, &config.commands);
+    let mut decoder = RespDecoder::new(config.commands.max_value_bytes);
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut outbox = Outbox::default();
+    let mut queue = ReplyQueue::new(config.request_timeout);
+    // False once the client is done sending (end of input, QUIT, or a protocol error).
+    let mut reading = true;
+    // True once the last reply is queued: the connection ends when the outbox is written.
+    let mut closing = false;
+    // One timer per connection, armed at the oldest waiting request's deadline. It is not
+    // re-armed each time the head changes (that would touch the timer wheel on every
+    // batch): when it fires, expired slots are answered and it is armed again.
+    let timer = tokio::time::sleep(config.request_timeout);
+    tokio::pin!(timer);
+    let mut armed = false;
+    loop {
+        // Plan every complete command in the buffer, up to the in-flight cap. A command's slot
+        // is queued before its operations enter the dataflow, so no result can arrive for an
+        // unknown slot.
+        let now = Instant::now();
+        let mut planned = 0;
+        while reading && queue.len() < MAX_IN_FLIGHT {
+            let cmd = match decoder.decode(&mut buf) {
+                Ok(None) => break,
+                Ok(Some(cmd)) => cmd,
+                Err(e) => {
+                    queue.expect_reply(Some(Reply::err(e)), true);
+                    reading = false;
+                    break;
+                }
+            };
+            planned += 1;
+            match plan(cmd, &mut session, &config.commands) {
+                Plan::Reply(r) => queue.expect_reply(Some(r), false),
+                Plan::ReplyAndClose(r) => {
+                    queue.expect_reply(Some(r), true);
+                    reading = false;
+                }
+                Plan::Info(sections) => queue.expect_reply(
+                    Some(Reply::text(shared.stats.info(config, &sections))),
+                    false,
+                ),
+                Plan::Store(ops, kind) => {
+                    let first = queue.expect_ops(ops.len(), kind, now);
+                    for (request, op) in (first..).zip(ops) {
+                        let request = KVSRequest {
+                            client: id,
+                            request,
+                            op,
+                        };
+                        // The dataflow is gone only when the process is shutting down.
+                        if shared.to_flow.send(request).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Plan::Sleep(delay) => {
+                    // A stand-in for a slow store: the result comes back through the same
+                    // channel as the store's, just late.
+                    let request = queue.expect_ops(1, Assemble::Set, now);
+                    let late = results_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = late.send((request, KVSResult::Ok));
+                    });
+                }
+            }
+        }
+        shared.stats.commands(planned);
+
+        closing |= queue.drain_ready(&mut outbox);
+        let unsent = outbox.len() + queue.held_bytes();
+        if unsent > config.client_output_limit {
+            eprintln!(
+                "kvs-zoo: closing client {id} ({peer}): {unsent} bytes of unread replies \
+                 passed the client output limit ({} bytes)",
+                config.client_output_limit
+            );
+            break;
+        }
+        if closing && outbox.is_empty() {
+            break;
+        }
+        if !armed && let Some(deadline) = queue.next_deadline() {
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(deadline));
+            armed = true;
+        }
+
+        tokio::select! {
+            written = write_some(&mut wr, &mut outbox), if !outbox.is_empty() => match written {
+                Ok(n) if n > 0 => outbox.advance(n),
+                _ => break,
+            },
+            read = rd.read_buf(&mut buf), if reading && queue.len() < MAX_IN_FLIGHT => {
+                if !matches!(read, Ok(n) if n > 0) {
+                    // End of input (or a broken socket): answer what was asked, then close.
+                    queue.expect_reply(None, true);
+                    reading = false;
+                }
+            }
+            Some((request, result)) = results.recv() => {
+                queue.deliver(request, result);
+                // Take every result already waiting, so one write carries many replies.
+                while let Ok((request, result)) = results.try_recv() {
+                    queue.deliver(request, result);
+                }
+            }
+            () = &mut timer, if armed => {
+                armed = false;
+                queue.expire(Instant::now());
+            }
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Writes as much of `outbox` as the socket takes now, in one system call.
+async fn write_some(wr: &mut OwnedWriteHalf, outbox: &mut Outbox) -> std::io::Result<usize> {
+    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+    let n = outbox.fill(&mut slices);
+    wr.write_vectored(&slices[..n]).await
+}

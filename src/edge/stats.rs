@@ -1,0 +1,229 @@
+//! The front's counters, and the `INFO` reply operators read them in.
+//!
+//! Counters are atomics shared by every connection's task; a connection adds its commands once
+//! per batch it reads, not once per command, so counting costs nothing measurable on the hot
+//! path. `instantaneous_ops_per_sec` is computed as Redis does: the command counter is sampled
+//! every 100 ms, and the rate is taken over the last 16 samples.
+
+use std::collections::VecDeque;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::edge::config::FrontConfig;
+
+/// How often the command counter is sampled for the ops/sec figure.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// Samples the ops/sec figure is computed over (Redis keeps 16).
+const SAMPLES: usize = 16;
+
+/// Counters of one front.
+pub struct Stats {
+    started: Instant,
+    connected_clients: AtomicU64,
+    total_connections_received: AtomicU64,
+    total_commands_processed: AtomicU64,
+    rejected_connections: AtomicU64,
+    /// (when, total commands then), oldest first.
+    samples: Mutex<VecDeque<(Instant, u64)>>,
+}
+
+/// Which `INFO` sections exist, in Redis's order.
+const SECTIONS: &[&str] = &["server", "clients", "stats"];
+
+impl Stats {
+    /// Fresh counters, started now.
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            connected_clients: AtomicU64::new(0),
+            total_connections_received: AtomicU64::new(0),
+            total_commands_processed: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            samples: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Counts a new connection, if fewer than `max_clients` are connected; returns whether it
+    /// was admitted. A refused connection is counted in `rejected_connections`.
+    pub fn admit(&self, max_clients: usize) -> bool {
+        self.total_connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        let admitted = self
+            .connected_clients
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max_clients as u64).then_some(n + 1)
+            })
+            .is_ok();
+        if !admitted {
+            self.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        }
+        admitted
+    }
+
+    /// Counts an admitted connection's end.
+    pub fn disconnected(&self) {
+        self.connected_clients.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Counts `n` commands processed.
+    pub fn commands(&self, n: u64) {
+        if n > 0 {
+            self.total_commands_processed
+                .fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Records one sample of the command counter (call every [`SAMPLE_EVERY`]).
+    pub fn sample(&self, now: Instant) {
+        let total = self.total_commands_processed.load(Ordering::Relaxed);
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        samples.push_back((now, total));
+        if samples.len() > SAMPLES + 1 {
+            samples.pop_front();
+        }
+    }
+
+    /// Commands per second over the sampled window.
+    fn ops_per_sec(&self) -> u64 {
+        let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        rate(samples.front().copied(), samples.back().copied())
+    }
+
+    /// The `INFO` reply for `sections` (lower case; empty, `default`, `all` or `everything`
+    /// for all of them). Unknown sections are left out, as Redis does.
+    pub fn info(&self, config: &FrontConfig, sections: &[String]) -> String {
+        let all = sections.is_empty()
+            || sections
+                .iter()
+                .any(|s| matches!(s.as_str(), "default" | "all" | "everything"));
+        let mut out = String::new();
+        for section in SECTIONS {
+            if !all && !sections.iter().any(|s| s == section) {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+            // Writing to a String cannot fail.
+            let _ = match *section {
+                "server" => {
+                    let uptime = self.started.elapsed().as_secs();
+                    write!(
+                        out,
+                        "# Server\r\nredis_version:7.0.0\r\nkvs_zoo_version:{}\r\n\
+                         kvs_zoo_architecture:{}\r\nredis_mode:standalone\r\nos:{} {}\r\n\
+                         arch_bits:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\n\
+                         uptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n",
+                        env!("CARGO_PKG_VERSION"),
+                        config.architecture,
+                        std::env::consts::OS,
+                        std::env::consts::ARCH,
+                        usize::BITS,
+                        std::process::id(),
+                        config.port(),
+                        uptime / 86_400,
+                    )
+                }
+                "clients" => write!(
+                    out,
+                    "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n",
+                    load(&self.connected_clients),
+                    config.max_clients,
+                ),
+                _ => write!(
+                    out,
+                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
+                     instantaneous_ops_per_sec:{}\r\nrejected_connections:{}\r\n",
+                    load(&self.total_connections_received),
+                    load(&self.total_commands_processed),
+                    self.ops_per_sec(),
+                    load(&self.rejected_connections),
+                ),
+            };
+        }
+        out
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Commands per second between two samples of the command counter.
+fn rate(first: Option<(Instant, u64)>, last: Option<(Instant, u64)>) -> u64 {
+    match (first, last) {
+        (Some((t0, n0)), Some((t1, n1))) if t1 > t0 => {
+            ((n1 - n0) as f64 / (t1 - t0).as_secs_f64()).round() as u64
+        }
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `key:value` lines of an INFO reply.
+    fn field(info: &str, key: &str) -> Option<String> {
+        info.split("\r\n")
+            .find_map(|l| l.strip_prefix(&format!("{key}:")).map(String::from))
+    }
+
+    #[test]
+    fn connections_past_the_limit_are_refused_and_counted() {
+        let stats = Stats::new();
+        assert!(stats.admit(2));
+        assert!(stats.admit(2));
+        assert!(!stats.admit(2));
+        stats.disconnected();
+        assert!(stats.admit(2));
+        let info = stats.info(&FrontConfig::localhost("local", 1), &[]);
+        assert_eq!(field(&info, "connected_clients").as_deref(), Some("2"));
+        assert_eq!(
+            field(&info, "total_connections_received").as_deref(),
+            Some("4")
+        );
+        assert_eq!(field(&info, "rejected_connections").as_deref(), Some("1"));
+        assert_eq!(field(&info, "maxclients").as_deref(), Some("10000"));
+    }
+
+    #[test]
+    fn ops_per_second_come_from_the_sampled_window() {
+        let stats = Stats::new();
+        let t0 = Instant::now();
+        for i in 0..40u32 {
+            stats.commands(50);
+            stats.sample(t0 + SAMPLE_EVERY * i);
+        }
+        // 50 commands every 100 ms.
+        assert_eq!(stats.ops_per_sec(), 500);
+        assert_eq!(rate(None, None), 0);
+    }
+
+    #[test]
+    fn sections_are_chosen_by_name() {
+        let stats = Stats::new();
+        let config = FrontConfig::localhost("local", 6390);
+        let all = stats.info(&config, &[]);
+        for header in ["# Server", "# Clients", "# Stats"] {
+            assert!(all.contains(header), "{all}");
+        }
+        assert_eq!(field(&all, "tcp_port").as_deref(), Some("6390"));
+        assert_eq!(
+            field(&all, "kvs_zoo_architecture").as_deref(),
+            Some("local")
+        );
+        assert_eq!(
+            field(&all, "process_id"),
+            Some(std::process::id().to_string())
+        );
+        let clients = stats.info(&config, &["clients".into()]);
+        assert!(clients.starts_with("# Clients\r\n") && !clients.contains("# Server"));
+        assert_eq!(stats.info(&config, &["nope".into()]), "");
+    }
+}
