@@ -137,7 +137,10 @@ pub async fn connect(front: &FrontConfig) -> Result<RespClient, String> {
         .await
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
     if let Some(pass) = &front.commands.requirepass {
-        match client.command(&[&b"AUTH"[..], &pass[..]]).await {
+        let pass = pass
+            .plain()
+            .ok_or("the front requires a password this process does not know")?;
+        match client.command(&[&b"AUTH"[..], pass]).await {
             Ok(Reply::Simple(_)) => {}
             other => return Err(format!("AUTH at {addr}: {other:?}")),
         }

@@ -14,6 +14,7 @@
 //!   that feeds the dataflow from inside the proxy process.
 //! - [`local`]: the Local architecture.
 //! - [`demo`]: deploying an architecture with hydro_deploy (`run_kvs_demo`, `serve`);
+//!   [`console`] keeps hydro_deploy's build chatter off the terminal unless `--verbose`;
 //!   [`examples_support`] has demo helpers.
 
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@
 #[cfg(stageleft_runtime)]
 hydro_lang::setup!();
 
+pub mod console;
 pub mod demo;
 pub mod edge;
 pub mod examples_support;

@@ -9,9 +9,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bytes::Bytes;
 use hydro_deploy::Deployment;
 use kvs_zoo::Hosts;
+use kvs_zoo::console::Console;
+use kvs_zoo::edge::auth::Password;
 use kvs_zoo::edge::config::FrontConfig;
 use kvs_zoo::local::Local;
 
@@ -32,6 +33,8 @@ options:
   --request-timeout <T>       answer a request with an error if the store has not
                               within T (default 5s; e.g. 1.5s, 500ms)
   --enable-debug-command      accept DEBUG SLEEP <seconds> (for testing timeouts)
+  --verbose                   show hydro_deploy's launch commands and the compiler's
+                              warnings about generated code
   -h, --help                  show this help
 
 Build with --release for benchmarks: the store's processes are then built optimized.";
@@ -43,6 +46,7 @@ const ARCHITECTURES: &[&str] = &["local"];
 struct ServeArgs {
     architecture: String,
     front: FrontConfig,
+    verbose: bool,
 }
 
 fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
@@ -64,12 +68,17 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
         ));
     }
     let mut front = FrontConfig::localhost(&architecture, 6379);
+    let mut verbose = false;
     let (mut port, mut bind) = (6379u16, "127.0.0.1".to_string());
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
             "--enable-debug-command" => {
                 front.commands.debug_command = true;
+                continue;
+            }
+            "--verbose" => {
+                verbose = true;
                 continue;
             }
             _ => {}
@@ -81,7 +90,7 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
             "--port" => port = value.parse().map_err(|_| format!("bad port '{value}'"))?,
             "--bind" => bind = value.clone(),
             "--requirepass" if value.is_empty() => return Err(bad()),
-            "--requirepass" => front.commands.requirepass = Some(Bytes::from(value.clone())),
+            "--requirepass" => front.commands.requirepass = Some(Password::new(value.as_bytes())),
             "--max-value-bytes" => front.commands.max_value_bytes = positive()?,
             "--max-clients" => front.max_clients = positive()?,
             "--client-output-limit" => {
@@ -99,6 +108,7 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
     Ok(Some(ServeArgs {
         architecture,
         front,
+        verbose,
     }))
 }
 
@@ -175,6 +185,7 @@ async fn run() -> ExitCode {
         eprintln!("kvs-zoo: cannot listen on {}: {e}", serve.front.bind);
         return ExitCode::from(2);
     }
+    let _console = Console::new(serve.verbose);
     // Deploying compiles the store's processes first; say so, or the wait looks like a hang.
     eprintln!(
         "kvs-zoo: building and starting '{}' (the first start compiles the store: minutes)",
@@ -212,14 +223,15 @@ mod tests {
         let serve = parse_words(
             "serve local --port 7000 --bind ::1 --max-value-bytes 10 --requirepass pw \
              --max-clients 3 --client-output-limit 2mb --request-timeout 250ms \
-             --enable-debug-command",
+             --enable-debug-command --verbose",
         )
         .unwrap()
         .unwrap();
+        assert!(serve.verbose);
         let front = serve.front;
         assert_eq!(front.bind, "[::1]:7000");
         assert_eq!(front.commands.max_value_bytes, 10);
-        assert_eq!(front.commands.requirepass, Some(Bytes::from("pw")));
+        assert_eq!(front.commands.requirepass, Some(Password::new(b"pw")));
         assert!(front.commands.debug_command);
         assert_eq!(front.max_clients, 3);
         assert_eq!(front.client_output_limit, 2 << 20);

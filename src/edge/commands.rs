@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::edge::auth::Password;
 use crate::edge::resp::{Command, Reply};
 use crate::protocol::{ClientId, KVSOperation, KVSResult};
 
@@ -55,7 +56,7 @@ pub struct Settings {
     pub max_value_bytes: usize,
     /// The password clients must give (`AUTH`) before any other command (Redis's
     /// `requirepass`); `None` lets every client in.
-    pub requirepass: Option<Bytes>,
+    pub requirepass: Option<Password>,
     /// Accept `DEBUG SLEEP seconds`, whose reply comes back late as if the store were slow
     /// (Redis's `enable-debug-command`). Off by default: it exists to test request timeouts.
     pub debug_command: bool,
@@ -225,23 +226,13 @@ fn auth(session: &mut Session, settings: &Settings, user: Option<&Bytes>, given:
     };
     // Both checks always run, so the time taken says nothing about which one failed.
     let user_ok = user.is_none_or(|u| u.as_ref() == b"default");
-    let password_ok = same_secret(given, expected);
+    let password_ok = expected.matches(given);
     if user_ok && password_ok {
         session.authenticated = true;
         Reply::simple("OK")
     } else {
         Reply::Error(WRONGPASS.into())
     }
-}
-
-/// Compares a password in time that depends only on the expected password's length, so a
-/// client cannot learn how many leading bytes it guessed right by timing replies.
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    let mut diff = given.len() ^ expected.len();
-    for (i, e) in expected.iter().enumerate() {
-        diff |= usize::from(e ^ given.get(i).copied().unwrap_or(0));
-    }
-    std::hint::black_box(diff) == 0
 }
 
 /// `DEBUG SLEEP seconds` (fractions allowed), when enabled.
@@ -581,7 +572,7 @@ mod tests {
 
     fn with_password() -> Settings {
         Settings {
-            requirepass: Some(b("s3cret")),
+            requirepass: Some(Password::new(b"s3cret")),
             ..Settings::new()
         }
     }
@@ -676,15 +667,6 @@ mod tests {
             reply(&["AUTH", "x"]),
             Reply::Error(e) if e.contains("without any password configured")
         ));
-    }
-
-    #[test]
-    fn passwords_compare_whole() {
-        assert!(same_secret(b"abc", b"abc"));
-        for wrong in [&b""[..], b"ab", b"abd", b"abcd", b"\0bc", b"abc\0"] {
-            assert!(!same_secret(wrong, b"abc"), "{wrong:?}");
-        }
-        assert!(same_secret(b"", b""));
     }
 
     #[test]

@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-
+use crate::edge::auth::Password;
 use crate::edge::commands::Settings;
 
 /// Where and how the front listens, and what it bounds.
@@ -41,7 +40,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const ARCHITECTURE: &str = "KVS_ZOO_ARCHITECTURE";
 const BIND: &str = "KVS_ZOO_BIND";
 const MAX_VALUE: &str = "KVS_ZOO_MAX_VALUE_BYTES";
-const REQUIREPASS: &str = "KVS_ZOO_REQUIREPASS";
+const REQUIREPASS: &str = "KVS_ZOO_REQUIREPASS_SHA256";
 const DEBUG_COMMAND: &str = "KVS_ZOO_ENABLE_DEBUG_COMMAND";
 const MAX_CLIENTS: &str = "KVS_ZOO_MAX_CLIENTS";
 const OUTPUT_LIMIT: &str = "KVS_ZOO_CLIENT_OUTPUT_LIMIT";
@@ -81,7 +80,7 @@ impl FrontConfig {
             (TIMEOUT_MS, self.request_timeout.as_millis().to_string()),
         ];
         if let Some(pass) = &self.commands.requirepass {
-            env.push((REQUIREPASS, String::from_utf8_lossy(pass).into_owned()));
+            env.push((REQUIREPASS, pass.to_hex()));
         }
         env
     }
@@ -99,7 +98,13 @@ impl FrontConfig {
             bind: get(BIND)?,
             commands: Settings {
                 max_value_bytes: number(MAX_VALUE)? as usize,
-                requirepass: var(REQUIREPASS).map(Bytes::from),
+                requirepass: match var(REQUIREPASS) {
+                    Some(hex) => Some(
+                        Password::from_hex(&hex)
+                            .ok_or_else(|| format!("{REQUIREPASS} is not a SHA-256 digest"))?,
+                    ),
+                    None => None,
+                },
                 debug_command: get(DEBUG_COMMAND)? == "true",
             },
             max_clients: number(MAX_CLIENTS)? as usize,
@@ -118,24 +123,25 @@ impl FrontConfig {
 mod tests {
     use super::*;
 
+    fn round_trip(config: &FrontConfig) -> Result<FrontConfig, String> {
+        let env = config.to_env();
+        FrontConfig::from_vars(|name| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
+    }
+
     #[test]
     fn settings_survive_the_trip_through_the_environment() {
-        let mut config = FrontConfig::localhost("local", 7000);
-        for c in [config.clone(), {
-            config.commands.requirepass = Some(Bytes::from_static("pä ss=word".as_bytes()));
-            config.commands.debug_command = true;
-            config.max_clients = 3;
-            config.client_output_limit = 1234;
-            config.request_timeout = Duration::from_millis(1500);
-            config.bind = "[::1]:7001".into();
-            config
-        }] {
-            let env = c.to_env();
-            let back = FrontConfig::from_vars(|name| {
-                env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
-            });
-            assert_eq!(back, Ok(c));
-        }
+        let defaults = FrontConfig::localhost("local", 7000);
+        assert_eq!(round_trip(&defaults), Ok(defaults.clone()));
+        let mut config = defaults;
+        config.commands.requirepass = Some(Password::new("pä ss=word".as_bytes()));
+        config.commands.debug_command = true;
+        config.max_clients = 3;
+        config.client_output_limit = 1234;
+        config.request_timeout = Duration::from_millis(1500);
+        config.bind = "[::1]:7001".into();
+        assert_eq!(round_trip(&config), Ok(config.clone()));
+        // The password itself never travels.
+        assert!(config.to_env().iter().all(|(_, v)| !v.contains("word")));
     }
 
     #[test]

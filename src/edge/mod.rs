@@ -3,7 +3,7 @@
 //!
 //! - [`resp`]: RESP parsing (incremental, bounded) and reply encoding.
 //! - [`commands`]: the command table — what each command means, AUTH, and how results
-//!   become one reply.
+//!   become one reply; [`auth`] keeps the password as a digest.
 //! - [`reply_queue`]: per-connection reply order, O(1) result matching, request deadlines.
 //! - [`outbox`]: unsent replies, written in bounded chunks without copying large values.
 //! - [`stats`]: the counters behind `INFO`.
@@ -14,6 +14,7 @@
 //! All but `front` and `client` are pure code without I/O, tested on their own; `tests` has a
 //! property test that drives them together the way `front` does.
 
+pub mod auth;
 pub mod client;
 pub mod commands;
 pub mod config;
