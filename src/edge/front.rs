@@ -5,19 +5,21 @@
 //! returns a stream the dataflow reads requests from and a sink it writes responses to. Each
 //! connection is one task that
 //!
-//! - decodes RESP ([`crate::edge::resp`]), plans each command ([`crate::edge::commands`]) and
-//!   sends its operations into the dataflow, numbered by the connection's reply queue;
-//! - keeps one *slot* per command, in arrival order ([`crate::edge::reply_queue`]), fills slots
-//!   as results come back (matched by request id: in a sharded store replies overtake each
-//!   other), and moves every completed slot at the head of the queue into its
-//!   [`Outbox`], which the socket drains in bounded chunks.
+//! - reads the client's bytes into its [`Connection`] (the protocol logic, kept apart from this
+//!   I/O), which decodes RESP, plans each command and numbers its operations; the task sends
+//!   them into the dataflow;
+//! - hands results back to the connection as they arrive (matched by request id: in a sharded
+//!   store replies overtake each other), which keeps one *slot* per command in arrival order
+//!   ([`crate::edge::reply_queue`]) and moves completed replies into its [`Outbox`];
+//! - writes the outbox to the socket in bounded chunks, and answers requests whose deadline
+//!   passed.
 //!
 //! A command's slot is queued *before* its operations enter the dataflow, so a result can never
 //! arrive for a slot the connection does not know yet — the race that lost replies on Hydro's
 //! own port.
 //!
 //! **What is bounded, and how** (the settings are in [`FrontConfig`]):
-//! - commands in flight per connection ([`MAX_IN_FLIGHT`]): past it the connection stops
+//! - commands in flight per connection ([`crate::edge::connection::MAX_IN_FLIGHT`]): past it the connection stops
 //!   reading until replies drain — TCP backpressure reaches the client;
 //! - unsent replies per connection (`client_output_limit`): a client that leaves more unread is
 //!   disconnected, with a log line, as Redis's `client-output-buffer-limit` does;
@@ -34,17 +36,15 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use crate::edge::commands::{Assemble, Plan, Session, plan};
 pub use crate::edge::config::FrontConfig;
+use crate::edge::connection::{Action, Connection, OverLimit};
 use crate::edge::outbox::{MAX_SLICES, Outbox};
-use crate::edge::reply_queue::ReplyQueue;
-use crate::edge::resp::{Reply, RespDecoder};
 use crate::edge::stats::{SAMPLE_EVERY, Stats};
 use crate::protocol::{ClientId, KVSRequest, KVSResponse, KVSResult, RequestId};
 
@@ -52,11 +52,6 @@ use crate::protocol::{ClientId, KVSRequest, KVSResponse, KVSResult, RequestId};
 pub type FrontRequest = KVSRequest<Bytes>;
 /// The responses the dataflow sends back to the front.
 pub type FrontResponse = KVSResponse<Bytes>;
-
-/// Most commands one connection may have waiting for replies; past it the front stops reading
-/// from that connection until replies drain. Far above what pipelining clients use (tens to
-/// hundreds), low enough that one connection cannot flood the store.
-pub const MAX_IN_FLIGHT: usize = 1024;
 
 /// Each connection's result channel, by client id: where [`ReplySink`] delivers responses.
 type Registry = Arc<Mutex<HashMap<ClientId, UnboundedSender<(RequestId, KVSResult<Bytes>)>>>>;
@@ -211,79 +206,40 @@ async fn connection(id: ClientId, socket: TcpStream, shared: Arc<Shared>) {
     let _ = socket.set_nodelay(true);
     let (mut rd, mut wr) = socket.into_split();
 
-    let mut session = Session::new(id, &config.commands);
-    let mut decoder = RespDecoder::new(config.commands.max_value_bytes);
-    let mut buf = BytesMut::with_capacity(16 * 1024);
-    let mut outbox = Outbox::default();
-    let mut queue = ReplyQueue::new(config.request_timeout);
-    // False once the client is done sending (end of input, QUIT, or a protocol error).
-    let mut reading = true;
-    // True once the last reply is queued: the connection ends when the outbox is written.
-    let mut closing = false;
+    let mut conn = Connection::new(id, &config.commands, config.request_timeout);
     // One timer per connection, armed at the oldest waiting request's deadline. It is not
     // re-armed each time the head changes (that would touch the timer wheel on every
-    // batch): when it fires, expired slots are answered and it is armed again.
+    // batch): when it fires, expired requests are answered and it is armed again.
     let timer = tokio::time::sleep(config.request_timeout);
     tokio::pin!(timer);
     let mut armed = false;
     loop {
-        // Plan every complete command in the buffer, up to the in-flight cap. A command's slot
-        // is queued before its operations enter the dataflow, so no result can arrive for an
-        // unknown slot.
-        let now = Instant::now();
-        let mut planned = 0;
-        while reading && queue.len() < MAX_IN_FLIGHT {
-            let cmd = match decoder.decode(&mut buf) {
-                Ok(None) => break,
-                Ok(Some(cmd)) => cmd,
-                Err(e) => {
-                    queue.expect_reply(Some(Reply::err(e)), true);
-                    reading = false;
-                    break;
+        let mut dataflow_gone = false;
+        let planned = conn.plan_input(
+            &config.commands,
+            Instant::now(),
+            |sections| shared.stats.info(config, sections),
+            |action| match action {
+                Action::Send(request) => {
+                    // The dataflow is gone only when the process is shutting down.
+                    dataflow_gone |= shared.to_flow.send(request).is_err();
                 }
-            };
-            planned += 1;
-            match plan(cmd, &mut session, &config.commands) {
-                Plan::Reply(r) => queue.expect_reply(Some(r), false),
-                Plan::ReplyAndClose(r) => {
-                    queue.expect_reply(Some(r), true);
-                    reading = false;
-                }
-                Plan::Info(sections) => queue.expect_reply(
-                    Some(Reply::text(shared.stats.info(config, &sections))),
-                    false,
-                ),
-                Plan::Store(ops, kind) => {
-                    let first = queue.expect_ops(ops.len(), kind, now);
-                    for (request, op) in (first..).zip(ops) {
-                        let request = KVSRequest {
-                            client: id,
-                            request,
-                            op,
-                        };
-                        // The dataflow is gone only when the process is shutting down.
-                        if shared.to_flow.send(request).is_err() {
-                            return;
-                        }
-                    }
-                }
-                Plan::Sleep(delay) => {
+                Action::DeliverLater(request, delay) => {
                     // A stand-in for a slow store: the result comes back through the same
                     // channel as the store's, just late.
-                    let request = queue.expect_ops(1, Assemble::Set, now);
                     let late = results_tx.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
                         let _ = late.send((request, KVSResult::Ok));
                     });
                 }
-            }
-        }
+            },
+        );
         shared.stats.commands(planned);
-
-        closing |= queue.drain_ready(&mut outbox);
-        let unsent = outbox.len() + queue.held_bytes();
-        if unsent > config.client_output_limit {
+        if dataflow_gone {
+            return;
+        }
+        if let Err(OverLimit { unsent }) = conn.prepare_output(config.client_output_limit) {
             eprintln!(
                 "kvs-zoo: closing client {id} ({peer}): {unsent} bytes of unread replies \
                  passed the client output limit ({} bytes)",
@@ -291,38 +247,39 @@ async fn connection(id: ClientId, socket: TcpStream, shared: Arc<Shared>) {
             );
             break;
         }
-        if closing && outbox.is_empty() {
+        if conn.finished() {
             break;
         }
-        if !armed && let Some(deadline) = queue.next_deadline() {
+        if !armed && let Some(deadline) = conn.next_deadline() {
             timer
                 .as_mut()
                 .reset(tokio::time::Instant::from_std(deadline));
             armed = true;
         }
 
+        let wants_input = conn.wants_input();
+        let (input, outbox) = conn.buffers();
+        let writing = !outbox.is_empty();
         tokio::select! {
-            written = write_some(&mut wr, &mut outbox), if !outbox.is_empty() => match written {
-                Ok(n) if n > 0 => outbox.advance(n),
+            written = write_some(&mut wr, outbox), if writing => match written {
+                Ok(n) if n > 0 => conn.outbox().advance(n),
                 _ => break,
             },
-            read = rd.read_buf(&mut buf), if reading && queue.len() < MAX_IN_FLIGHT => {
+            read = rd.read_buf(input), if wants_input => {
                 if !matches!(read, Ok(n) if n > 0) {
-                    // End of input (or a broken socket): answer what was asked, then close.
-                    queue.expect_reply(None, true);
-                    reading = false;
+                    conn.end_of_input();
                 }
             }
             Some((request, result)) = results.recv() => {
-                queue.deliver(request, result);
+                conn.deliver(request, result);
                 // Take every result already waiting, so one write carries many replies.
                 while let Ok((request, result)) = results.try_recv() {
-                    queue.deliver(request, result);
+                    conn.deliver(request, result);
                 }
             }
             () = &mut timer, if armed => {
                 armed = false;
-                queue.expire(Instant::now());
+                conn.expire(Instant::now());
             }
         }
     }

@@ -4,6 +4,8 @@
 //! - [`resp`]: RESP parsing (incremental, bounded) and reply encoding.
 //! - [`commands`]: the command table — what each command means, AUTH, and how results
 //!   become one reply; [`auth`] keeps the password as a digest.
+//! - [`connection`]: one connection's protocol logic without its I/O — what each byte a
+//!   client sends leads to; a property test drives it with arbitrary byte streams.
 //! - [`reply_queue`]: per-connection reply order, O(1) result matching, request deadlines.
 //! - [`outbox`]: unsent replies, written in bounded chunks without copying large values.
 //! - [`stats`]: the counters behind `INFO`.
@@ -11,13 +13,13 @@
 //! - [`front`]: the TCP server itself, a sidecar inside the proxy's Hydro process.
 //! - [`client`]: a minimal RESP client for the demo driver.
 //!
-//! All but `front` and `client` are pure code without I/O, tested on their own; `tests` has a
-//! property test that drives them together the way `front` does.
+//! All but `front` and `client` are pure code without I/O, tested on their own.
 
 pub mod auth;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod connection;
 pub mod front;
 pub mod outbox;
 pub mod reply_queue;
