@@ -2,14 +2,19 @@
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
 /// How long the first start may take: it builds the store's process (about a minute here).
 const START_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Held while a server starts: tests of one file run in parallel, and two first starts would
+/// build the same process at once.
+static STARTING: Mutex<()> = Mutex::new(());
 
 /// A running `kvs-zoo serve` process.
 pub struct Server {
@@ -19,12 +24,15 @@ pub struct Server {
     /// `redis://127.0.0.1:port/`.
     pub url: String,
     pub port: u16,
+    /// Each process's id, by its name in the `process <role>/<member> pid <PID>` lines.
+    pub pids: HashMap<String, u32>,
     lines: mpsc::Receiver<String>,
 }
 
 impl Server {
     /// Serves `architecture` on a free port with the extra `args`, and waits for `ready:`.
     pub fn start(architecture: &str, args: &[&str]) -> Server {
+        let _starting = STARTING.lock().unwrap_or_else(|e| e.into_inner());
         let port = kvs_zoo::demo::free_port().expect("a free port");
         let mut child = Command::new(env!("CARGO_BIN_EXE_kvs-zoo"))
             .args(["serve", architecture, "--port", &port.to_string()])
@@ -44,11 +52,17 @@ impl Server {
         });
         let want = format!("ready: redis://127.0.0.1:{port}");
         let deadline = std::time::Instant::now() + START_TIMEOUT;
+        let mut pids = HashMap::new();
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match lines.recv_timeout(left) {
                 Ok(line) if line == want => break,
-                Ok(_) => continue,
+                Ok(line) => {
+                    let words: Vec<&str> = line.split(' ').collect();
+                    if let ["process", name, "pid", pid] = words[..] {
+                        pids.insert(name.to_string(), pid.parse().expect("a process id"));
+                    }
+                }
                 Err(e) => {
                     let _ = child.kill();
                     panic!("kvs-zoo serve {architecture} never printed '{want}': {e}");
@@ -60,6 +74,7 @@ impl Server {
             addr: format!("127.0.0.1:{port}"),
             url: format!("redis://127.0.0.1:{port}/"),
             port,
+            pids,
             lines,
         }
     }
@@ -78,6 +93,19 @@ impl Server {
             TcpStream::connect(&self.addr).is_err(),
             "the port is still answering after the server stopped"
         );
+    }
+
+    /// Waits up to `limit` for a line of the server's output that contains `text`.
+    pub fn wait_for_line(&self, text: &str, limit: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return Some(line),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
     }
 
     /// A raw connection to the server.
@@ -140,4 +168,35 @@ pub fn read_at_least(stream: &mut TcpStream, n: usize) -> Vec<u8> {
 pub fn is_closed(stream: &mut TcpStream) -> bool {
     let mut buf = [0u8; 1];
     matches!(stream.read(&mut buf), Ok(0))
+}
+
+/// Sends `bytes` and reads one whole reply.
+pub fn request(stream: &mut TcpStream, bytes: &[u8]) -> kvs_zoo::edge::resp::Reply {
+    stream.write_all(bytes).unwrap();
+    let mut got = vec![];
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        if let Some((reply, _)) = kvs_zoo::edge::resp::parse_reply(&got).expect("valid RESP") {
+            return reply;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("the server closed the connection"),
+            Ok(k) => got.extend_from_slice(&buf[..k]),
+            Err(e) => panic!("no whole reply: {e}"),
+        }
+    }
+}
+
+/// Reads until the server closes the connection; false if it is still open when the read
+/// times out.
+pub fn closes(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
 }
