@@ -1,4 +1,4 @@
-//! `KVSServer<V, Storage, Router>`: the one composition every architecture is built from.
+//! `KVSServer<V, Storage, Router, Replication>`: the one composition every architecture is built from.
 //!
 //! ```text
 //!   clients ──RESP──▶ front ──▶ Router::route ──▶ Replication::wire( Storage ) ──▶ Router::reply ──▶ front
