@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use smallvec::{SmallVec, smallvec};
 
 use crate::edge::auth::Password;
 use crate::edge::resp::{Command, Reply};
@@ -32,6 +33,11 @@ pub enum Assemble {
     MultiSet,
 }
 
+/// A command's operations: inline for one (GET, SET — no allocation), on the heap for more.
+pub type Ops = SmallVec<[KVSOperation<Bytes>; 1]>;
+/// A command's results, in operation order.
+pub type Results = SmallVec<[KVSResult<Bytes>; 1]>;
+
 /// What the front must do with one command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Plan {
@@ -40,7 +46,7 @@ pub enum Plan {
     /// Answer, then close the connection (QUIT).
     ReplyAndClose(Reply),
     /// Run these operations in the store, then [`assemble`] their results in the same order.
-    Store(Vec<KVSOperation<Bytes>>, Assemble),
+    Store(Ops, Assemble),
     /// `INFO [section …]`: the front renders these sections (lower case; empty for the
     /// default set) from its counters.
     Info(Vec<String>),
@@ -116,50 +122,48 @@ pub fn plan(cmd: Command, session: &mut Session, settings: &Settings) -> Plan {
     let Some((first, args)) = cmd.args.split_first() else {
         return Plan::Reply(too_large(settings));
     };
-    let name = String::from_utf8_lossy(first).to_ascii_lowercase();
+    // The name, lower-cased on the stack: this runs for every command, so no allocation.
+    let mut buf = [0u8; MAX_NAME];
+    let name = lower_name(first, &mut buf);
     if cmd.oversized {
         return Plan::Reply(too_large(settings));
     }
-    if !session.authenticated && !matches!(name.as_str(), "auth" | "hello" | "quit") {
+    if !session.authenticated && !matches!(name, b"auth" | b"hello" | b"quit") {
         return Plan::Reply(Reply::Error(NOAUTH.into()));
     }
-    let wrong_arity = || {
-        Plan::Reply(Reply::err(format!(
-            "wrong number of arguments for '{name}' command"
-        )))
-    };
-    match name.as_str() {
-        "ping" => match args {
+    let arity_error = || wrong_arity(name);
+    match name {
+        b"ping" => match args {
             [] => Plan::Reply(Reply::simple("PONG")),
             [msg] => Plan::Reply(Reply::Bulk(msg.clone())),
-            _ => wrong_arity(),
+            _ => arity_error(),
         },
-        "echo" => match args {
+        b"echo" => match args {
             [msg] => Plan::Reply(Reply::Bulk(msg.clone())),
-            _ => wrong_arity(),
+            _ => arity_error(),
         },
-        "quit" => Plan::ReplyAndClose(Reply::simple("OK")),
-        "get" | "set" | "del" | "exists" | "mget" | "mset" => data(&name, cmd.args),
-        "auth" => match args {
+        b"quit" => Plan::ReplyAndClose(Reply::simple("OK")),
+        b"get" | b"set" | b"del" | b"exists" | b"mget" | b"mset" => data(name, cmd.args),
+        b"auth" => match args {
             [password] => Plan::Reply(auth(session, settings, None, password)),
             [user, password] => Plan::Reply(auth(session, settings, Some(user), password)),
-            _ => wrong_arity(),
+            _ => arity_error(),
         },
-        "hello" => hello(args, session, settings),
-        "command" => command(args),
-        "config" => config(args),
-        "info" => Plan::Info(
+        b"hello" => hello(args, session, settings),
+        b"command" => command(args),
+        b"config" => config(args),
+        b"info" => Plan::Info(
             args.iter()
                 .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
                 .collect(),
         ),
-        "debug" => debug(args, settings),
-        "select" => match args {
+        b"debug" => debug(args, settings),
+        b"select" => match args {
             [db] if db.as_ref() == b"0" => Plan::Reply(Reply::simple("OK")),
             [_] => Plan::Reply(Reply::err("DB index is out of range")),
-            _ => wrong_arity(),
+            _ => arity_error(),
         },
-        "client" => match args.first().map(|a| a.to_ascii_lowercase()) {
+        b"client" => match args.first().map(|a| a.to_ascii_lowercase()) {
             Some(sub) if sub == b"setname" || sub == b"setinfo" => Plan::Reply(Reply::simple("OK")),
             Some(sub) if sub == b"id" => Plan::Reply(Reply::Integer(session.client as i64)),
             _ => Plan::Reply(Reply::err(
@@ -168,6 +172,26 @@ pub fn plan(cmd: Command, session: &mut Session, settings: &Settings) -> Plan {
         },
         _ => Plan::Reply(unknown_command(first, args)),
     }
+}
+
+/// Longest command name the table knows, lower-cased without allocating.
+const MAX_NAME: usize = 16;
+
+/// `name` in lower case, in `buf`; names longer than any command come back empty (unknown).
+fn lower_name<'a>(name: &[u8], buf: &'a mut [u8; MAX_NAME]) -> &'a [u8] {
+    let Some(lower) = buf.get_mut(..name.len()) else {
+        return &[];
+    };
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    lower
+}
+
+fn wrong_arity(name: &[u8]) -> Plan {
+    Plan::Reply(Reply::err(format!(
+        "wrong number of arguments for '{}' command",
+        String::from_utf8_lossy(name)
+    )))
 }
 
 fn too_large(settings: &Settings) -> Reply {
@@ -179,40 +203,39 @@ fn too_large(settings: &Settings) -> Reply {
 
 /// Plans a data command, moving its keys and values into the operations (no copies: this is
 /// the path every GET and SET takes).
-fn data(name: &str, all: Vec<Bytes>) -> Plan {
-    let wrong_arity = || {
-        Plan::Reply(Reply::err(format!(
-            "wrong number of arguments for '{name}' command"
-        )))
-    };
+fn data(name: &[u8], all: Vec<Bytes>) -> Plan {
     let n = all.len().saturating_sub(1);
-    let args = all.into_iter().skip(1);
+    let mut args = all.into_iter().skip(1);
+    let mut two = || (args.next(), args.next());
     match name {
-        "get" => match <[Bytes; 1]>::try_from(args.collect::<Vec<_>>()) {
-            Ok([key]) => Plan::Store(vec![KVSOperation::Get(key)], Assemble::Get),
-            Err(_) => wrong_arity(),
+        b"get" if n == 1 => match two() {
+            (Some(key), None) => Plan::Store(smallvec![KVSOperation::Get(key)], Assemble::Get),
+            _ => wrong_arity(name),
         },
-        "set" if n > 2 => Plan::Reply(Reply::err(
+        b"set" if n > 2 => Plan::Reply(Reply::err(
             "syntax error: SET options (EX, PX, NX, XX, GET, KEEPTTL) are not supported",
         )),
-        "set" => match <[Bytes; 2]>::try_from(args.collect::<Vec<_>>()) {
-            Ok([key, value]) => Plan::Store(vec![KVSOperation::Put(key, value)], Assemble::Set),
-            Err(_) => wrong_arity(),
+        b"set" if n == 2 => match two() {
+            (Some(key), Some(value)) => {
+                Plan::Store(smallvec![KVSOperation::Put(key, value)], Assemble::Set)
+            }
+            _ => wrong_arity(name),
         },
-        "del" if n >= 1 => Plan::Store(args.map(KVSOperation::Delete).collect(), Assemble::Deleted),
-        "exists" if n >= 1 => {
+        b"del" if n >= 1 => {
+            Plan::Store(args.map(KVSOperation::Delete).collect(), Assemble::Deleted)
+        }
+        b"exists" if n >= 1 => {
             Plan::Store(args.map(KVSOperation::Get).collect(), Assemble::Existing)
         }
-        "mget" if n >= 1 => Plan::Store(args.map(KVSOperation::Get).collect(), Assemble::MultiGet),
-        "mset" if n >= 2 && n.is_multiple_of(2) => {
-            let mut args = args;
-            let mut ops = Vec::with_capacity(n / 2);
-            while let (Some(k), Some(v)) = (args.next(), args.next()) {
+        b"mget" if n >= 1 => Plan::Store(args.map(KVSOperation::Get).collect(), Assemble::MultiGet),
+        b"mset" if n >= 2 && n.is_multiple_of(2) => {
+            let mut ops = Ops::with_capacity(n / 2);
+            while let (Some(k), Some(v)) = two() {
                 ops.push(KVSOperation::Put(k, v));
             }
             Plan::Store(ops, Assemble::MultiSet)
         }
-        _ => wrong_arity(),
+        _ => wrong_arity(name),
     }
 }
 
@@ -368,7 +391,7 @@ fn config(args: &[Bytes]) -> Plan {
 }
 
 /// Builds the reply to a data command from its operations' results, given in operation order.
-pub fn assemble(kind: Assemble, results: Vec<KVSResult<Bytes>>) -> Reply {
+pub fn assemble(kind: Assemble, results: Results) -> Reply {
     // An error in any operation is the command's reply: Redis commands fail as a whole.
     if let Some(e) = results.iter().find_map(|r| match r {
         KVSResult::Error(e) => Some(e.clone()),
@@ -438,19 +461,19 @@ mod tests {
     fn data_commands_plan_one_operation_per_key() {
         assert_eq!(
             plan_words(&["set", "k", "v"]),
-            Plan::Store(vec![KVSOperation::Put(b("k"), b("v"))], Assemble::Set)
+            Plan::Store(smallvec![KVSOperation::Put(b("k"), b("v"))], Assemble::Set)
         );
         assert_eq!(
             plan_words(&["DEL", "a", "b"]),
             Plan::Store(
-                vec![KVSOperation::Delete(b("a")), KVSOperation::Delete(b("b"))],
+                smallvec![KVSOperation::Delete(b("a")), KVSOperation::Delete(b("b"))],
                 Assemble::Deleted
             )
         );
         assert_eq!(
             plan_words(&["MSET", "a", "1", "b", "2"]),
             Plan::Store(
-                vec![
+                smallvec![
                     KVSOperation::Put(b("a"), b("1")),
                     KVSOperation::Put(b("b"), b("2"))
                 ],
@@ -544,28 +567,28 @@ mod tests {
     fn results_assemble_into_redis_replies() {
         use KVSResult::*;
         assert_eq!(
-            assemble(Assemble::Get, vec![Value(b("v"))]),
+            assemble(Assemble::Get, smallvec![Value(b("v"))]),
             Reply::Bulk(b("v"))
         );
-        assert_eq!(assemble(Assemble::Get, vec![NotFound]), Reply::Nil);
+        assert_eq!(assemble(Assemble::Get, smallvec![NotFound]), Reply::Nil);
         assert_eq!(
-            assemble(Assemble::Deleted, vec![Ok, NotFound, Ok]),
+            assemble(Assemble::Deleted, smallvec![Ok, NotFound, Ok]),
             Reply::Integer(2)
         );
         assert_eq!(
-            assemble(Assemble::Existing, vec![Value(b("a")), NotFound]),
+            assemble(Assemble::Existing, smallvec![Value(b("a")), NotFound]),
             Reply::Integer(1)
         );
         assert_eq!(
-            assemble(Assemble::MultiGet, vec![Value(b("a")), NotFound]),
+            assemble(Assemble::MultiGet, smallvec![Value(b("a")), NotFound]),
             Reply::Array(vec![Reply::Bulk(b("a")), Reply::Nil])
         );
         assert_eq!(
-            assemble(Assemble::Get, vec![Siblings(vec![b("a"), b("b")])]),
+            assemble(Assemble::Get, smallvec![Siblings(vec![b("a"), b("b")])]),
             Reply::Array(vec![Reply::Bulk(b("a")), Reply::Bulk(b("b"))])
         );
         assert_eq!(
-            assemble(Assemble::MultiSet, vec![Ok, Error("boom".into())]),
+            assemble(Assemble::MultiSet, smallvec![Ok, Error("boom".into())]),
             Reply::Error("ERR boom".into())
         );
     }

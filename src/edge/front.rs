@@ -53,15 +53,23 @@ pub type FrontRequest = KVSRequest<Bytes>;
 /// The responses the dataflow sends back to the front.
 pub type FrontResponse = KVSResponse<Bytes>;
 
+/// Results for one connection, delivered together.
+type ResultBatch = Vec<(RequestId, KVSResult<Bytes>)>;
+
 /// Each connection's result channel, by client id: where [`ReplySink`] delivers responses.
-type Registry = Arc<Mutex<HashMap<ClientId, UnboundedSender<(RequestId, KVSResult<Bytes>)>>>>;
+type Registry = Arc<Mutex<HashMap<ClientId, UnboundedSender<ResultBatch>>>>;
+
+/// Responses the sink holds before it delivers them even without a flush.
+const MAX_HELD_RESPONSES: usize = 4096;
 
 /// What every connection task shares.
 struct Shared {
     config: FrontConfig,
     stats: Stats,
     registry: Registry,
-    to_flow: UnboundedSender<FrontRequest>,
+    /// Requests travel to the dataflow in batches, one per read from a connection: one
+    /// channel operation for a pipeline of commands instead of one per command.
+    to_flow: UnboundedSender<Vec<FrontRequest>>,
 }
 
 /// Starts the front with the settings in this process's environment ([`FrontConfig::to_env`]);
@@ -121,7 +129,16 @@ pub fn start() -> (RequestStream, ReplySink) {
             }
         }
     });
-    (RequestStream(from_front), ReplySink(registry))
+    (
+        RequestStream {
+            batches: from_front,
+            current: Vec::new().into_iter(),
+        },
+        ReplySink {
+            registry,
+            held: Vec::new(),
+        },
+    )
 }
 
 /// Tells a client past `max_clients` why it is turned away, as Redis does.
@@ -133,19 +150,59 @@ async fn refuse(mut socket: TcpStream) {
 }
 
 /// The stream of requests from every connection, in arrival order.
-pub struct RequestStream(UnboundedReceiver<FrontRequest>);
+pub struct RequestStream {
+    batches: UnboundedReceiver<Vec<FrontRequest>>,
+    /// The rest of the batch being handed out.
+    current: std::vec::IntoIter<FrontRequest>,
+}
 
 impl futures::Stream for RequestStream {
     type Item = FrontRequest;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<FrontRequest>> {
-        self.0.poll_recv(cx)
+        loop {
+            if let Some(request) = self.current.next() {
+                return Poll::Ready(Some(request));
+            }
+            match self.batches.poll_recv(cx) {
+                Poll::Ready(Some(batch)) => self.current = batch.into_iter(),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
-/// Delivers each response to its connection's task. Responses for connections that have
-/// closed are dropped: nobody is left to read them.
-pub struct ReplySink(Registry);
+/// Delivers each response to its connection's task. The dataflow flushes its sink at the end
+/// of every run, so responses are held until then and delivered one batch per connection:
+/// one lock, and one channel operation per connection, instead of one per response.
+/// Responses for connections that have closed are dropped: nobody is left to read them.
+pub struct ReplySink {
+    registry: Registry,
+    held: Vec<FrontResponse>,
+}
+
+impl ReplySink {
+    fn deliver_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        // Group by connection; within one, the order does not matter (ids match results).
+        self.held.sort_unstable_by_key(|r| r.client);
+        let writers = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let mut held = self.held.drain(..).peekable();
+        while let Some(first) = held.next() {
+            let client = first.client;
+            let mut batch = vec![(first.request, first.result)];
+            while let Some(next) = held.next_if(|r| r.client == client) {
+                batch.push((next.request, next.result));
+            }
+            if let Some(writer) = writers.get(&client) {
+                let _ = writer.send(batch);
+            }
+        }
+    }
+}
 
 impl futures::Sink<FrontResponse> for ReplySink {
     type Error = std::convert::Infallible;
@@ -154,20 +211,21 @@ impl futures::Sink<FrontResponse> for ReplySink {
         Poll::Ready(Ok(()))
     }
 
-    fn start_send(self: Pin<&mut Self>, resp: FrontResponse) -> Result<(), Self::Error> {
-        let writers = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(writer) = writers.get(&resp.client) {
-            let _ = writer.send((resp.request, resp.result));
+    fn start_send(mut self: Pin<&mut Self>, resp: FrontResponse) -> Result<(), Self::Error> {
+        self.held.push(resp);
+        if self.held.len() >= MAX_HELD_RESPONSES {
+            self.deliver_held();
         }
         Ok(())
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+    fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.deliver_held();
         Poll::Ready(Ok(()))
     }
 
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.poll_flush(cx)
     }
 }
 
@@ -214,29 +272,27 @@ async fn connection(id: ClientId, socket: TcpStream, shared: Arc<Shared>) {
     tokio::pin!(timer);
     let mut armed = false;
     loop {
-        let mut dataflow_gone = false;
+        let mut batch = Vec::new();
         let planned = conn.plan_input(
             &config.commands,
             Instant::now(),
             |sections| shared.stats.info(config, sections),
             |action| match action {
-                Action::Send(request) => {
-                    // The dataflow is gone only when the process is shutting down.
-                    dataflow_gone |= shared.to_flow.send(request).is_err();
-                }
+                Action::Send(request) => batch.push(request),
                 Action::DeliverLater(request, delay) => {
                     // A stand-in for a slow store: the result comes back through the same
                     // channel as the store's, just late.
                     let late = results_tx.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
-                        let _ = late.send((request, KVSResult::Ok));
+                        let _ = late.send(vec![(request, KVSResult::Ok)]);
                     });
                 }
             },
         );
         shared.stats.commands(planned);
-        if dataflow_gone {
+        // The dataflow is gone only when the process is shutting down.
+        if !batch.is_empty() && shared.to_flow.send(batch).is_err() {
             return;
         }
         if let Err(OverLimit { unsent }) = conn.prepare_output(config.client_output_limit) {
@@ -270,11 +326,15 @@ async fn connection(id: ClientId, socket: TcpStream, shared: Arc<Shared>) {
                     conn.end_of_input();
                 }
             }
-            Some((request, result)) = results.recv() => {
-                conn.deliver(request, result);
-                // Take every result already waiting, so one write carries many replies.
-                while let Ok((request, result)) = results.try_recv() {
+            Some(batch) = results.recv() => {
+                for (request, result) in batch {
                     conn.deliver(request, result);
+                }
+                // Take every result already waiting, so one write carries many replies.
+                while let Ok(batch) = results.try_recv() {
+                    for (request, result) in batch {
+                        conn.deliver(request, result);
+                    }
                 }
             }
             () = &mut timer, if armed => {

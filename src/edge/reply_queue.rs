@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use crate::edge::commands::{Assemble, assemble};
 use crate::edge::outbox::Outbox;
@@ -34,8 +35,8 @@ const RESULT_OVERHEAD: usize = 16;
 struct Slot {
     /// Request id of the slot's first operation (the others follow consecutively).
     first: RequestId,
-    /// Results so far, by operation (empty for slots whose reply is known).
-    results: Vec<Option<KVSResult<Bytes>>>,
+    /// Results so far, by operation (empty for slots whose reply is known); inline for one.
+    results: SmallVec<[Option<KVSResult<Bytes>>; 1]>,
     /// Results still to come.
     missing: usize,
     /// How many request ids the slot was given (its entries in [`ReplyQueue::owners`]).
@@ -60,7 +61,7 @@ impl Slot {
     fn ready(reply: Option<Reply>, close: bool) -> Self {
         Slot {
             first: 0,
-            results: vec![],
+            results: SmallVec::new(),
             missing: 0,
             ops: 0,
             held: 0,
@@ -182,7 +183,7 @@ impl ReplyQueue {
                 Some(_) if slot.missing > 0 => {
                     self.held -= slot.held;
                     slot.held = 0;
-                    slot.results = vec![];
+                    slot.results = SmallVec::new();
                     slot.missing = 0;
                     slot.reply = SlotReply::Ready(Some(Reply::err(format!(
                         "request timed out: the store did not answer within {} ms",
