@@ -39,15 +39,19 @@ pub type StorageOutput<V, S, L> = (
 pub type Applied<V, S> = (Option<KVSResponse<V>>, Option<(Key, S)>);
 
 /// The per-key lattice map at the heart of every store.
+///
+/// Keys are hashed with foldhash, seeded per process: several times faster than std's SipHash
+/// on short keys (hashing was a few percent of a GET's whole cost), and still seeded, so
+/// clients cannot choose keys that all collide.
 #[derive(Clone, Debug)]
 pub struct LatticeStore<S> {
-    map: HashMap<Key, S>,
+    map: HashMap<Key, S, foldhash::fast::RandomState>,
 }
 
 impl<S> Default for LatticeStore<S> {
     fn default() -> Self {
         Self {
-            map: HashMap::new(),
+            map: HashMap::default(),
         }
     }
 }

@@ -187,9 +187,10 @@ impl ReplySink {
         if self.held.is_empty() {
             return;
         }
-        // Group by connection; within one, the order does not matter (ids match results).
-        self.held.sort_unstable_by_key(|r| r.client);
         let writers = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        // A connection's requests enter the dataflow together, so its responses come out
+        // side by side: each run of one connection's responses is one batch. (A connection
+        // may get several batches; the order of results does not matter, their ids do.)
         let mut held = self.held.drain(..).peekable();
         while let Some(first) = held.next() {
             let client = first.client;

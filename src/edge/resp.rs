@@ -272,8 +272,25 @@ fn take_line<T>(
     }
 }
 
-fn parse_int(digits: &[u8]) -> Option<i64> {
-    std::str::from_utf8(digits).ok()?.parse().ok()
+/// A decimal integer, optionally negative, as Redis reads lengths (no `+`, no spaces). Parsed
+/// by hand: every header of every command goes through here.
+fn parse_int(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
+    }
+    // Accumulated negatively, so i64::MIN parses too.
+    if negative { Some(n) } else { n.checked_neg() }
 }
 
 /// A RESP2 reply.
@@ -561,6 +578,26 @@ mod tests {
         let (cmds, e, _) = decode_all(b"*0\r\n*-1\r\nPING\r\n", 100);
         assert!(e.is_none());
         assert_eq!(cmds.len(), 1);
+    }
+
+    #[test]
+    fn integers_parse_as_redis_reads_them() {
+        for (text, want) in [
+            ("0", Some(0)),
+            ("42", Some(42)),
+            ("-1", Some(-1)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("-9223372036854775808", Some(i64::MIN)),
+            ("9223372036854775808", None),
+            ("", None),
+            ("-", None),
+            ("+5", None),
+            ("1 ", None),
+            ("1x", None),
+            ("--1", None),
+        ] {
+            assert_eq!(parse_int(text.as_bytes()), want, "{text:?}");
+        }
     }
 
     #[test]
