@@ -13,7 +13,7 @@ use bytes::Bytes;
 use smallvec::{SmallVec, smallvec};
 
 use crate::edge::auth::Password;
-use crate::edge::resp::{Command, Reply};
+use crate::edge::resp::{Args, Command, Reply};
 use crate::protocol::{ClientId, KVSOperation, KVSResult};
 
 /// How the results of a data command's operations become its reply.
@@ -203,7 +203,7 @@ fn too_large(settings: &Settings) -> Reply {
 
 /// Plans a data command, moving its keys and values into the operations (no copies: this is
 /// the path every GET and SET takes).
-fn data(name: &[u8], all: Vec<Bytes>) -> Plan {
+fn data(name: &[u8], all: Args) -> Plan {
     let n = all.len().saturating_sub(1);
     let mut args = all.into_iter().skip(1);
     let mut two = || (args.next(), args.next());
@@ -530,7 +530,7 @@ mod tests {
         // The reported crash: a command whose only argument was too long arrives with no
         // words at all.
         let empty = Command {
-            args: vec![],
+            args: Args::new(),
             oversized: true,
         };
         assert!(

@@ -14,6 +14,7 @@
 use std::borrow::Cow;
 
 use bytes::{Buf, Bytes, BytesMut};
+use smallvec::SmallVec;
 
 /// Longest line (inline command, or `*N` / `$N` header) accepted before a protocol error.
 /// Redis uses the same 64 KiB bound for inline requests.
@@ -29,12 +30,20 @@ pub const MAX_COMMAND: usize = 128 * 1024 * 1024;
 
 /// What one buffered argument costs beyond its bytes.
 const ARG_OVERHEAD: usize = std::mem::size_of::<Bytes>();
+/// Arguments up to this long share one allocation with the other short arguments of their
+/// command (see [`RespDecoder`]); longer ones get their own.
+const SHARE_ARG_MAX: usize = 1024;
+/// The most bytes of short arguments that share one allocation.
+const SHARED_CHUNK: usize = 4096;
+
+/// A command's words, inline for up to three (GET k, SET k v: no allocation for the list).
+pub type Args = SmallVec<[Bytes; 3]>;
 
 /// One decoded client command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Command {
     /// The command name followed by its arguments; arguments that were too long are left out.
-    pub args: Vec<Bytes>,
+    pub args: Args,
     /// True when some argument exceeded the size limit and was skipped.
     pub oversized: bool,
 }
@@ -65,12 +74,21 @@ enum Pending {
     Crlf,
 }
 
+/// One argument of the command being decoded.
+#[derive(Debug)]
+enum Arg {
+    /// Bytes `start..end` of the decoder's shared chunk, not yet sealed.
+    InChunk(usize, usize),
+    /// Its own bytes (or a slice of a sealed chunk).
+    Done(Bytes),
+}
+
 #[derive(Debug)]
 enum State {
     Idle,
     Array {
         remaining: usize,
-        args: Vec<Bytes>,
+        args: SmallVec<[Arg; 3]>,
         /// Memory the buffered arguments take, counted against the command limit.
         size: usize,
         oversized: bool,
@@ -80,11 +98,36 @@ enum State {
 
 /// Incremental RESP2 request decoder. Feed it the connection's read buffer; it consumes the
 /// bytes of every complete command it returns.
+///
+/// **Where arguments live.** Each argument is copied out of the read buffer, never split off
+/// it: a split-off `Bytes` would share (and keep alive) the whole read buffer, so a stored
+/// 3-byte value would pin 16 KiB. But one allocation per argument is what a command's cost
+/// was made of, so a command's short arguments (up to 1 KiB each) are copied into one shared
+/// chunk of at most 4 KiB, and each argument is a slice of it: a SET costs one allocation for
+/// its name, key and value, and storing or reading the value back only counts references. A
+/// stored value keeps its chunk alive, so it can pin at most 4 KiB, and only that of its own
+/// command's arguments.
 #[derive(Debug)]
 pub struct RespDecoder {
     max_arg: usize,
     max_command: usize,
     state: State,
+    /// Short arguments of the command being decoded, before they are sealed into a chunk.
+    chunk: Vec<u8>,
+}
+
+/// Turns the chunk into one allocation and every argument still in it into a slice of it.
+fn seal(chunk: &mut Vec<u8>, args: &mut [Arg]) {
+    if chunk.is_empty() {
+        return;
+    }
+    let shared = Bytes::copy_from_slice(chunk);
+    chunk.clear();
+    for arg in args {
+        if let Arg::InChunk(start, end) = *arg {
+            *arg = Arg::Done(shared.slice(start..end));
+        }
+    }
 }
 
 impl RespDecoder {
@@ -101,6 +144,7 @@ impl RespDecoder {
             max_arg,
             max_command,
             state: State::Idle,
+            chunk: Vec::new(),
         }
     }
 
@@ -108,6 +152,7 @@ impl RespDecoder {
     /// bytes are needed. After an error the connection must be closed.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Command>, ProtocolError> {
         loop {
+            let chunk = &mut self.chunk;
             match &mut self.state {
                 State::Idle => {
                     let Some(&first) = buf.first() else {
@@ -129,7 +174,7 @@ impl RespDecoder {
                         }
                         self.state = State::Array {
                             remaining: n as usize,
-                            args: Vec::with_capacity((n as usize).min(16)),
+                            args: SmallVec::new(),
                             size: 0,
                             oversized: false,
                             pending: Pending::Header,
@@ -139,7 +184,7 @@ impl RespDecoder {
                             line.split(|b| b.is_ascii_whitespace())
                                 .filter(|w| !w.is_empty())
                                 .map(Bytes::copy_from_slice)
-                                .collect::<Vec<_>>()
+                                .collect::<Args>()
                         })?
                         else {
                             return Ok(None);
@@ -159,8 +204,15 @@ impl RespDecoder {
                     pending,
                 } => {
                     if *remaining == 0 {
+                        seal(chunk, args);
                         let command = Command {
-                            args: std::mem::take(args),
+                            args: args
+                                .drain(..)
+                                .filter_map(|a| match a {
+                                    Arg::Done(b) => Some(b),
+                                    Arg::InChunk(..) => None,
+                                })
+                                .collect(),
                             oversized: *oversized,
                         };
                         self.state = State::Idle;
@@ -211,11 +263,17 @@ impl RespDecoder {
                             if &buf[len..len + 2] != b"\r\n" {
                                 return Err(err("bulk string not terminated by CRLF"));
                             }
-                            // Copied out, not split off: a split-off `Bytes` shares (and
-                            // keeps alive) the whole read buffer, so a stored 3-byte value
-                            // would pin 16 KiB, and every split and drop would touch one
-                            // shared reference count.
-                            args.push(Bytes::copy_from_slice(&buf[..len]));
+                            // Copied out, not split off (see the type's docs).
+                            if len > SHARE_ARG_MAX {
+                                args.push(Arg::Done(Bytes::copy_from_slice(&buf[..len])));
+                            } else {
+                                if chunk.len() + len > SHARED_CHUNK {
+                                    seal(chunk, args);
+                                }
+                                let start = chunk.len();
+                                chunk.extend_from_slice(&buf[..len]);
+                                args.push(Arg::InChunk(start, chunk.len()));
+                            }
                             buf.advance(len + 2);
                             *remaining -= 1;
                             *pending = Pending::Header;
@@ -578,6 +636,51 @@ mod tests {
         let (cmds, e, _) = decode_all(b"*0\r\n*-1\r\nPING\r\n", 100);
         assert!(e.is_none());
         assert_eq!(cmds.len(), 1);
+    }
+
+    #[test]
+    fn short_arguments_share_one_allocation_and_long_ones_get_their_own() {
+        let long = "x".repeat(SHARE_ARG_MAX + 1);
+        let input = format!(
+            "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n{long}\r\n",
+            long.len()
+        );
+        let (cmds, e, _) = decode_all(input.as_bytes(), 1 << 20);
+        assert!(e.is_none());
+        let [name, key, value] = &cmds[0].args[..] else {
+            panic!("three words")
+        };
+        // Side by side in one chunk: "SETkv".
+        assert_eq!(key.as_ptr(), name.as_ptr().wrapping_add(3));
+        assert_eq!(value.as_ptr(), key.as_ptr().wrapping_add(1));
+        let [name, key, value] = &cmds[1].args[..] else {
+            panic!("three words")
+        };
+        assert_eq!(key.as_ptr(), name.as_ptr().wrapping_add(3));
+        assert_eq!(value.as_ref(), long.as_bytes());
+        assert_ne!(value.as_ptr(), key.as_ptr().wrapping_add(1));
+    }
+
+    #[test]
+    fn a_chunk_never_grows_past_its_bound() {
+        // 40 arguments of 200 bytes: 8,000 bytes of short arguments, in more than one chunk.
+        let word = "w".repeat(200);
+        let mut input = b"*41\r\n$4\r\nMSET\r\n".to_vec();
+        for _ in 0..40 {
+            input.extend(format!("$200\r\n{word}\r\n").bytes());
+        }
+        let (cmds, e, _) = decode_all(&input, 1 << 20);
+        assert!(e.is_none());
+        let args = &cmds[0].args;
+        assert_eq!(args.len(), 41);
+        assert!(args[1..].iter().all(|a| a.as_ref() == word.as_bytes()));
+        // Each argument follows the one before it in memory, except where a chunk was full:
+        // "MSET" and 20 words fill the first (4,004 bytes), the other 20 words the second.
+        let breaks = args
+            .windows(2)
+            .filter(|w| w[1].as_ptr() != w[0].as_ptr().wrapping_add(w[0].len()))
+            .count();
+        assert_eq!(breaks, 1);
     }
 
     #[test]
