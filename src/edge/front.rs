@@ -194,7 +194,9 @@ impl ReplySink {
         let mut held = self.held.drain(..).peekable();
         while let Some(first) = held.next() {
             let client = first.client;
-            let mut batch = vec![(first.request, first.result)];
+            // Sized for a typical pipeline, so a batch is one allocation, not several.
+            let mut batch = Vec::with_capacity(16);
+            batch.push((first.request, first.result));
             while let Some(next) = held.next_if(|r| r.client == client) {
                 batch.push((next.request, next.result));
             }
@@ -272,6 +274,7 @@ async fn connection(id: ClientId, socket: TcpStream, shared: Arc<Shared>) {
     let timer = tokio::time::sleep(config.request_timeout);
     tokio::pin!(timer);
     let mut armed = false;
+    let mut last_batch = 16;
     loop {
         let mut batch = Vec::new();
         let planned = conn.plan_input(
@@ -279,7 +282,13 @@ async fn connection(id: ClientId, socket: TcpStream, shared: Arc<Shared>) {
             Instant::now(),
             |sections| shared.stats.info(config, sections),
             |action| match action {
-                Action::Send(request) => batch.push(request),
+                Action::Send(request) => {
+                    // Sized like the last batch, so sending a pipeline is one allocation.
+                    if batch.capacity() == 0 {
+                        batch.reserve(last_batch);
+                    }
+                    batch.push(request);
+                }
                 Action::DeliverLater(request, delay) => {
                     // A stand-in for a slow store: the result comes back through the same
                     // channel as the store's, just late.
@@ -292,6 +301,9 @@ async fn connection(id: ClientId, socket: TcpStream, shared: Arc<Shared>) {
             },
         );
         shared.stats.commands(planned);
+        if !batch.is_empty() {
+            last_batch = batch.len();
+        }
         // The dataflow is gone only when the process is shutting down.
         if !batch.is_empty() && shared.to_flow.send(batch).is_err() {
             return;
