@@ -22,6 +22,19 @@
 #[cfg(stageleft_runtime)]
 hydro_lang::setup!();
 
+// Optimized builds (the deployed processes, the `kvs-zoo` driver) allocate with mimalloc, as
+// Redis allocates with jemalloc: a request's life is a handful of short allocations, and the
+// system allocator spent a tenth of the server's CPU on them. Debug builds keep the system
+// allocator, because Hydro links their processes dynamically. (`cfg(stageleft_runtime)` keeps
+// the allocator out of the staged copy of this crate that Hydro compiles into each process:
+// a program may have only one.)
+#[cfg(stageleft_runtime)]
+mod allocator {
+    #[cfg(not(debug_assertions))]
+    #[global_allocator]
+    static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+}
+
 pub mod console;
 pub mod demo;
 pub mod edge;
