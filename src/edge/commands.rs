@@ -358,8 +358,9 @@ fn hello(args: &[Bytes], session: &mut Session, settings: &Settings) -> Plan {
     ]))
 }
 
-/// The commands [`plan`] knows, for `COMMAND COUNT`.
-const COMMANDS: &[&str] = &[
+/// The commands [`plan`] knows, for `COMMAND COUNT` and for the decoder, which keeps their
+/// names without copying them.
+pub const COMMANDS: &[&str] = &[
     "ping", "echo", "quit", "get", "set", "del", "exists", "mget", "mset", "auth", "hello",
     "command", "config", "info", "debug", "select", "client",
 ];

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::edge::commands::{Assemble, Plan, Session, Settings, plan};
+use crate::edge::commands::{Assemble, COMMANDS, Plan, Session, Settings, plan};
 use crate::edge::outbox::Outbox;
 use crate::edge::reply_queue::ReplyQueue;
 use crate::edge::resp::{Reply, RespDecoder};
@@ -62,7 +62,7 @@ impl Connection {
         Self {
             id,
             session: Session::new(id, settings),
-            decoder: RespDecoder::new(settings.max_value_bytes),
+            decoder: RespDecoder::new(settings.max_value_bytes).with_names(COMMANDS),
             input: BytesMut::with_capacity(16 * 1024),
             queue: ReplyQueue::new(timeout),
             outbox: Outbox::default(),

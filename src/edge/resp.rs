@@ -111,6 +111,9 @@ enum State {
 pub struct RespDecoder {
     max_arg: usize,
     max_command: usize,
+    /// Command names kept as static strings instead of being copied (see
+    /// [`RespDecoder::with_names`]).
+    names: &'static [&'static str],
     state: State,
     /// Short arguments of the command being decoded, before they are sealed into a chunk.
     chunk: Vec<u8>,
@@ -118,11 +121,17 @@ pub struct RespDecoder {
 
 /// Turns the chunk into one allocation and every argument still in it into a slice of it.
 fn seal(chunk: &mut Vec<u8>, args: &mut [Arg]) {
-    if chunk.is_empty() {
-        return;
-    }
+    // (An empty chunk still seals: empty arguments live in it too, and copying nothing
+    // allocates nothing.)
     let shared = Bytes::copy_from_slice(chunk);
     chunk.clear();
+    // An argument alone in the chunk (a GET's key) is given the allocation itself: slicing
+    // would make it shared, which costs a second allocation.
+    let mut in_chunk = args.iter_mut().filter(|a| matches!(a, Arg::InChunk(..)));
+    if let (Some(alone), None) = (in_chunk.next(), in_chunk.next()) {
+        *alone = Arg::Done(shared);
+        return;
+    }
     for arg in args {
         if let Arg::InChunk(start, end) = *arg {
             *arg = Arg::Done(shared.slice(start..end));
@@ -143,9 +152,18 @@ impl RespDecoder {
         Self {
             max_arg,
             max_command,
+            names: &[],
             state: State::Idle,
             chunk: Vec::new(),
         }
+    }
+
+    /// A decoder that gives a command whose name is one of `names` (compared ignoring case)
+    /// that name as a static string, in lower case, instead of a copy of what the client sent:
+    /// the name is only looked at, so copying it is wasted work on every command.
+    pub fn with_names(mut self, names: &'static [&'static str]) -> Self {
+        self.names = names;
+        self
     }
 
     /// Decodes the next complete command from `buf`, consuming its bytes. `Ok(None)` means more
@@ -264,7 +282,17 @@ impl RespDecoder {
                                 return Err(err("bulk string not terminated by CRLF"));
                             }
                             // Copied out, not split off (see the type's docs).
-                            if len > SHARE_ARG_MAX {
+                            let word = &buf[..len];
+                            let known = match args.is_empty() {
+                                true => self
+                                    .names
+                                    .iter()
+                                    .find(|n| n.as_bytes().eq_ignore_ascii_case(word)),
+                                false => None,
+                            };
+                            if let Some(name) = known {
+                                args.push(Arg::Done(Bytes::from_static(name.as_bytes())));
+                            } else if len > SHARE_ARG_MAX {
                                 args.push(Arg::Done(Bytes::copy_from_slice(&buf[..len])));
                             } else {
                                 if chunk.len() + len > SHARED_CHUNK {
@@ -659,6 +687,28 @@ mod tests {
         assert_eq!(key.as_ptr(), name.as_ptr().wrapping_add(3));
         assert_eq!(value.as_ref(), long.as_bytes());
         assert_ne!(value.as_ptr(), key.as_ptr().wrapping_add(1));
+    }
+
+    #[test]
+    fn known_names_are_not_copied_and_a_lone_argument_is_its_own_allocation() {
+        let mut d = RespDecoder::new(100).with_names(&["get", "echo"]);
+        let mut buf = BytesMut::from(
+            &b"*2\r\n$3\r\ngEt\r\n$1\r\nk\r\n*2\r\n$4\r\nECHO\r\n$0\r\n\r\n*1\r\n$3\r\nFLY\r\n"[..],
+        );
+        let get = d.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(args(&get), vec![&b"get"[..], b"k"]);
+        let echo = d.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            args(&echo),
+            vec![&b"echo"[..], b""],
+            "an empty argument is kept"
+        );
+        let fly = d.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            args(&fly),
+            vec![&b"FLY"[..]],
+            "unknown names keep their spelling"
+        );
     }
 
     #[test]
