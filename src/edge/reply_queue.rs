@@ -157,11 +157,17 @@ impl ReplyQueue {
         let Some(&seq) = self.owners.get(at as usize) else {
             return;
         };
-        let Some(slot) = self.slots.get_mut((seq - self.head_seq) as usize) else {
+        let Some(slot) = seq
+            .checked_sub(self.head_seq)
+            .and_then(|i| self.slots.get_mut(i as usize))
+        else {
             return;
         };
         // After a timeout the slot's results are gone, and so is its place for this one.
-        let Some(place) = slot.results.get_mut((request - slot.first) as usize) else {
+        let Some(place) = request
+            .checked_sub(slot.first)
+            .and_then(|i| slot.results.get_mut(i as usize))
+        else {
             return;
         };
         if place.is_none() {

@@ -274,15 +274,15 @@ impl RespDecoder {
                             }
                         }
                         Pending::Bulk(len) => {
-                            if buf.len() < len + 2 {
-                                buf.reserve(len + 2 - buf.len());
+                            let (Some(word), Some(end)) = (buf.get(..len), buf.get(len..len + 2))
+                            else {
+                                buf.reserve((len + 2).saturating_sub(buf.len()));
                                 return Ok(None);
-                            }
-                            if &buf[len..len + 2] != b"\r\n" {
+                            };
+                            if end != b"\r\n" {
                                 return Err(err("bulk string not terminated by CRLF"));
                             }
                             // Copied out, not split off (see the type's docs).
-                            let word = &buf[..len];
                             let known = match args.is_empty() {
                                 true => self
                                     .names
@@ -293,13 +293,13 @@ impl RespDecoder {
                             if let Some(name) = known {
                                 args.push(Arg::Done(Bytes::from_static(name.as_bytes())));
                             } else if len > SHARE_ARG_MAX {
-                                args.push(Arg::Done(Bytes::copy_from_slice(&buf[..len])));
+                                args.push(Arg::Done(Bytes::copy_from_slice(word)));
                             } else {
                                 if chunk.len() + len > SHARED_CHUNK {
                                     seal(chunk, args);
                                 }
                                 let start = chunk.len();
-                                chunk.extend_from_slice(&buf[..len]);
+                                chunk.extend_from_slice(word);
                                 args.push(Arg::InChunk(start, chunk.len()));
                             }
                             buf.advance(len + 2);
