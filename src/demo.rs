@@ -228,12 +228,16 @@ pub async fn serve<D: KVSDemo>(
     mut deployment: Deployment,
 ) -> Result<(), String> {
     run_deployed(&demo, &hosts, &front, &mut deployment, || async {
+        // Ctrl-C is caught from here on, *before* `ready:` is printed: a user (or a test) that
+        // presses it the moment the store is ready must get a clean stop, not the default
+        // action of SIGINT, which kills this driver and leaves its processes behind.
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .map_err(|e| format!("catching Ctrl-C: {e}"))?;
         // Which process is which, so a user can watch or kill one on purpose.
         println!("process proxy/0 pid {}", proxy_pid(&front).await?);
         println!("ready: redis://{}", front.bind);
-        tokio::signal::ctrl_c()
-            .await
-            .map_err(|e| format!("waiting for Ctrl-C: {e}"))?;
+        interrupt.recv().await;
         println!("stopping");
         Ok(())
     })
