@@ -37,13 +37,16 @@ impl<V: Clone + Ord> LwwStore<V> {
     }
 
     /// The next stamp: later than everything this store has seen, so a client that reads a
-    /// value and then writes always overwrites what it read.
-    fn next_stamp(&mut self) -> Stamp {
-        self.clock += 1;
-        Stamp {
+    /// value and then writes always overwrites what it read. `None` once the clock has reached
+    /// `u64::MAX` (only a peer's value stamped at the very top can take it there): no stamp
+    /// would then be later than what the store holds, so the write must be refused rather
+    /// than silently lose to the value it meant to replace.
+    fn next_stamp(&mut self) -> Option<Stamp> {
+        self.clock = self.clock.checked_add(1)?;
+        Some(Stamp {
             time: self.clock,
             writer: self.writer,
-        }
+        })
     }
 
     fn live(&self, key: &Key) -> Option<&V> {
@@ -69,28 +72,30 @@ impl<V: Clone + Ord> LwwStore<V> {
                 (Some(reply_to.respond(result)), None)
             }
             KVSOperation::Put(key, value) => {
-                let stamped = LwwValue::write(self.next_stamp(), value);
-                let changed = self.store.merge(key, stamped);
+                let Some(stamp) = self.next_stamp() else {
+                    return (Some(reply_to.respond(clock_exhausted())), None);
+                };
+                let changed = self.store.merge(key, LwwValue::write(stamp, value));
                 (Some(reply_to.respond(KVSResult::Ok)), changed)
             }
             KVSOperation::Delete(key) => {
-                let existed = self.live(&key).is_some();
-                let changed = if existed {
-                    let tombstone = LwwValue::tombstone(self.next_stamp());
-                    self.store.merge(key, tombstone)
-                } else {
+                if self.live(&key).is_none() {
                     // Nothing live to delete: writing a tombstone would change no reader's view.
-                    None
+                    return (Some(reply_to.respond(KVSResult::NotFound)), None);
+                }
+                let Some(stamp) = self.next_stamp() else {
+                    return (Some(reply_to.respond(clock_exhausted())), None);
                 };
-                let result = if existed {
-                    KVSResult::Ok
-                } else {
-                    KVSResult::NotFound
-                };
-                (Some(reply_to.respond(result)), changed)
+                let changed = self.store.merge(key, LwwValue::tombstone(stamp));
+                (Some(reply_to.respond(KVSResult::Ok)), changed)
             }
         }
     }
+}
+
+/// The answer to a write once the Lamport clock cannot advance (see `LwwStore::next_stamp`).
+fn clock_exhausted<V>() -> KVSResult<V> {
+    KVSResult::Error("write refused: the store's Lamport clock is exhausted".into())
 }
 
 /// The last-writer-wins storage core (see the module docs).
@@ -207,5 +212,29 @@ mod tests {
         // A stale peer value changes nothing.
         let stale = LwwValue::write(Stamp { time: 3, writer: 5 }, 0);
         assert_eq!(s.apply(StorageInput::Merge(k(), stale)), (None, None));
+    }
+
+    /// A peer's value stamped at `u64::MAX` leaves no later stamp: writes are refused with an
+    /// error instead of overflowing the clock (a panic) or silently losing to that value.
+    #[test]
+    fn a_write_after_the_last_possible_stamp_is_refused() {
+        let mut s = LwwStore::new(0);
+        let top = Stamp {
+            time: u64::MAX,
+            writer: 1,
+        };
+        s.apply(StorageInput::Merge(k(), LwwValue::write(top, 7)));
+        assert!(matches!(
+            result(&mut s, req(0, KVSOperation::Put(k(), 8))),
+            KVSResult::Error(_)
+        ));
+        assert!(matches!(
+            result(&mut s, req(1, KVSOperation::Delete(k()))),
+            KVSResult::Error(_)
+        ));
+        assert_eq!(
+            result(&mut s, req(2, KVSOperation::Get(k()))),
+            KVSResult::Value(7)
+        );
     }
 }

@@ -92,12 +92,13 @@ mod tests {
     use crate::values::tests::{self as laws, merged};
     use proptest::prelude::*;
 
+    /// Small stamps that collide often, and stamps at the very top of the range.
     fn lww() -> impl Strategy<Value = LwwValue<u8>> {
-        (0u64..4, 0u64..3, proptest::option::of(0u8..3)).prop_map(|(time, writer, value)| {
-            LwwValue {
-                stamp: Stamp { time, writer },
-                value,
-            }
+        let time = prop_oneof![0u64..4, Just(u64::MAX - 1), Just(u64::MAX)];
+        let writer = prop_oneof![0u64..3, Just(u64::MAX)];
+        (time, writer, proptest::option::of(0u8..3)).prop_map(|(time, writer, value)| LwwValue {
+            stamp: Stamp { time, writer },
+            value,
         })
     }
 
