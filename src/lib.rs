@@ -12,6 +12,8 @@
 //! - [`edge`]: the Redis-protocol edge — RESP parsing, the command table, AUTH, per-connection
 //!   reply ordering and request deadlines, bounded output, `INFO` counters, and the TCP server
 //!   that feeds the dataflow from inside the proxy process.
+//! - [`routers`]: how the proxy picks a member for each request — sticky routing over
+//!   replicas watched by heartbeats ([`routers::sticky`]).
 //! - [`local`]: the Local architecture.
 //! - [`demo`]: deploying an architecture with hydro_deploy (`run_kvs_demo`, `serve`);
 //!   [`console`] keeps hydro_deploy's build chatter off the terminal unless `--verbose`;
@@ -46,6 +48,7 @@ pub mod kvs_core;
 pub mod lattice_core;
 pub mod local;
 pub mod protocol;
+pub mod routers;
 pub mod server;
 pub mod values;
 

@@ -1,0 +1,310 @@
+//! Sticky routing over replicas that may die: the proxy's half of a replicated store.
+//!
+//! Every connection's requests go to one replica, so a client reads its own writes and sees
+//! them in the order it made them (session guarantees) — while that replica lives. Which
+//! replica is *rendezvous hashing* (highest random weight): a client goes to the live replica
+//! whose `hash(client, replica)` is greatest. That needs no per-client state at the proxy, it
+//! spreads connections evenly, and when a replica dies only *its* clients move (every other
+//! client's highest weight is unchanged).
+//!
+//! **Failure detection.** HydroDeploy never reports a member as gone, so replicas send
+//! heartbeats and the proxy counts detector ticks: a replica not heard from for
+//! `timeout_ticks` ticks is suspected dead and gets no more requests. A heartbeat from a
+//! suspected replica brings it back (it was slow, not dead). The ticks are inputs, not a
+//! clock the router reads, so tests (and Hydro's simulator, which does not simulate timers)
+//! drive time by hand.
+//!
+//! **Nothing in flight is stranded.** The router remembers each request until its response
+//! comes back. When a replica is suspected, its unanswered requests are sent again to the
+//! replica each client now maps to; with no live replica left they are answered with an
+//! error. Retrying is safe because a replica's operations are idempotent in effect: a `SET`
+//! applied twice leaves the value it wrote (the second copy is merely a later version), and
+//! a read has no effect. If the suspected replica answers after all, the client's connection
+//! keeps the first answer and drops the second (see [`crate::edge::reply_queue`]).
+//!
+//! This is plain Rust with no I/O: [`StickyRouter`] is stepped by the dataflow (see
+//! `crate::replicated`) and by the unit tests below alike.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::protocol::{ClientId, KVSRequest, KVSResponse, KVSResult, RequestId};
+
+/// Mixed into every rendezvous weight (any constant will do; it must only never change).
+const WEIGHT_SEED: u64 = 0x6b76_732d_7a6f_6f21;
+
+/// What the router asks the dataflow to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Routed<V> {
+    /// Send the request to replica `member`.
+    Send(u32, KVSRequest<V>),
+    /// Answer the client directly (its request could not be served).
+    Reply(KVSResponse<V>),
+}
+
+/// A replica as the proxy sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberView {
+    /// Detector ticks since the replica was last heard from.
+    pub silent_ticks: u64,
+    /// Whether requests are routed to it.
+    pub alive: bool,
+    /// The replica's process id, from its heartbeats (0 until the first one).
+    pub pid: u32,
+}
+
+/// The sticky router's state (see the module docs).
+#[derive(Debug)]
+pub struct StickyRouter<V> {
+    members: BTreeMap<u32, MemberView>,
+    timeout_ticks: u64,
+    in_flight: HashMap<(ClientId, RequestId), (u32, KVSRequest<V>)>,
+}
+
+impl<V: Clone> StickyRouter<V> {
+    /// A router that suspects a replica after `timeout_ticks` silent detector ticks.
+    pub fn new(timeout_ticks: u64) -> Self {
+        Self {
+            members: BTreeMap::new(),
+            timeout_ticks: timeout_ticks.max(1),
+            in_flight: HashMap::new(),
+        }
+    }
+
+    /// A replica joined the deployment. It is live until it falls silent.
+    pub fn joined(&mut self, member: u32) {
+        self.members.entry(member).or_insert(MemberView {
+            silent_ticks: 0,
+            alive: true,
+            pid: 0,
+        });
+    }
+
+    /// A heartbeat from `member`, whose process id is `pid`: it is alive.
+    pub fn heartbeat(&mut self, member: u32, pid: u32) {
+        self.joined(member);
+        if let Some(view) = self.members.get_mut(&member) {
+            *view = MemberView {
+                silent_ticks: 0,
+                alive: true,
+                pid,
+            };
+        }
+    }
+
+    /// One detector tick: replicas silent for too long are suspected, and their requests
+    /// still in flight are re-routed (or answered with an error if no replica is left).
+    pub fn tick(&mut self) -> Vec<Routed<V>> {
+        let mut newly_dead = vec![];
+        for (&member, view) in self.members.iter_mut() {
+            view.silent_ticks = view.silent_ticks.saturating_add(1);
+            if view.alive && view.silent_ticks > self.timeout_ticks {
+                view.alive = false;
+                newly_dead.push(member);
+            }
+        }
+        if newly_dead.is_empty() {
+            return vec![];
+        }
+        let stranded: Vec<KVSRequest<V>> = {
+            let keys: Vec<_> = self
+                .in_flight
+                .iter()
+                .filter(|(_, (member, _))| newly_dead.contains(member))
+                .map(|(&k, _)| k)
+                .collect();
+            let mut requests: Vec<_> = keys
+                .into_iter()
+                .filter_map(|k| self.in_flight.remove(&k).map(|(_, r)| r))
+                .collect();
+            // Re-sent in request order, so a client's retried requests keep their order.
+            requests.sort_by_key(|r| (r.client, r.request));
+            requests
+        };
+        stranded.into_iter().map(|r| self.request(r)).collect()
+    }
+
+    /// Routes a client's request to its replica, or answers it with an error when no replica
+    /// is alive.
+    pub fn request(&mut self, request: KVSRequest<V>) -> Routed<V> {
+        match self.replica_of(request.client) {
+            Some(member) => {
+                self.in_flight
+                    .insert((request.client, request.request), (member, request.clone()));
+                Routed::Send(member, request)
+            }
+            None => Routed::Reply(KVSResponse {
+                client: request.client,
+                request: request.request,
+                result: KVSResult::Error(
+                    "no replica is alive to serve the request (CLUSTERDOWN)".into(),
+                ),
+            }),
+        }
+    }
+
+    /// A replica's response: the request is no longer in flight.
+    pub fn response(&mut self, response: &KVSResponse<V>) {
+        self.in_flight.remove(&(response.client, response.request));
+    }
+
+    /// The live replica `client`'s requests go to: the one with the highest rendezvous
+    /// weight. `None` when no replica is alive.
+    pub fn replica_of(&self, client: ClientId) -> Option<u32> {
+        self.members
+            .iter()
+            .filter(|(_, view)| view.alive)
+            .max_by_key(|&(&member, _)| weight(client, member))
+            .map(|(&member, _)| member)
+    }
+
+    /// Every replica the router has heard of, by member id.
+    pub fn members(&self) -> &BTreeMap<u32, MemberView> {
+        &self.members
+    }
+
+    /// Requests sent to a replica and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+}
+
+/// The rendezvous weight of `member` for `client`: a hash of both, written out here (the
+/// SplitMix64 finalizer) so it is the same in every process and every build. A fast hasher
+/// made for hash tables is not enough: over consecutive client ids it gave one replica of
+/// three 25% of the clients.
+pub fn weight(client: ClientId, member: u32) -> u64 {
+    mix(client ^ mix(u64::from(member) ^ WEIGHT_SEED))
+}
+
+/// SplitMix64's output function: every input bit affects every output bit.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::KVSOperation;
+    use bytes::Bytes;
+
+    fn get(client: ClientId, request: RequestId) -> KVSRequest<Bytes> {
+        KVSRequest {
+            client,
+            request,
+            op: KVSOperation::Get(Bytes::from_static(b"k")),
+        }
+    }
+
+    fn router(members: u32) -> StickyRouter<Bytes> {
+        let mut r = StickyRouter::new(3);
+        for m in 0..members {
+            r.joined(m);
+        }
+        r
+    }
+
+    fn sent_to(routed: &Routed<Bytes>) -> Option<u32> {
+        match routed {
+            Routed::Send(m, _) => Some(*m),
+            Routed::Reply(_) => None,
+        }
+    }
+
+    #[test]
+    fn a_clients_requests_all_go_to_one_replica() {
+        let mut r = router(3);
+        let first = sent_to(&r.request(get(7, 0)));
+        for request in 1..20 {
+            assert_eq!(sent_to(&r.request(get(7, request))), first);
+        }
+    }
+
+    #[test]
+    fn connections_are_spread_over_the_replicas() {
+        let r = router(3);
+        let mut per_member = [0usize; 3];
+        for client in 0..3000 {
+            per_member[r.replica_of(client).unwrap() as usize] += 1;
+        }
+        for count in per_member {
+            assert!((800..1200).contains(&count), "{per_member:?}");
+        }
+    }
+
+    #[test]
+    fn a_silent_replica_is_suspected_after_the_timeout_and_only_its_clients_move() {
+        let mut r = router(3);
+        let before: Vec<_> = (0..300).map(|c| r.replica_of(c).unwrap()).collect();
+        for _ in 0..3 {
+            r.heartbeat(0, 10);
+            r.heartbeat(2, 12);
+            r.tick();
+        }
+        assert!(
+            r.members()[&1].alive,
+            "three silent ticks are within the timeout"
+        );
+        r.heartbeat(0, 10);
+        r.heartbeat(2, 12);
+        r.tick();
+        assert!(!r.members()[&1].alive);
+        for (client, was) in before.into_iter().enumerate() {
+            let now = r.replica_of(client as u64).unwrap();
+            assert_ne!(now, 1);
+            if was != 1 {
+                assert_eq!(now, was, "client {client} moved though its replica lives");
+            }
+        }
+    }
+
+    #[test]
+    fn requests_in_flight_to_a_dead_replica_are_resent_in_order_to_a_live_one() {
+        let mut r = router(2);
+        let client = (0..).find(|&c| r.replica_of(c) == Some(0)).unwrap();
+        r.request(get(client, 0));
+        r.request(get(client, 1));
+        r.request(get(client, 2));
+        r.response(&KVSResponse {
+            client,
+            request: 1,
+            result: KVSResult::NotFound,
+        });
+        let mut resent = vec![];
+        for _ in 0..4 {
+            r.heartbeat(1, 0);
+            resent.extend(r.tick());
+        }
+        let want: Vec<_> = [0, 2]
+            .into_iter()
+            .map(|request| Routed::Send(1, get(client, request)))
+            .collect();
+        assert_eq!(resent, want);
+        assert_eq!(r.in_flight(), 2, "the resent requests are in flight again");
+    }
+
+    #[test]
+    fn with_no_replica_alive_requests_are_answered_with_an_error() {
+        let mut r = router(1);
+        r.request(get(1, 0));
+        let stranded: Vec<_> = (0..4).flat_map(|_| r.tick()).collect();
+        assert!(
+            matches!(&stranded[..], [Routed::Reply(KVSResponse { client: 1, request: 0, result: KVSResult::Error(e) })] if e.contains("no replica"))
+        );
+        assert!(matches!(r.request(get(1, 1)), Routed::Reply(_)));
+        assert_eq!(r.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_suspected_replica_that_speaks_again_is_routed_to_again() {
+        let mut r = router(1);
+        for _ in 0..4 {
+            r.tick();
+        }
+        assert_eq!(r.replica_of(5), None);
+        r.heartbeat(0, 99);
+        assert_eq!(r.replica_of(5), Some(0));
+        assert_eq!(r.members()[&0].pid, 99);
+    }
+}
