@@ -55,27 +55,29 @@ impl<V: Clone + Ord> LwwStore<V> {
 
     /// Applies one input: GET reads, PUT and DELETE stamp and merge, a peer's value merges.
     pub fn apply(&mut self, input: StorageInput<V, LwwValue<V>>) -> Applied<V, LwwValue<V>> {
-        let req = match input {
-            StorageInput::Merge(key, value) => {
-                self.clock = self.clock.max(value.stamp.time);
-                return (None, self.store.merge(key, value));
-            }
-            StorageInput::Request(req) => req,
+        // A peer's value moves the Lamport clock past its stamp, so the next local write wins
+        // over it.
+        if let StorageInput::Merge(_, value) | StorageInput::Rumor { value, .. } = &input {
+            self.clock = self.clock.max(value.stamp.time);
+        }
+        let req = match self.store.replicate(input) {
+            Ok(effect) => return (None, effect),
+            Err(req) => req,
         };
         // Taken apart so the key and value move into the store rather than being copied.
         let (op, reply_to) = req.into_parts();
         match op {
-            KVSOperation::Get(key) => {
+            KVSOperation::Get(key) | KVSOperation::GetAt(_, key) => {
                 let result = self
                     .live(&key)
                     .map_or(KVSResult::NotFound, |v| KVSResult::Value(v.clone()));
                 (Some(reply_to.respond(result)), None)
             }
-            KVSOperation::Put(key, value) => {
+            KVSOperation::Put(key, value) | KVSOperation::PutAt(_, key, value) => {
                 let Some(stamp) = self.next_stamp() else {
                     return (Some(reply_to.respond(clock_exhausted())), None);
                 };
-                let changed = self.store.merge(key, LwwValue::write(stamp, value));
+                let changed = self.store.merge_changed(key, LwwValue::write(stamp, value));
                 (Some(reply_to.respond(KVSResult::Ok)), changed)
             }
             KVSOperation::Delete(key) => {
@@ -86,9 +88,13 @@ impl<V: Clone + Ord> LwwStore<V> {
                 let Some(stamp) = self.next_stamp() else {
                     return (Some(reply_to.respond(clock_exhausted())), None);
                 };
-                let changed = self.store.merge(key, LwwValue::tombstone(stamp));
+                let changed = self.store.merge_changed(key, LwwValue::tombstone(stamp));
                 (Some(reply_to.respond(KVSResult::Ok)), changed)
             }
+            KVSOperation::GetVersioned(_) | KVSOperation::PutVersioned(..) => (
+                Some(reply_to.respond(crate::lattice_core::not_causal())),
+                None,
+            ),
         }
     }
 }
@@ -102,19 +108,26 @@ fn clock_exhausted<V>() -> KVSResult<V> {
 pub struct KVSCore;
 
 impl KVSCore {
-    /// Runs an [`LwwStore`] stamping as `writer` over `inputs`, returning the responses to
-    /// client requests and the `(key, new value)` stream of every change.
+    /// Runs an [`LwwStore`] at each member of `L`, stamping as that member (`member`), over
+    /// `inputs`; returns the responses to client requests and the `(key, new value)` stream of
+    /// every change.
     pub fn serve<'a, L, V>(
         inputs: Stream<StorageInput<V, LwwValue<V>>, L, Unbounded, TotalOrder>,
-        writer: u64,
+        member: Singleton<u32, L, Bounded>,
     ) -> StorageOutput<V, LwwValue<V>, L>
     where
         L: Location<'a>,
         V: Clone + Ord + 'a,
     {
-        let applied = inputs.scan(
-            q!(move || crate::kvs_core::LwwStore::new(writer)),
-            q!(|store, input| Some(store.apply(input))),
+        // The member id is a singleton crossed with every input, and the store is built on the
+        // first one: a scan's initial state cannot read a live collection.
+        let applied = inputs.cross_singleton(member).scan(
+            q!(|| None),
+            q!(|store, (input, member)| {
+                let store =
+                    store.get_or_insert_with(|| crate::kvs_core::LwwStore::new(u64::from(member)));
+                Some(store.apply(input))
+            }),
         );
         split_applied(applied)
     }
@@ -123,6 +136,7 @@ impl KVSCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lattice_core::Effect;
     use crate::protocol::KVSRequest;
 
     fn req(request: u64, op: KVSOperation<u8>) -> StorageInput<u8, LwwValue<u8>> {
@@ -179,7 +193,9 @@ mod tests {
         let mut s = LwwStore::new(0);
         s.apply(req(0, KVSOperation::Put(k(), 1)));
         let (_, change) = s.apply(req(1, KVSOperation::Delete(k())));
-        let (key, tombstone) = change.expect("a delete of a live key is a change to gossip");
+        let Some(Effect::Changed(key, tombstone)) = change else {
+            panic!("a delete of a live key is a change to gossip: {change:?}");
+        };
         assert_eq!((key, tombstone.live()), (k(), None));
     }
 
@@ -202,8 +218,11 @@ mod tests {
         );
         // The next local write is stamped after the peer's, so it wins.
         let (_, change) = s.apply(req(2, KVSOperation::Put(k(), 8)));
+        let Some(Effect::Changed(_, written)) = change else {
+            panic!("a write is a change: {change:?}");
+        };
         assert_eq!(
-            change.unwrap().1.stamp,
+            written.stamp,
             Stamp {
                 time: 11,
                 writer: 0

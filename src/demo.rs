@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hydro_deploy::{Deployment, Host};
-use hydro_lang::deploy::TrybuildHost;
+use hydro_lang::compile::deploy::DeployFlow;
+use hydro_lang::deploy::{HydroDeploy, TrybuildHost};
 use hydro_lang::prelude::*;
 
 use crate::edge::client::{RespClient, show};
@@ -45,12 +46,79 @@ pub trait KVSDemo {
     /// The architecture's name, as in `kvs-zoo serve <name>`.
     fn name(&self) -> &'static str;
 
-    /// Adds the architecture's locations and dataflow to `flow`; returns the proxy process,
-    /// which runs the RESP front (configured at deploy time, see [`FrontConfig::to_env`]).
-    fn build<'a>(&self, flow: &mut FlowBuilder<'a>) -> Process<'a, Proxy>;
+    /// Adds the architecture's locations and dataflow to `flow`; returns its [`Topology`]:
+    /// the proxy process, which runs the RESP front (configured at deploy time, see
+    /// [`FrontConfig::to_env`]), and every cluster with its size. Sizes are declared here
+    /// once, and deployment takes them from the topology.
+    fn build<'a>(&self, flow: &mut FlowBuilder<'a>) -> Topology<'a>;
 
     /// The scripted scenario [`run_kvs_demo`] plays.
     fn script(&self) -> Vec<DemoStep>;
+}
+
+/// Adds a cluster's members to a deployment: one location spec per member.
+type DeployCluster<'a> = Box<
+    dyn FnOnce(DeployFlow<'a, HydroDeploy>, Vec<TrybuildHost>) -> DeployFlow<'a, HydroDeploy> + 'a,
+>;
+
+/// One cluster of a [`Topology`].
+struct ClusterRole<'a> {
+    role: &'static str,
+    members: usize,
+    deploy: DeployCluster<'a>,
+}
+
+/// An architecture's locations, declared once: the proxy, and each cluster with its role
+/// name (as in `process <role>/<member> pid …` and `INFO members`) and its number of
+/// members. [`run_deployed`] deploys exactly this.
+pub struct Topology<'a> {
+    proxy: Process<'a, Proxy>,
+    clusters: Vec<ClusterRole<'a>>,
+    env: Vec<(String, String)>,
+}
+
+impl<'a> Topology<'a> {
+    /// A deployment of `proxy` alone.
+    pub fn new(proxy: &Process<'a, Proxy>) -> Self {
+        Self {
+            proxy: proxy.clone(),
+            clusters: vec![],
+            env: vec![],
+        }
+    }
+
+    /// Adds `cluster`, deployed with `members` members, known as `role`.
+    pub fn cluster<C: 'a>(
+        mut self,
+        role: &'static str,
+        cluster: &Cluster<'a, C>,
+        members: usize,
+    ) -> Self {
+        let cluster = cluster.clone();
+        self.clusters.push(ClusterRole {
+            role,
+            members,
+            deploy: Box::new(move |flow, specs| flow.with_cluster(&cluster, specs)),
+        });
+        self
+    }
+
+    /// Sets an environment variable in every process of the deployment: how run-time
+    /// settings (gossip intervals, …) reach the members without rebuilding their code.
+    pub fn env(mut self, name: &str, value: impl ToString) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// The clusters' roles and sizes, in declaration order.
+    pub fn roles(&self) -> Vec<(&'static str, usize)> {
+        self.clusters.iter().map(|c| (c.role, c.members)).collect()
+    }
+
+    /// The proxy process.
+    pub fn proxy(&self) -> &Process<'a, Proxy> {
+        &self.proxy
+    }
 }
 
 /// The machines an architecture's locations run on, and how their code is built.
@@ -58,6 +126,8 @@ pub trait KVSDemo {
 pub struct Hosts {
     /// Runs the proxy (and with it the RESP front).
     pub proxy: Arc<dyn Host>,
+    /// Runs the members of every cluster.
+    pub members: Arc<dyn Host>,
     /// Build the locations optimized (release profile). Debug builds are much quicker to
     /// compile and 3–10× slower to run.
     pub optimized: bool,
@@ -68,6 +138,7 @@ impl Hosts {
     pub fn localhost(deployment: &mut Deployment) -> Self {
         Self {
             proxy: deployment.Localhost(),
+            members: deployment.Localhost(),
             optimized: !cfg!(debug_assertions),
         }
     }
@@ -94,7 +165,8 @@ impl Hosts {
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Deploys `demo` on `hosts` with its front at `front`, waits until the front answers a
-/// request that goes through the dataflow, runs `body`, then stops the deployment.
+/// request that goes through the dataflow, runs `body` with the topology's roles and sizes,
+/// then stops the deployment.
 pub async fn run_deployed<D, F, Fut>(
     demo: &D,
     hosts: &Hosts,
@@ -104,17 +176,36 @@ pub async fn run_deployed<D, F, Fut>(
 ) -> Result<(), String>
 where
     D: KVSDemo,
-    F: FnOnce() -> Fut,
+    F: FnOnce(Vec<(&'static str, usize)>) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
     let mut flow = FlowBuilder::new();
-    let proxy = demo.build(&mut flow);
+    let topology = demo.build(&mut flow);
+    let roles = topology.roles();
+    let Topology {
+        proxy,
+        clusters,
+        env,
+    } = topology;
+    let with_env = |spec: TrybuildHost| {
+        env.iter()
+            .fold(spec, |spec, (k, v)| spec.env(k.clone(), v.clone()))
+    };
     let proxy_spec = front
         .to_env()
         .into_iter()
-        .fold(hosts.spec(&hosts.proxy), |spec, (k, v)| spec.env(k, v));
+        .fold(with_env(hosts.spec(&hosts.proxy)), |spec, (k, v)| {
+            spec.env(k, v)
+        });
+    let mut deploy_flow = flow.with_process(&proxy, proxy_spec);
+    for cluster in clusters {
+        let specs = (0..cluster.members)
+            .map(|_| with_env(hosts.spec(&hosts.members)))
+            .collect();
+        deploy_flow = (cluster.deploy)(deploy_flow, specs);
+    }
     // The deployed nodes must stay alive while the deployment runs: dropping them stops it.
-    let _nodes = flow.with_process(&proxy, proxy_spec).deploy(deployment);
+    let _nodes = deploy_flow.deploy(deployment);
     deployment
         .deploy()
         .await
@@ -124,7 +215,7 @@ where
         .await
         .map_err(|e| format!("starting {}: {e}", demo.name()))?;
     let outcome = match wait_ready(front).await {
-        Ok(()) => body().await,
+        Ok(()) => body(roles).await,
         Err(e) => Err(e),
     };
     if let Err(e) = deployment.stop().await {
@@ -177,20 +268,6 @@ async fn wait_ready(front: &FrontConfig) -> Result<(), String> {
     }
 }
 
-/// The process id the front reports in `INFO server` (`process_id`): the proxy's own, which
-/// hydro_deploy does not tell.
-async fn proxy_pid(front: &FrontConfig) -> Result<u32, String> {
-    let mut client = connect(front).await?;
-    let info = match client.command(&["INFO", "server"]).await {
-        Ok(Reply::Bulk(info)) => String::from_utf8_lossy(&info).into_owned(),
-        other => return Err(format!("INFO server: {other:?}")),
-    };
-    info.lines()
-        .find_map(|l| l.strip_prefix("process_id:"))
-        .and_then(|pid| pid.trim().parse().ok())
-        .ok_or_else(|| format!("INFO server has no process_id: {info}"))
-}
-
 /// Deploys `demo` on `hosts`, plays its scenario against it over RESP and prints each step.
 pub async fn run_kvs_demo<D: KVSDemo>(
     demo: D,
@@ -201,7 +278,7 @@ pub async fn run_kvs_demo<D: KVSDemo>(
     let front = FrontConfig::localhost(demo.name(), port);
     println!("== KVS Zoo: {} ==", demo.name());
     let steps = demo.script();
-    run_deployed(&demo, &hosts, &front, &mut deployment, || async {
+    run_deployed(&demo, &hosts, &front, &mut deployment, |_roles| async {
         println!("serving on redis://{}\n", front.bind);
         let mut client = connect(&front).await?;
         for step in steps {
@@ -227,7 +304,8 @@ pub async fn serve<D: KVSDemo>(
     front: FrontConfig,
     mut deployment: Deployment,
 ) -> Result<(), String> {
-    run_deployed(&demo, &hosts, &front, &mut deployment, || async {
+    let front = &front;
+    run_deployed(&demo, &hosts, front, &mut deployment, |roles| async move {
         // Ctrl-C is caught from here on, *before* `ready:` is printed: a user (or a test) that
         // presses it the moment the store is ready must get a clean stop, not the default
         // action of SIGINT, which kills this driver and leaves its processes behind.
@@ -235,13 +313,60 @@ pub async fn serve<D: KVSDemo>(
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
                 .map_err(|e| format!("catching Ctrl-C: {e}"))?;
         // Which process is which, so a user can watch or kill one on purpose.
-        println!("process proxy/0 pid {}", proxy_pid(&front).await?);
+        for (name, pid) in process_ids(front, &roles).await? {
+            println!("process {name} pid {pid}");
+        }
         println!("ready: redis://{}", front.bind);
         interrupt.recv().await;
         println!("stopping");
         Ok(())
     })
     .await
+}
+
+/// How long `serve` waits for every member's first heartbeat (which carries its pid).
+const MEMBERS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Every process of the deployment as `(<role>/<member>, pid)`: the proxy's from `INFO
+/// server`, the members' from `INFO members` once each has sent a heartbeat. hydro_deploy
+/// does not tell process ids; the processes tell the proxy themselves.
+async fn process_ids(
+    front: &FrontConfig,
+    roles: &[(&'static str, usize)],
+) -> Result<Vec<(String, u32)>, String> {
+    let mut client = connect(front).await?;
+    let deadline = Instant::now() + MEMBERS_TIMEOUT;
+    loop {
+        let info = match client.command(&["INFO", "server", "members"]).await {
+            Ok(Reply::Bulk(info)) => String::from_utf8_lossy(&info).into_owned(),
+            other => return Err(format!("INFO: {other:?}")),
+        };
+        let proxy = info
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .and_then(|pid| pid.trim().parse().ok())
+            .ok_or_else(|| format!("INFO server has no process_id: {info}"))?;
+        let members: Vec<(String, u32)> = info
+            .lines()
+            .filter_map(crate::edge::members::parse_line)
+            .filter(|(_, _, _, pid)| *pid != 0)
+            .map(|(role, member, _, pid)| (format!("{role}/{member}"), pid))
+            .collect();
+        let expected: usize = roles.iter().map(|(_, n)| n).sum();
+        if members.len() >= expected {
+            let mut all = vec![("proxy/0".to_string(), proxy)];
+            all.extend(members);
+            return Ok(all);
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "only {} of {expected} members reported within {}s:\n{info}",
+                members.len(),
+                MEMBERS_TIMEOUT.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A TCP port on 127.0.0.1 that is free right now.

@@ -18,25 +18,81 @@ use lattices::Merge;
 
 use crate::protocol::{KVSOperation, KVSRequest, KVSResponse, KVSResult, Key};
 
-/// What a storage core consumes: a client's request, or a value learned from a peer replica.
+/// What a storage core consumes: a client's request, or what replication brings or needs.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StorageInput<V, S> {
     /// A client's request, answered with a response.
     Request(KVSRequest<V>),
     /// A peer's value for a key, merged silently.
     Merge(Key, S),
+    /// A peer's value pushed as a rumor: merged silently, and reported as
+    /// [`Effect::Heard`] so replication can tell the peer whether this member already had it
+    /// (Demers' feedback).
+    Rumor {
+        /// The peer that pushed it.
+        from: u32,
+        /// The key.
+        key: Key,
+        /// The peer's value.
+        value: S,
+    },
+    /// Read the current values of `keys`, to send to peer `to`: replication keeps keys, and
+    /// reads values from the store only when it sends them.
+    Read {
+        /// The peer the values go to.
+        to: u32,
+        /// What they are for (passed back in [`Effect::Read`]).
+        why: ReadFor,
+        /// The keys to read; keys the store does not hold are left out.
+        keys: Vec<Key>,
+    },
 }
 
-/// What a storage core produces: responses to client requests, and `(key, new value)` for
-/// every change (the replication stage's input).
+/// What a replication read is for; the core only passes it back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum ReadFor {
+    /// To push hot keys to a peer as rumors.
+    Rumor,
+    /// To repair the differences anti-entropy found with a peer.
+    Repair,
+}
+
+/// What replication learns from the core: the stream [`Replication`](crate::server::Replication)
+/// wires back to the peers.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Effect<S> {
+    /// A key's value changed, by a client's write or a peer's value.
+    Changed(Key, S),
+    /// A peer's rumor was merged; `changed` is the key's new value, or `None` when this member
+    /// already had it.
+    Heard {
+        /// The peer that pushed the rumor.
+        from: u32,
+        /// The key.
+        key: Key,
+        /// The new value, if the merge changed the key.
+        changed: Option<S>,
+    },
+    /// Values read for peer `to`.
+    Read {
+        /// The peer the values go to.
+        to: u32,
+        /// What they are for.
+        why: ReadFor,
+        /// Each key read, with its value.
+        values: Vec<(Key, S)>,
+    },
+}
+
+/// What a storage core produces: responses to client requests, and the [`Effect`]s
+/// replication acts on.
 pub type StorageOutput<V, S, L> = (
     Stream<KVSResponse<V>, L, Unbounded, TotalOrder>,
-    Stream<(Key, S), L, Unbounded, TotalOrder>,
+    Stream<Effect<S>, L, Unbounded, TotalOrder>,
 );
 
-/// What one input produced: the reply (client requests only) and the key's new value when the
-/// input changed it.
-pub type Applied<V, S> = (Option<KVSResponse<V>>, Option<(Key, S)>);
+/// What one input produced: the reply (client requests only) and its effect, if any.
+pub type Applied<V, S> = (Option<KVSResponse<V>>, Option<Effect<S>>);
 
 /// The per-key lattice map at the heart of every store.
 ///
@@ -73,25 +129,54 @@ impl<S: Merge<S> + Clone> LatticeStore<S> {
         self.map.get(key)
     }
 
+    /// Merges `value` into `key` and reports the change, if any, as an effect.
+    pub fn merge_changed(&mut self, key: Key, value: S) -> Option<Effect<S>> {
+        self.merge(key, value).map(|(k, v)| Effect::Changed(k, v))
+    }
+
+    /// Applies what replication brings or asks for: a peer's value, a rumor, or a read. The
+    /// cores answer every replication input this one way, whatever their client semantics.
+    /// `None` for client requests, which each core answers itself.
+    pub fn replicate<V>(
+        &mut self,
+        input: StorageInput<V, S>,
+    ) -> Result<Option<Effect<S>>, KVSRequest<V>> {
+        match input {
+            StorageInput::Request(req) => Err(req),
+            StorageInput::Merge(key, value) => Ok(self.merge_changed(key, value)),
+            StorageInput::Rumor { from, key, value } => {
+                let changed = self.merge(key.clone(), value).map(|(_, v)| v);
+                Ok(Some(Effect::Heard { from, key, changed }))
+            }
+            StorageInput::Read { to, why, keys } => {
+                let values = keys
+                    .into_iter()
+                    .filter_map(|k| self.map.get(&k).cloned().map(|v| (k, v)))
+                    .collect();
+                Ok(Some(Effect::Read { to, why, values }))
+            }
+        }
+    }
+
     /// Applies one input of a lattice-valued store: PUT merges, GET reads, and a peer's value
     /// merges without a reply. DELETE is refused: a lattice store deletes by merging a
     /// tombstone *value* (for example [`crate::values::causal::causal_delete`]), which only the
     /// client can build because only it knows the causal context it deletes.
     pub fn apply(&mut self, input: StorageInput<S, S>) -> Applied<S, S> {
-        match input {
-            StorageInput::Merge(key, value) => (None, self.merge(key, value)),
-            StorageInput::Request(req) => {
+        match self.replicate(input) {
+            Ok(effect) => (None, effect),
+            Err(req) => {
                 // Taken apart so the key and value move into the map rather than being copied.
                 let (op, reply_to) = req.into_parts();
                 match op {
-                    KVSOperation::Get(key) => {
+                    KVSOperation::Get(key) | KVSOperation::GetAt(_, key) => {
                         let result = self
                             .get(&key)
                             .map_or(KVSResult::NotFound, |v| KVSResult::Value(v.clone()));
                         (Some(reply_to.respond(result)), None)
                     }
-                    KVSOperation::Put(key, value) => {
-                        let changed = self.merge(key, value);
+                    KVSOperation::Put(key, value) | KVSOperation::PutAt(_, key, value) => {
+                        let changed = self.merge_changed(key, value);
                         (Some(reply_to.respond(KVSResult::Ok)), changed)
                     }
                     KVSOperation::Delete(_) => (
@@ -100,10 +185,21 @@ impl<S: Merge<S> + Clone> LatticeStore<S> {
                         ))),
                         None,
                     ),
+                    KVSOperation::GetVersioned(_) | KVSOperation::PutVersioned(..) => {
+                        (Some(reply_to.respond(not_causal())), None)
+                    }
                 }
             }
         }
     }
+}
+
+/// The answer of a store without causal contexts to `GETCTX` and `SETCTX`.
+pub fn not_causal<V>() -> KVSResult<V> {
+    KVSResult::Error(
+        "causal contexts need a causal store (kvs-zoo serve replicated); this one keeps one version per key"
+            .into(),
+    )
 }
 
 /// The lattice-merging storage core (see the module docs).
@@ -130,14 +226,14 @@ impl LatticeKVSCore {
     }
 }
 
-/// One input's outputs as an iterator: its reply (`Ok`), then its change (`Err`).
+/// One input's outputs as an iterator: its reply (`Ok`), then its effect (`Err`).
 ///
 /// A named type rather than an iterator chain because Hydro writes out the types of the
 /// staged code, and the standard library's iterator adapters live in private modules.
-pub struct Outputs<V, S>(pub Option<KVSResponse<V>>, pub Option<(Key, S)>);
+pub struct Outputs<V, S>(pub Option<KVSResponse<V>>, pub Option<Effect<S>>);
 
 impl<V, S> Iterator for Outputs<V, S> {
-    type Item = Result<KVSResponse<V>, (Key, S)>;
+    type Item = Result<KVSResponse<V>, Effect<S>>;
 
     fn next(&mut self) -> Option<Self::Item> {
         match self.0.take() {
@@ -147,7 +243,7 @@ impl<V, S> Iterator for Outputs<V, S> {
     }
 }
 
-/// Splits a core's `(reply, change)` stream into the reply stream and the change stream.
+/// Splits a core's `(reply, effect)` stream into the reply stream and the effect stream.
 pub fn split_applied<'a, L, V, S>(
     applied: Stream<Applied<V, S>, L, Unbounded, TotalOrder>,
 ) -> StorageOutput<V, S, L>
@@ -156,17 +252,17 @@ where
     V: 'a,
     S: 'a,
 {
-    // Each input yields a reply, a change, or both. Flatten them into one stream (`Ok` is a
-    // reply, `Err` a change) and partition it: unlike cloning the stream and filtering each
+    // Each input yields a reply, an effect, or both. Flatten them into one stream (`Ok` is a
+    // reply, `Err` an effect) and partition it: unlike cloning the stream and filtering each
     // copy, no value is copied on the way.
-    let (responses, changed) = applied
-        .flat_map_ordered(q!(|(reply, change)| crate::lattice_core::Outputs(
-            reply, change
+    let (responses, effects) = applied
+        .flat_map_ordered(q!(|(reply, effect)| crate::lattice_core::Outputs(
+            reply, effect
         )))
         .partition(q!(|out| out.is_ok()));
     (
         responses.filter_map(q!(|out| out.ok())),
-        changed.filter_map(q!(|out| out.err())),
+        effects.filter_map(q!(|out| out.err())),
     )
 }
 
@@ -222,6 +318,48 @@ mod tests {
         ));
         assert!(reply.is_none());
         assert!(changed.is_some());
+    }
+
+    #[test]
+    fn a_rumor_is_heard_with_feedback_and_a_read_returns_held_values() {
+        let mut store = LatticeStore::default();
+        let k = Key::from_static(b"k");
+        let v = LwwValue::write(Stamp { time: 1, writer: 3 }, 1u8);
+        let rumor = || StorageInput::<LwwValue<u8>, _>::Rumor {
+            from: 2,
+            key: k.clone(),
+            value: v.clone(),
+        };
+        assert_eq!(
+            store.apply(rumor()).1,
+            Some(Effect::Heard {
+                from: 2,
+                key: k.clone(),
+                changed: Some(v.clone())
+            })
+        );
+        // The second time, the store already had it: that is the feedback.
+        assert_eq!(
+            store.apply(rumor()).1,
+            Some(Effect::Heard {
+                from: 2,
+                key: k.clone(),
+                changed: None
+            })
+        );
+        let read = StorageInput::Read {
+            to: 1,
+            why: ReadFor::Repair,
+            keys: vec![k.clone(), Key::from_static(b"absent")],
+        };
+        assert_eq!(
+            store.apply(read).1,
+            Some(Effect::Read {
+                to: 1,
+                why: ReadFor::Repair,
+                values: vec![(k, v)]
+            })
+        );
     }
 
     #[test]
@@ -287,7 +425,10 @@ mod sim_tests {
                 ])
                 .await;
             changes
-                .assert_yields_only([(k(), lww(5, 50)), (k(), lww(7, 70))])
+                .assert_yields_only([
+                    Effect::Changed(k(), lww(5, 50)),
+                    Effect::Changed(k(), lww(7, 70)),
+                ])
                 .await;
         });
     }

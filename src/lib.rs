@@ -6,7 +6,9 @@
 //! - [`protocol`]: the typed requests and responses every stage passes along.
 //! - [`values`]: lattice values — last-writer-wins, vector clocks, causal siblings.
 //! - [`lattice_core`] and [`kvs_core`] (file `core.rs`): the storage cores, `LatticeKVSCore` (merges values) and
-//!   `KVSCore` (last writer wins), each a pure state machine run as a Hydro dataflow.
+//!   `KVSCore` (last writer wins), each a pure state machine run as a Hydro dataflow;
+//!   [`causal_core`]: `CausalKVSCore`, the lattice store over causal values with writes
+//!   stamped by the replica (vector clocks, siblings).
 //! - [`server`]: `KVSServer<V, Storage, Router, Replication>`, the one composition of route →
 //!   storage → replication that every architecture is built from.
 //! - [`edge`]: the Redis-protocol edge — RESP parsing, the command table, AUTH, per-connection
@@ -14,7 +16,9 @@
 //!   that feeds the dataflow from inside the proxy process.
 //! - [`routers`]: how the proxy picks a member for each request — sticky routing over
 //!   replicas watched by heartbeats ([`routers::sticky`]).
-//! - [`local`]: the Local architecture.
+//! - [`gossip`]: Demers-style gossip — rumor mongering, anti-entropy, their simulation, and
+//!   the gossip `Replication` that wires them around a replica's core.
+//! - [`local`]: the Local architecture; [`replicated`]: N replicas, gossip, causal values.
 //! - [`demo`]: deploying an architecture with hydro_deploy (`run_kvs_demo`, `serve`);
 //!   [`console`] keeps hydro_deploy's build chatter off the terminal unless `--verbose`;
 //!   [`examples_support`] has demo helpers.
@@ -37,10 +41,12 @@ mod allocator {
     static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 }
 
+pub mod causal_core;
 pub mod console;
 pub mod demo;
 pub mod edge;
 pub mod examples_support;
+pub mod gossip;
 // The file is `core.rs`, but a top-level module named `core` would shadow the `core` crate in
 // the code Hydro generates for each location (it glob-imports this crate's root).
 #[path = "core.rs"]
@@ -48,10 +54,12 @@ pub mod kvs_core;
 pub mod lattice_core;
 pub mod local;
 pub mod protocol;
+pub mod replicated;
 pub mod routers;
 pub mod server;
 pub mod values;
 
+pub use crate::causal_core::CausalKVSCore;
 pub use crate::demo::{Hosts, KVSDemo, run_kvs_demo};
 pub use crate::kvs_core::KVSCore;
 pub use crate::lattice_core::LatticeKVSCore;

@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use hydro_lang::prelude::*;
 
-use crate::demo::{DemoStep, KVSDemo};
+use crate::demo::{DemoStep, KVSDemo, Topology};
 use crate::kvs_core::KVSCore;
 use crate::server::{KVSServer, LocalRouter, Proxy};
 
@@ -36,10 +36,10 @@ impl KVSDemo for Local {
         "local"
     }
 
-    fn build<'a>(&self, flow: &mut FlowBuilder<'a>) -> Process<'a, Proxy> {
+    fn build<'a>(&self, flow: &mut FlowBuilder<'a>) -> Topology<'a> {
         let proxy = flow.process::<Proxy>();
         local_kvs(&proxy);
-        proxy
+        Topology::new(&proxy)
     }
 
     fn script(&self) -> Vec<DemoStep> {

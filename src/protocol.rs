@@ -19,6 +19,11 @@ pub type RequestId = u64;
 /// Keys are binary-safe byte strings, as in Redis.
 pub type Key = bytes::Bytes;
 
+/// A causal context: the version history a client read, handed back with its next write so
+/// the store knows which versions that write supersedes (Riak's "vclock"). To clients it is an
+/// opaque token; causal stores write it as text (see [`crate::values::VectorClock`]).
+pub type Context = bytes::Bytes;
+
 /// One operation on the store, before any architecture-specific metadata is attached.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KVSOperation<V> {
@@ -28,13 +33,38 @@ pub enum KVSOperation<V> {
     Put(Key, V),
     /// Remove a key. Stores record a tombstone, so a delete merges like any other write.
     Delete(Key),
+    /// Read a key's values together with their causal context (causal stores only).
+    GetVersioned(Key),
+    /// Write a value that supersedes exactly the versions in the context (causal stores
+    /// only): read-modify-write that resolves siblings.
+    PutVersioned(Key, Context, V),
+    /// Read a key at one chosen storage member, whatever the router would pick: how tests
+    /// and readers look at one replica's copy.
+    GetAt(u32, Key),
+    /// Write a value at one chosen storage member: how a demo makes two replicas accept
+    /// concurrent writes.
+    PutAt(u32, Key, V),
 }
 
 impl<V> KVSOperation<V> {
     /// The key this operation touches (every operation touches exactly one).
     pub fn key(&self) -> &Key {
         match self {
-            KVSOperation::Get(k) | KVSOperation::Put(k, _) | KVSOperation::Delete(k) => k,
+            KVSOperation::Get(k)
+            | KVSOperation::Put(k, _)
+            | KVSOperation::Delete(k)
+            | KVSOperation::GetVersioned(k)
+            | KVSOperation::PutVersioned(k, _, _)
+            | KVSOperation::GetAt(_, k)
+            | KVSOperation::PutAt(_, k, _) => k,
+        }
+    }
+
+    /// The storage member this operation must run at, when it names one.
+    pub fn member(&self) -> Option<u32> {
+        match self {
+            KVSOperation::GetAt(member, _) | KVSOperation::PutAt(member, _, _) => Some(*member),
+            _ => None,
         }
     }
 }
@@ -89,6 +119,9 @@ pub enum KVSResult<V> {
     Value(V),
     /// A GET found several concurrent values (causal stores keep concurrent writes).
     Siblings(Vec<V>),
+    /// A versioned read: the key's causal context and its live values (none if deleted or
+    /// never written; several if concurrent writes are siblings).
+    Versioned(Context, Vec<V>),
     /// A PUT was applied, or a DELETE removed a live value.
     Ok,
     /// A GET found no live value, or a DELETE found nothing to remove.
@@ -133,8 +166,14 @@ mod tests {
             KVSOperation::Get(k.clone()),
             KVSOperation::Put(k.clone(), ()),
             KVSOperation::Delete(k.clone()),
+            KVSOperation::GetVersioned(k.clone()),
+            KVSOperation::PutVersioned(k.clone(), Context::new(), ()),
+            KVSOperation::GetAt(2, k.clone()),
+            KVSOperation::PutAt(2, k.clone(), ()),
         ] {
             assert_eq!(op.key(), &k);
+            let targeted = matches!(op, KVSOperation::GetAt(..) | KVSOperation::PutAt(..));
+            assert_eq!(op.member(), targeted.then_some(2));
         }
     }
 }

@@ -1,45 +1,73 @@
 //! `KVSServer<V, Storage, Router, Replication>`: the one composition every architecture is built from.
 //!
 //! ```text
-//!   clients ──RESP──▶ front ──▶ Router::route ──▶ Replication::wire( Storage ) ──▶ Router::reply ──▶ front
-//!   (proxy process)              (picks the member,     (the core, plus gossip     (back to the
-//!                                 fixes the order)       between replicas)          proxy)
+//!   clients ──RESP──▶ front ──▶ Router::route ─────▶ Replication::wire( Storage ) ──┐
+//!   (proxy process)      ▲       (picks the member,   (the core, plus gossip         │
+//!                        │        fixes the order)      between replicas)            │
+//!                        └────── responses, and the router's own answers ◀───────────┘
+//!                                for requests a dead member held (the failure path)
 //! ```
 //!
 //! - **Router** decides which storage member serves a request and in what order members see
 //!   requests. Local: the proxy *is* the store. Sharded: a consistent-hash ring. Linearizable:
 //!   the route runs through Multi-Paxos, so the *ordering stage* is a router whose output is
 //!   the decided log, in slot order.
-//! - **Storage** is a core: [`KVSCore`](crate::kvs_core::KVSCore) (LWW) or
-//!   [`LatticeKVSCore`](crate::lattice_core::LatticeKVSCore) (merging values).
+//! - **Storage** is a core: [`KVSCore`](crate::kvs_core::KVSCore) (LWW),
+//!   [`LatticeKVSCore`](crate::lattice_core::LatticeKVSCore) (merging values clients stamp) or
+//!   [`CausalKVSCore`](crate::causal_core::CausalKVSCore) (vector clocks the replica stamps).
 //! - **Replication** wraps the storage: it sees every change the core made and feeds peers'
 //!   values back into *the same* core, so every write that reaches a replica reaches the state
 //!   that serves its reads. [`NoReplication`] is the single-copy case.
 //!
-//! [`KVSServer::serve`] is the only place these stages are wired together.
+//! [`KVSServer::serve`] is the only place these stages are wired together. Storage members
+//! know who they are ([`Member`]): a replica stamps its writes with its own id.
 
 use std::marker::PhantomData;
 
 use hydro_lang::live_collections::stream::{NoOrder, TotalOrder};
 use hydro_lang::location::Location;
+use hydro_lang::location::cluster::CLUSTER_SELF_ID;
 use hydro_lang::prelude::*;
 
+use crate::causal_core::CausalKVSCore;
 use crate::kvs_core::KVSCore;
 use crate::lattice_core::{LatticeKVSCore, StorageInput, StorageOutput};
 use crate::protocol::{KVSRequest, KVSResponse};
-use crate::values::LwwValue;
+use crate::values::{CausalValue, LwwValue};
 
 /// Tag type of the process that runs the RESP front and receives every client request.
 pub struct Proxy;
+
+/// A location whose members know who they are: storage stamps writes with its member id
+/// (a Lamport stamp's tie-breaker, a vector clock's entry), and replication tells peers apart.
+pub trait Member<'a>: Location<'a> {
+    /// This member's id, as a singleton to cross with a stream: 0 on a process, the
+    /// member's raw id (0, 1, …) in a cluster.
+    fn member_id(&self) -> Singleton<u32, Self, Bounded>;
+}
+
+impl<'a, P> Member<'a> for Process<'a, P> {
+    fn member_id(&self) -> Singleton<u32, Self, Bounded> {
+        self.singleton(q!(0u32))
+    }
+}
+
+impl<'a, C: 'a> Member<'a> for Cluster<'a, C> {
+    fn member_id(&self) -> Singleton<u32, Self, Bounded> {
+        self.singleton(q!(CLUSTER_SELF_ID.get_raw_id()))
+    }
+}
 
 /// A storage core that clients' values of type `V` are stored in.
 pub trait Storage<V> {
     /// What the core keeps per key, and what replicas exchange.
     type Stored: Clone;
 
-    /// Applies `inputs` in order at each member of `L`.
+    /// Applies `inputs` in order at each member of `L`; `member` is that member's id, which
+    /// stamps its writes.
     fn serve<'a, L: Location<'a>>(
         inputs: Stream<StorageInput<V, Self::Stored>, L, Unbounded, TotalOrder>,
+        member: Singleton<u32, L, Bounded>,
     ) -> StorageOutput<V, Self::Stored, L>
     where
         V: 'a,
@@ -51,12 +79,12 @@ impl<V: Clone + Ord> Storage<V> for KVSCore {
 
     fn serve<'a, L: Location<'a>>(
         inputs: Stream<StorageInput<V, LwwValue<V>>, L, Unbounded, TotalOrder>,
+        member: Singleton<u32, L, Bounded>,
     ) -> StorageOutput<V, LwwValue<V>, L>
     where
         V: 'a,
     {
-        // A single-copy store has one writer, so every stamp's tie-breaker is 0.
-        KVSCore::serve(inputs, 0)
+        KVSCore::serve(inputs, member)
     }
 }
 
@@ -65,33 +93,53 @@ impl<V: lattices::Merge<V> + Clone> Storage<V> for LatticeKVSCore {
 
     fn serve<'a, L: Location<'a>>(
         inputs: Stream<StorageInput<V, V>, L, Unbounded, TotalOrder>,
+        _member: Singleton<u32, L, Bounded>,
     ) -> StorageOutput<V, V, L>
     where
         V: 'a,
     {
+        // Clients send lattice values already stamped: the member stamps nothing.
         LatticeKVSCore::serve(inputs)
     }
 }
 
-/// Carries requests from the proxy to the storage members and responses back.
+impl<V: Clone + Ord> Storage<V> for CausalKVSCore {
+    type Stored = CausalValue<V>;
+
+    fn serve<'a, L: Location<'a>>(
+        inputs: Stream<StorageInput<V, CausalValue<V>>, L, Unbounded, TotalOrder>,
+        member: Singleton<u32, L, Bounded>,
+    ) -> StorageOutput<V, CausalValue<V>, L>
+    where
+        V: 'a,
+    {
+        CausalKVSCore::serve(inputs, member)
+    }
+}
+
+/// Carries requests from the proxy to the storage members and every request's answer back.
 pub trait Router<'a, V> {
     /// Where the storage core runs: the proxy itself, or a cluster of members.
-    type Storage: Location<'a>;
+    type Storage: Member<'a>;
 
     /// The location storage runs at.
     fn storage(&self) -> &Self::Storage;
 
-    /// Delivers each request to the member(s) that serve it, in the order they must apply them.
+    /// Delivers each request to the member that serves it, in the order members must apply
+    /// them; runs `serve` (replication around storage) there; and returns every request's
+    /// response at the proxy. Responses may arrive in any order: the front matches each to its
+    /// request by id.
+    ///
+    /// The router owns the path back as well as the path out, because it is also the
+    /// *failure path*: a router that sees a member die answers (or re-routes) the requests
+    /// it had sent there, so the front's request timeout is the last resort, not the
+    /// mechanism.
     fn route(
         &self,
         requests: Stream<KVSRequest<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
-    ) -> Stream<KVSRequest<V>, Self::Storage, Unbounded, TotalOrder>;
-
-    /// Returns members' responses to the proxy. They may arrive in any order: the front
-    /// matches each to its request by id.
-    fn reply(
-        &self,
-        responses: Stream<KVSResponse<V>, Self::Storage, Unbounded, TotalOrder>,
+        serve: impl FnOnce(
+            Stream<KVSRequest<V>, Self::Storage, Unbounded, TotalOrder>,
+        ) -> Stream<KVSResponse<V>, Self::Storage, Unbounded, TotalOrder>,
     ) -> Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, NoOrder>;
 }
 
@@ -119,15 +167,12 @@ impl<'a, V> Router<'a, V> for LocalRouter<'a> {
     fn route(
         &self,
         requests: Stream<KVSRequest<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
-    ) -> Stream<KVSRequest<V>, Process<'a, Proxy>, Unbounded, TotalOrder> {
-        requests
-    }
-
-    fn reply(
-        &self,
-        responses: Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
+        serve: impl FnOnce(
+            Stream<KVSRequest<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
+        ) -> Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
     ) -> Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, NoOrder> {
-        responses.weaken_ordering()
+        // The store is here: nothing travels, nothing can be lost on the way.
+        serve(requests).weaken_ordering()
     }
 }
 
@@ -197,9 +242,11 @@ impl<V, S, R, Rep> KVSServer<V, S, R, Rep> {
         R: Router<'a, V>,
         Rep: Replication<'a, V, S::Stored, R::Storage>,
     {
-        let at_storage = self.router.route(requests);
-        let responses = self.replication.wire(at_storage, S::serve);
-        self.router.reply(responses)
+        let member = self.router.storage().member_id();
+        self.router.route(requests, |at_storage| {
+            self.replication
+                .wire(at_storage, |inputs| S::serve(inputs, member))
+        })
     }
 }
 

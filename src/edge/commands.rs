@@ -31,6 +31,8 @@ pub enum Assemble {
     MultiGet,
     /// MSET: `+OK`.
     MultiSet,
+    /// GETCTX: an array of the causal context and then each live value.
+    Versioned,
 }
 
 /// A command's operations: inline for one (GET, SET — no allocation), on the heap for more.
@@ -143,7 +145,8 @@ pub fn plan(cmd: Command, session: &mut Session, settings: &Settings) -> Plan {
             _ => arity_error(),
         },
         b"quit" => Plan::ReplyAndClose(Reply::simple("OK")),
-        b"get" | b"set" | b"del" | b"exists" | b"mget" | b"mset" => data(name, cmd.args),
+        b"get" | b"set" | b"del" | b"exists" | b"mget" | b"mset" | b"getctx" | b"setctx"
+        | b"replicaget" | b"replicaset" => data(name, cmd.args),
         b"auth" => match args {
             [password] => Plan::Reply(auth(session, settings, None, password)),
             [user, password] => Plan::Reply(auth(session, settings, Some(user), password)),
@@ -228,6 +231,43 @@ fn data(name: &[u8], all: Args) -> Plan {
             Plan::Store(args.map(KVSOperation::Get).collect(), Assemble::Existing)
         }
         b"mget" if n >= 1 => Plan::Store(args.map(KVSOperation::Get).collect(), Assemble::MultiGet),
+        b"getctx" if n == 1 => match two() {
+            (Some(key), None) => Plan::Store(
+                smallvec![KVSOperation::GetVersioned(key)],
+                Assemble::Versioned,
+            ),
+            _ => wrong_arity(name),
+        },
+        b"setctx" if n == 3 => match (args.next(), args.next(), args.next()) {
+            (Some(key), Some(context), Some(value)) => Plan::Store(
+                smallvec![KVSOperation::PutVersioned(key, context, value)],
+                Assemble::Set,
+            ),
+            _ => wrong_arity(name),
+        },
+        b"replicaget" if n == 2 => match (args.next().as_deref().and_then(member), args.next()) {
+            (Some(member), Some(key)) => {
+                Plan::Store(smallvec![KVSOperation::GetAt(member, key)], Assemble::Get)
+            }
+            _ => Plan::Reply(Reply::err(
+                "REPLICAGET wants a replica number and a key, e.g. REPLICAGET 0 key",
+            )),
+        },
+        b"replicaset" if n == 3 => {
+            match (
+                args.next().as_deref().and_then(member),
+                args.next(),
+                args.next(),
+            ) {
+                (Some(member), Some(key), Some(value)) => Plan::Store(
+                    smallvec![KVSOperation::PutAt(member, key, value)],
+                    Assemble::Set,
+                ),
+                _ => Plan::Reply(Reply::err(
+                    "REPLICASET wants a replica number, a key and a value, e.g. REPLICASET 0 key value",
+                )),
+            }
+        }
         b"mset" if n >= 2 && n.is_multiple_of(2) => {
             let mut ops = Ops::with_capacity(n / 2);
             while let (Some(k), Some(v)) = two() {
@@ -237,6 +277,11 @@ fn data(name: &[u8], all: Args) -> Plan {
         }
         _ => wrong_arity(name),
     }
+}
+
+/// A storage member's number, as REPLICAGET and REPLICASET take it.
+fn member(word: &[u8]) -> Option<u32> {
+    std::str::from_utf8(word).ok()?.parse().ok()
 }
 
 /// `AUTH [user] password`: only the `default` user exists, as in a Redis without ACLs.
@@ -361,8 +406,27 @@ fn hello(args: &[Bytes], session: &mut Session, settings: &Settings) -> Plan {
 /// The commands [`plan`] knows, for `COMMAND COUNT` and for the decoder, which keeps their
 /// names without copying them.
 pub const COMMANDS: &[&str] = &[
-    "ping", "echo", "quit", "get", "set", "del", "exists", "mget", "mset", "auth", "hello",
-    "command", "config", "info", "debug", "select", "client",
+    "ping",
+    "echo",
+    "quit",
+    "get",
+    "set",
+    "del",
+    "exists",
+    "mget",
+    "mset",
+    "getctx",
+    "setctx",
+    "replicaget",
+    "replicaset",
+    "auth",
+    "hello",
+    "command",
+    "config",
+    "info",
+    "debug",
+    "select",
+    "client",
 ];
 
 fn command(args: &[Bytes]) -> Plan {
@@ -407,8 +471,21 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
         Assemble::Set | Assemble::MultiSet => Reply::simple("OK"),
         Assemble::Get => results.into_iter().next().map_or(Reply::Nil, value_reply),
         Assemble::Deleted => count(|r| matches!(r, KVSResult::Ok)),
-        Assemble::Existing => count(|r| matches!(r, KVSResult::Value(_) | KVSResult::Siblings(_))),
+        Assemble::Existing => count(|r| match r {
+            KVSResult::Value(_) | KVSResult::Siblings(_) => true,
+            KVSResult::Versioned(_, values) => !values.is_empty(),
+            KVSResult::Ok | KVSResult::NotFound | KVSResult::Error(_) => false,
+        }),
         Assemble::MultiGet => Reply::Array(results.into_iter().map(value_reply).collect()),
+        Assemble::Versioned => match results.into_iter().next() {
+            Some(KVSResult::Versioned(context, values)) => Reply::Array(
+                std::iter::once(context)
+                    .chain(values)
+                    .map(Reply::Bulk)
+                    .collect(),
+            ),
+            other => Reply::err(format!("GETCTX got no versioned answer: {other:?}")),
+        },
     }
 }
 
@@ -416,7 +493,9 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
 fn value_reply(result: KVSResult<Bytes>) -> Reply {
     match result {
         KVSResult::Value(v) => Reply::Bulk(v),
-        KVSResult::Siblings(vs) => Reply::Array(vs.into_iter().map(Reply::Bulk).collect()),
+        KVSResult::Siblings(vs) | KVSResult::Versioned(_, vs) => {
+            Reply::Array(vs.into_iter().map(Reply::Bulk).collect())
+        }
         KVSResult::NotFound | KVSResult::Ok => Reply::Nil,
         KVSResult::Error(e) => Reply::err(e),
     }
@@ -456,6 +535,61 @@ mod tests {
             Plan::Reply(r) | Plan::ReplyAndClose(r) => r,
             other => panic!("expected an immediate reply, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn causal_and_replica_commands_plan_their_operations() {
+        assert_eq!(
+            plan_words(&["GETCTX", "k"]),
+            Plan::Store(
+                smallvec![KVSOperation::GetVersioned(b("k"))],
+                Assemble::Versioned
+            )
+        );
+        assert_eq!(
+            plan_words(&["setctx", "k", "r0:1", "v"]),
+            Plan::Store(
+                smallvec![KVSOperation::PutVersioned(b("k"), b("r0:1"), b("v"))],
+                Assemble::Set
+            )
+        );
+        assert_eq!(
+            plan_words(&["REPLICAGET", "2", "k"]),
+            Plan::Store(smallvec![KVSOperation::GetAt(2, b("k"))], Assemble::Get)
+        );
+        assert_eq!(
+            plan_words(&["replicaset", "1", "k", "v"]),
+            Plan::Store(
+                smallvec![KVSOperation::PutAt(1, b("k"), b("v"))],
+                Assemble::Set
+            )
+        );
+        assert!(matches!(
+            plan_words(&["REPLICAGET", "two", "k"]),
+            Plan::Reply(Reply::Error(e)) if e.contains("replica number")
+        ));
+        assert!(matches!(
+            plan_words(&["SETCTX", "k", "v"]),
+            Plan::Reply(Reply::Error(_))
+        ));
+    }
+
+    #[test]
+    fn a_versioned_read_answers_its_context_then_its_values() {
+        let versioned = KVSResult::Versioned(b("r0:1,r1:1"), vec![b("a1"), b("a2")]);
+        assert_eq!(
+            assemble(Assemble::Versioned, smallvec![versioned]),
+            Reply::Array(vec![
+                Reply::Bulk(b("r0:1,r1:1")),
+                Reply::Bulk(b("a1")),
+                Reply::Bulk(b("a2"))
+            ])
+        );
+        let siblings = KVSResult::Siblings(vec![b("a1"), b("a2")]);
+        assert_eq!(
+            assemble(Assemble::Get, smallvec![siblings]),
+            Reply::Array(vec![Reply::Bulk(b("a1")), Reply::Bulk(b("a2"))])
+        );
     }
 
     #[test]

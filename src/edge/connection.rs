@@ -214,11 +214,14 @@ mod tests {
 
     fn apply(store: &mut Store, op: KVSOperation<Bytes>) -> KVSResult<Bytes> {
         match op {
-            KVSOperation::Get(k) => store
+            KVSOperation::Get(k) | KVSOperation::GetAt(_, k) => store
                 .get(&k)
                 .cloned()
                 .map_or(KVSResult::NotFound, KVSResult::Value),
-            KVSOperation::Put(k, v) => {
+            KVSOperation::GetVersioned(_) | KVSOperation::PutVersioned(..) => {
+                crate::lattice_core::not_causal()
+            }
+            KVSOperation::Put(k, v) | KVSOperation::PutAt(_, k, v) => {
                 store.insert(k, v);
                 KVSResult::Ok
             }

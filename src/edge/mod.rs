@@ -8,7 +8,8 @@
 //!   client sends leads to; a property test drives it with arbitrary byte streams.
 //! - [`reply_queue`]: per-connection reply order, O(1) result matching, request deadlines.
 //! - [`outbox`]: unsent replies, written in bounded chunks without copying large values.
-//! - [`stats`]: the counters behind `INFO`.
+//! - [`stats`]: the counters behind `INFO`; [`members`]: the deployment's members as the
+//!   proxy sees them (`INFO members`).
 //! - [`config`]: the front's settings and how they reach the proxy process.
 //! - [`front`]: the TCP server itself, a sidecar inside the proxy's Hydro process.
 //! - [`client`]: a minimal RESP client for the demo driver.
@@ -21,6 +22,7 @@ pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod front;
+pub mod members;
 pub mod outbox;
 pub mod reply_queue;
 pub mod resp;

@@ -247,6 +247,9 @@ fn result_bytes(result: &KVSResult<Bytes>) -> usize {
         + match result {
             KVSResult::Value(v) => v.len(),
             KVSResult::Siblings(vs) => vs.iter().map(|v| v.len() + RESULT_OVERHEAD).sum(),
+            KVSResult::Versioned(context, vs) => {
+                context.len() + vs.iter().map(|v| v.len() + RESULT_OVERHEAD).sum::<usize>()
+            }
             KVSResult::Error(e) => e.len(),
             KVSResult::Ok | KVSResult::NotFound => 0,
         }

@@ -30,7 +30,7 @@ pub struct Stats {
 }
 
 /// Which `INFO` sections exist, in Redis's order.
-const SECTIONS: &[&str] = &["server", "clients", "stats"];
+const SECTIONS: &[&str] = &["server", "clients", "stats", "members"];
 
 impl Stats {
     /// Fresh counters, started now.
@@ -99,8 +99,13 @@ impl Stats {
                 .iter()
                 .any(|s| matches!(s.as_str(), "default" | "all" | "everything"));
         let mut out = String::new();
+        // Architectures without members beyond the proxy have no members section at all.
+        let mut members = crate::edge::members::section();
         for section in SECTIONS {
             if !all && !sections.iter().any(|s| s == section) {
+                continue;
+            }
+            if *section == "members" && members.is_none() {
                 continue;
             }
             if !out.is_empty() {
@@ -127,6 +132,7 @@ impl Stats {
                         uptime / 86_400,
                     )
                 }
+                "members" => out.write_str(&members.take().unwrap_or_default()),
                 "clients" => write!(
                     out,
                     "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n",

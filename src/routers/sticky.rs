@@ -39,6 +39,23 @@ pub enum Routed<V> {
     Send(u32, KVSRequest<V>),
     /// Answer the client directly (its request could not be served).
     Reply(KVSResponse<V>),
+    /// How the router now sees replica `member` (for `INFO`): sent when it changes.
+    View(u32, MemberView),
+}
+
+/// Everything the router reacts to, in the order the proxy received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouterEvent<V> {
+    /// A replica joined the deployment.
+    Joined(u32),
+    /// A heartbeat from a replica, carrying its process id.
+    Heartbeat(u32, u32),
+    /// A tick of the failure detector.
+    Tick,
+    /// A client's request.
+    Request(KVSRequest<V>),
+    /// A replica's response.
+    Response(KVSResponse<V>),
 }
 
 /// A replica as the proxy sees it.
@@ -68,6 +85,42 @@ impl<V: Clone> StickyRouter<V> {
             timeout_ticks: timeout_ticks.max(1),
             in_flight: HashMap::new(),
         }
+    }
+
+    /// Reacts to one event: what to send, whom to answer, and which replicas' status
+    /// changed. (A response is not passed on here: the dataflow forwards every response to
+    /// the front itself, and this only stops tracking its request.)
+    pub fn step(&mut self, event: RouterEvent<V>) -> Vec<Routed<V>> {
+        // Requests and responses (the hot path) change no replica's status.
+        let membership = match event {
+            RouterEvent::Request(request) => return vec![self.request(request)],
+            RouterEvent::Response(response) => {
+                self.response(&response);
+                return vec![];
+            }
+            membership => membership,
+        };
+        let before = self.members.clone();
+        let mut out = match membership {
+            RouterEvent::Joined(member) => {
+                self.joined(member);
+                vec![]
+            }
+            RouterEvent::Heartbeat(member, pid) => {
+                self.heartbeat(member, pid);
+                vec![]
+            }
+            _ => self.tick(),
+        };
+        for (&member, view) in &self.members {
+            let changed = before
+                .get(&member)
+                .is_none_or(|old| (old.alive, old.pid) != (view.alive, view.pid));
+            if changed {
+                out.push(Routed::View(member, *view));
+            }
+        }
+        out
     }
 
     /// A replica joined the deployment. It is live until it falls silent.
@@ -126,7 +179,19 @@ impl<V: Clone> StickyRouter<V> {
     /// Routes a client's request to its replica, or answers it with an error when no replica
     /// is alive.
     pub fn request(&mut self, request: KVSRequest<V>) -> Routed<V> {
-        match self.replica_of(request.client) {
+        // A request that names its replica (REPLICAGET, REPLICASET) goes there or nowhere.
+        let target = match request.op.member() {
+            Some(member) if self.members.get(&member).is_some_and(|v| v.alive) => Some(member),
+            Some(member) => {
+                return Routed::Reply(KVSResponse {
+                    client: request.client,
+                    request: request.request,
+                    result: KVSResult::Error(format!("replica {member} is not alive")),
+                });
+            }
+            None => self.replica_of(request.client),
+        };
+        match target {
             Some(member) => {
                 self.in_flight
                     .insert((request.client, request.request), (member, request.clone()));
@@ -208,8 +273,30 @@ mod tests {
     fn sent_to(routed: &Routed<Bytes>) -> Option<u32> {
         match routed {
             Routed::Send(m, _) => Some(*m),
-            Routed::Reply(_) => None,
+            Routed::Reply(_) | Routed::View(..) => None,
         }
+    }
+
+    #[test]
+    fn step_reports_each_change_of_a_replicas_status_once() {
+        let mut r: StickyRouter<Bytes> = StickyRouter::new(1);
+        let views = |out: Vec<Routed<Bytes>>| -> Vec<(u32, bool, u32)> {
+            out.into_iter()
+                .filter_map(|o| match o {
+                    Routed::View(m, v) => Some((m, v.alive, v.pid)),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(views(r.step(RouterEvent::Joined(0))), vec![(0, true, 0)]);
+        assert_eq!(
+            views(r.step(RouterEvent::Heartbeat(0, 42))),
+            vec![(0, true, 42)]
+        );
+        assert_eq!(views(r.step(RouterEvent::Heartbeat(0, 42))), vec![]);
+        assert_eq!(views(r.step(RouterEvent::Tick)), vec![]);
+        assert_eq!(views(r.step(RouterEvent::Tick)), vec![(0, false, 42)]);
+        assert_eq!(views(r.step(RouterEvent::Tick)), vec![]);
     }
 
     #[test]
@@ -294,6 +381,23 @@ mod tests {
         );
         assert!(matches!(r.request(get(1, 1)), Routed::Reply(_)));
         assert_eq!(r.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_request_naming_its_replica_goes_there_or_is_refused() {
+        let mut r = router(3);
+        let at = |member, client| KVSRequest {
+            client,
+            request: 0,
+            op: KVSOperation::<Bytes>::GetAt(member, Bytes::from_static(b"k")),
+        };
+        for client in 0..20 {
+            assert_eq!(sent_to(&r.request(at(2, client))), Some(2));
+        }
+        assert!(matches!(
+            r.request(at(7, 1)),
+            Routed::Reply(KVSResponse { result: KVSResult::Error(e), .. }) if e.contains("replica 7")
+        ));
     }
 
     #[test]

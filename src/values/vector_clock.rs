@@ -80,6 +80,39 @@ impl VectorClock {
     }
 }
 
+/// As text: `node:count` entries, comma-separated, in node order, zeros left out (`r0:2,r1:1`;
+/// the empty clock is the empty string). This is the causal context clients see and hand back.
+impl std::fmt::Display for VectorClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (node, count)) in self.entries().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            write!(f, "{sep}{node}:{count}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses what [`Display`](std::fmt::Display) writes.
+impl std::str::FromStr for VectorClock {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut clock = VectorClock::new();
+        for entry in text.split(',').filter(|e| !e.is_empty()) {
+            let (node, count) = entry
+                .rsplit_once(':')
+                .ok_or_else(|| format!("'{entry}' is not node:count"))?;
+            let count: u64 = count
+                .parse()
+                .map_err(|_| format!("'{count}' is not a count"))?;
+            if node.is_empty() || clock.0.insert(node.to_owned(), count).is_some() {
+                return Err(format!("'{entry}': empty or repeated node"));
+            }
+        }
+        Ok(clock)
+    }
+}
+
 impl PartialEq for VectorClock {
     fn eq(&self, other: &Self) -> bool {
         self.entries().eq(other.entries())
@@ -215,6 +248,23 @@ mod tests {
             let mut m = a.clone();
             let changed = m.merge(b);
             prop_assert_eq!(changed, m != a);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn text_form_round_trips(a in clock()) {
+            prop_assert_eq!(a.to_string().parse::<VectorClock>(), Ok(a));
+        }
+    }
+
+    #[test]
+    fn text_form_is_readable_and_malformed_text_is_refused() {
+        let clock = VectorClock::new().tick("r1").tick("r0").tick("r1");
+        assert_eq!(clock.to_string(), "r0:1,r1:2");
+        assert_eq!("".parse::<VectorClock>(), Ok(VectorClock::new()));
+        for bad in ["r0", "r0:x", ":1", "r0:1,r0:2", "r0:-1"] {
+            assert!(bad.parse::<VectorClock>().is_err(), "{bad} parsed");
         }
     }
 

@@ -1,0 +1,365 @@
+//! `CausalKVSCore`: the lattice store over causal values, with writes stamped by the replica.
+//!
+//! This is to causal consistency what [`crate::kvs_core`] is to last-writer-wins: the same
+//! [`LatticeStore`], over a different lattice, plus the stamping a server does for clients who
+//! send plain values. Each key holds a [`CausalValue`]: a vector clock dominating a set of
+//! siblings. A replica stamps a client's write with the clock it holds for that key, advanced
+//! at its own entry, so
+//!
+//! - a plain `SET` supersedes every version *this replica* has seen of the key;
+//! - writes accepted concurrently at *different* replicas have concurrent clocks, and merging
+//!   them (gossip) keeps both as siblings; `GET` then answers all of them;
+//! - `SETCTX key context value` writes a successor of exactly the versions in `context` (what
+//!   the client read with `GETCTX`): the read-modify-write that resolves siblings, as Riak's
+//!   vclock does.
+//!
+//! **The cost of plain vector clocks.** If this replica accepted another write to the key
+//! after the client's `GETCTX`, no clock can say "after the context, concurrent with that
+//! write": the replica's own entry has moved past the context. Rather than lose either write,
+//! the core keeps *all* the versions it holds plus the new one, under a clock that dominates
+//! them. Nothing is lost, but a version the client meant to replace can come back as a
+//! sibling. Dotted version vectors (Preguiça et al., 2012) fix exactly this; they are a good
+//! exercise.
+//!
+//! [`CausalStore`] is the state machine, plain Rust with no I/O; [`CausalKVSCore::serve`] runs
+//! it as a Hydro dataflow.
+
+use std::collections::BTreeSet;
+
+use hydro_lang::live_collections::stream::TotalOrder;
+use hydro_lang::location::Location;
+use hydro_lang::prelude::*;
+use lattices::set_union::SetUnionBTreeSet;
+use lattices::{DomPair, Merge};
+
+use crate::lattice_core::{Applied, LatticeStore, StorageInput, StorageOutput, split_applied};
+use crate::protocol::{Context, KVSOperation, KVSResult, Key};
+use crate::values::VectorClock;
+use crate::values::causal::{CausalValue, causal_delete, causal_write, siblings};
+
+/// The vector clock entry of storage member `member`: `r0`, `r1`, …
+pub fn replica_node(member: u32) -> String {
+    format!("r{member}")
+}
+
+/// The causal state machine of one replica (see the module docs).
+#[derive(Clone, Debug)]
+pub struct CausalStore<V> {
+    store: LatticeStore<CausalValue<V>>,
+    /// This replica's entry in every clock it stamps.
+    node: String,
+}
+
+impl<V: Clone + Ord> CausalStore<V> {
+    /// An empty store at storage member `member`.
+    pub fn new(member: u32) -> Self {
+        Self {
+            store: LatticeStore::default(),
+            node: replica_node(member),
+        }
+    }
+
+    /// The version this replica holds of `key`: its clock and siblings, tombstones included.
+    pub fn get(&self, key: &Key) -> Option<&CausalValue<V>> {
+        self.store.get(key)
+    }
+
+    /// The clock this replica holds for `key` (empty if it holds no version).
+    fn clock_of(&self, key: &Key) -> VectorClock {
+        self.store
+            .get(key)
+            .map(|v| v.as_reveal_ref().0.clone())
+            .unwrap_or_default()
+    }
+
+    /// `clock` advanced at this replica's entry, or an error once that entry is exhausted.
+    fn advanced(&self, mut clock: VectorClock) -> Result<VectorClock, KVSResult<V>> {
+        if clock.increment(&self.node) {
+            Ok(clock)
+        } else {
+            Err(KVSResult::Error(
+                "write refused: this replica's entry of the key's vector clock is exhausted".into(),
+            ))
+        }
+    }
+
+    /// The live values of `key`.
+    fn live(&self, key: &Key) -> Vec<V> {
+        self.store.get(key).map(siblings).unwrap_or_default()
+    }
+
+    /// Applies one input: reads answer the key's siblings; writes are stamped and merged; a
+    /// peer's value merges without a reply.
+    pub fn apply(&mut self, input: StorageInput<V, CausalValue<V>>) -> Applied<V, CausalValue<V>> {
+        let req = match self.store.replicate(input) {
+            Ok(effect) => return (None, effect),
+            Err(req) => req,
+        };
+        let (op, reply_to) = req.into_parts();
+        let (result, changed) = match op {
+            KVSOperation::Get(key) | KVSOperation::GetAt(_, key) => {
+                let mut values = self.live(&key);
+                let result = match values.len() {
+                    0 => KVSResult::NotFound,
+                    1 => KVSResult::Value(values.remove(0)),
+                    _ => KVSResult::Siblings(values),
+                };
+                (result, None)
+            }
+            KVSOperation::GetVersioned(key) => {
+                let context = Context::from(self.clock_of(&key).to_string());
+                (KVSResult::Versioned(context, self.live(&key)), None)
+            }
+            KVSOperation::Put(key, value) | KVSOperation::PutAt(_, key, value) => {
+                match self.advanced(self.clock_of(&key)) {
+                    Ok(clock) => (
+                        KVSResult::Ok,
+                        self.store.merge_changed(key, causal_write(clock, value)),
+                    ),
+                    Err(refused) => (refused, None),
+                }
+            }
+            KVSOperation::Delete(key) => {
+                if self.live(&key).is_empty() {
+                    // Nothing live to delete: a tombstone would change no reader's view.
+                    (KVSResult::NotFound, None)
+                } else {
+                    match self.advanced(self.clock_of(&key)) {
+                        Ok(clock) => (
+                            KVSResult::Ok,
+                            self.store.merge_changed(key, causal_delete(clock)),
+                        ),
+                        Err(refused) => (refused, None),
+                    }
+                }
+            }
+            KVSOperation::PutVersioned(key, context, value) => {
+                match self.successor(&key, &context, value) {
+                    Ok(version) => (KVSResult::Ok, self.store.merge_changed(key, version)),
+                    Err(refused) => (refused, None),
+                }
+            }
+        };
+        (Some(reply_to.respond(result)), changed)
+    }
+
+    /// The version a `SETCTX key context value` writes (see the module docs).
+    fn successor(
+        &self,
+        key: &Key,
+        context: &Context,
+        value: V,
+    ) -> Result<CausalValue<V>, KVSResult<V>> {
+        let seen: VectorClock = std::str::from_utf8(context)
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| {
+                KVSResult::Error(
+                    "invalid causal context: pass back what GETCTX answered (e.g. r0:2,r1:1)"
+                        .into(),
+                )
+            })?;
+        let held = self.clock_of(key);
+        if seen.get(&self.node) >= held.get(&self.node) {
+            // This replica wrote nothing the client did not see: advancing the context at our
+            // entry supersedes what the client read and stays concurrent with whatever other
+            // replicas wrote meanwhile (those become siblings when gossip brings them).
+            return Ok(causal_write(self.advanced(seen)?, value));
+        }
+        // This replica took a write the client did not see. Keep every version it holds, plus
+        // the new one, under a clock that dominates them all: nothing is lost.
+        let mut clock = held;
+        clock.merge(seen);
+        let clock = self.advanced(clock)?;
+        let mut versions: BTreeSet<Option<V>> = self
+            .store
+            .get(key)
+            .map(|v| v.as_reveal_ref().1.as_reveal_ref().clone())
+            .unwrap_or_default();
+        versions.insert(Some(value));
+        Ok(DomPair::new(clock, SetUnionBTreeSet::new(versions)))
+    }
+}
+
+/// The causal storage core (see the module docs).
+pub struct CausalKVSCore;
+
+impl CausalKVSCore {
+    /// Runs a [`CausalStore`] at each member of `L`, stamping as that member, over `inputs`;
+    /// returns the responses to client requests and the `(key, new value)` stream of every
+    /// change.
+    pub fn serve<'a, L, V>(
+        inputs: Stream<StorageInput<V, CausalValue<V>>, L, Unbounded, TotalOrder>,
+        member: Singleton<u32, L, Bounded>,
+    ) -> StorageOutput<V, CausalValue<V>, L>
+    where
+        L: Location<'a>,
+        V: Clone + Ord + 'a,
+    {
+        // The member id is a singleton crossed with every input, and the store is built on the
+        // first one: a scan's initial state cannot read a live collection.
+        let applied = inputs.cross_singleton(member).scan(
+            q!(|| None),
+            q!(|store, (input, member)| {
+                let store =
+                    store.get_or_insert_with(|| crate::causal_core::CausalStore::new(member));
+                Some(store.apply(input))
+            }),
+        );
+        split_applied(applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{KVSRequest, KVSResponse};
+
+    type Input = StorageInput<&'static str, CausalValue<&'static str>>;
+
+    fn req(op: KVSOperation<&'static str>) -> Input {
+        StorageInput::Request(KVSRequest {
+            client: 1,
+            request: 0,
+            op,
+        })
+    }
+
+    fn k() -> Key {
+        Key::from_static(b"k")
+    }
+
+    fn result(store: &mut CausalStore<&'static str>, input: Input) -> KVSResult<&'static str> {
+        let (reply, _): (Option<KVSResponse<_>>, _) = store.apply(input);
+        reply.expect("a request is answered").result
+    }
+
+    /// Replica `from`'s current version of `k`, as gossip would carry it.
+    fn version(from: &CausalStore<&'static str>) -> CausalValue<&'static str> {
+        from.get(&k()).expect("the replica holds k").clone()
+    }
+
+    fn context(store: &mut CausalStore<&'static str>) -> Context {
+        match result(store, req(KVSOperation::GetVersioned(k()))) {
+            KVSResult::Versioned(context, _) => context,
+            other => panic!("GETCTX answered {other:?}"),
+        }
+    }
+
+    #[test]
+    fn writes_are_stamped_with_the_replicas_own_entry() {
+        let mut r2 = CausalStore::new(2);
+        result(&mut r2, req(KVSOperation::Put(k(), "a")));
+        result(&mut r2, req(KVSOperation::Put(k(), "b")));
+        assert_eq!(
+            version(&r2).as_reveal_ref().0,
+            &VectorClock::new().tick("r2").tick("r2")
+        );
+        assert_eq!(
+            result(&mut r2, req(KVSOperation::Get(k()))),
+            KVSResult::Value("b")
+        );
+    }
+
+    #[test]
+    fn concurrent_writes_at_two_replicas_become_siblings_and_a_later_write_supersedes_them() {
+        let (mut r0, mut r1) = (CausalStore::new(0), CausalStore::new(1));
+        result(&mut r0, req(KVSOperation::Put(k(), "a1")));
+        result(&mut r1, req(KVSOperation::Put(k(), "a2")));
+        let (v0, v1) = (version(&r0), version(&r1));
+        r0.apply(StorageInput::Merge(k(), v1));
+        r1.apply(StorageInput::Merge(k(), v0));
+        for r in [&mut r0, &mut r1] {
+            assert_eq!(
+                result(r, req(KVSOperation::Get(k()))),
+                KVSResult::Siblings(vec!["a1", "a2"])
+            );
+        }
+        // A plain SET at r0 has seen both, so it replaces both — at r1 too, once gossiped.
+        result(&mut r0, req(KVSOperation::Put(k(), "a3")));
+        r1.apply(StorageInput::Merge(k(), version(&r0)));
+        assert_eq!(
+            result(&mut r1, req(KVSOperation::Get(k()))),
+            KVSResult::Value("a3")
+        );
+    }
+
+    #[test]
+    fn a_write_with_a_context_resolves_exactly_the_siblings_it_read() {
+        let (mut r0, mut r1) = (CausalStore::new(0), CausalStore::new(1));
+        result(&mut r0, req(KVSOperation::Put(k(), "x")));
+        result(&mut r1, req(KVSOperation::Put(k(), "y")));
+        r0.apply(StorageInput::Merge(k(), version(&r1)));
+        let seen = context(&mut r0);
+        assert_eq!(&seen[..], b"r0:1,r1:1");
+        // Meanwhile r1 takes another write the client has not seen.
+        result(&mut r1, req(KVSOperation::Put(k(), "z")));
+        result(&mut r0, req(KVSOperation::PutVersioned(k(), seen, "xy")));
+        r0.apply(StorageInput::Merge(k(), version(&r1)));
+        // "xy" replaced x and y, which the client read; z is concurrent with it and stays.
+        assert_eq!(
+            result(&mut r0, req(KVSOperation::Get(k()))),
+            KVSResult::Siblings(vec!["xy", "z"])
+        );
+    }
+
+    #[test]
+    fn a_stale_context_at_the_same_replica_loses_no_write() {
+        let mut r0 = CausalStore::new(0);
+        result(&mut r0, req(KVSOperation::Put(k(), "v1")));
+        let seen = context(&mut r0);
+        result(&mut r0, req(KVSOperation::Put(k(), "v2")));
+        result(&mut r0, req(KVSOperation::PutVersioned(k(), seen, "mine")));
+        assert_eq!(
+            result(&mut r0, req(KVSOperation::Get(k()))),
+            KVSResult::Siblings(vec!["mine", "v2"])
+        );
+    }
+
+    #[test]
+    fn a_malformed_context_is_refused() {
+        let mut r0 = CausalStore::new(0);
+        let bad = Context::from_static(b"r0:many");
+        assert!(matches!(
+            result(&mut r0, req(KVSOperation::PutVersioned(k(), bad, "v"))),
+            KVSResult::Error(e) if e.contains("invalid causal context")
+        ));
+    }
+
+    #[test]
+    fn a_delete_is_a_tombstone_that_an_older_value_cannot_undo() {
+        let (mut r0, mut r1) = (CausalStore::new(0), CausalStore::new(1));
+        result(&mut r0, req(KVSOperation::Put(k(), "old")));
+        let old = version(&r0);
+        r1.apply(StorageInput::Merge(k(), old.clone()));
+        assert_eq!(
+            result(&mut r1, req(KVSOperation::Delete(k()))),
+            KVSResult::Ok
+        );
+        r0.apply(StorageInput::Merge(k(), version(&r1)));
+        // A late, duplicated message carrying the old value changes nothing anywhere.
+        for r in [&mut r0, &mut r1] {
+            assert_eq!(r.apply(StorageInput::Merge(k(), old.clone())).1, None);
+            assert_eq!(result(r, req(KVSOperation::Get(k()))), KVSResult::NotFound);
+        }
+        assert_eq!(
+            result(&mut r0, req(KVSOperation::Delete(k()))),
+            KVSResult::NotFound
+        );
+    }
+
+    #[test]
+    fn an_exhausted_entry_refuses_the_write() {
+        let mut r0 = CausalStore::new(0);
+        let top = causal_write(VectorClock::from_entries([("r0", u64::MAX)]), "top");
+        r0.apply(StorageInput::Merge(k(), top));
+        assert!(matches!(
+            result(&mut r0, req(KVSOperation::Put(k(), "v"))),
+            KVSResult::Error(_)
+        ));
+        assert_eq!(
+            result(&mut r0, req(KVSOperation::Get(k()))),
+            KVSResult::Value("top")
+        );
+    }
+}

@@ -1,0 +1,471 @@
+//! One replica's gossip, as a state machine: rumor mongering with feedback, and anti-entropy
+//! as the backstop. No values live here — only keys and fingerprints. Values are read from
+//! the storage core when a message is sent and merged into it when one arrives, so the lattice
+//! store stays the one place that holds them.
+//!
+//! ```text
+//!   storage core ──Changed / Heard / Read──▶ Gossip::step ──Send(peer, message)──▶ peers
+//!        ▲                                     │   ▲
+//!        └────── Merge / Rumor / Read ◀────────┘   └── messages from peers, ticks, joins
+//! ```
+//!
+//! Every gossip tick a replica pushes its hot keys ([`RumorStore`]) to `fanout` random peers;
+//! each peer merges what it got and answers, key by key, whether it already had it — Demers'
+//! feedback — and the sender loses interest as its [`RumorConfig`] says. Every anti-entropy
+//! tick a replica sends one random peer its digest ([`DigestIndex`]); the two then swap
+//! `(key, fingerprint)` lists for the buckets that differ and repair exactly the keys that
+//! differ (see [`crate::gossip::anti_entropy`] for the exchange).
+//!
+//! [`Gossip::step`] is driven by the replica's dataflow (see [`crate::gossip::flow`]) and by
+//! the unit tests below alike.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::gossip::anti_entropy::{Digest, DigestIndex, differing_buckets, keys_to_send};
+use crate::gossip::rng::Rng;
+use crate::gossip::rumor::{RumorConfig, RumorStore};
+pub use crate::lattice_core::ReadFor;
+use crate::protocol::Key;
+
+/// What replicas say to each other.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GossipMessage<S> {
+    /// Rumor mongering: the current values of some hot keys. Answered with [`Self::Feedback`].
+    Rumors(Vec<(Key, S)>),
+    /// For each key of a [`Self::Rumors`] message: whether the receiver already had it.
+    Feedback(Vec<(Key, bool)>),
+    /// Anti-entropy, first step: the sender's digest.
+    Digest(Digest),
+    /// Anti-entropy, second step: the buckets that differ, and the answerer's `(key,
+    /// fingerprint)` pairs in them.
+    Buckets(Vec<usize>, Vec<(Key, u64)>),
+    /// Anti-entropy, third step: the initiator's pairs in those buckets, so the answerer can
+    /// send what the initiator lacks.
+    Keys(Vec<usize>, Vec<(Key, u64)>),
+    /// Anti-entropy, last step: values that differ. Merged; no feedback.
+    Repair(Vec<(Key, S)>),
+}
+
+/// What the storage core tells the gossip (its replication effects), and what else drives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GossipEvent<S> {
+    /// This replica joined, or learned of a peer (cluster membership).
+    Joined(u32),
+    /// A key's value changed here; the fingerprint of its new value.
+    Changed(Key, u64),
+    /// A rumor from peer `from` was merged: whether this replica already had it, and the
+    /// fingerprint of the key's new value if the merge changed it.
+    Heard {
+        /// The peer that pushed the rumor.
+        from: u32,
+        /// The key.
+        key: Key,
+        /// The merge changed nothing: the peer's feedback is "I had it".
+        had_it: bool,
+        /// The key's new fingerprint, when the merge changed it.
+        changed: Option<u64>,
+    },
+    /// Values the core read, to be sent to `to`.
+    Read {
+        /// The peer the values go to.
+        to: u32,
+        /// What they are for.
+        why: ReadFor,
+        /// The keys and their current values.
+        values: Vec<(Key, S)>,
+    },
+    /// A message from peer `from`.
+    Message(u32, GossipMessage<S>),
+    /// Time to push rumors (and to send pending feedback).
+    GossipTick,
+    /// Time to start an anti-entropy exchange.
+    AntiEntropyTick,
+}
+
+/// What the gossip asks its dataflow to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GossipAction<S> {
+    /// Send a message to peer `to`.
+    Send(u32, GossipMessage<S>),
+    /// Read these keys' values from the core, to send to `to`.
+    Read {
+        /// The peer the values go to.
+        to: u32,
+        /// What they are for.
+        why: ReadFor,
+        /// The keys to read.
+        keys: Vec<Key>,
+    },
+    /// Merge a peer's value into the core; `rumor_from` asks for feedback to that peer.
+    Merge {
+        /// The key.
+        key: Key,
+        /// The peer's value.
+        value: S,
+        /// The peer that pushed it as a rumor, if it did.
+        rumor_from: Option<u32>,
+    },
+}
+
+/// One replica's gossip state (see the module docs).
+#[derive(Debug)]
+pub struct Gossip {
+    me: u32,
+    peers: BTreeSet<u32>,
+    rumors: RumorStore<Key>,
+    digest: DigestIndex<Key>,
+    /// Feedback owed to each peer, sent with the next gossip tick.
+    feedback: BTreeMap<u32, Vec<(Key, bool)>>,
+    rng: Rng,
+}
+
+impl Gossip {
+    /// The gossip of replica `me`, with rumor mongering set by `config`.
+    pub fn new(me: u32, config: RumorConfig) -> Self {
+        Self {
+            me,
+            peers: BTreeSet::new(),
+            rumors: RumorStore::new(config),
+            digest: DigestIndex::new(),
+            feedback: BTreeMap::new(),
+            // Seeded by the member id: each replica picks different peers, and a run is
+            // reproducible (which Hydro's simulator needs).
+            rng: Rng::new(0x676f_7373_6970 ^ u64::from(me)),
+        }
+    }
+
+    /// Reacts to one event.
+    pub fn step<S>(&mut self, event: GossipEvent<S>) -> Vec<GossipAction<S>> {
+        match event {
+            GossipEvent::Joined(member) => {
+                if member != self.me {
+                    self.peers.insert(member);
+                }
+                vec![]
+            }
+            GossipEvent::Changed(key, print) => {
+                self.changed(key, print);
+                vec![]
+            }
+            GossipEvent::Heard {
+                from,
+                key,
+                had_it,
+                changed,
+            } => {
+                if let Some(print) = changed {
+                    self.changed(key.clone(), print);
+                }
+                self.feedback.entry(from).or_default().push((key, had_it));
+                vec![]
+            }
+            GossipEvent::Read { to, why, values } => {
+                let message = match why {
+                    ReadFor::Rumor => GossipMessage::Rumors(values),
+                    ReadFor::Repair => GossipMessage::Repair(values),
+                };
+                vec![GossipAction::Send(to, message)]
+            }
+            GossipEvent::Message(from, message) => self.received(from, message),
+            GossipEvent::GossipTick => self.push_rumors(),
+            GossipEvent::AntiEntropyTick => self.start_anti_entropy(),
+        }
+    }
+
+    /// A key changed here: it is news (a hot rumor), and the digest must say so.
+    fn changed(&mut self, key: Key, print: u64) {
+        self.digest.set(&key, print);
+        self.rumors.heard(key);
+    }
+
+    fn received<S>(&mut self, from: u32, message: GossipMessage<S>) -> Vec<GossipAction<S>> {
+        match message {
+            GossipMessage::Rumors(values) => values
+                .into_iter()
+                .map(|(key, value)| GossipAction::Merge {
+                    key,
+                    value,
+                    rumor_from: Some(from),
+                })
+                .collect(),
+            GossipMessage::Feedback(answers) => {
+                for (key, had_it) in answers {
+                    self.rumors.contacted(&key, had_it, &mut self.rng);
+                }
+                vec![]
+            }
+            GossipMessage::Digest(theirs) => {
+                let differ = differing_buckets(&self.digest.digest(), &theirs);
+                if differ.is_empty() {
+                    return vec![];
+                }
+                let mine = self.digest.keys_in(&differ);
+                vec![GossipAction::Send(
+                    from,
+                    GossipMessage::Buckets(differ, mine),
+                )]
+            }
+            GossipMessage::Buckets(differ, theirs) => {
+                let mine = self.digest.keys_in(&differ);
+                let send = keys_to_send(&mine, &theirs);
+                let mut actions = vec![GossipAction::Send(from, GossipMessage::Keys(differ, mine))];
+                if !send.is_empty() {
+                    actions.push(GossipAction::Read {
+                        to: from,
+                        why: ReadFor::Repair,
+                        keys: send,
+                    });
+                }
+                actions
+            }
+            GossipMessage::Keys(differ, theirs) => {
+                let mine = self.digest.keys_in(&differ);
+                let send = keys_to_send(&mine, &theirs);
+                if send.is_empty() {
+                    return vec![];
+                }
+                vec![GossipAction::Read {
+                    to: from,
+                    why: ReadFor::Repair,
+                    keys: send,
+                }]
+            }
+            GossipMessage::Repair(values) => values
+                .into_iter()
+                .map(|(key, value)| GossipAction::Merge {
+                    key,
+                    value,
+                    rumor_from: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// A gossip tick: owed feedback goes out, and every hot key goes to `fanout` random
+    /// peers (one read per peer, for all the keys it gets).
+    fn push_rumors<S>(&mut self) -> Vec<GossipAction<S>> {
+        let mut actions: Vec<GossipAction<S>> = std::mem::take(&mut self.feedback)
+            .into_iter()
+            .map(|(peer, answers)| GossipAction::Send(peer, GossipMessage::Feedback(answers)))
+            .collect();
+        if self.peers.is_empty() {
+            return actions;
+        }
+        let peers: Vec<u32> = self.peers.iter().copied().collect();
+        let fanout = self.rumors.config().fanout;
+        let mut per_peer: BTreeMap<u32, Vec<Key>> = BTreeMap::new();
+        let hot: Vec<Key> = self.rumors.hot_keys().cloned().collect();
+        for key in hot {
+            // `peers.len()` as "me": every listed peer is a candidate (self is not listed).
+            for i in self.rng.pick_peers(peers.len(), peers.len(), fanout) {
+                if let Some(&peer) = peers.get(i) {
+                    per_peer.entry(peer).or_default().push(key.clone());
+                }
+            }
+        }
+        actions.extend(per_peer.into_iter().map(|(to, keys)| GossipAction::Read {
+            to,
+            why: ReadFor::Rumor,
+            keys,
+        }));
+        actions
+    }
+
+    /// An anti-entropy tick: send one random peer this replica's digest.
+    fn start_anti_entropy<S>(&mut self) -> Vec<GossipAction<S>> {
+        let peers: Vec<u32> = self.peers.iter().copied().collect();
+        let Some(&peer) = peers.get(self.rng.below(peers.len().max(1))) else {
+            return vec![];
+        };
+        vec![GossipAction::Send(
+            peer,
+            GossipMessage::Digest(self.digest.digest()),
+        )]
+    }
+
+    /// How many keys are hot rumors here.
+    pub fn hot_rumors(&self) -> usize {
+        self.rumors.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::gossip::rumor::{Feedback, LossOfInterest};
+
+    /// Three replicas wired by hand: a map per replica stands in for its storage core (a
+    /// `u64` value per key, merged by max, fingerprinted by itself), and messages are
+    /// delivered at once. Tests drive ticks and inspect the maps.
+    struct Cluster {
+        gossip: Vec<Gossip>,
+        stores: Vec<HashMap<Key, u64>>,
+        sent: usize,
+    }
+
+    fn config(k: u32) -> RumorConfig {
+        RumorConfig {
+            feedback: Feedback::Feedback,
+            loss: LossOfInterest::Counter,
+            k,
+            fanout: 1,
+        }
+    }
+
+    fn cluster(n: u32, config: RumorConfig) -> Cluster {
+        let mut c = Cluster {
+            gossip: (0..n).map(|me| Gossip::new(me, config)).collect(),
+            stores: (0..n).map(|_| HashMap::new()).collect(),
+            sent: 0,
+        };
+        for me in 0..n as usize {
+            for member in 0..n {
+                let out = c.gossip[me].step::<u64>(GossipEvent::Joined(member));
+                assert!(out.is_empty());
+            }
+        }
+        c
+    }
+
+    fn key(k: &str) -> Key {
+        Key::from(k.to_string())
+    }
+
+    impl Cluster {
+        /// A client writes `value` to `k` at replica `at`.
+        fn write(&mut self, at: usize, k: &str, value: u64) {
+            self.stores[at].insert(key(k), value);
+            self.deliver(at, GossipEvent::Changed(key(k), value));
+        }
+
+        /// Feeds `event` to replica `at`, and everything it causes, until quiet.
+        fn deliver(&mut self, at: usize, event: GossipEvent<u64>) {
+            let mut queue = vec![(at, event)];
+            while let Some((at, event)) = queue.pop() {
+                for action in self.gossip[at].step(event) {
+                    match action {
+                        GossipAction::Send(to, message) => {
+                            self.sent += 1;
+                            queue.push((to as usize, GossipEvent::Message(at as u32, message)));
+                        }
+                        GossipAction::Read { to, why, keys } => {
+                            let values = keys
+                                .into_iter()
+                                .filter_map(|k| self.stores[at].get(&k).map(|v| (k, *v)))
+                                .collect();
+                            queue.push((at, GossipEvent::Read { to, why, values }));
+                        }
+                        GossipAction::Merge {
+                            key,
+                            value,
+                            rumor_from,
+                        } => {
+                            let old = self.stores[at].get(&key).copied();
+                            let changed = old.is_none_or(|old| value > old);
+                            if changed {
+                                self.stores[at].insert(key.clone(), value);
+                            }
+                            let print = changed.then_some(value);
+                            queue.push((
+                                at,
+                                match rumor_from {
+                                    Some(from) => GossipEvent::Heard {
+                                        from,
+                                        key,
+                                        had_it: !changed,
+                                        changed: print,
+                                    },
+                                    None => match print {
+                                        Some(print) => GossipEvent::Changed(key, print),
+                                        None => continue,
+                                    },
+                                },
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+
+        fn tick(&mut self, event: fn() -> GossipEvent<u64>) {
+            for at in 0..self.gossip.len() {
+                self.deliver(at, event());
+            }
+        }
+
+        fn agree_on(&self, k: &str) -> bool {
+            let k = key(k);
+            self.stores
+                .iter()
+                .all(|s| s.get(&k) == self.stores[0].get(&k))
+        }
+    }
+
+    #[test]
+    fn a_rumor_reaches_every_replica_and_then_dies_down() {
+        let mut c = cluster(3, config(2));
+        c.write(0, "a", 7);
+        for _ in 0..20 {
+            c.tick(|| GossipEvent::GossipTick);
+        }
+        assert!(c.agree_on("a"), "{:?}", c.stores);
+        assert!(
+            c.gossip.iter().all(|g| g.hot_rumors() == 0),
+            "rumors never retired"
+        );
+        // Quiet now: ticks send nothing.
+        let before = c.sent;
+        c.tick(|| GossipEvent::GossipTick);
+        assert_eq!(c.sent, before);
+    }
+
+    #[test]
+    fn feedback_retires_a_rumor_after_k_peers_already_had_it() {
+        let mut c = cluster(2, config(2));
+        c.stores[1].insert(key("a"), 7);
+        c.gossip[1].step::<u64>(GossipEvent::Changed(key("a"), 7));
+        c.write(0, "a", 7);
+        // Replica 1 already holds it: each push is answered "had it" at the next tick.
+        c.tick(|| GossipEvent::GossipTick);
+        assert_eq!(
+            c.gossip[0].hot_rumors(),
+            1,
+            "one 'had it' is fewer than k = 2"
+        );
+        c.tick(|| GossipEvent::GossipTick);
+        c.tick(|| GossipEvent::GossipTick);
+        assert_eq!(c.gossip[0].hot_rumors(), 0);
+    }
+
+    #[test]
+    fn anti_entropy_repairs_what_rumors_missed_in_both_directions() {
+        // k = 1 and no gossip ticks: the rumors never travel, only anti-entropy does.
+        let mut c = cluster(2, config(1));
+        c.write(0, "only-at-0", 1);
+        c.write(1, "only-at-1", 2);
+        c.write(0, "both", 3);
+        c.write(1, "both", 4);
+        c.deliver(0, GossipEvent::AntiEntropyTick);
+        for k in ["only-at-0", "only-at-1", "both"] {
+            assert!(c.agree_on(k), "{k}: {:?}", c.stores);
+        }
+        assert_eq!(c.stores[0][&key("both")], 4);
+        // Once they agree, an exchange is one digest and nothing else.
+        let before = c.sent;
+        c.deliver(1, GossipEvent::AntiEntropyTick);
+        assert_eq!(c.sent, before + 1);
+    }
+
+    #[test]
+    fn a_replica_alone_sends_nothing() {
+        let mut g = Gossip::new(0, config(1));
+        g.step::<u64>(GossipEvent::Joined(0));
+        g.step::<u64>(GossipEvent::Changed(key("a"), 1));
+        assert!(g.step::<u64>(GossipEvent::GossipTick).is_empty());
+        assert!(g.step::<u64>(GossipEvent::AntiEntropyTick).is_empty());
+    }
+}

@@ -1,0 +1,165 @@
+//! [`ReplicaRouter`]: the sticky router ([`super::sticky`]) as a Hydro dataflow, from the proxy
+//! to a cluster of replicas and back.
+//!
+//! ```text
+//!   proxy:   requests ─┐
+//!            joins ────┤                                   ┌─▶ Send(member, request) ──▶ replicas
+//!            heartbeats┼─▶ scan(StickyRouter::step) ───────┼─▶ Reply(error) ───────────▶ front
+//!            ticks ────┤                                   └─▶ View(member) ───────────▶ INFO
+//!            responses ┘ (each also goes on to the front)
+//!   replica: every HEARTBEAT_EVERY: its pid ──▶ proxy
+//! ```
+//!
+//! The router's state machine sees one stream of events, merged in the order the proxy's
+//! dataflow receives them. Heartbeats and detector ticks come from timers, which Hydro's
+//! simulator does not run: sim tests feed those events in directly.
+
+use std::time::Duration;
+
+use hydro_lang::live_collections::stream::{NoOrder, TotalOrder};
+use hydro_lang::location::MembershipEvent;
+use hydro_lang::prelude::*;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::protocol::{KVSRequest, KVSResponse};
+use crate::routers::sticky::RouterEvent;
+use crate::server::{Proxy, Router};
+
+/// How often each replica tells the proxy it is alive.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(100);
+/// How often the proxy's failure detector ticks.
+pub const DETECT_EVERY: Duration = Duration::from_millis(100);
+/// Silent ticks after which a replica is suspected: one second without a heartbeat. Long
+/// enough that a replica busy on a loaded 2-core machine is not taken for dead (being wrong
+/// costs its clients their session guarantees), short enough that clients barely notice a
+/// real crash.
+pub const SUSPECT_AFTER_TICKS: u64 = 10;
+
+/// Routes each connection to one live replica of `replicas` (see [`super::sticky`]).
+pub struct ReplicaRouter<'a, C> {
+    proxy: Process<'a, Proxy>,
+    replicas: Cluster<'a, C>,
+    /// What `INFO` calls these members (`replica`, …).
+    role: &'static str,
+}
+
+impl<'a, C> ReplicaRouter<'a, C> {
+    /// A router from `proxy` to the members of `replicas`, which `INFO` lists as `role`.
+    pub fn new(proxy: &Process<'a, Proxy>, replicas: &Cluster<'a, C>, role: &'static str) -> Self {
+        Self {
+            proxy: proxy.clone(),
+            replicas: replicas.clone(),
+            role,
+        }
+    }
+
+    /// The failure detector's inputs at the proxy: replicas joining, their heartbeats, and
+    /// the detector's ticks.
+    fn liveness<V>(&self) -> Stream<RouterEvent<V>, Process<'a, Proxy>, Unbounded, NoOrder>
+    where
+        C: 'a,
+        V: 'a,
+    {
+        let joined = self
+            .proxy
+            .source_cluster_membership_stream(
+                &self.replicas,
+                nondet!(
+                    /// HydroDeploy reports every member as joined once, at start; a member
+                    /// that joins late only starts being routed to late.
+                ),
+            )
+            .entries()
+            .filter_map(q!(|(member, event)| match event {
+                MembershipEvent::Joined => Some(crate::routers::sticky::RouterEvent::Joined(
+                    member.get_raw_id()
+                )),
+                // Never reported by HydroDeploy; heartbeats are what tell.
+                MembershipEvent::Left => None,
+            }));
+        let heartbeats = self
+            .replicas
+            .source_interval(q!(crate::routers::replicas::HEARTBEAT_EVERY))
+            .map(q!(|_| std::process::id()))
+            .send(&self.proxy, TCP.fail_stop().bincode())
+            .entries()
+            .map(q!(|(member, pid)| {
+                crate::routers::sticky::RouterEvent::Heartbeat(member.get_raw_id(), pid)
+            }));
+        let ticks = self
+            .proxy
+            .source_interval(q!(crate::routers::replicas::DETECT_EVERY))
+            .map(q!(|_| crate::routers::sticky::RouterEvent::Tick));
+        joined.merge_unordered(heartbeats).merge_unordered(ticks)
+    }
+}
+
+impl<'a, C: 'a, V> Router<'a, V> for ReplicaRouter<'a, C>
+where
+    V: Clone + Serialize + DeserializeOwned + 'a,
+{
+    type Storage = Cluster<'a, C>;
+
+    fn storage(&self) -> &Cluster<'a, C> {
+        &self.replicas
+    }
+
+    fn route(
+        &self,
+        requests: Stream<KVSRequest<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
+        serve: impl FnOnce(
+            Stream<KVSRequest<V>, Cluster<'a, C>, Unbounded, TotalOrder>,
+        ) -> Stream<KVSResponse<V>, Cluster<'a, C>, Unbounded, TotalOrder>,
+    ) -> Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, NoOrder> {
+        // Responses come back from the replicas *after* the router sent their requests: a
+        // cycle, closed at the end of this function.
+        let (responses_later, responses_seen) =
+            self.proxy
+                .forward_ref::<Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, NoOrder>>();
+        let events = requests
+            .map(q!(|r| crate::routers::sticky::RouterEvent::Request(r)))
+            .merge_unordered(self.liveness())
+            .merge_unordered(
+                responses_seen.map(q!(|r| crate::routers::sticky::RouterEvent::Response(r))),
+            )
+            .assume_ordering::<TotalOrder>(nondet!(
+                /// The router acts on events in the order the proxy received them. Another
+                /// interleaving can change which replica a request goes to (a tick that
+                /// suspects a replica just before or just after it) but never loses one: a
+                /// request sent to a replica that is then suspected is re-sent.
+            ));
+        let routed = events
+            .scan(
+                q!(|| crate::routers::sticky::StickyRouter::new(
+                    crate::routers::replicas::SUSPECT_AFTER_TICKS
+                )),
+                q!(|router, event| Some(router.step(event))),
+            )
+            .flatten_ordered();
+
+        let role = self.role;
+        routed.clone().for_each(q!(move |routed| {
+            if let crate::routers::sticky::Routed::View(member, view) = routed {
+                crate::edge::members::publish(role, member, view.alive, view.pid);
+            }
+        }));
+        let answered_here = routed.clone().filter_map(q!(|routed| match routed {
+            crate::routers::sticky::Routed::Reply(response) => Some(response),
+            _ => None,
+        }));
+        let at_replicas = routed
+            .filter_map(q!(|routed| match routed {
+                crate::routers::sticky::Routed::Send(member, request) =>
+                    Some((hydro_lang::location::MemberId::from_raw_id(member), request)),
+                _ => None,
+            }))
+            .demux(&self.replicas, TCP.fail_stop().bincode());
+
+        let responses = serve(at_replicas)
+            .send(&self.proxy, TCP.fail_stop().bincode())
+            .values();
+        responses_later.complete(responses.clone());
+        responses.merge_unordered(answered_here)
+    }
+}
