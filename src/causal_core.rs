@@ -29,8 +29,7 @@ use std::collections::BTreeSet;
 use hydro_lang::live_collections::stream::TotalOrder;
 use hydro_lang::location::Location;
 use hydro_lang::prelude::*;
-use lattices::set_union::SetUnionBTreeSet;
-use lattices::{DomPair, Merge};
+use lattices::Merge;
 
 use crate::lattice_core::{Applied, LatticeStore, StorageInput, StorageOutput, split_applied};
 use crate::protocol::{Context, KVSOperation, KVSResult, Key};
@@ -68,7 +67,7 @@ impl<V: Clone + Ord> CausalStore<V> {
     fn clock_of(&self, key: &Key) -> VectorClock {
         self.store
             .get(key)
-            .map(|v| v.as_reveal_ref().0.clone())
+            .map(|v| v.clock().clone())
             .unwrap_or_default()
     }
 
@@ -174,10 +173,10 @@ impl<V: Clone + Ord> CausalStore<V> {
         let mut versions: BTreeSet<Option<V>> = self
             .store
             .get(key)
-            .map(|v| v.as_reveal_ref().1.as_reveal_ref().clone())
+            .map(|v| v.versions().clone())
             .unwrap_or_default();
         versions.insert(Some(value));
-        Ok(DomPair::new(clock, SetUnionBTreeSet::new(versions)))
+        Ok(CausalValue::new(clock, versions))
     }
 }
 
@@ -252,7 +251,7 @@ mod tests {
         result(&mut r2, req(KVSOperation::Put(k(), "a")));
         result(&mut r2, req(KVSOperation::Put(k(), "b")));
         assert_eq!(
-            version(&r2).as_reveal_ref().0,
+            version(&r2).clock(),
             &VectorClock::new().tick("r2").tick("r2")
         );
         assert_eq!(

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! kvs-zoo serve local [--port 6379] [--bind 127.0.0.1] [--requirepass PASS] …
+//! kvs-zoo serve replicated [--replicas 3] [--gossip-interval 50ms] …
 //! ```
 //!
 //! `kvs-zoo serve --help` lists every option.
@@ -14,13 +15,16 @@ use kvs_zoo::Hosts;
 use kvs_zoo::console::Console;
 use kvs_zoo::edge::auth::Password;
 use kvs_zoo::edge::config::FrontConfig;
+use kvs_zoo::gossip::rumor::{Feedback, LossOfInterest};
 use kvs_zoo::local::Local;
+use kvs_zoo::replicated::Replicated;
 
 const USAGE: &str = "\
 usage: kvs-zoo serve <architecture> [options]
 
 architectures:
   local                       one process, last-writer-wins
+  replicated                  N replicas, gossip, causal values (siblings)
 
 options:
   --port <P>                  TCP port to listen on (default 6379)
@@ -33,6 +37,18 @@ options:
   --request-timeout <T>       answer a request with an error if the store has not
                               within T (default 5s; e.g. 1.5s, 500ms)
   --enable-debug-command      accept DEBUG SLEEP <seconds> (for testing timeouts)
+replicated:
+  --replicas <N>              how many replicas (default 3)
+  --gossip-interval <T>       how often replicas push hot rumors (default 50ms)
+  --anti-entropy-interval <T> how often a replica compares digests with a peer
+                              (default 1s)
+  --fanout <N>                peers each rumor goes to per round (default 3)
+  --rumor-k <K>               interest lost after K contacts, or with chance 1/K
+                              (default 2)
+  --rumor-feedback <MODE>     feedback (count contacts with peers that already had
+                              it) or blind (count every contact); default feedback
+  --rumor-loss <MODE>         counter or coin (default counter)
+
   --verbose                   show hydro_deploy's launch commands and the compiler's
                               warnings about generated code
   -h, --help                  show this help
@@ -40,12 +56,15 @@ options:
 Build with --release for benchmarks: the store's processes are then built optimized.";
 
 /// The architectures `serve` knows.
-const ARCHITECTURES: &[&str] = &["local"];
+const ARCHITECTURES: &[&str] = &["local", "replicated"];
 
 /// What the command line asked for.
 struct ServeArgs {
     architecture: String,
     front: FrontConfig,
+    /// The replicated architecture's settings (ignored by the others, which refuse its
+    /// options).
+    replicated: Replicated,
     verbose: bool,
 }
 
@@ -68,6 +87,7 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
         ));
     }
     let mut front = FrontConfig::localhost(&architecture, 6379);
+    let mut replicated = Replicated::default();
     let mut verbose = false;
     let (mut port, mut bind) = (6379u16, "127.0.0.1".to_string());
     while let Some(flag) = it.next() {
@@ -86,7 +106,49 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let bad = || format!("bad {flag} '{value}'");
         let positive = || value.parse().ok().filter(|n| *n > 0).ok_or_else(bad);
+        let replicated_only = [
+            "--replicas",
+            "--gossip",
+            "--anti-entropy",
+            "--fanout",
+            "--rumor",
+        ];
+        if replicated_only.iter().any(|p| flag.starts_with(p)) && architecture != "replicated" {
+            return Err(format!(
+                "{flag} is an option of 'replicated', not '{architecture}'"
+            ));
+        }
+        let rumor = &mut replicated.gossip.rumor;
         match flag.as_str() {
+            "--replicas" => replicated.replicas = positive()?,
+            "--gossip-interval" => {
+                replicated.gossip.interval = parse_duration(value).ok_or_else(bad)?
+            }
+            "--anti-entropy-interval" => {
+                replicated.gossip.anti_entropy_interval = parse_duration(value).ok_or_else(bad)?
+            }
+            "--fanout" => rumor.fanout = positive()?,
+            "--rumor-k" => {
+                rumor.k = value
+                    .parse()
+                    .ok()
+                    .filter(|k: &u32| *k > 0)
+                    .ok_or_else(bad)?
+            }
+            "--rumor-feedback" => {
+                rumor.feedback = match value.as_str() {
+                    "feedback" => Feedback::Feedback,
+                    "blind" => Feedback::Blind,
+                    _ => return Err(bad()),
+                }
+            }
+            "--rumor-loss" => {
+                rumor.loss = match value.as_str() {
+                    "counter" => LossOfInterest::Counter,
+                    "coin" => LossOfInterest::Coin,
+                    _ => return Err(bad()),
+                }
+            }
             "--port" => port = value.parse().map_err(|_| format!("bad port '{value}'"))?,
             "--bind" => bind = value.clone(),
             "--requirepass" if value.is_empty() => return Err(bad()),
@@ -105,9 +167,22 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
     } else {
         format!("{bind}:{port}")
     };
+    // Gossip timers count whole milliseconds.
+    for (name, interval) in [
+        ("--gossip-interval", replicated.gossip.interval),
+        (
+            "--anti-entropy-interval",
+            replicated.gossip.anti_entropy_interval,
+        ),
+    ] {
+        if interval < Duration::from_millis(1) {
+            return Err(format!("{name} must be at least 1ms"));
+        }
+    }
     Ok(Some(ServeArgs {
         architecture,
         front,
+        replicated,
         verbose,
     }))
 }
@@ -195,6 +270,9 @@ async fn run() -> ExitCode {
     let hosts = Hosts::localhost(&mut deployment);
     let result = match serve.architecture.as_str() {
         "local" => kvs_zoo::demo::serve(Local, hosts, serve.front, deployment).await,
+        "replicated" => {
+            kvs_zoo::demo::serve(serve.replicated, hosts, serve.front, deployment).await
+        }
         other => unreachable!("parse accepts only known architectures, not '{other}'"),
     };
     match result {
@@ -239,6 +317,31 @@ mod tests {
     }
 
     #[test]
+    fn replicated_options() {
+        let serve = parse_words(
+            "serve replicated --replicas 5 --gossip-interval 20ms --anti-entropy-interval 2s \
+             --fanout 1 --rumor-k 4 --rumor-feedback blind --rumor-loss coin",
+        )
+        .unwrap()
+        .unwrap();
+        let r = serve.replicated;
+        assert_eq!(r.replicas, 5);
+        assert_eq!(r.gossip.interval, Duration::from_millis(20));
+        assert_eq!(r.gossip.anti_entropy_interval, Duration::from_secs(2));
+        assert_eq!(
+            (r.gossip.rumor.fanout, r.gossip.rumor.k),
+            (1, 4),
+            "fanout and k"
+        );
+        assert_eq!(r.gossip.rumor.feedback, Feedback::Blind);
+        assert_eq!(r.gossip.rumor.loss, LossOfInterest::Coin);
+        assert_eq!(
+            parse_words("serve replicated").unwrap().unwrap().replicated,
+            Replicated::default()
+        );
+    }
+
+    #[test]
     fn sizes_and_durations_read_as_redis_users_write_them() {
         assert_eq!(parse_bytes("100"), Some(100));
         assert_eq!(parse_bytes("64KB"), Some(64 << 10));
@@ -279,7 +382,20 @@ mod tests {
             ("serve", "missing architecture"),
             (
                 "serve paxos",
-                "unknown architecture 'paxos' (available: local)",
+                "unknown architecture 'paxos' (available: local, replicated)",
+            ),
+            (
+                "serve local --replicas 3",
+                "--replicas is an option of 'replicated', not 'local'",
+            ),
+            ("serve replicated --replicas 0", "bad --replicas '0'"),
+            (
+                "serve replicated --rumor-loss maybe",
+                "bad --rumor-loss 'maybe'",
+            ),
+            (
+                "serve replicated --gossip-interval 0.1ms",
+                "--gossip-interval must be at least 1ms",
             ),
             ("serve local --port", "--port needs a value"),
             ("serve local --port 70000", "bad port '70000'"),

@@ -108,8 +108,7 @@ impl<V: Hash> Fingerprint for crate::values::LwwValue<V> {
 
 impl<V: Hash> Fingerprint for crate::values::CausalValue<V> {
     fn fingerprint(&self, key: &[u8]) -> u64 {
-        let (clock, siblings) = self.as_reveal_ref();
-        fingerprint(key, &(clock, siblings.as_reveal_ref()))
+        fingerprint(key, &(self.clock(), self.versions()))
     }
 }
 

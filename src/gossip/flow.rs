@@ -29,8 +29,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::gossip::anti_entropy::Fingerprint;
-use crate::gossip::replica::GossipEvent;
+use crate::gossip::replica::{GossipEvent, PeerMessage};
 use crate::gossip::rumor::{Feedback, LossOfInterest, RumorConfig};
+use crate::lattice_core::ReadFor;
 use crate::lattice_core::{StorageInput, StorageOutput};
 use crate::protocol::{KVSRequest, KVSResponse};
 use crate::server::{Member, Replication};
@@ -203,13 +204,23 @@ where
             panic!("a GossipReplication is wired once");
         };
 
-        // What gossip feeds back into the core: peers' values, and reads for sending.
-        let (core_later, from_gossip) =
+        // Everything replicas send, this replica's reads to itself included, arrives here
+        // from the network (the end of this function sends it). Values and reads go into the
+        // core; bookkeeping goes to the gossip. Sending reads to itself through the network is
+        // what keeps the core → gossip → core loop from being a cycle within one Hydro tick,
+        // which Hydro does not run.
+        let (inbound_later, inbound) =
             replicas
-                .forward_ref::<Stream<StorageInput<V, S>, Cluster<'a, C>, Unbounded, NoOrder>>();
+                .forward_ref::<Stream<(u32, PeerMessage<S>), Cluster<'a, C>, Unbounded, NoOrder>>();
+        let (for_core, for_gossip) = inbound.partition(q!(|(_, message)| !matches!(
+            message,
+            crate::gossip::replica::PeerMessage::Gossip(_)
+        )));
         let inputs = requests
             .map(q!(|r| crate::lattice_core::StorageInput::Request(r)))
-            .merge_unordered(from_gossip)
+            .merge_unordered(for_core.flat_map_ordered(q!(|(from, message)| {
+                crate::gossip::flow::core_inputs(from, message)
+            })))
             .assume_ordering::<TotalOrder>(nondet!(
                 /// Clients' requests and peers' values reach the core in arrival order. Merges
                 /// commute, so the state the replicas converge to does not depend on it; a
@@ -218,9 +229,6 @@ where
             ));
         let (responses, effects) = storage(inputs);
 
-        // Messages from peers, sent at the end of this function.
-        let (messages_later, messages) =
-            replicas.forward_ref::<Stream<GossipEvent<S>, Cluster<'a, C>, Unbounded, NoOrder>>();
         let joined = replicas
             .source_cluster_membership_stream(
                 &replicas,
@@ -236,10 +244,15 @@ where
                 )),
                 MembershipEvent::Left => None,
             }));
+        let bookkeeping = for_gossip.filter_map(q!(|(from, message)| match message {
+            crate::gossip::replica::PeerMessage::Gossip(message) =>
+                Some(crate::gossip::replica::GossipEvent::Message(from, message)),
+            _ => None,
+        }));
         let events = effects
             .map(q!(|effect| crate::gossip::flow::event_of(effect)))
             .merge_unordered(joined)
-            .merge_unordered(messages)
+            .merge_unordered(bookkeeping)
             .merge_unordered(ticks.map(q!(|tick| match tick {
                 crate::gossip::flow::GossipTick::Rumor =>
                     crate::gossip::replica::GossipEvent::GossipTick,
@@ -251,7 +264,7 @@ where
                 /// decides which peer hears a rumor first and how soon a rumor retires, not
                 /// what the replicas converge to: anti-entropy repairs whatever rumors miss.
             ));
-        let actions = events
+        let outgoing = events
             .cross_singleton(replicas.member_id())
             .scan(
                 q!(|| None),
@@ -267,23 +280,15 @@ where
             )
             .flatten_ordered();
 
-        let to_peers = actions
-            .clone()
-            .filter_map(q!(|action| match action {
-                crate::gossip::replica::GossipAction::Send(to, message) =>
-                    Some((hydro_lang::location::MemberId::from_raw_id(to), message)),
-                _ => None,
-            }))
+        let received = outgoing
+            .map(q!(|(to, message)| (
+                hydro_lang::location::MemberId::from_raw_id(to),
+                message
+            )))
             .demux(&replicas, TCP.fail_stop().bincode())
             .entries()
-            .map(q!(|(from, message)| {
-                crate::gossip::replica::GossipEvent::Message(from.get_raw_id(), message)
-            }));
-        messages_later.complete(to_peers);
-
-        let to_core: Stream<StorageInput<V, S>, Cluster<'a, C>, Unbounded, TotalOrder> =
-            actions.filter_map(q!(|action| crate::gossip::flow::core_input(action)));
-        core_later.complete(to_core.weaken_ordering::<NoOrder>());
+            .map(q!(|(from, message)| (from.get_raw_id(), message)));
+        inbound_later.complete(received);
         responses
     }
 }
@@ -309,24 +314,20 @@ pub fn event_of<S: Fingerprint>(effect: crate::lattice_core::Effect<S>) -> Gossi
     }
 }
 
-/// The core input for a gossip action, if it is one (sends go to peers instead).
-pub fn core_input<V, S>(
-    action: crate::gossip::replica::GossipAction<S>,
-) -> Option<StorageInput<V, S>> {
-    use crate::gossip::replica::GossipAction;
-    match action {
-        GossipAction::Send(..) => None,
-        GossipAction::Read { to, why, keys } => Some(StorageInput::Read { to, why, keys }),
-        GossipAction::Merge {
-            key,
-            value,
-            rumor_from: Some(from),
-        } => Some(StorageInput::Rumor { from, key, value }),
-        GossipAction::Merge {
-            key,
-            value,
-            rumor_from: None,
-        } => Some(StorageInput::Merge(key, value)),
+/// What a message from replica `from` asks of this replica's core: merge values (rumors
+/// with feedback to `from`), or read values to send. Bookkeeping asks nothing of the core.
+pub fn core_inputs<V, S>(from: u32, message: PeerMessage<S>) -> Vec<StorageInput<V, S>> {
+    match message {
+        PeerMessage::Values(ReadFor::Rumor, values) => values
+            .into_iter()
+            .map(|(key, value)| StorageInput::Rumor { from, key, value })
+            .collect(),
+        PeerMessage::Values(ReadFor::Repair, values) => values
+            .into_iter()
+            .map(|(key, value)| StorageInput::Merge(key, value))
+            .collect(),
+        PeerMessage::Read(to, why, keys) => vec![StorageInput::Read { to, why, keys }],
+        PeerMessage::Gossip(_) => vec![],
     }
 }
 

@@ -29,12 +29,24 @@ use crate::gossip::rumor::{RumorConfig, RumorStore};
 pub use crate::lattice_core::ReadFor;
 use crate::protocol::Key;
 
-/// What replicas say to each other.
+/// What a replica's gossip sends: values, which go straight into the receiving replica's
+/// storage core; requests to read values for sending, which a replica sends *itself* (its
+/// gossip holds no values, its core does); and bookkeeping for the receiver's [`Gossip`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum GossipMessage<S> {
-    /// Rumor mongering: the current values of some hot keys. Answered with [`Self::Feedback`].
-    Rumors(Vec<(Key, S)>),
-    /// For each key of a [`Self::Rumors`] message: whether the receiver already had it.
+pub enum PeerMessage<S> {
+    /// Keys and their current values: rumors (answered with feedback) or anti-entropy
+    /// repairs (merged, no feedback).
+    Values(ReadFor, Vec<(Key, S)>),
+    /// Read these keys from the core and send their values to replica `to`.
+    Read(u32, ReadFor, Vec<Key>),
+    /// Feedback and anti-entropy bookkeeping.
+    Gossip(GossipMessage),
+}
+
+/// Gossip bookkeeping between replicas: keys and fingerprints, never values.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GossipMessage {
+    /// For each key of a rumor push: whether the receiver already had it.
     Feedback(Vec<(Key, bool)>),
     /// Anti-entropy, first step: the sender's digest.
     Digest(Digest),
@@ -44,8 +56,6 @@ pub enum GossipMessage<S> {
     /// Anti-entropy, third step: the initiator's pairs in those buckets, so the answerer can
     /// send what the initiator lacks.
     Keys(Vec<usize>, Vec<(Key, u64)>),
-    /// Anti-entropy, last step: values that differ. Merged; no feedback.
-    Repair(Vec<(Key, S)>),
 }
 
 /// What the storage core tells the gossip (its replication effects), and what else drives it.
@@ -76,38 +86,16 @@ pub enum GossipEvent<S> {
         /// The keys and their current values.
         values: Vec<(Key, S)>,
     },
-    /// A message from peer `from`.
-    Message(u32, GossipMessage<S>),
+    /// Bookkeeping from peer `from`.
+    Message(u32, GossipMessage),
     /// Time to push rumors (and to send pending feedback).
     GossipTick,
     /// Time to start an anti-entropy exchange.
     AntiEntropyTick,
 }
 
-/// What the gossip asks its dataflow to do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GossipAction<S> {
-    /// Send a message to peer `to`.
-    Send(u32, GossipMessage<S>),
-    /// Read these keys' values from the core, to send to `to`.
-    Read {
-        /// The peer the values go to.
-        to: u32,
-        /// What they are for.
-        why: ReadFor,
-        /// The keys to read.
-        keys: Vec<Key>,
-    },
-    /// Merge a peer's value into the core; `rumor_from` asks for feedback to that peer.
-    Merge {
-        /// The key.
-        key: Key,
-        /// The peer's value.
-        value: S,
-        /// The peer that pushed it as a rumor, if it did.
-        rumor_from: Option<u32>,
-    },
-}
+/// A message for replica `.0` (this replica itself for [`PeerMessage::Read`]).
+pub type Outgoing<S> = (u32, PeerMessage<S>);
 
 /// One replica's gossip state (see the module docs).
 #[derive(Debug)]
@@ -137,7 +125,7 @@ impl Gossip {
     }
 
     /// Reacts to one event.
-    pub fn step<S>(&mut self, event: GossipEvent<S>) -> Vec<GossipAction<S>> {
+    pub fn step<S>(&mut self, event: GossipEvent<S>) -> Vec<Outgoing<S>> {
         match event {
             GossipEvent::Joined(member) => {
                 if member != self.me {
@@ -161,13 +149,7 @@ impl Gossip {
                 self.feedback.entry(from).or_default().push((key, had_it));
                 vec![]
             }
-            GossipEvent::Read { to, why, values } => {
-                let message = match why {
-                    ReadFor::Rumor => GossipMessage::Rumors(values),
-                    ReadFor::Repair => GossipMessage::Repair(values),
-                };
-                vec![GossipAction::Send(to, message)]
-            }
+            GossipEvent::Read { to, why, values } => vec![(to, PeerMessage::Values(why, values))],
             GossipEvent::Message(from, message) => self.received(from, message),
             GossipEvent::GossipTick => self.push_rumors(),
             GossipEvent::AntiEntropyTick => self.start_anti_entropy(),
@@ -180,16 +162,9 @@ impl Gossip {
         self.rumors.heard(key);
     }
 
-    fn received<S>(&mut self, from: u32, message: GossipMessage<S>) -> Vec<GossipAction<S>> {
+    fn received<S>(&mut self, from: u32, message: GossipMessage) -> Vec<Outgoing<S>> {
+        let send = |message| (from, PeerMessage::Gossip(message));
         match message {
-            GossipMessage::Rumors(values) => values
-                .into_iter()
-                .map(|(key, value)| GossipAction::Merge {
-                    key,
-                    value,
-                    rumor_from: Some(from),
-                })
-                .collect(),
             GossipMessage::Feedback(answers) => {
                 for (key, had_it) in answers {
                     self.rumors.contacted(&key, had_it, &mut self.rng);
@@ -202,53 +177,34 @@ impl Gossip {
                     return vec![];
                 }
                 let mine = self.digest.keys_in(&differ);
-                vec![GossipAction::Send(
-                    from,
-                    GossipMessage::Buckets(differ, mine),
-                )]
+                vec![send(GossipMessage::Buckets(differ, mine))]
             }
             GossipMessage::Buckets(differ, theirs) => {
                 let mine = self.digest.keys_in(&differ);
-                let send = keys_to_send(&mine, &theirs);
-                let mut actions = vec![GossipAction::Send(from, GossipMessage::Keys(differ, mine))];
-                if !send.is_empty() {
-                    actions.push(GossipAction::Read {
-                        to: from,
-                        why: ReadFor::Repair,
-                        keys: send,
-                    });
+                let keys = keys_to_send(&mine, &theirs);
+                let mut actions = vec![send(GossipMessage::Keys(differ, mine))];
+                if !keys.is_empty() {
+                    actions.push(self.read(from, ReadFor::Repair, keys));
                 }
                 actions
             }
             GossipMessage::Keys(differ, theirs) => {
                 let mine = self.digest.keys_in(&differ);
-                let send = keys_to_send(&mine, &theirs);
-                if send.is_empty() {
+                let keys = keys_to_send(&mine, &theirs);
+                if keys.is_empty() {
                     return vec![];
                 }
-                vec![GossipAction::Read {
-                    to: from,
-                    why: ReadFor::Repair,
-                    keys: send,
-                }]
+                vec![self.read(from, ReadFor::Repair, keys)]
             }
-            GossipMessage::Repair(values) => values
-                .into_iter()
-                .map(|(key, value)| GossipAction::Merge {
-                    key,
-                    value,
-                    rumor_from: None,
-                })
-                .collect(),
         }
     }
 
     /// A gossip tick: owed feedback goes out, and every hot key goes to `fanout` random
     /// peers (one read per peer, for all the keys it gets).
-    fn push_rumors<S>(&mut self) -> Vec<GossipAction<S>> {
-        let mut actions: Vec<GossipAction<S>> = std::mem::take(&mut self.feedback)
+    fn push_rumors<S>(&mut self) -> Vec<Outgoing<S>> {
+        let mut actions: Vec<Outgoing<S>> = std::mem::take(&mut self.feedback)
             .into_iter()
-            .map(|(peer, answers)| GossipAction::Send(peer, GossipMessage::Feedback(answers)))
+            .map(|(peer, answers)| (peer, PeerMessage::Gossip(GossipMessage::Feedback(answers))))
             .collect();
         if self.peers.is_empty() {
             return actions;
@@ -265,24 +221,27 @@ impl Gossip {
                 }
             }
         }
-        actions.extend(per_peer.into_iter().map(|(to, keys)| GossipAction::Read {
-            to,
-            why: ReadFor::Rumor,
-            keys,
-        }));
+        for (to, keys) in per_peer {
+            actions.push(self.read(to, ReadFor::Rumor, keys));
+        }
         actions
     }
 
     /// An anti-entropy tick: send one random peer this replica's digest.
-    fn start_anti_entropy<S>(&mut self) -> Vec<GossipAction<S>> {
+    fn start_anti_entropy<S>(&mut self) -> Vec<Outgoing<S>> {
         let peers: Vec<u32> = self.peers.iter().copied().collect();
         let Some(&peer) = peers.get(self.rng.below(peers.len().max(1))) else {
             return vec![];
         };
-        vec![GossipAction::Send(
+        vec![(
             peer,
-            GossipMessage::Digest(self.digest.digest()),
+            PeerMessage::Gossip(GossipMessage::Digest(self.digest.digest())),
         )]
+    }
+
+    /// A request to this replica's own core: read `keys`, and send their values to `to`.
+    fn read<S>(&self, to: u32, why: ReadFor, keys: Vec<Key>) -> Outgoing<S> {
+        (self.me, PeerMessage::Read(to, why, keys))
     }
 
     /// How many keys are hot rumors here.
@@ -346,49 +305,65 @@ mod tests {
         fn deliver(&mut self, at: usize, event: GossipEvent<u64>) {
             let mut queue = vec![(at, event)];
             while let Some((at, event)) = queue.pop() {
-                for action in self.gossip[at].step(event) {
-                    match action {
-                        GossipAction::Send(to, message) => {
+                for (to, message) in self.gossip[at].step(event) {
+                    let to = to as usize;
+                    match message {
+                        PeerMessage::Gossip(message) => {
                             self.sent += 1;
-                            queue.push((to as usize, GossipEvent::Message(at as u32, message)));
+                            queue.push((to, GossipEvent::Message(at as u32, message)));
                         }
-                        GossipAction::Read { to, why, keys } => {
+                        PeerMessage::Values(why, values) => {
+                            self.sent += 1;
+                            for (key, value) in values {
+                                queue.extend(self.merge(to, at as u32, why, key, value));
+                            }
+                        }
+                        PeerMessage::Read(peer, why, keys) => {
+                            assert_eq!(to, at, "reads go to the replica's own core");
                             let values = keys
                                 .into_iter()
                                 .filter_map(|k| self.stores[at].get(&k).map(|v| (k, *v)))
                                 .collect();
-                            queue.push((at, GossipEvent::Read { to, why, values }));
-                        }
-                        GossipAction::Merge {
-                            key,
-                            value,
-                            rumor_from,
-                        } => {
-                            let old = self.stores[at].get(&key).copied();
-                            let changed = old.is_none_or(|old| value > old);
-                            if changed {
-                                self.stores[at].insert(key.clone(), value);
-                            }
-                            let print = changed.then_some(value);
                             queue.push((
                                 at,
-                                match rumor_from {
-                                    Some(from) => GossipEvent::Heard {
-                                        from,
-                                        key,
-                                        had_it: !changed,
-                                        changed: print,
-                                    },
-                                    None => match print {
-                                        Some(print) => GossipEvent::Changed(key, print),
-                                        None => continue,
-                                    },
+                                GossipEvent::Read {
+                                    to: peer,
+                                    why,
+                                    values,
                                 },
                             ));
                         }
                     }
                 }
             }
+        }
+
+        /// What replica `at`'s core does with a value from `from`: merge by max, and report
+        /// what the real core reports (see `crate::lattice_core::Effect`).
+        fn merge(
+            &mut self,
+            at: usize,
+            from: u32,
+            why: ReadFor,
+            key: Key,
+            value: u64,
+        ) -> Option<(usize, GossipEvent<u64>)> {
+            let old = self.stores[at].get(&key).copied();
+            let changed = old.is_none_or(|old| value > old);
+            if changed {
+                self.stores[at].insert(key.clone(), value);
+            }
+            let print = changed.then_some(value);
+            let event = match why {
+                ReadFor::Rumor => GossipEvent::Heard {
+                    from,
+                    key,
+                    had_it: !changed,
+                    changed: print,
+                },
+                ReadFor::Repair => GossipEvent::Changed(key, print?),
+            };
+            Some((at, event))
         }
 
         fn tick(&mut self, event: fn() -> GossipEvent<u64>) {

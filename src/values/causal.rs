@@ -1,41 +1,76 @@
 //! Causal values: a vector clock *dominating* a set of siblings.
 //!
-//! `DomPair<VectorClock, SetUnion<..>>` merges like this: if one clock happened after the other,
-//! its value set replaces the older one (the newer write saw the older and overwrote it); if
-//! the clocks are concurrent, the clocks merge and the sets union, keeping both writes as
-//! *siblings* for the application to reconcile. A delete is a tombstone (`None`) written with
-//! its own clock, so it merges like any other write and can itself be a sibling.
+//! A causal value is lattices' `DomPair<VectorClock, SetUnion<..>>`, which merges like this:
+//! if one clock happened after the other, its value set replaces the older one (the newer
+//! write saw the older and overwrote it); if the clocks are concurrent, the clocks merge and
+//! the sets union, keeping both writes as *siblings* for the application to reconcile. A
+//! delete is a tombstone (`None`) written with its own clock, so it merges like any other
+//! write and can itself be a sibling.
+//!
+//! [`CausalValue`] wraps the `DomPair` in a type of our own: the code Hydro generates for
+//! each process names every type by the path it is defined at, and `DomPair`'s module is
+//! private to the lattices crate.
 
 use std::collections::BTreeSet;
 
-use lattices::DomPair;
 use lattices::set_union::SetUnionBTreeSet;
+use lattices::{DomPair, Merge};
+use serde::{Deserialize, Serialize};
 
 use super::VectorClock;
 
 /// A causally versioned value: siblings (`Some(v)`, or `None` for a delete) under one clock.
-pub type CausalValue<T> = DomPair<VectorClock, SetUnionBTreeSet<Option<T>>>;
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound(serialize = "T: Serialize", deserialize = "T: Deserialize<'de> + Ord"))]
+pub struct CausalValue<T>(DomPair<VectorClock, SetUnionBTreeSet<Option<T>>>);
+
+/// Equal when the clocks and the versions are (what anti-entropy's fingerprints hash).
+impl<T: PartialEq> PartialEq for CausalValue<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.clock() == other.clock() && self.versions() == other.versions()
+    }
+}
+
+impl<T: Eq> Eq for CausalValue<T> {}
+
+impl<T: Ord> CausalValue<T> {
+    /// The versions `versions` under the clock `clock`.
+    pub fn new(clock: VectorClock, versions: BTreeSet<Option<T>>) -> Self {
+        Self(DomPair::new(clock, SetUnionBTreeSet::new(versions)))
+    }
+}
+
+impl<T> CausalValue<T> {
+    /// The causal history of the versions.
+    pub fn clock(&self) -> &VectorClock {
+        self.0.as_reveal_ref().0
+    }
+
+    /// Every version: `Some(value)` for a write, `None` for a delete.
+    pub fn versions(&self) -> &BTreeSet<Option<T>> {
+        self.0.as_reveal_ref().1.as_reveal_ref()
+    }
+}
+
+impl<T: Ord> Merge<CausalValue<T>> for CausalValue<T> {
+    fn merge(&mut self, other: CausalValue<T>) -> bool {
+        self.0.merge(other.0)
+    }
+}
 
 /// A write of `value` with causal history `clock`.
 pub fn causal_write<T: Ord>(clock: VectorClock, value: T) -> CausalValue<T> {
-    DomPair::new(clock, SetUnionBTreeSet::new(BTreeSet::from([Some(value)])))
+    CausalValue::new(clock, BTreeSet::from([Some(value)]))
 }
 
 /// A delete with causal history `clock`.
 pub fn causal_delete<T: Ord>(clock: VectorClock) -> CausalValue<T> {
-    DomPair::new(clock, SetUnionBTreeSet::new(BTreeSet::from([None])))
+    CausalValue::new(clock, BTreeSet::from([None]))
 }
 
 /// The live siblings of a causal value, in a stable order; empty when only deletes remain.
 pub fn siblings<T: Clone>(value: &CausalValue<T>) -> Vec<T> {
-    value
-        .as_reveal_ref()
-        .1
-        .as_reveal_ref()
-        .iter()
-        .flatten()
-        .cloned()
-        .collect()
+    value.versions().iter().flatten().cloned().collect()
 }
 
 #[cfg(test)]
@@ -99,7 +134,7 @@ mod tests {
         assert_eq!(siblings(&both), vec!["a".to_string(), "b".to_string()]);
 
         // A write that saw both siblings replaces them.
-        let resolved_clock = both.key.clone().tick("alice");
+        let resolved_clock = both.clock().clone().tick("alice");
         let resolved = causal_write(resolved_clock, "ab".to_string());
         assert_eq!(siblings(&merged(both, resolved)), vec!["ab".to_string()]);
     }
