@@ -20,6 +20,7 @@ use hydro_lang::prelude::*;
 use crate::edge::client::{RespClient, show};
 use crate::edge::front::FrontConfig;
 use crate::edge::resp::Reply;
+use crate::net::{AddressBook, ENV_PEERS, ENV_SELF, Peer};
 use crate::server::Proxy;
 
 /// One step of a demo's scenario: a narration and the command to send.
@@ -191,16 +192,35 @@ where
         env.iter()
             .fold(spec, |spec, (k, v)| spec.env(k.clone(), v.clone()))
     };
-    let proxy_spec = front
-        .to_env()
-        .into_iter()
-        .fold(with_env(hosts.spec(&hosts.proxy)), |spec, (k, v)| {
-            spec.env(k, v)
-        });
+    // Where each process listens for its peers (`crate::net`): every process gets the whole
+    // book, and its own name.
+    let mut book = AddressBook::default();
+    let proxy_peer = Peer::new("proxy", 0);
+    book.insert(proxy_peer.clone(), peer_address()?);
+    for cluster in &clusters {
+        for member in 0..cluster.members {
+            let member = u32::try_from(member).map_err(|e| e.to_string())?;
+            book.insert(Peer::new(cluster.role, member), peer_address()?);
+        }
+    }
+    let peers = book.to_env();
+    let named = |spec: TrybuildHost, me: &Peer| {
+        with_env(spec)
+            .env(ENV_PEERS, peers.clone())
+            .env(ENV_SELF, me.to_string())
+    };
+    let proxy_spec = front.to_env().into_iter().fold(
+        named(hosts.spec(&hosts.proxy), &proxy_peer),
+        |spec, (k, v)| spec.env(k, v),
+    );
     let mut deploy_flow = flow.with_process(&proxy, proxy_spec);
     for cluster in clusters {
+        // Member i of the spec list is member id i of the cluster.
         let specs = (0..cluster.members)
-            .map(|_| with_env(hosts.spec(&hosts.members)))
+            .map(|member| {
+                let me = Peer::new(cluster.role, member as u32);
+                named(hosts.spec(&hosts.members), &me)
+            })
             .collect();
         deploy_flow = (cluster.deploy)(deploy_flow, specs);
     }
@@ -367,6 +387,12 @@ async fn process_ids(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// An address on this machine for a process to receive its peers' messages on.
+fn peer_address() -> Result<String, String> {
+    let port = free_port().map_err(|e| format!("finding a free port: {e}"))?;
+    Ok(format!("127.0.0.1:{port}"))
 }
 
 /// A TCP port on 127.0.0.1 that is free right now.

@@ -18,6 +18,8 @@
 //!   replicas watched by heartbeats ([`routers::sticky`]).
 //! - [`gossip`]: Demers-style gossip — rumor mongering, anti-entropy, their simulation, and
 //!   the gossip `Replication` that wires them around a replica's core.
+//! - [`net`]: how processes reach each other — Hydro's channels, or our fail-stop transport
+//!   that survives a dead peer.
 //! - [`local`]: the Local architecture; [`replicated`]: N replicas, gossip, causal values.
 //! - [`demo`]: deploying an architecture with hydro_deploy (`run_kvs_demo`, `serve`);
 //!   [`console`] keeps hydro_deploy's build chatter off the terminal unless `--verbose`;
@@ -53,6 +55,7 @@ pub mod gossip;
 pub mod kvs_core;
 pub mod lattice_core;
 pub mod local;
+pub mod net;
 pub mod protocol;
 pub mod replicated;
 pub mod routers;

@@ -32,6 +32,7 @@ use hydro_lang::prelude::*;
 use crate::causal_core::CausalKVSCore;
 use crate::demo::{DemoStep, KVSDemo, Topology};
 use crate::gossip::flow::{GossipReplication, GossipSettings};
+use crate::net::Transport;
 use crate::routers::replicas::ReplicaRouter;
 use crate::server::{KVSServer, Proxy};
 
@@ -65,8 +66,8 @@ pub fn replicated_kvs<'a>(proxy: &Process<'a, Proxy>, replicas: &Cluster<'a, Rep
             q!(|| { crate::edge::front::start() }),
         );
     let server = KVSServer::<Bytes, CausalKVSCore, _, _>::with_replication(
-        ReplicaRouter::new(proxy, replicas, "replica"),
-        GossipReplication::new(replicas),
+        ReplicaRouter::new(proxy, replicas, "replica", Transport::Zoo),
+        GossipReplication::new(replicas, "replica", Transport::Zoo),
     );
     replies.complete(server.serve(requests));
 }

@@ -33,6 +33,7 @@ use crate::gossip::replica::{GossipEvent, PeerMessage};
 use crate::gossip::rumor::{Feedback, LossOfInterest, RumorConfig};
 use crate::lattice_core::ReadFor;
 use crate::lattice_core::{StorageInput, StorageOutput};
+use crate::net::Transport;
 use crate::protocol::{KVSRequest, KVSResponse};
 use crate::server::{Member, Replication};
 
@@ -159,12 +160,15 @@ pub type Ticks<'a, C> = Stream<GossipTick, Cluster<'a, C>, Unbounded, NoOrder>;
 pub struct GossipReplication<'a, C> {
     /// Taken by [`Replication::wire`]; a `RefCell` because wiring takes `&self`.
     ticks: RefCell<Option<Ticks<'a, C>>>,
+    /// The replicas' role in the topology, as the transport names them.
+    role: &'static str,
+    transport: Transport,
 }
 
 impl<'a, C: 'a> GossipReplication<'a, C> {
-    /// Gossip among the members of `replicas`, driven by timers at the intervals of each
-    /// replica's [`GossipSettings::current`].
-    pub fn new(replicas: &Cluster<'a, C>) -> Self {
+    /// Gossip among the members of `replicas` (`role` in the topology) over `transport`,
+    /// driven by timers at the intervals of each replica's [`GossipSettings::current`].
+    pub fn new(replicas: &Cluster<'a, C>, role: &'static str, transport: Transport) -> Self {
         let rumor = replicas
             .source_interval(q!(crate::gossip::flow::GossipSettings::current().interval))
             .map(q!(|_| crate::gossip::flow::GossipTick::Rumor));
@@ -173,14 +177,16 @@ impl<'a, C: 'a> GossipReplication<'a, C> {
                 crate::gossip::flow::GossipSettings::current().anti_entropy_interval
             ))
             .map(q!(|_| crate::gossip::flow::GossipTick::AntiEntropy));
-        Self::with_ticks(rumor.merge_unordered(anti_entropy))
+        Self::with_ticks(rumor.merge_unordered(anti_entropy), role, transport)
     }
 
     /// Gossip driven by `ticks` instead of timers: Hydro's simulator does not run timers, so
     /// sim tests send the ticks themselves.
-    pub fn with_ticks(ticks: Ticks<'a, C>) -> Self {
+    pub fn with_ticks(ticks: Ticks<'a, C>, role: &'static str, transport: Transport) -> Self {
         Self {
             ticks: RefCell::new(Some(ticks)),
+            role,
+            transport,
         }
     }
 }
@@ -188,7 +194,7 @@ impl<'a, C: 'a> GossipReplication<'a, C> {
 impl<'a, C: 'a, V, S> Replication<'a, V, S, Cluster<'a, C>> for GossipReplication<'a, C>
 where
     V: 'a,
-    S: Fingerprint + Clone + Serialize + DeserializeOwned + 'a,
+    S: Fingerprint + Clone + Serialize + DeserializeOwned + Send + 'static,
 {
     fn wire(
         &self,
@@ -280,14 +286,29 @@ where
             )
             .flatten_ordered();
 
-        let received = outgoing
-            .map(q!(|(to, message)| (
-                hydro_lang::location::MemberId::from_raw_id(to),
-                message
-            )))
-            .demux(&replicas, TCP.fail_stop().bincode())
-            .entries()
-            .map(q!(|(from, message)| (from.get_raw_id(), message)));
+        let received: Stream<(u32, PeerMessage<S>), Cluster<'a, C>, Unbounded, NoOrder> =
+            match self.transport {
+                Transport::Hydro => outgoing
+                    .map(q!(|(to, message)| (
+                        hydro_lang::location::MemberId::from_raw_id(to),
+                        message
+                    )))
+                    .demux(&replicas, TCP.fail_stop().bincode())
+                    .entries()
+                    .map(q!(|(from, message)| (from.get_raw_id(), message))),
+                Transport::Zoo => {
+                    let role = self.role;
+                    outgoing.for_each(q!(move |(to, message)| crate::net::send_to(
+                        role,
+                        to,
+                        crate::net::channel::GOSSIP,
+                        &message
+                    )));
+                    replicas
+                        .source_stream(q!(crate::net::inbox(crate::net::channel::GOSSIP)))
+                        .weaken_ordering()
+                }
+            };
         inbound_later.complete(received);
         responses
     }

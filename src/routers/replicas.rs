@@ -10,6 +10,9 @@
 //!   replica: every HEARTBEAT_EVERY: its pid ──▶ proxy
 //! ```
 //!
+//! Messages between the proxy and the replicas travel over the router's [`Transport`]: our
+//! fail-stop transport when deployed, Hydro's channels in the simulator (see [`crate::net`]).
+//!
 //! The router's state machine sees one stream of events, merged in the order the proxy's
 //! dataflow receives them. Heartbeats and detector ticks come from timers, which Hydro's
 //! simulator does not run: sim tests feed those events in directly.
@@ -22,6 +25,7 @@ use hydro_lang::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::net::Transport;
 use crate::protocol::{KVSRequest, KVSResponse};
 use crate::routers::sticky::RouterEvent;
 use crate::server::{Proxy, Router};
@@ -40,17 +44,26 @@ pub const SUSPECT_AFTER_TICKS: u64 = 10;
 pub struct ReplicaRouter<'a, C> {
     proxy: Process<'a, Proxy>,
     replicas: Cluster<'a, C>,
-    /// What `INFO` calls these members (`replica`, …).
+    /// The replicas' role in the topology (`replica`, …): how `INFO` and the transport name
+    /// them.
     role: &'static str,
+    transport: Transport,
 }
 
 impl<'a, C> ReplicaRouter<'a, C> {
-    /// A router from `proxy` to the members of `replicas`, which `INFO` lists as `role`.
-    pub fn new(proxy: &Process<'a, Proxy>, replicas: &Cluster<'a, C>, role: &'static str) -> Self {
+    /// A router from `proxy` to the members of `replicas`, whose role in the topology is
+    /// `role`, sending over `transport`.
+    pub fn new(
+        proxy: &Process<'a, Proxy>,
+        replicas: &Cluster<'a, C>,
+        role: &'static str,
+        transport: Transport,
+    ) -> Self {
         Self {
             proxy: proxy.clone(),
             replicas: replicas.clone(),
             role,
+            transport,
         }
     }
 
@@ -78,15 +91,31 @@ impl<'a, C> ReplicaRouter<'a, C> {
                 // Never reported by HydroDeploy; heartbeats are what tell.
                 MembershipEvent::Left => None,
             }));
-        let heartbeats = self
+        let beats = self
             .replicas
             .source_interval(q!(crate::routers::replicas::HEARTBEAT_EVERY))
-            .map(q!(|_| std::process::id()))
-            .send(&self.proxy, TCP.fail_stop().bincode())
-            .entries()
-            .map(q!(|(member, pid)| {
-                crate::routers::sticky::RouterEvent::Heartbeat(member.get_raw_id(), pid)
-            }));
+            .map(q!(|_| std::process::id()));
+        let heartbeats: Stream<(u32, u32), Process<'a, Proxy>, Unbounded, NoOrder> =
+            match self.transport {
+                Transport::Hydro => beats
+                    .send(&self.proxy, TCP.fail_stop().bincode())
+                    .entries()
+                    .map(q!(|(member, pid)| (member.get_raw_id(), pid))),
+                Transport::Zoo => {
+                    beats.for_each(q!(|pid| crate::net::send_to(
+                        "proxy",
+                        0,
+                        crate::net::channel::HEARTBEATS,
+                        &pid
+                    )));
+                    self.proxy
+                        .source_stream(q!(crate::net::inbox(crate::net::channel::HEARTBEATS)))
+                        .weaken_ordering()
+                }
+            };
+        let heartbeats = heartbeats.map(q!(|(member, pid)| {
+            crate::routers::sticky::RouterEvent::Heartbeat(member, pid)
+        }));
         let ticks = self
             .proxy
             .source_interval(q!(crate::routers::replicas::DETECT_EVERY))
@@ -97,7 +126,7 @@ impl<'a, C> ReplicaRouter<'a, C> {
 
 impl<'a, C: 'a, V> Router<'a, V> for ReplicaRouter<'a, C>
 where
-    V: Clone + Serialize + DeserializeOwned + 'a,
+    V: Clone + Serialize + DeserializeOwned + Send + 'static,
 {
     type Storage = Cluster<'a, C>;
 
@@ -148,17 +177,47 @@ where
             crate::routers::sticky::Routed::Reply(response) => Some(response),
             _ => None,
         }));
-        let at_replicas = routed
-            .filter_map(q!(|routed| match routed {
-                crate::routers::sticky::Routed::Send(member, request) =>
-                    Some((hydro_lang::location::MemberId::from_raw_id(member), request)),
-                _ => None,
-            }))
-            .demux(&self.replicas, TCP.fail_stop().bincode());
-
-        let responses = serve(at_replicas)
-            .send(&self.proxy, TCP.fail_stop().bincode())
-            .values();
+        let sends = routed.filter_map(q!(|routed| match routed {
+            crate::routers::sticky::Routed::Send(member, request) => Some((member, request)),
+            _ => None,
+        }));
+        let responses: Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, NoOrder> =
+            match self.transport {
+                Transport::Hydro => {
+                    let at_replicas = sends
+                        .map(q!(|(member, request)| (
+                            hydro_lang::location::MemberId::from_raw_id(member),
+                            request
+                        )))
+                        .demux(&self.replicas, TCP.fail_stop().bincode());
+                    serve(at_replicas)
+                        .send(&self.proxy, TCP.fail_stop().bincode())
+                        .values()
+                }
+                Transport::Zoo => {
+                    sends.for_each(q!(move |(member, request)| crate::net::send_to(
+                        role,
+                        member,
+                        crate::net::channel::REQUESTS,
+                        &request
+                    )));
+                    // One sender (the proxy) over one connection: requests arrive in order.
+                    let at_replicas = self
+                        .replicas
+                        .source_stream(q!(crate::net::inbox(crate::net::channel::REQUESTS)))
+                        .map(q!(|(_proxy, request)| request));
+                    serve(at_replicas).for_each(q!(|response| crate::net::send_to(
+                        "proxy",
+                        0,
+                        crate::net::channel::RESPONSES,
+                        &response
+                    )));
+                    self.proxy
+                        .source_stream(q!(crate::net::inbox(crate::net::channel::RESPONSES)))
+                        .map(q!(|(_replica, response)| response))
+                        .weaken_ordering()
+                }
+            };
         responses_later.complete(responses.clone());
         responses.merge_unordered(answered_here)
     }
