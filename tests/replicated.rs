@@ -1,0 +1,296 @@
+//! `kvs-zoo serve replicated`, as its users see it: writes reach every replica, concurrent
+//! writes become siblings that a context write resolves, `INFO` lists the replicas, and a
+//! replica killed with `kill -9` mid-workload leaves a store that keeps answering and loses
+//! nothing that reached a survivor.
+//!
+//! The scenarios that leave the store as they found it share one deployment (starting one
+//! costs seconds); the crash test has its own.
+
+mod support;
+
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use redis::{Commands, Connection, Value};
+use support::Server;
+
+/// Gossip every 300 ms: convergence still well under a second or two, and two writes sent
+/// together to two replicas are (almost certainly) concurrent rather than one seeing the
+/// other's rumor first.
+const SHARED_ARGS: &[&str] = &["--gossip-interval", "300ms"];
+
+/// The deployment the non-destructive scenarios share, stopped when the test binary exits.
+static SHARED: OnceLock<Mutex<Option<Server>>> = OnceLock::new();
+
+fn shared() -> String {
+    let cell = SHARED.get_or_init(|| Mutex::new(Some(Server::start("replicated", SHARED_ARGS))));
+    let guard = cell.lock().unwrap_or_else(|e| e.into_inner());
+    guard.as_ref().expect("the shared server runs").url.clone()
+}
+
+#[ctor::dtor]
+fn stop_shared() {
+    if let Some(cell) = SHARED.get()
+        && let Some(server) = cell.lock().unwrap_or_else(|e| e.into_inner()).take()
+    {
+        server.stop();
+    }
+}
+
+/// A connection whose every request must be answered within 10 s (a hang fails the test).
+fn connect(url: &str) -> Connection {
+    let con = redis::Client::open(url)
+        .unwrap()
+        .get_connection()
+        .expect("connects");
+    con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    con
+}
+
+/// Replica `member`'s copy of `key`, as `REPLICAGET` answers it.
+fn replica_copy(con: &mut Connection, member: u32, key: &str) -> Value {
+    redis::cmd("REPLICAGET")
+        .arg(member)
+        .arg(key)
+        .query(con)
+        .expect("REPLICAGET is answered")
+}
+
+/// Polls every replica's copy of `key` until each is `want`, for up to 10 s.
+fn until_every_replica_has(con: &mut Connection, replicas: u32, key: &str, want: &Value) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let copies: Vec<Value> = (0..replicas).map(|m| replica_copy(con, m, key)).collect();
+        if copies.iter().all(|c| c == want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas never agreed on {key} = {want:?}: {copies:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn bulk(s: &str) -> Value {
+    Value::BulkString(s.as_bytes().to_vec())
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        other => panic!("not a bulk string: {other:?}"),
+    }
+}
+
+#[test]
+fn a_write_reaches_every_replica() {
+    let mut con = connect(&shared());
+    let _: () = con.set("spread", "far").unwrap();
+    until_every_replica_has(&mut con, 3, "spread", &bulk("far"));
+}
+
+#[test]
+fn a_client_reads_its_own_writes() {
+    let mut con = connect(&shared());
+    for i in 0..50 {
+        let _: () = con.set("ryw", i).unwrap();
+        let got: i64 = con.get("ryw").unwrap();
+        assert_eq!(got, i, "a read on the writer's connection missed its write");
+    }
+}
+
+#[test]
+fn a_delete_reaches_every_replica() {
+    let mut con = connect(&shared());
+    let _: () = con.set("doomed", "x").unwrap();
+    until_every_replica_has(&mut con, 3, "doomed", &bulk("x"));
+    let removed: i64 = con.del("doomed").unwrap();
+    assert_eq!(removed, 1);
+    until_every_replica_has(&mut con, 3, "doomed", &Value::Nil);
+}
+
+#[test]
+fn concurrent_writes_at_two_replicas_become_siblings_that_a_context_write_resolves() {
+    let mut con = connect(&shared());
+    // Both writes leave in one pipeline, before either replica can hear of the other's.
+    let _: () = redis::pipe()
+        .cmd("REPLICASET")
+        .arg(0)
+        .arg("alpha")
+        .arg("a1")
+        .cmd("REPLICASET")
+        .arg(1)
+        .arg("alpha")
+        .arg("a2")
+        .query(&mut con)
+        .unwrap();
+    let siblings = Value::Array(vec![bulk("a1"), bulk("a2")]);
+    until_every_replica_has(&mut con, 3, "alpha", &siblings);
+    // GET on the client's own replica shows both, and GETCTX the context to resolve them.
+    let got: Vec<String> = con.get("alpha").unwrap();
+    assert_eq!(got, ["a1", "a2"]);
+    let versioned: Vec<Value> = redis::cmd("GETCTX").arg("alpha").query(&mut con).unwrap();
+    let context = text(&versioned[0]);
+    assert_eq!(versioned[1..], [bulk("a1"), bulk("a2")]);
+    assert!(
+        context.contains("r0:1") && context.contains("r1:1"),
+        "{context}"
+    );
+    let _: () = redis::cmd("SETCTX")
+        .arg("alpha")
+        .arg(&context)
+        .arg("a1+a2")
+        .query(&mut con)
+        .unwrap();
+    until_every_replica_has(&mut con, 3, "alpha", &bulk("a1+a2"));
+}
+
+#[test]
+fn a_malformed_context_is_refused() {
+    let mut con = connect(&shared());
+    let err = redis::cmd("SETCTX")
+        .arg("k")
+        .arg("not a clock")
+        .arg("v")
+        .query::<()>(&mut con)
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid causal context"), "{err}");
+}
+
+#[test]
+fn info_lists_every_replica_alive_with_its_process() {
+    let url = shared();
+    let mut con = connect(&url);
+    let info: String = redis::cmd("INFO").arg("members").query(&mut con).unwrap();
+    let members: Vec<_> = info
+        .lines()
+        .filter_map(kvs_zoo::edge::members::parse_line)
+        .collect();
+    assert_eq!(members.len(), 3, "{info}");
+    for (member, (role, id, alive, pid)) in members.into_iter().enumerate() {
+        assert_eq!((role.as_str(), id, alive), ("replica", member as u32, true));
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "replica {id}'s pid {pid} is not a live process"
+        );
+    }
+}
+
+#[test]
+fn redis_benchmark_completes() {
+    let url = shared();
+    let port = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let out = std::process::Command::new("timeout")
+        .args(["300", "redis-benchmark", "-p", &port])
+        .args(["-t", "set,get", "-n", "5000", "-c", "20", "-q"])
+        .output()
+        .expect("redis-benchmark is installed (.ci/run installs redis-tools)");
+    assert!(out.status.success(), "redis-benchmark: {}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for test in ["SET", "GET"] {
+        assert!(
+            stdout
+                .split(['\r', '\n'])
+                .any(|l| l.trim().starts_with(&format!("{test}: ")) && l.contains("per second")),
+            "redis-benchmark did not complete {test}: {stdout}"
+        );
+    }
+}
+
+/// Several clients write and read while replica 1 is killed with `kill -9`. Every request is
+/// answered (none hangs); the store keeps serving writes; the survivors converge; and no
+/// acknowledged write is lost that a survivor had: writes acknowledged well before the kill
+/// (gossiped by then) and every write acknowledged after the proxy noticed the death (taken
+/// by a survivor).
+#[test]
+fn killing_a_replica_mid_workload_loses_nothing_a_survivor_had() {
+    const CLIENTS: usize = 4;
+    let server = Server::start("replicated", &[]);
+    let victim = server.pids["replica/1"];
+    let started = Instant::now();
+    let kill_at = Duration::from_secs(2);
+    let run_for = Duration::from_secs(6);
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let url = server.url.clone();
+            std::thread::spawn(move || {
+                let mut con = connect(&url);
+                let mut acked = vec![];
+                let mut errors = 0;
+                let mut i = 0;
+                while started.elapsed() < run_for {
+                    let key = format!("crash:{c}:{i}");
+                    match con.set::<_, _, ()>(&key, i) {
+                        Ok(()) => acked.push((key, started.elapsed())),
+                        // An error is an answer; a hang would fail the read timeout.
+                        Err(e) if e.is_timeout() => panic!("client {c} hung on {key}"),
+                        Err(_) => errors += 1,
+                    }
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                (acked, errors)
+            })
+        })
+        .collect();
+    std::thread::sleep(kill_at);
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &victim.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut acked = vec![];
+    let mut errors = 0;
+    for client in clients {
+        let (a, e) = client.join().expect("a client thread panicked");
+        acked.extend(a);
+        errors += e;
+    }
+    println!(
+        "{} writes acknowledged, {errors} answered with an error",
+        acked.len()
+    );
+    let after_detection = kill_at + Duration::from_secs(2);
+    assert!(
+        acked.iter().any(|(_, at)| *at > after_detection),
+        "no write was acknowledged after the replica died"
+    );
+
+    let mut con = connect(&server.url);
+    let info: String = redis::cmd("INFO").arg("members").query(&mut con).unwrap();
+    assert!(info.contains("replica1:state=suspected"), "{info}");
+    let safe = |at: Duration| at + Duration::from_secs(1) < kill_at || at > after_detection;
+    let must_survive: Vec<_> = acked.iter().filter(|(_, at)| safe(*at)).collect();
+    assert!(!must_survive.is_empty());
+    for (key, _) in &must_survive {
+        let want = key.rsplit(':').next().unwrap();
+        for member in [0, 2] {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let got = replica_copy(&mut con, member, key);
+                if got == bulk(want) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "replica {member} lost acknowledged write {key}: {got:?}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    // The dead replica's own copy is out of reach, and says so.
+    let err = redis::cmd("REPLICAGET")
+        .arg(1)
+        .arg("crash:0:0")
+        .query::<Value>(&mut con)
+        .unwrap_err();
+    assert!(err.to_string().contains("replica 1 is not alive"), "{err}");
+    server.stop();
+}
