@@ -165,6 +165,11 @@ impl<K: Clone + Eq + Hash> DigestIndex<K> {
         }
     }
 
+    /// The fingerprint recorded for `key`, if any.
+    pub fn fingerprint(&self, key: &K) -> Option<u64> {
+        self.keys[bucket_of(key)].get(key).copied()
+    }
+
     /// The current digest, to send to a peer.
     pub fn digest(&self) -> Digest {
         Digest {

@@ -391,3 +391,101 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod sim_tests {
+    use bytes::Bytes;
+    use hydro_lang::prelude::*;
+    use hydro_lang::sim::quiesce;
+
+    use super::*;
+    use crate::causal_core::CausalKVSCore;
+    use crate::protocol::{KVSOperation, KVSResult};
+
+    fn b(s: &'static str) -> Bytes {
+        Bytes::from_static(s.as_bytes())
+    }
+
+    fn request(request: u64, op: KVSOperation<Bytes>) -> KVSRequest<Bytes> {
+        KVSRequest {
+            client: 1,
+            request,
+            op,
+        }
+    }
+
+    /// Three replicas, each a causal core wrapped in gossip, driven by hand: writes at some
+    /// replicas, gossip and anti-entropy ticks, then a read at every replica. Hydro's simulator
+    /// varies batching and message order between the barriers; whatever it picks, once gossip
+    /// has run every replica answers the same: concurrent writes as siblings, a causally later
+    /// write alone, a delete as nothing.
+    #[test]
+    fn replicas_converge_once_gossip_has_run() {
+        let mut flow = FlowBuilder::new();
+        let replicas = flow.cluster::<crate::replicated::Replica>();
+        let (requests_in, requests) = replicas.sim_input();
+        let (ticks_in, ticks) = replicas.sim_input();
+        let gossip = GossipReplication::with_ticks(ticks, "replica", Transport::Hydro);
+        let member = replicas.member_id();
+        let responses = gossip
+            .wire(requests, |inputs| CausalKVSCore::serve(inputs, member))
+            .map(q!(|response| response.result))
+            .sim_cluster_output();
+
+        flow.sim().with_cluster_size(&replicas, 3).fuzz(async || {
+            let next_id = std::cell::Cell::new(0);
+            // Runs `op` at replica `at` and returns its result.
+            let run = async |at: u32, op: KVSOperation<Bytes>| {
+                next_id.set(next_id.get() + 1);
+                requests_in.send(at, request(next_id.get(), op));
+                responses.next(at).await
+            };
+            // Gossip rounds (two rumor ticks and an anti-entropy tick at every replica, each
+            // run to quiescence) until every replica answers `want` for `alpha`; anti-entropy
+            // pairs replicas at random, so a few rounds may be needed, never many.
+            let until_all_answer = async |want: KVSResult<Bytes>| {
+                for _round in 0..8 {
+                    for tick in [
+                        GossipTick::Rumor,
+                        GossipTick::Rumor,
+                        GossipTick::AntiEntropy,
+                    ] {
+                        quiesce().await;
+                        ticks_in.send_many_unordered((0..3).map(|m| (m, tick)));
+                    }
+                    quiesce().await;
+                    let mut answers = vec![];
+                    for at in 0..3 {
+                        answers.push(run(at, KVSOperation::Get(b("alpha"))).await);
+                    }
+                    if answers.iter().all(|a| *a == want) {
+                        return;
+                    }
+                }
+                panic!("replicas never all answered {want:?}");
+            };
+
+            // Replicas 0 and 1 accept writes to `alpha` that neither has seen the other's.
+            assert_eq!(
+                run(0, KVSOperation::Put(b("alpha"), b("a1"))).await,
+                KVSResult::Ok
+            );
+            assert_eq!(
+                run(1, KVSOperation::Put(b("alpha"), b("a2"))).await,
+                KVSResult::Ok
+            );
+            until_all_answer(KVSResult::Siblings(vec![b("a1"), b("a2")])).await;
+
+            // Replica 2 has seen both: its write supersedes them everywhere.
+            run(2, KVSOperation::Put(b("alpha"), b("a3"))).await;
+            until_all_answer(KVSResult::Value(b("a3"))).await;
+
+            // A delete wins over the version it saw, at every replica.
+            assert_eq!(
+                run(1, KVSOperation::Delete(b("alpha"))).await,
+                KVSResult::Ok
+            );
+            until_all_answer(KVSResult::NotFound).await;
+        });
+    }
+}

@@ -46,8 +46,11 @@ pub enum PeerMessage<S> {
 /// Gossip bookkeeping between replicas: keys and fingerprints, never values.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GossipMessage {
-    /// For each key of a rumor push: whether the receiver already had it.
-    Feedback(Vec<(Key, bool)>),
+    /// For each key of a rumor push: whether the receiver already had it, and the
+    /// fingerprint of the version it now holds. The fingerprint ties the answer to one
+    /// version: feedback about a version the sender has since replaced (it arrives late, after
+    /// a new write) must not retire the new version's rumor.
+    Feedback(Vec<(Key, bool, u64)>),
     /// Anti-entropy, first step: the sender's digest.
     Digest(Digest),
     /// Anti-entropy, second step: the buckets that differ, and the answerer's `(key,
@@ -105,7 +108,7 @@ pub struct Gossip {
     rumors: RumorStore<Key>,
     digest: DigestIndex<Key>,
     /// Feedback owed to each peer, sent with the next gossip tick.
-    feedback: BTreeMap<u32, Vec<(Key, bool)>>,
+    feedback: BTreeMap<u32, Vec<(Key, bool, u64)>>,
     rng: Rng,
 }
 
@@ -146,7 +149,12 @@ impl Gossip {
                 if let Some(print) = changed {
                     self.changed(key.clone(), print);
                 }
-                self.feedback.entry(from).or_default().push((key, had_it));
+                if let Some(print) = changed.or_else(|| self.digest.fingerprint(&key)) {
+                    self.feedback
+                        .entry(from)
+                        .or_default()
+                        .push((key, had_it, print));
+                }
                 vec![]
             }
             GossipEvent::Read { to, why, values } => vec![(to, PeerMessage::Values(why, values))],
@@ -166,8 +174,11 @@ impl Gossip {
         let send = |message| (from, PeerMessage::Gossip(message));
         match message {
             GossipMessage::Feedback(answers) => {
-                for (key, had_it) in answers {
-                    self.rumors.contacted(&key, had_it, &mut self.rng);
+                for (key, had_it, print) in answers {
+                    // Only feedback about the version this replica holds now counts.
+                    if self.digest.fingerprint(&key) == Some(print) {
+                        self.rumors.contacted(&key, had_it, &mut self.rng);
+                    }
                 }
                 vec![]
             }
@@ -433,6 +444,21 @@ mod tests {
         let before = c.sent;
         c.deliver(1, GossipEvent::AntiEntropyTick);
         assert_eq!(c.sent, before + 1);
+    }
+
+    #[test]
+    fn late_feedback_about_an_older_version_does_not_retire_a_new_rumor() {
+        let mut g = Gossip::new(0, config(1));
+        g.step::<u64>(GossipEvent::Joined(1));
+        g.step::<u64>(GossipEvent::Changed(key("a"), 1));
+        // The peer answers "had it" about version 1 after version 2 was written here.
+        g.step::<u64>(GossipEvent::Changed(key("a"), 2));
+        let stale = GossipMessage::Feedback(vec![(key("a"), true, 1)]);
+        g.step::<u64>(GossipEvent::Message(1, stale));
+        assert_eq!(g.hot_rumors(), 1, "stale feedback retired the new rumor");
+        let current = GossipMessage::Feedback(vec![(key("a"), true, 2)]);
+        g.step::<u64>(GossipEvent::Message(1, current));
+        assert_eq!(g.hot_rumors(), 0);
     }
 
     #[test]
