@@ -1,0 +1,102 @@
+//! How fast gossip spreads: deploys `replicated` with N replicas (3, 5, 9 by default), writes
+//! a burst of keys through one connection, and times how long until every replica holds every
+//! key, in milliseconds and in gossip intervals.
+//!
+//! ```text
+//! cargo run --release --example convergence [BURST] [N …]    # defaults: 200 3 5 9
+//! ```
+
+use std::time::{Duration, Instant};
+
+use hydro_deploy::Deployment;
+use kvs_zoo::Hosts;
+use kvs_zoo::console::Console;
+use kvs_zoo::demo::{connect, free_port, run_deployed};
+use kvs_zoo::edge::client::RespClient;
+use kvs_zoo::edge::config::FrontConfig;
+use kvs_zoo::edge::resp::Reply;
+use kvs_zoo::replicated::Replicated;
+
+#[tokio::main]
+async fn main() {
+    let _console = Console::new(false);
+    let mut args = std::env::args().skip(1);
+    let burst: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200);
+    let sizes: Vec<usize> = args.filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() {
+        vec![3, 5, 9]
+    } else {
+        sizes
+    };
+    println!("replicas  burst  all replicas hold every key after  (gossip intervals)");
+    for replicas in sizes {
+        match measure(replicas, burst).await {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                eprintln!("convergence with {replicas} replicas: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+async fn measure(replicas: usize, burst: usize) -> Result<String, String> {
+    let mut deployment = Deployment::new();
+    let hosts = Hosts::localhost(&mut deployment);
+    let front = FrontConfig::localhost("replicated", free_port().map_err(|e| e.to_string())?);
+    let architecture = Replicated {
+        replicas,
+        ..Replicated::default()
+    };
+    let interval = architecture.gossip.interval;
+    let mut outcome = String::new();
+    run_deployed(&architecture, &hosts, &front, &mut deployment, |_| async {
+        let mut writer = connect(&front).await?;
+        let mut watcher = connect(&front).await?;
+        let start = Instant::now();
+        for i in 0..burst {
+            writer
+                .command(&["SET", &format!("burst:{i}"), "x"])
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let written = start.elapsed();
+        let mut missing: Vec<(usize, usize)> = (0..replicas)
+            .flat_map(|r| (0..burst).map(move |i| (r, i)))
+            .collect();
+        while !missing.is_empty() {
+            if start.elapsed() > Duration::from_secs(30) {
+                return Err(format!("{} copies still missing after 30 s", missing.len()));
+            }
+            missing = still_missing(&mut watcher, missing).await?;
+        }
+        let all = start.elapsed();
+        outcome = format!(
+            "{replicas:>8}  {burst:>5}  {:>6} ms (writes took {} ms)        ({:.1})",
+            all.as_millis(),
+            written.as_millis(),
+            all.as_secs_f64() / interval.as_secs_f64()
+        );
+        Ok(())
+    })
+    .await?;
+    Ok(outcome)
+}
+
+/// The `(replica, key)` copies of `missing` that are still not there.
+async fn still_missing(
+    client: &mut RespClient,
+    missing: Vec<(usize, usize)>,
+) -> Result<Vec<(usize, usize)>, String> {
+    let mut still = vec![];
+    for (replica, i) in missing {
+        let copy = client
+            .command(&["REPLICAGET", &replica.to_string(), &format!("burst:{i}")])
+            .await
+            .map_err(|e| e.to_string())?;
+        if copy != Reply::Bulk("x".into()) {
+            still.push((replica, i));
+        }
+    }
+    Ok(still)
+}
