@@ -1,6 +1,7 @@
-//! How fast gossip spreads: deploys `replicated` with N replicas (3, 5, 9 by default), writes
-//! a burst of keys through one connection, and times how long until every replica holds every
-//! key, in milliseconds and in gossip intervals.
+//! How fast gossip spreads, and what it costs: deploys `replicated` with N replicas (3, 5, 9
+//! by default), writes a burst of keys through one connection, times how long until every
+//! replica holds every key (in milliseconds and in gossip intervals), and counts the gossip
+//! messages the replicas sent (from their heartbeats, in `INFO members`) per write.
 //!
 //! ```text
 //! cargo run --release --example convergence [BURST] [N …]    # defaults: 200 3 5 9
@@ -28,7 +29,7 @@ async fn main() {
     } else {
         sizes
     };
-    println!("replicas  burst  all replicas hold every key after  (gossip intervals)");
+    println!("replicas  burst  every replica holds every key after   gossip messages per write");
     for replicas in sizes {
         match measure(replicas, burst).await {
             Ok(line) => println!("{line}"),
@@ -53,6 +54,9 @@ async fn measure(replicas: usize, burst: usize) -> Result<String, String> {
     run_deployed(&architecture, &hosts, &front, &mut deployment, |_| async {
         let mut writer = connect(&front).await?;
         let mut watcher = connect(&front).await?;
+        // Let the replicas' heartbeats report, then count from here.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let sent_before = gossip_sent(&mut watcher).await?;
         let start = Instant::now();
         for i in 0..burst {
             writer
@@ -71,16 +75,32 @@ async fn measure(replicas: usize, burst: usize) -> Result<String, String> {
             missing = still_missing(&mut watcher, missing).await?;
         }
         let all = start.elapsed();
+        // Rumors die down within a few intervals; heartbeats then carry the final counts.
+        tokio::time::sleep(interval * 10 + Duration::from_millis(300)).await;
+        let sent = gossip_sent(&mut watcher).await? - sent_before;
         outcome = format!(
-            "{replicas:>8}  {burst:>5}  {:>6} ms (writes took {} ms)        ({:.1})",
+            "{replicas:>8}  {burst:>5}  {:>6} ms = {:>4.1} intervals (writes took {:>2} ms)  {:>6.1}",
             all.as_millis(),
+            all.as_secs_f64() / interval.as_secs_f64(),
             written.as_millis(),
-            all.as_secs_f64() / interval.as_secs_f64()
+            sent as f64 / burst as f64
         );
         Ok(())
     })
     .await?;
     Ok(outcome)
+}
+
+/// Gossip messages every replica has sent so far, summed (`INFO members`).
+async fn gossip_sent(client: &mut RespClient) -> Result<u64, String> {
+    match client.command(&["INFO", "members"]).await {
+        Ok(Reply::Bulk(info)) => Ok(String::from_utf8_lossy(&info)
+            .lines()
+            .filter_map(kvs_zoo::edge::members::parse_line)
+            .map(|m| m.gossip_sent)
+            .sum()),
+        other => Err(format!("INFO members: {other:?}")),
+    }
 }
 
 /// The `(replica, key)` copies of `missing` that are still not there.

@@ -369,8 +369,8 @@ async fn process_ids(
         let members: Vec<(String, u32)> = info
             .lines()
             .filter_map(crate::edge::members::parse_line)
-            .filter(|(_, _, _, pid)| *pid != 0)
-            .map(|(role, member, _, pid)| (format!("{role}/{member}"), pid))
+            .filter(|m| m.pid != 0)
+            .map(|m| (format!("{}/{}", m.role, m.member), m.pid))
             .collect();
         let expected: usize = roles.iter().map(|(_, n)| n).sum();
         if members.len() >= expected {

@@ -168,8 +168,12 @@ fn info_lists_every_replica_alive_with_its_process() {
         .filter_map(kvs_zoo::edge::members::parse_line)
         .collect();
     assert_eq!(members.len(), 3, "{info}");
-    for (member, (role, id, alive, pid)) in members.into_iter().enumerate() {
-        assert_eq!((role.as_str(), id, alive), ("replica", member as u32, true));
+    for (member, line) in members.into_iter().enumerate() {
+        let (id, pid) = (line.member, line.pid);
+        assert_eq!(
+            (line.role.as_str(), id, line.alive),
+            ("replica", member as u32, true)
+        );
         assert!(
             std::path::Path::new(&format!("/proc/{pid}")).exists(),
             "replica {id}'s pid {pid} is not a live process"

@@ -10,26 +10,28 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use crate::routers::sticky::Beat;
+
 /// One member's status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Status {
     alive: bool,
-    pid: u32,
+    beat: Beat,
 }
 
 /// Every member the proxy has heard of, by role and member id.
 static MEMBERS: Mutex<BTreeMap<(&'static str, u32), Status>> = Mutex::new(BTreeMap::new());
 
-/// Records that member `member` of `role` is (or is no longer) `alive`, with process id
-/// `pid` (0 while unknown).
-pub fn publish(role: &'static str, member: u32, alive: bool, pid: u32) {
+/// Records that member `member` of `role` is (or is no longer) `alive`, and what its last
+/// heartbeat said (zeros while none has come).
+pub fn publish(role: &'static str, member: u32, alive: bool, beat: Beat) {
     let mut members = MEMBERS.lock().unwrap_or_else(|e| e.into_inner());
-    members.insert((role, member), Status { alive, pid });
+    members.insert((role, member), Status { alive, beat });
 }
 
-/// The `# Members` section: one line per member, `<role><id>:state=<alive|suspected>,pid=<pid>`
-/// (as Redis writes `slave0:ip=…,state=online`), or `None` for an architecture without members
-/// beyond the proxy.
+/// The `# Members` section: one line per member,
+/// `<role><id>:state=<alive|suspected>,pid=<pid>,gossip_sent=<messages>` (as Redis writes
+/// `slave0:ip=…,state=online`), or `None` for an architecture without members beyond the proxy.
 pub fn section() -> Option<String> {
     let members = MEMBERS.lock().unwrap_or_else(|e| e.into_inner());
     if members.is_empty() {
@@ -39,27 +41,52 @@ pub fn section() -> Option<String> {
     for ((role, member), status) in members.iter() {
         let state = if status.alive { "alive" } else { "suspected" };
         // Writing to a String cannot fail.
-        let _ = write!(out, "{role}{member}:state={state},pid={}\r\n", status.pid);
+        let _ = write!(
+            out,
+            "{role}{member}:state={state},pid={},gossip_sent={}\r\n",
+            status.beat.pid, status.beat.gossip_sent
+        );
     }
     Some(out)
 }
 
-/// Parses one line of [`section`] into `(role, member, alive, pid)`; for readers of `INFO`
-/// such as `kvs-zoo serve` and the tests.
-pub fn parse_line(line: &str) -> Option<(String, u32, bool, u32)> {
+/// One member as a line of [`section`] shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberLine {
+    /// Its role (`replica`, …).
+    pub role: String,
+    /// Its member id.
+    pub member: u32,
+    /// Whether the proxy sees it alive.
+    pub alive: bool,
+    /// Its process id (0 until its first heartbeat).
+    pub pid: u32,
+    /// Gossip messages it has sent its peers.
+    pub gossip_sent: u64,
+}
+
+/// Parses one line of [`section`]; for readers of `INFO` such as `kvs-zoo serve`, the
+/// examples and the tests. Other lines are `None`.
+pub fn parse_line(line: &str) -> Option<MemberLine> {
     let (name, fields) = line.trim_end().split_once(':')?;
     let digits = name.find(|c: char| c.is_ascii_digit())?;
     let (role, member) = name.split_at(digits);
-    let mut alive = None;
-    let mut pid = None;
+    let (mut alive, mut pid, mut gossip_sent) = (None, None, None);
     for field in fields.split(',') {
         match field.split_once('=')? {
             ("state", state) => alive = Some(state == "alive"),
             ("pid", p) => pid = p.parse().ok(),
+            ("gossip_sent", n) => gossip_sent = n.parse().ok(),
             _ => {}
         }
     }
-    Some((role.to_string(), member.parse().ok()?, alive?, pid?))
+    Some(MemberLine {
+        role: role.to_string(),
+        member: member.parse().ok()?,
+        alive: alive?,
+        pid: pid?,
+        gossip_sent: gossip_sent?,
+    })
 }
 
 #[cfg(test)]
@@ -68,8 +95,9 @@ mod tests {
 
     #[test]
     fn published_members_are_listed_and_parse_back() {
-        publish("testrole", 1, true, 4242);
-        publish("testrole", 0, false, 77);
+        let beat = |pid, gossip_sent| Beat { pid, gossip_sent };
+        publish("testrole", 1, true, beat(4242, 17));
+        publish("testrole", 0, false, beat(77, 0));
         let section = section().expect("members were published");
         let lines: Vec<_> = section
             .lines()
@@ -78,13 +106,19 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "testrole0:state=suspected,pid=77",
-                "testrole1:state=alive,pid=4242"
+                "testrole0:state=suspected,pid=77,gossip_sent=0",
+                "testrole1:state=alive,pid=4242,gossip_sent=17"
             ]
         );
         assert_eq!(
             parse_line(lines[1]),
-            Some(("testrole".to_string(), 1, true, 4242))
+            Some(MemberLine {
+                role: "testrole".into(),
+                member: 1,
+                alive: true,
+                pid: 4242,
+                gossip_sent: 17
+            })
         );
         assert_eq!(parse_line("connected_clients:3"), None);
     }

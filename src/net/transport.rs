@@ -15,7 +15,7 @@
 //! every frame after it is `[u32 length][u8 channel][bincode payload]`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,16 @@ struct Outbound {
 }
 
 static ENDPOINT: OnceLock<Arc<Endpoint>> = OnceLock::new();
+
+/// Messages queued for other processes so far, by channel (a replica reports its gossip
+/// count in its heartbeats).
+static SENT: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+
+/// How many messages this process has sent other processes on `channel` (messages to
+/// itself, such as a replica's reads of its own core, are not counted).
+pub fn sent(channel: u8) -> u64 {
+    SENT[usize::from(channel)].load(Ordering::Relaxed)
+}
 
 /// This process's endpoint, started on first use from the address book in its environment.
 /// A process without one (a misconfigured deployment) exits with a message: it could reach
@@ -113,6 +123,9 @@ pub fn send(to: &Peer, channel: u8, payload: &[u8]) {
         .or_insert_with(|| connect(endpoint, to.clone()));
     if queue.gone.load(Ordering::Relaxed) {
         return;
+    }
+    if *to != endpoint.me {
+        SENT[usize::from(channel)].fetch_add(1, Ordering::Relaxed);
     }
     if let Err(TrySendError::Full(_)) = queue.queue.try_send(frame.freeze()) {
         eprintln!("kvs-zoo: transport: {to} is not keeping up; dropping a message to it");

@@ -7,7 +7,7 @@
 //!            heartbeats┼─▶ scan(StickyRouter::step) ───────┼─▶ Reply(error) ───────────▶ front
 //!            ticks ────┤                                   └─▶ View(member) ───────────▶ INFO
 //!            responses ┘ (each also goes on to the front)
-//!   replica: every HEARTBEAT_EVERY: its pid ──▶ proxy
+//!   replica: every HEARTBEAT_EVERY: its pid and gossip count ──▶ proxy
 //! ```
 //!
 //! Messages between the proxy and the replicas travel over the router's [`Transport`]: our
@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 
 use crate::net::Transport;
 use crate::protocol::{KVSRequest, KVSResponse};
-use crate::routers::sticky::RouterEvent;
+use crate::routers::sticky::{Beat, RouterEvent};
 use crate::server::{Proxy, Router};
 
 /// How often each replica tells the proxy it is alive.
@@ -94,27 +94,30 @@ impl<'a, C> ReplicaRouter<'a, C> {
         let beats = self
             .replicas
             .source_interval(q!(crate::routers::replicas::HEARTBEAT_EVERY))
-            .map(q!(|_| std::process::id()));
-        let heartbeats: Stream<(u32, u32), Process<'a, Proxy>, Unbounded, NoOrder> =
+            .map(q!(|_| crate::routers::sticky::Beat {
+                pid: std::process::id(),
+                gossip_sent: crate::net::transport::sent(crate::net::channel::GOSSIP),
+            }));
+        let heartbeats: Stream<(u32, Beat), Process<'a, Proxy>, Unbounded, NoOrder> =
             match self.transport {
                 Transport::Hydro => beats
                     .send(&self.proxy, TCP.fail_stop().bincode())
                     .entries()
-                    .map(q!(|(member, pid)| (member.get_raw_id(), pid))),
+                    .map(q!(|(member, beat)| (member.get_raw_id(), beat))),
                 Transport::Zoo => {
-                    beats.for_each(q!(|pid| crate::net::send_to(
+                    beats.for_each(q!(|beat| crate::net::send_to(
                         "proxy",
                         0,
                         crate::net::channel::HEARTBEATS,
-                        &pid
+                        &beat
                     )));
                     self.proxy
                         .source_stream(q!(crate::net::inbox(crate::net::channel::HEARTBEATS)))
                         .weaken_ordering()
                 }
             };
-        let heartbeats = heartbeats.map(q!(|(member, pid)| {
-            crate::routers::sticky::RouterEvent::Heartbeat(member, pid)
+        let heartbeats = heartbeats.map(q!(|(member, beat)| {
+            crate::routers::sticky::RouterEvent::Heartbeat(member, beat)
         }));
         let ticks = self
             .proxy
@@ -170,7 +173,7 @@ where
         let role = self.role;
         routed.clone().for_each(q!(move |routed| {
             if let crate::routers::sticky::Routed::View(member, view) = routed {
-                crate::edge::members::publish(role, member, view.alive, view.pid);
+                crate::edge::members::publish(role, member, view.alive, view.beat);
             }
         }));
         let answered_here = routed.clone().filter_map(q!(|routed| match routed {

@@ -43,13 +43,22 @@ pub enum Routed<V> {
     View(u32, MemberView),
 }
 
+/// What a replica's heartbeat says besides "alive": numbers an operator reads in `INFO`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Beat {
+    /// The replica's process id.
+    pub pid: u32,
+    /// Gossip messages the replica has sent its peers so far.
+    pub gossip_sent: u64,
+}
+
 /// Everything the router reacts to, in the order the proxy received it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RouterEvent<V> {
     /// A replica joined the deployment.
     Joined(u32),
-    /// A heartbeat from a replica, carrying its process id.
-    Heartbeat(u32, u32),
+    /// A heartbeat from a replica.
+    Heartbeat(u32, Beat),
     /// A tick of the failure detector.
     Tick,
     /// A client's request.
@@ -65,8 +74,8 @@ pub struct MemberView {
     pub silent_ticks: u64,
     /// Whether requests are routed to it.
     pub alive: bool,
-    /// The replica's process id, from its heartbeats (0 until the first one).
-    pub pid: u32,
+    /// What its last heartbeat said (zeros until the first one).
+    pub beat: Beat,
 }
 
 /// The sticky router's state (see the module docs).
@@ -106,8 +115,8 @@ impl<V: Clone> StickyRouter<V> {
                 self.joined(member);
                 vec![]
             }
-            RouterEvent::Heartbeat(member, pid) => {
-                self.heartbeat(member, pid);
+            RouterEvent::Heartbeat(member, beat) => {
+                self.heartbeat(member, beat);
                 vec![]
             }
             _ => self.tick(),
@@ -115,7 +124,7 @@ impl<V: Clone> StickyRouter<V> {
         for (&member, view) in &self.members {
             let changed = before
                 .get(&member)
-                .is_none_or(|old| (old.alive, old.pid) != (view.alive, view.pid));
+                .is_none_or(|old| (old.alive, old.beat) != (view.alive, view.beat));
             if changed {
                 out.push(Routed::View(member, *view));
             }
@@ -128,18 +137,18 @@ impl<V: Clone> StickyRouter<V> {
         self.members.entry(member).or_insert(MemberView {
             silent_ticks: 0,
             alive: true,
-            pid: 0,
+            beat: Beat::default(),
         });
     }
 
-    /// A heartbeat from `member`, whose process id is `pid`: it is alive.
-    pub fn heartbeat(&mut self, member: u32, pid: u32) {
+    /// A heartbeat from `member`: it is alive.
+    pub fn heartbeat(&mut self, member: u32, beat: Beat) {
         self.joined(member);
         if let Some(view) = self.members.get_mut(&member) {
             *view = MemberView {
                 silent_ticks: 0,
                 alive: true,
-                pid,
+                beat,
             };
         }
     }
@@ -262,6 +271,13 @@ mod tests {
         }
     }
 
+    fn beat(pid: u32) -> Beat {
+        Beat {
+            pid,
+            gossip_sent: 0,
+        }
+    }
+
     fn router(members: u32) -> StickyRouter<Bytes> {
         let mut r = StickyRouter::new(3);
         for m in 0..members {
@@ -283,17 +299,17 @@ mod tests {
         let views = |out: Vec<Routed<Bytes>>| -> Vec<(u32, bool, u32)> {
             out.into_iter()
                 .filter_map(|o| match o {
-                    Routed::View(m, v) => Some((m, v.alive, v.pid)),
+                    Routed::View(m, v) => Some((m, v.alive, v.beat.pid)),
                     _ => None,
                 })
                 .collect()
         };
         assert_eq!(views(r.step(RouterEvent::Joined(0))), vec![(0, true, 0)]);
         assert_eq!(
-            views(r.step(RouterEvent::Heartbeat(0, 42))),
+            views(r.step(RouterEvent::Heartbeat(0, beat(42)))),
             vec![(0, true, 42)]
         );
-        assert_eq!(views(r.step(RouterEvent::Heartbeat(0, 42))), vec![]);
+        assert_eq!(views(r.step(RouterEvent::Heartbeat(0, beat(42)))), vec![]);
         assert_eq!(views(r.step(RouterEvent::Tick)), vec![]);
         assert_eq!(views(r.step(RouterEvent::Tick)), vec![(0, false, 42)]);
         assert_eq!(views(r.step(RouterEvent::Tick)), vec![]);
@@ -325,16 +341,16 @@ mod tests {
         let mut r = router(3);
         let before: Vec<_> = (0..300).map(|c| r.replica_of(c).unwrap()).collect();
         for _ in 0..3 {
-            r.heartbeat(0, 10);
-            r.heartbeat(2, 12);
+            r.heartbeat(0, beat(10));
+            r.heartbeat(2, beat(12));
             r.tick();
         }
         assert!(
             r.members()[&1].alive,
             "three silent ticks are within the timeout"
         );
-        r.heartbeat(0, 10);
-        r.heartbeat(2, 12);
+        r.heartbeat(0, beat(10));
+        r.heartbeat(2, beat(12));
         r.tick();
         assert!(!r.members()[&1].alive);
         for (client, was) in before.into_iter().enumerate() {
@@ -360,7 +376,7 @@ mod tests {
         });
         let mut resent = vec![];
         for _ in 0..4 {
-            r.heartbeat(1, 0);
+            r.heartbeat(1, beat(0));
             resent.extend(r.tick());
         }
         let want: Vec<_> = [0, 2]
@@ -407,8 +423,8 @@ mod tests {
             r.tick();
         }
         assert_eq!(r.replica_of(5), None);
-        r.heartbeat(0, 99);
+        r.heartbeat(0, beat(99));
         assert_eq!(r.replica_of(5), Some(0));
-        assert_eq!(r.members()[&0].pid, 99);
+        assert_eq!(r.members()[&0].beat.pid, 99);
     }
 }
