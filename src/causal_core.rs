@@ -49,7 +49,7 @@ pub struct CausalStore<V> {
     node: String,
 }
 
-impl<V: Clone + Ord> CausalStore<V> {
+impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
     /// An empty store at storage member `member`.
     pub fn new(member: u32) -> Self {
         Self {
@@ -193,7 +193,7 @@ impl CausalKVSCore {
     ) -> StorageOutput<V, CausalValue<V>, L>
     where
         L: Location<'a>,
-        V: Clone + Ord + 'a,
+        V: Clone + Ord + std::hash::Hash + 'a,
     {
         // The member id is a singleton crossed with every input, and the store is built on the
         // first one: a scan's initial state cannot read a live collection.

@@ -26,7 +26,7 @@ pub struct LwwStore<V> {
     writer: u64,
 }
 
-impl<V: Clone + Ord> LwwStore<V> {
+impl<V: Clone + Ord + std::hash::Hash> LwwStore<V> {
     /// An empty store whose writes are stamped with `writer` as tie-breaker.
     pub fn new(writer: u64) -> Self {
         Self {
@@ -117,7 +117,7 @@ impl KVSCore {
     ) -> StorageOutput<V, LwwValue<V>, L>
     where
         L: Location<'a>,
-        V: Clone + Ord + 'a,
+        V: Clone + Ord + std::hash::Hash + 'a,
     {
         // The member id is a singleton crossed with every input, and the store is built on the
         // first one: a scan's initial state cannot read a live collection.

@@ -16,6 +16,7 @@ use hydro_lang::location::Location;
 use hydro_lang::prelude::*;
 use lattices::Merge;
 
+use crate::gossip::anti_entropy::Fingerprint;
 use crate::protocol::{KVSOperation, KVSRequest, KVSResponse, KVSResult, Key};
 
 /// What a storage core consumes: a client's request, or what replication brings or needs.
@@ -35,6 +36,15 @@ pub enum StorageInput<V, S> {
         key: Key,
         /// The peer's value.
         value: S,
+    },
+    /// Drop `key` if it still holds exactly the tombstone whose fingerprint is `print`: every
+    /// replica is known to hold that tombstone, so no older value can come back (see
+    /// `crate::gossip::replica`). A newer version written meanwhile is kept.
+    Collect {
+        /// The deleted key.
+        key: Key,
+        /// The tombstone's fingerprint.
+        print: u64,
     },
     /// Read the current values of `keys`, to send to peer `to`: replication keeps keys, and
     /// reads values from the store only when it sends them.
@@ -112,7 +122,7 @@ impl<S> Default for LatticeStore<S> {
     }
 }
 
-impl<S: Merge<S> + Clone> LatticeStore<S> {
+impl<S: Merge<S> + Clone + Fingerprint> LatticeStore<S> {
     /// Merges `value` into `key`; returns the key's new value if it changed.
     pub fn merge(&mut self, key: Key, value: S) -> Option<(Key, S)> {
         match self.map.get_mut(&key) {
@@ -147,6 +157,16 @@ impl<S: Merge<S> + Clone> LatticeStore<S> {
             StorageInput::Rumor { from, key, value } => {
                 let changed = self.merge(key.clone(), value).map(|(_, v)| v);
                 Ok(Some(Effect::Heard { from, key, changed }))
+            }
+            StorageInput::Collect { key, print } => {
+                let collectable = self
+                    .map
+                    .get(&key)
+                    .is_some_and(|v| v.is_tombstone() && v.fingerprint(&key) == print);
+                if collectable {
+                    self.map.remove(&key);
+                }
+                Ok(None)
             }
             StorageInput::Read { to, why, keys } => {
                 let values = keys
@@ -216,7 +236,7 @@ impl LatticeKVSCore {
     ) -> StorageOutput<S, S, L>
     where
         L: Location<'a>,
-        S: Merge<S> + Clone + 'a,
+        S: Merge<S> + Clone + Fingerprint + 'a,
     {
         let applied = inputs.scan(
             q!(|| crate::lattice_core::LatticeStore::default()),

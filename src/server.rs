@@ -74,7 +74,7 @@ pub trait Storage<V> {
         Self::Stored: 'a;
 }
 
-impl<V: Clone + Ord> Storage<V> for KVSCore {
+impl<V: Clone + Ord + std::hash::Hash> Storage<V> for KVSCore {
     type Stored = LwwValue<V>;
 
     fn serve<'a, L: Location<'a>>(
@@ -88,7 +88,9 @@ impl<V: Clone + Ord> Storage<V> for KVSCore {
     }
 }
 
-impl<V: lattices::Merge<V> + Clone> Storage<V> for LatticeKVSCore {
+impl<V: lattices::Merge<V> + Clone + crate::gossip::anti_entropy::Fingerprint> Storage<V>
+    for LatticeKVSCore
+{
     type Stored = V;
 
     fn serve<'a, L: Location<'a>>(
@@ -103,7 +105,7 @@ impl<V: lattices::Merge<V> + Clone> Storage<V> for LatticeKVSCore {
     }
 }
 
-impl<V: Clone + Ord> Storage<V> for CausalKVSCore {
+impl<V: Clone + Ord + std::hash::Hash> Storage<V> for CausalKVSCore {
     type Stored = CausalValue<V>;
 
     fn serve<'a, L: Location<'a>>(

@@ -101,13 +101,26 @@ fn a_client_reads_its_own_writes() {
 }
 
 #[test]
-fn a_delete_reaches_every_replica() {
+fn a_delete_reaches_every_replica_and_its_tombstone_is_collected() {
     let mut con = connect(&shared());
     let _: () = con.set("doomed", "x").unwrap();
     until_every_replica_has(&mut con, 3, "doomed", &bulk("x"));
     let removed: i64 = con.del("doomed").unwrap();
     assert_eq!(removed, 1);
     until_every_replica_has(&mut con, 3, "doomed", &Value::Nil);
+    // Once every replica holds the tombstone, it is collected: the key's context is empty.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let versioned: Vec<Value> = redis::cmd("GETCTX").arg("doomed").query(&mut con).unwrap();
+        if versioned == [bulk("")] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tombstone was never collected: {versioned:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

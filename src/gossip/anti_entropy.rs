@@ -92,23 +92,35 @@ pub fn fingerprint<K: Hash + ?Sized, V: Hash + ?Sized>(key: &K, value: &V) -> u6
     stable_hash(&(FINGERPRINT_TAG, key, value))
 }
 
-/// Stored values anti-entropy can fingerprint. `Hash` would do, but the lattice crate's
-/// pair and set types do not implement it; each value type says here which of its parts
-/// decide equality, and hashes those.
+/// What replication needs to know of a stored value: its fingerprint, and whether it is a
+/// tombstone (a deleted key, which gossip collects once every replica holds it). `Hash`
+/// would do for the fingerprint, but the lattice crate's pair and set types do not implement
+/// it; each value type says here which of its parts decide equality, and hashes those.
 pub trait Fingerprint {
     /// The fingerprint of `key` holding this value (see [`fingerprint`]).
     fn fingerprint(&self, key: &[u8]) -> u64;
+
+    /// True when the value says only that the key was deleted.
+    fn is_tombstone(&self) -> bool;
 }
 
 impl<V: Hash> Fingerprint for crate::values::LwwValue<V> {
     fn fingerprint(&self, key: &[u8]) -> u64 {
         fingerprint(key, self)
     }
+
+    fn is_tombstone(&self) -> bool {
+        self.value.is_none()
+    }
 }
 
 impl<V: Hash> Fingerprint for crate::values::CausalValue<V> {
     fn fingerprint(&self, key: &[u8]) -> u64 {
         fingerprint(key, &(self.clock(), self.versions()))
+    }
+
+    fn is_tombstone(&self) -> bool {
+        self.versions().iter().all(Option::is_none)
     }
 }
 
@@ -162,6 +174,14 @@ impl<K: Clone + Eq + Hash> DigestIndex<K> {
         *sum = sum.wrapping_add(print);
         if let Some(previous) = previous {
             *sum = sum.wrapping_sub(previous);
+        }
+    }
+
+    /// Forgets `key` (its tombstone was collected), taking its fingerprint out of its bucket.
+    pub fn remove(&mut self, key: &K) {
+        let bucket = bucket_of(key);
+        if let Some(print) = self.keys[bucket].remove(key) {
+            self.sums[bucket] = self.sums[bucket].wrapping_sub(print);
         }
     }
 

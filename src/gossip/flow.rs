@@ -29,7 +29,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::gossip::anti_entropy::Fingerprint;
-use crate::gossip::replica::{GossipEvent, PeerMessage};
+use crate::gossip::replica::{GossipEvent, PeerMessage, Version};
 use crate::gossip::rumor::{Feedback, LossOfInterest, RumorConfig};
 use crate::lattice_core::ReadFor;
 use crate::lattice_core::{StorageInput, StorageOutput};
@@ -317,13 +317,17 @@ where
 /// What the gossip makes of one of the core's effects.
 pub fn event_of<S: Fingerprint>(effect: crate::lattice_core::Effect<S>) -> GossipEvent<S> {
     use crate::lattice_core::Effect;
+    let version = |key: &[u8], value: &S| Version {
+        print: value.fingerprint(key),
+        tombstone: value.is_tombstone(),
+    };
     match effect {
         Effect::Changed(key, value) => {
-            let print = value.fingerprint(&key);
-            GossipEvent::Changed(key, print)
+            let version = version(&key, &value);
+            GossipEvent::Changed(key, version)
         }
         Effect::Heard { from, key, changed } => {
-            let changed = changed.map(|value| value.fingerprint(&key));
+            let changed = changed.map(|value| version(&key, &value));
             GossipEvent::Heard {
                 from,
                 had_it: changed.is_none(),
@@ -348,6 +352,7 @@ pub fn core_inputs<V, S>(from: u32, message: PeerMessage<S>) -> Vec<StorageInput
             .map(|(key, value)| StorageInput::Merge(key, value))
             .collect(),
         PeerMessage::Read(to, why, keys) => vec![StorageInput::Read { to, why, keys }],
+        PeerMessage::Collect(key, print) => vec![StorageInput::Collect { key, print }],
         PeerMessage::Gossip(_) => vec![],
     }
 }
@@ -443,7 +448,7 @@ mod sim_tests {
             // Gossip rounds (two rumor ticks and an anti-entropy tick at every replica, each
             // run to quiescence) until every replica answers `want` for `alpha`; anti-entropy
             // pairs replicas at random, so a few rounds may be needed, never many.
-            let until_all_answer = async |want: KVSResult<Bytes>| {
+            let until_all = async |read: fn() -> KVSOperation<Bytes>, want: KVSResult<Bytes>| {
                 for _round in 0..8 {
                     for tick in [
                         GossipTick::Rumor,
@@ -456,7 +461,7 @@ mod sim_tests {
                     quiesce().await;
                     let mut answers = vec![];
                     for at in 0..3 {
-                        answers.push(run(at, KVSOperation::Get(b("alpha"))).await);
+                        answers.push(run(at, read()).await);
                     }
                     if answers.iter().all(|a| *a == want) {
                         return;
@@ -464,6 +469,10 @@ mod sim_tests {
                 }
                 panic!("replicas never all answered {want:?}");
             };
+            let until_all_answer =
+                async |want| until_all(|| KVSOperation::Get(b("alpha")), want).await;
+            let until_all_answer_versioned =
+                async |want| until_all(|| KVSOperation::GetVersioned(b("alpha")), want).await;
 
             // Replicas 0 and 1 accept writes to `alpha` that neither has seen the other's.
             assert_eq!(
@@ -480,11 +489,15 @@ mod sim_tests {
             run(2, KVSOperation::Put(b("alpha"), b("a3"))).await;
             until_all_answer(KVSResult::Value(b("a3"))).await;
 
-            // A delete wins over the version it saw, at every replica.
+            // A delete wins over the version it saw, at every replica ...
             assert_eq!(
                 run(1, KVSOperation::Delete(b("alpha"))).await,
                 KVSResult::Ok
             );
+            until_all_answer(KVSResult::NotFound).await;
+            // ... and once every replica holds its tombstone, the tombstone is collected
+            // everywhere (its context is then empty): the older versions never come back.
+            until_all_answer_versioned(KVSResult::Versioned(Bytes::new(), vec![])).await;
             until_all_answer(KVSResult::NotFound).await;
         });
     }

@@ -16,10 +16,15 @@
 //! `(key, fingerprint)` lists for the buckets that differ and repair exactly the keys that
 //! differ (see [`crate::gossip::anti_entropy`] for the exchange).
 //!
+//! **Deletes** are tombstones that win over the versions they saw. Every anti-entropy tick a
+//! replica also tells each peer which tombstones it holds ([`GossipMessage::Holding`]); once
+//! every peer has said so, the tombstone is collected (see `Gossip::collect` for why no older
+//! value can then come back).
+//!
 //! [`Gossip::step`] is driven by the replica's dataflow (see [`crate::gossip::flow`]) and by
 //! the unit tests below alike.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +44,8 @@ pub enum PeerMessage<S> {
     Values(ReadFor, Vec<(Key, S)>),
     /// Read these keys from the core and send their values to replica `to`.
     Read(u32, ReadFor, Vec<Key>),
+    /// Drop this key from the core if it still holds exactly this tombstone (fingerprint).
+    Collect(Key, u64),
     /// Feedback and anti-entropy bookkeeping.
     Gossip(GossipMessage),
 }
@@ -59,6 +66,18 @@ pub enum GossipMessage {
     /// Anti-entropy, third step: the initiator's pairs in those buckets, so the answerer can
     /// send what the initiator lacks.
     Keys(Vec<usize>, Vec<(Key, u64)>),
+    /// The tombstones the sender holds, by fingerprint: its acknowledgement, sent after it
+    /// got them, that it holds them.
+    Holding(Vec<(Key, u64)>),
+}
+
+/// A key's new version, as the gossip sees it: a fingerprint, and whether it is a tombstone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Version {
+    /// The fingerprint of the key's new value.
+    pub print: u64,
+    /// The value only says the key was deleted.
+    pub tombstone: bool,
 }
 
 /// What the storage core tells the gossip (its replication effects), and what else drives it.
@@ -66,8 +85,8 @@ pub enum GossipMessage {
 pub enum GossipEvent<S> {
     /// This replica joined, or learned of a peer (cluster membership).
     Joined(u32),
-    /// A key's value changed here; the fingerprint of its new value.
-    Changed(Key, u64),
+    /// A key's value changed here.
+    Changed(Key, Version),
     /// A rumor from peer `from` was merged: whether this replica already had it, and the
     /// fingerprint of the key's new value if the merge changed it.
     Heard {
@@ -77,8 +96,8 @@ pub enum GossipEvent<S> {
         key: Key,
         /// The merge changed nothing: the peer's feedback is "I had it".
         had_it: bool,
-        /// The key's new fingerprint, when the merge changed it.
-        changed: Option<u64>,
+        /// The key's new version, when the merge changed it.
+        changed: Option<Version>,
     },
     /// Values the core read, to be sent to `to`.
     Read {
@@ -100,6 +119,10 @@ pub enum GossipEvent<S> {
 /// A message for replica `.0` (this replica itself for [`PeerMessage::Read`]).
 pub type Outgoing<S> = (u32, PeerMessage<S>);
 
+/// Anti-entropy rounds a replica keeps acknowledging a tombstone it collected, for peers that
+/// have not collected it yet (about ten seconds with the default one-second interval).
+pub const REMEMBER_COLLECTED_ROUNDS: u32 = 10;
+
 /// One replica's gossip state (see the module docs).
 #[derive(Debug)]
 pub struct Gossip {
@@ -109,6 +132,13 @@ pub struct Gossip {
     digest: DigestIndex<Key>,
     /// Feedback owed to each peer, sent with the next gossip tick.
     feedback: BTreeMap<u32, Vec<(Key, bool, u64)>>,
+    /// Tombstones held here, by fingerprint, with the peers known to hold them too.
+    tombstones: HashMap<Key, (u64, BTreeSet<u32>)>,
+    /// Tombstones collected here, with the anti-entropy rounds left to remember them. While
+    /// remembered, a collected tombstone is still acknowledged to peers (they may not have
+    /// collected it yet, and wait for every replica's word), and one that comes back from a
+    /// peer is collected again at once.
+    collected: HashMap<Key, (u64, u32)>,
     rng: Rng,
 }
 
@@ -121,6 +151,8 @@ impl Gossip {
             rumors: RumorStore::new(config),
             digest: DigestIndex::new(),
             feedback: BTreeMap::new(),
+            tombstones: HashMap::new(),
+            collected: HashMap::new(),
             // Seeded by the member id: each replica picks different peers, and a run is
             // reproducible (which Hydro's simulator needs).
             rng: Rng::new(0x676f_7373_6970 ^ u64::from(me)),
@@ -136,26 +168,26 @@ impl Gossip {
                 }
                 vec![]
             }
-            GossipEvent::Changed(key, print) => {
-                self.changed(key, print);
-                vec![]
-            }
+            GossipEvent::Changed(key, version) => self.changed(key, version),
             GossipEvent::Heard {
                 from,
                 key,
                 had_it,
                 changed,
             } => {
-                if let Some(print) = changed {
-                    self.changed(key.clone(), print);
-                }
-                if let Some(print) = changed.or_else(|| self.digest.fingerprint(&key)) {
+                let print = changed
+                    .map(|v| v.print)
+                    .or_else(|| self.digest.fingerprint(&key));
+                if let Some(print) = print {
                     self.feedback
                         .entry(from)
                         .or_default()
-                        .push((key, had_it, print));
+                        .push((key.clone(), had_it, print));
                 }
-                vec![]
+                match changed {
+                    Some(version) => self.changed(key, version),
+                    None => vec![],
+                }
             }
             GossipEvent::Read { to, why, values } => vec![(to, PeerMessage::Values(why, values))],
             GossipEvent::Message(from, message) => self.received(from, message),
@@ -164,10 +196,53 @@ impl Gossip {
         }
     }
 
-    /// A key changed here: it is news (a hot rumor), and the digest must say so.
-    fn changed(&mut self, key: Key, print: u64) {
-        self.digest.set(&key, print);
+    /// A key changed here: it is news (a hot rumor), and the digest must say so. A tombstone
+    /// this replica already collected is collected again instead.
+    fn changed<S>(&mut self, key: Key, version: Version) -> Vec<Outgoing<S>> {
+        if version.tombstone && self.collected.get(&key).map(|c| c.0) == Some(version.print) {
+            return vec![(self.me, PeerMessage::Collect(key, version.print))];
+        }
+        self.collected.remove(&key);
+        if version.tombstone {
+            self.tombstones
+                .insert(key.clone(), (version.print, BTreeSet::new()));
+        } else {
+            self.tombstones.remove(&key);
+        }
+        self.digest.set(&key, version.print);
         self.rumors.heard(key);
+        vec![]
+    }
+
+    /// Collects every tombstone that every peer is known to hold: out of the digest and the
+    /// rumors here, and out of the core (a message to itself).
+    ///
+    /// Why this is safe: a peer's [`GossipMessage::Holding`] is sent after it got the
+    /// tombstone, and each peer's messages to this replica arrive in the order it sent them
+    /// (one connection, never re-dialled). So every message a peer sent *before* it held the
+    /// tombstone — any that could carry the older value — has already arrived here, and a peer
+    /// that holds the tombstone can never send the older value again. Nothing can bring the
+    /// key back but a new write. (A replica that is down acknowledges nothing, so its peers
+    /// keep their tombstones until it is back or removed.)
+    fn collect<S>(&mut self) -> Vec<Outgoing<S>> {
+        let peers = &self.peers;
+        let stable: Vec<(Key, u64)> = self
+            .tombstones
+            .iter()
+            .filter(|(_, (_, acked))| !peers.is_empty() && peers.is_subset(acked))
+            .map(|(key, (print, _))| (key.clone(), *print))
+            .collect();
+        stable
+            .into_iter()
+            .map(|(key, print)| {
+                self.tombstones.remove(&key);
+                self.digest.remove(&key);
+                self.rumors.forget(&key);
+                self.collected
+                    .insert(key.clone(), (print, REMEMBER_COLLECTED_ROUNDS));
+                (self.me, PeerMessage::Collect(key, print))
+            })
+            .collect()
     }
 
     fn received<S>(&mut self, from: u32, message: GossipMessage) -> Vec<Outgoing<S>> {
@@ -198,6 +273,16 @@ impl Gossip {
                     actions.push(self.read(from, ReadFor::Repair, keys));
                 }
                 actions
+            }
+            GossipMessage::Holding(held) => {
+                for (key, print) in held {
+                    if let Some((mine, acked)) = self.tombstones.get_mut(&key)
+                        && *mine == print
+                    {
+                        acked.insert(from);
+                    }
+                }
+                self.collect()
             }
             GossipMessage::Keys(differ, theirs) => {
                 let mine = self.digest.keys_in(&differ);
@@ -238,16 +323,42 @@ impl Gossip {
         actions
     }
 
-    /// An anti-entropy tick: send one random peer this replica's digest.
+    /// An anti-entropy tick: send one random peer this replica's digest, and every peer the
+    /// tombstones held here (so each can tell when every replica holds one).
     fn start_anti_entropy<S>(&mut self) -> Vec<Outgoing<S>> {
         let peers: Vec<u32> = self.peers.iter().copied().collect();
         let Some(&peer) = peers.get(self.rng.below(peers.len().max(1))) else {
             return vec![];
         };
-        vec![(
+        let mut out = vec![(
             peer,
             PeerMessage::Gossip(GossipMessage::Digest(self.digest.digest())),
-        )]
+        )];
+        let held: Vec<(Key, u64)> = self
+            .tombstones
+            .iter()
+            .map(|(key, (print, _))| (key.clone(), *print))
+            .chain(
+                self.collected
+                    .iter()
+                    .map(|(key, (print, _))| (key.clone(), *print)),
+            )
+            .collect();
+        if !held.is_empty() {
+            for &to in &peers {
+                out.push((
+                    to,
+                    PeerMessage::Gossip(GossipMessage::Holding(held.clone())),
+                ));
+            }
+        }
+        // Forget collected tombstones after a while: by then every live peer has collected
+        // them too.
+        self.collected.retain(|_, (_, rounds)| {
+            *rounds = rounds.saturating_sub(1);
+            *rounds > 0
+        });
+        out
     }
 
     /// A request to this replica's own core: read `keys`, and send their values to `to`.
@@ -275,6 +386,8 @@ mod tests {
         gossip: Vec<Gossip>,
         stores: Vec<HashMap<Key, u64>>,
         sent: usize,
+        /// Of those, messages carrying values.
+        values_sent: usize,
     }
 
     fn config(k: u32) -> RumorConfig {
@@ -291,6 +404,7 @@ mod tests {
             gossip: (0..n).map(|me| Gossip::new(me, config)).collect(),
             stores: (0..n).map(|_| HashMap::new()).collect(),
             sent: 0,
+            values_sent: 0,
         };
         for me in 0..n as usize {
             for member in 0..n {
@@ -301,6 +415,14 @@ mod tests {
         c
     }
 
+    /// Test values are numbers, merged by max; 0 stands for a tombstone.
+    fn version(value: u64) -> Version {
+        Version {
+            print: value,
+            tombstone: value == 0,
+        }
+    }
+
     fn key(k: &str) -> Key {
         Key::from(k.to_string())
     }
@@ -309,7 +431,7 @@ mod tests {
         /// A client writes `value` to `k` at replica `at`.
         fn write(&mut self, at: usize, k: &str, value: u64) {
             self.stores[at].insert(key(k), value);
-            self.deliver(at, GossipEvent::Changed(key(k), value));
+            self.deliver(at, GossipEvent::Changed(key(k), version(value)));
         }
 
         /// Feeds `event` to replica `at`, and everything it causes, until quiet.
@@ -325,8 +447,15 @@ mod tests {
                         }
                         PeerMessage::Values(why, values) => {
                             self.sent += 1;
+                            self.values_sent += 1;
                             for (key, value) in values {
                                 queue.extend(self.merge(to, at as u32, why, key, value));
+                            }
+                        }
+                        PeerMessage::Collect(key, print) => {
+                            assert_eq!(to, at, "collection is the replica's own business");
+                            if self.stores[at].get(&key) == Some(&print) && print == 0 {
+                                self.stores[at].remove(&key);
                             }
                         }
                         PeerMessage::Read(peer, why, keys) => {
@@ -370,9 +499,9 @@ mod tests {
                     from,
                     key,
                     had_it: !changed,
-                    changed: print,
+                    changed: print.map(version),
                 },
-                ReadFor::Repair => GossipEvent::Changed(key, print?),
+                ReadFor::Repair => GossipEvent::Changed(key, version(print?)),
             };
             Some((at, event))
         }
@@ -413,7 +542,7 @@ mod tests {
     fn feedback_retires_a_rumor_after_k_peers_already_had_it() {
         let mut c = cluster(2, config(2));
         c.stores[1].insert(key("a"), 7);
-        c.gossip[1].step::<u64>(GossipEvent::Changed(key("a"), 7));
+        c.gossip[1].step::<u64>(GossipEvent::Changed(key("a"), version(7)));
         c.write(0, "a", 7);
         // Replica 1 already holds it: each push is answered "had it" at the next tick.
         c.tick(|| GossipEvent::GossipTick);
@@ -450,9 +579,9 @@ mod tests {
     fn late_feedback_about_an_older_version_does_not_retire_a_new_rumor() {
         let mut g = Gossip::new(0, config(1));
         g.step::<u64>(GossipEvent::Joined(1));
-        g.step::<u64>(GossipEvent::Changed(key("a"), 1));
+        g.step::<u64>(GossipEvent::Changed(key("a"), version(1)));
         // The peer answers "had it" about version 1 after version 2 was written here.
-        g.step::<u64>(GossipEvent::Changed(key("a"), 2));
+        g.step::<u64>(GossipEvent::Changed(key("a"), version(2)));
         let stale = GossipMessage::Feedback(vec![(key("a"), true, 1)]);
         g.step::<u64>(GossipEvent::Message(1, stale));
         assert_eq!(g.hot_rumors(), 1, "stale feedback retired the new rumor");
@@ -462,10 +591,48 @@ mod tests {
     }
 
     #[test]
+    fn a_tombstone_every_replica_holds_is_collected_everywhere_and_stays_collected() {
+        let mut c = cluster(3, config(2));
+        c.write(0, "gone", 0);
+        for _ in 0..3 {
+            c.tick(|| GossipEvent::GossipTick);
+        }
+        assert!(c.stores.iter().all(|s| s.get(&key("gone")) == Some(&0)));
+        // One anti-entropy tick: every replica tells every peer which tombstones it holds.
+        c.tick(|| GossipEvent::AntiEntropyTick);
+        assert!(
+            c.stores.iter().all(|s| !s.contains_key(&key("gone"))),
+            "{:?}",
+            c.stores
+        );
+        // A copy of the tombstone still on its way is collected again on arrival.
+        c.stores[2].insert(key("gone"), 0);
+        c.deliver(2, GossipEvent::Changed(key("gone"), version(0)));
+        assert!(!c.stores[2].contains_key(&key("gone")));
+        // And the digests agree again: an exchange repairs nothing.
+        let before = c.values_sent;
+        c.deliver(1, GossipEvent::AntiEntropyTick);
+        assert_eq!(c.values_sent, before);
+    }
+
+    #[test]
+    fn a_tombstone_is_kept_while_a_replica_has_not_acknowledged_it() {
+        let mut c = cluster(3, config(2));
+        // Replica 2 never hears of the delete: no rumors, and its acknowledgements never come.
+        c.stores[0].insert(key("gone"), 0);
+        c.deliver(0, GossipEvent::Changed(key("gone"), version(0)));
+        c.stores[1].insert(key("gone"), 0);
+        c.deliver(1, GossipEvent::Changed(key("gone"), version(0)));
+        let holding = GossipMessage::Holding(vec![(key("gone"), 0)]);
+        c.deliver(0, GossipEvent::Message(1, holding));
+        assert_eq!(c.stores[0].get(&key("gone")), Some(&0));
+    }
+
+    #[test]
     fn a_replica_alone_sends_nothing() {
         let mut g = Gossip::new(0, config(1));
         g.step::<u64>(GossipEvent::Joined(0));
-        g.step::<u64>(GossipEvent::Changed(key("a"), 1));
+        g.step::<u64>(GossipEvent::Changed(key("a"), version(1)));
         assert!(g.step::<u64>(GossipEvent::GossipTick).is_empty());
         assert!(g.step::<u64>(GossipEvent::AntiEntropyTick).is_empty());
     }

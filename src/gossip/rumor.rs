@@ -147,6 +147,11 @@ impl<K: Eq + Hash> RumorStore<K> {
         self.hot.insert(key, 0);
     }
 
+    /// Drops `key`'s rumor, hot or not (its key was collected).
+    pub fn forget(&mut self, key: &K) {
+        self.hot.remove(key);
+    }
+
     /// Whether `key` is currently a hot rumor.
     pub fn is_hot(&self, key: &K) -> bool {
         self.hot.contains_key(key)
