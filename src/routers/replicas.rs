@@ -17,6 +17,7 @@
 //! dataflow receives them. Heartbeats and detector ticks come from timers, which Hydro's
 //! simulator does not run: sim tests feed those events in directly.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use hydro_lang::live_collections::stream::{NoOrder, TotalOrder};
@@ -40,6 +41,13 @@ pub const DETECT_EVERY: Duration = Duration::from_millis(100);
 /// real crash.
 pub const SUSPECT_AFTER_TICKS: u64 = 10;
 
+/// Heartbeats (member, what it said) and detector ticks, given to the router instead of its
+/// timers: Hydro's simulator runs no timers, so sim tests drive failure detection this way.
+pub type GivenLiveness<'a> = (
+    Stream<(u32, Beat), Process<'a, Proxy>, Unbounded, NoOrder>,
+    Stream<(), Process<'a, Proxy>, Unbounded, NoOrder>,
+);
+
 /// Routes each connection to one live replica of `replicas` (see [`super::sticky`]).
 pub struct ReplicaRouter<'a, C> {
     proxy: Process<'a, Proxy>,
@@ -48,6 +56,9 @@ pub struct ReplicaRouter<'a, C> {
     /// them.
     role: &'static str,
     transport: Transport,
+    /// Heartbeats and ticks given by a test, taken when the router is wired (a `RefCell`
+    /// because wiring takes `&self`); `None` runs the timers.
+    given: RefCell<Option<GivenLiveness<'a>>>,
 }
 
 impl<'a, C> ReplicaRouter<'a, C> {
@@ -64,7 +75,15 @@ impl<'a, C> ReplicaRouter<'a, C> {
             replicas: replicas.clone(),
             role,
             transport,
+            given: RefCell::new(None),
         }
+    }
+
+    /// The same router, with its failure detector driven by `heartbeats` and `ticks` instead
+    /// of timers (see [`GivenLiveness`]).
+    pub fn with_liveness(self, (heartbeats, ticks): GivenLiveness<'a>) -> Self {
+        *self.given.borrow_mut() = Some((heartbeats, ticks));
+        self
     }
 
     /// The failure detector's inputs at the proxy: replicas joining, their heartbeats, and
@@ -91,6 +110,28 @@ impl<'a, C> ReplicaRouter<'a, C> {
                 // Never reported by HydroDeploy; heartbeats are what tell.
                 MembershipEvent::Left => None,
             }));
+        let given = self.given.borrow_mut().take();
+        let (heartbeats, ticks) = match given {
+            Some(given) => given,
+            None => (
+                self.timed_heartbeats(),
+                self.proxy
+                    .source_interval(q!(crate::routers::replicas::DETECT_EVERY))
+                    .weaken_ordering(),
+            ),
+        };
+        let heartbeats = heartbeats.map(q!(|(member, beat)| {
+            crate::routers::sticky::RouterEvent::Heartbeat(member, beat)
+        }));
+        let ticks = ticks.map(q!(|_| crate::routers::sticky::RouterEvent::Tick));
+        joined.merge_unordered(heartbeats).merge_unordered(ticks)
+    }
+
+    /// Every replica's heartbeat, every [`HEARTBEAT_EVERY`], as the proxy receives them.
+    fn timed_heartbeats(&self) -> Stream<(u32, Beat), Process<'a, Proxy>, Unbounded, NoOrder>
+    where
+        C: 'a,
+    {
         let beats = self
             .replicas
             .source_interval(q!(crate::routers::replicas::HEARTBEAT_EVERY))
@@ -98,32 +139,23 @@ impl<'a, C> ReplicaRouter<'a, C> {
                 pid: std::process::id(),
                 gossip_sent: crate::net::transport::sent(crate::net::channel::GOSSIP),
             }));
-        let heartbeats: Stream<(u32, Beat), Process<'a, Proxy>, Unbounded, NoOrder> =
-            match self.transport {
-                Transport::Hydro => beats
-                    .send(&self.proxy, TCP.fail_stop().bincode())
-                    .entries()
-                    .map(q!(|(member, beat)| (member.get_raw_id(), beat))),
-                Transport::Zoo => {
-                    beats.for_each(q!(|beat| crate::net::send_to(
-                        "proxy",
-                        0,
-                        crate::net::channel::HEARTBEATS,
-                        &beat
-                    )));
-                    self.proxy
-                        .source_stream(q!(crate::net::inbox(crate::net::channel::HEARTBEATS)))
-                        .weaken_ordering()
-                }
-            };
-        let heartbeats = heartbeats.map(q!(|(member, beat)| {
-            crate::routers::sticky::RouterEvent::Heartbeat(member, beat)
-        }));
-        let ticks = self
-            .proxy
-            .source_interval(q!(crate::routers::replicas::DETECT_EVERY))
-            .map(q!(|_| crate::routers::sticky::RouterEvent::Tick));
-        joined.merge_unordered(heartbeats).merge_unordered(ticks)
+        match self.transport {
+            Transport::Hydro => beats
+                .send(&self.proxy, TCP.fail_stop().bincode())
+                .entries()
+                .map(q!(|(member, beat)| (member.get_raw_id(), beat))),
+            Transport::Zoo => {
+                beats.for_each(q!(|beat| crate::net::send_to(
+                    "proxy",
+                    0,
+                    crate::net::channel::HEARTBEATS,
+                    &beat
+                )));
+                self.proxy
+                    .source_stream(q!(crate::net::inbox(crate::net::channel::HEARTBEATS)))
+                    .weaken_ordering()
+            }
+        }
     }
 }
 
@@ -223,5 +255,86 @@ where
             };
         responses_later.complete(responses.clone());
         responses.merge_unordered(answered_here)
+    }
+}
+
+#[cfg(test)]
+mod sim_tests {
+    use bytes::Bytes;
+    use hydro_lang::location::cluster::CLUSTER_SELF_ID;
+    use hydro_lang::prelude::*;
+    use hydro_lang::sim::quiesce;
+
+    use super::*;
+    use crate::protocol::{KVSOperation, KVSResult};
+    use crate::routers::sticky::StickyRouter;
+
+    /// The router's dataflow, with its failure detector driven by hand: a client's requests
+    /// go to one replica while it sends heartbeats; once it falls silent for longer than the
+    /// timeout, the same client's next request goes to the replica that still beats.
+    #[test]
+    fn a_silent_replica_loses_its_clients_to_a_live_one() {
+        let mut flow = FlowBuilder::new();
+        let proxy = flow.process::<Proxy>();
+        let replicas = flow.cluster::<()>();
+        let (requests_in, requests) = proxy.sim_input();
+        let (beats_in, beats) = proxy.sim_input();
+        let (ticks_in, ticks) = proxy.sim_input();
+        let router = ReplicaRouter::new(&proxy, &replicas, "replica", Transport::Hydro)
+            .with_liveness((beats, ticks));
+        // Each replica answers with its own member id.
+        let responses = router
+            .route(requests, |at_replica| {
+                at_replica.map(q!(move |request: KVSRequest<Bytes>| {
+                    let me = CLUSTER_SELF_ID.get_raw_id();
+                    request
+                        .into_parts()
+                        .1
+                        .respond(KVSResult::Value(Bytes::from(me.to_string())))
+                }))
+            })
+            .map(q!(|response| response.result))
+            .assume_ordering::<TotalOrder>(nondet!(
+                /// The test has one request in flight at a time.
+            ))
+            .sim_output();
+
+        // A client whose replica, while both live, is replica 1.
+        let mut both = StickyRouter::<Bytes>::new(1);
+        both.joined(0);
+        both.joined(1);
+        let client = (0..).find(|&c| both.replica_of(c) == Some(1)).unwrap();
+        let get = move |request| KVSRequest {
+            client,
+            request,
+            op: KVSOperation::Get(Bytes::from_static(b"k")),
+        };
+        let beat = Beat {
+            pid: 1,
+            gossip_sent: 0,
+        };
+
+        flow.sim().with_cluster_size(&replicas, 2).fuzz(async || {
+            beats_in.send_many_unordered([(0, beat), (1, beat)]);
+            quiesce().await;
+            requests_in.send(get(0));
+            assert_eq!(
+                responses.next().await,
+                KVSResult::Value(Bytes::from_static(b"1"))
+            );
+            // Replica 1 falls silent; replica 0 keeps beating through the timeout.
+            for _ in 0..=SUSPECT_AFTER_TICKS {
+                quiesce().await;
+                beats_in.send_many_unordered([(0, beat)]);
+                quiesce().await;
+                ticks_in.send_many_unordered([()]);
+            }
+            quiesce().await;
+            requests_in.send(get(1));
+            assert_eq!(
+                responses.next().await,
+                KVSResult::Value(Bytes::from_static(b"0"))
+            );
+        });
     }
 }
