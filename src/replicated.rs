@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Three plug-ins of the one [`KVSServer`] composition:
-//! - **router** [`ReplicaRouter`]: each connection sticks to one live replica; heartbeats tell
+//! - **router** [`ClusterRouter`]: each connection sticks to one live replica; heartbeats tell
 //!   the proxy which replicas live; requests a dead replica held are re-sent or answered;
 //! - **storage** [`CausalKVSCore`]: each replica stamps writes with its own vector-clock entry,
 //!   so concurrent writes at different replicas become siblings;
@@ -33,7 +33,8 @@ use crate::causal_core::CausalKVSCore;
 use crate::demo::{DemoStep, KVSDemo, Topology};
 use crate::gossip::flow::{GossipReplication, GossipSettings};
 use crate::net::Transport;
-use crate::routers::replicas::ReplicaRouter;
+use crate::routers::cluster::ClusterRouter;
+use crate::routers::ring::Layout;
 use crate::server::{KVSServer, Proxy};
 
 /// Tag type of the replica cluster.
@@ -66,7 +67,13 @@ pub fn replicated_kvs<'a>(proxy: &Process<'a, Proxy>, replicas: &Cluster<'a, Rep
             q!(|| { crate::edge::front::start() }),
         );
     let server = KVSServer::<Bytes, CausalKVSCore, _, _>::with_replication(
-        ReplicaRouter::new(proxy, replicas, "replica", Transport::Zoo),
+        ClusterRouter::new(
+            proxy,
+            replicas,
+            "replica",
+            proxy.singleton(q!(crate::routers::ring::Layout::current())),
+            Transport::Zoo,
+        ),
         GossipReplication::new(replicas, "replica", Transport::Zoo),
     );
     replies.complete(server.serve(requests));
@@ -81,10 +88,13 @@ impl KVSDemo for Replicated {
         let proxy = flow.process::<Proxy>();
         let replicas = flow.cluster::<Replica>();
         replicated_kvs(&proxy, &replicas);
-        self.gossip.to_env().into_iter().fold(
-            Topology::new(&proxy).cluster("replica", &replicas, self.replicas),
-            |topology, (name, value)| topology.env(name, value),
-        )
+        let layout = Layout::unsharded(self.replicas as u32);
+        (self.gossip.to_env().into_iter())
+            .chain(layout.to_env())
+            .fold(
+                Topology::new(&proxy).cluster("replica", &replicas, self.replicas),
+                |topology, (name, value)| topology.env(name, value),
+            )
     }
 
     fn script(&self) -> Vec<DemoStep> {

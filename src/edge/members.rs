@@ -1,6 +1,6 @@
 //! The deployment's members as the proxy sees them, for `INFO members`.
 //!
-//! The router's dataflow (see [`crate::routers::replicas`]) publishes a member's status each
+//! The router's dataflow (see [`crate::routers::cluster`]) publishes a member's status each
 //! time it changes — joined, suspected, heard from again, its process id — and the front
 //! renders the table when a client asks. It is process-wide state because the front and the
 //! dataflow are two parts of one proxy process that share nothing else; it stays small (one

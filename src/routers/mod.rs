@@ -1,12 +1,18 @@
 //! Routers: how the proxy decides which storage member serves each request.
 //!
-//! - [`sticky`]: each connection sticks to one live replica (rendezvous hashing), replicas are
-//!   watched by heartbeats, and requests stranded at a replica that died are re-sent or
-//!   answered — the replicated store's router, kept apart from its dataflow so it can be tested
-//!   alone; [`replicas`]: that router as a Hydro dataflow from the proxy to a replica cluster.
+//! - [`ring`]: consistent hashing — which shard holds a key, and which members make up a
+//!   shard (the [`ring::Layout`] of a storage cluster);
+//! - [`sticky`]: the routing decisions, kept apart from the dataflow so they can be tested
+//!   alone — each request goes to its key's shard and, inside the shard, each connection
+//!   sticks to one live member (rendezvous hashing); members are watched by heartbeats, and
+//!   requests stranded at a member that died are re-sent or answered;
+//! - [`cluster`]: that router as a Hydro dataflow, from the proxy to a storage cluster and back.
+//!   The replicated store uses it with one shard of N replicas, the sharded store with S
+//!   shards of one member, the sharded + replicated store with S shards of R.
 //!
 //! Local's router, which keeps the store in the proxy itself, is
 //! [`crate::server::LocalRouter`].
 
-pub mod replicas;
+pub mod cluster;
+pub mod ring;
 pub mod sticky;

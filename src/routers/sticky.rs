@@ -1,9 +1,15 @@
-//! Sticky routing over replicas that may die: the proxy's half of a replicated store.
+//! Sharded, sticky routing over members that may die: the proxy's half of every clustered
+//! store.
 //!
-//! Every connection's requests go to one replica, so a client reads its own writes and sees
+//! **Which shard.** A request goes to the shard its key lives on ([`Shards::locate`], a
+//! consistent-hash ring). An unsharded store (the replicated one) is a single shard holding
+//! every key; a sharded store without replicas has one member per shard.
+//!
+//! **Which member of the shard.** Every connection's requests to a shard go to one of its
+//! members, so a client reads its own writes and sees
 //! them in the order it made them (session guarantees) — while that replica lives. Which
-//! replica is *rendezvous hashing* (highest random weight): a client goes to the live replica
-//! whose `hash(client, replica)` is greatest. That needs no per-client state at the proxy, it
+//! replica is *rendezvous hashing* (highest random weight): a client goes to the shard's live
+//! member whose `hash(client, member)` is greatest. That needs no per-client state at the proxy, it
 //! spreads connections evenly, and when a replica dies only *its* clients move (every other
 //! client's highest weight is unchanged).
 //!
@@ -15,9 +21,9 @@
 //! drive time by hand.
 //!
 //! **Nothing in flight is stranded.** The router remembers each request until its response
-//! comes back. When a replica is suspected, its unanswered requests are sent again to the
-//! replica each client now maps to; with no live replica left they are answered with an
-//! error. Retrying is safe because a replica's operations are idempotent in effect: a `SET`
+//! comes back. When a member is suspected, its unanswered requests are sent again to the
+//! member each client now maps to in that shard; with no live member left in the shard they
+//! are answered with an error (`CLUSTERDOWN`), and the other shards go on serving. Retrying is safe because a replica's operations are idempotent in effect: a `SET`
 //! applied twice leaves the value it wrote (the second copy is merely a later version), and
 //! a read has no effect. If the suspected replica answers after all, the client's connection
 //! keeps the first answer and drops the second (see [`crate::edge::reply_queue`]).
@@ -28,6 +34,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::protocol::{ClientId, KVSRequest, KVSResponse, KVSResult, RequestId};
+use crate::routers::ring::{Layout, Shards};
 
 /// Mixed into every rendezvous weight (any constant will do; it must only never change).
 const WEIGHT_SEED: u64 = 0x6b76_732d_7a6f_6f21;
@@ -82,15 +89,18 @@ pub struct MemberView {
 #[derive(Debug)]
 pub struct StickyRouter<V> {
     members: BTreeMap<u32, MemberView>,
+    shards: Shards,
     timeout_ticks: u64,
     in_flight: HashMap<(ClientId, RequestId), (u32, KVSRequest<V>)>,
 }
 
 impl<V: Clone> StickyRouter<V> {
-    /// A router that suspects a replica after `timeout_ticks` silent detector ticks.
-    pub fn new(timeout_ticks: u64) -> Self {
+    /// A router over a storage cluster cut into shards as `layout` says, that suspects a
+    /// member after `timeout_ticks` silent detector ticks.
+    pub fn new(timeout_ticks: u64, layout: Layout) -> Self {
         Self {
             members: BTreeMap::new(),
+            shards: Shards::new(layout),
             timeout_ticks: timeout_ticks.max(1),
             in_flight: HashMap::new(),
         }
@@ -185,50 +195,53 @@ impl<V: Clone> StickyRouter<V> {
         stranded.into_iter().map(|r| self.request(r)).collect()
     }
 
-    /// Routes a client's request to its replica, or answers it with an error when no replica
-    /// is alive.
+    /// Routes a client's request to a live member of its key's shard, or answers it with an
+    /// error when that shard has none.
     pub fn request(&mut self, request: KVSRequest<V>) -> Routed<V> {
-        // A request that names its replica (REPLICAGET, REPLICASET) goes there or nowhere.
-        let target = match request.op.member() {
-            Some(member) if self.members.get(&member).is_some_and(|v| v.alive) => Some(member),
-            Some(member) => {
-                return Routed::Reply(KVSResponse {
-                    client: request.client,
-                    request: request.request,
-                    result: KVSResult::Error(format!("replica {member} is not alive")),
-                });
-            }
-            None => self.replica_of(request.client),
-        };
-        match target {
-            Some(member) => {
-                self.in_flight
-                    .insert((request.client, request.request), (member, request.clone()));
-                Routed::Send(member, request)
-            }
-            None => Routed::Reply(KVSResponse {
+        let error = |message: String| {
+            Routed::Reply(KVSResponse {
                 client: request.client,
                 request: request.request,
-                result: KVSResult::Error(
-                    "no replica is alive to serve the request (CLUSTERDOWN)".into(),
-                ),
-            }),
-        }
+                result: KVSResult::Error(message),
+            })
+        };
+        // A request that names its member (REPLICAGET, REPLICASET) goes there or nowhere.
+        let target = match request.op.member() {
+            Some(member) if self.members.get(&member).is_some_and(|v| v.alive) => member,
+            Some(member) => return error(format!("replica {member} is not alive")),
+            None => match self.member_for(request.client, request.op.key()) {
+                Ok(member) => member,
+                Err(_) if self.shards.layout().shards == 1 => {
+                    return error("no replica is alive to serve the request (CLUSTERDOWN)".into());
+                }
+                Err(shard) => {
+                    return error(format!(
+                        "shard {shard} is down: none of its members is alive (CLUSTERDOWN)"
+                    ));
+                }
+            },
+        };
+        self.in_flight
+            .insert((request.client, request.request), (target, request.clone()));
+        Routed::Send(target, request)
     }
 
-    /// A replica's response: the request is no longer in flight.
+    /// A member's response: the request is no longer in flight.
     pub fn response(&mut self, response: &KVSResponse<V>) {
         self.in_flight.remove(&(response.client, response.request));
     }
 
-    /// The live replica `client`'s requests go to: the one with the highest rendezvous
-    /// weight. `None` when no replica is alive.
-    pub fn replica_of(&self, client: ClientId) -> Option<u32> {
+    /// The member `client`'s requests for `key` go to: of the live members of the key's
+    /// shard, the one with the highest rendezvous weight. `Err(shard)` when none of the
+    /// shard's members is alive.
+    pub fn member_for(&self, client: ClientId, key: &[u8]) -> Result<u32, u32> {
+        let place = self.shards.locate(key);
         self.members
-            .iter()
+            .range(place.members)
             .filter(|(_, view)| view.alive)
             .max_by_key(|&(&member, _)| weight(client, member))
             .map(|(&member, _)| member)
+            .ok_or(place.shard)
     }
 
     /// Every replica the router has heard of, by member id.
@@ -279,7 +292,7 @@ mod tests {
     }
 
     fn router(members: u32) -> StickyRouter<Bytes> {
-        let mut r = StickyRouter::new(3);
+        let mut r = StickyRouter::new(3, Layout::unsharded(members));
         for m in 0..members {
             r.joined(m);
         }
@@ -295,7 +308,7 @@ mod tests {
 
     #[test]
     fn step_reports_each_change_of_a_replicas_status_once() {
-        let mut r: StickyRouter<Bytes> = StickyRouter::new(1);
+        let mut r: StickyRouter<Bytes> = StickyRouter::new(1, Layout::unsharded(1));
         let views = |out: Vec<Routed<Bytes>>| -> Vec<(u32, bool, u32)> {
             out.into_iter()
                 .filter_map(|o| match o {
@@ -329,7 +342,7 @@ mod tests {
         let r = router(3);
         let mut per_member = [0usize; 3];
         for client in 0..3000 {
-            per_member[r.replica_of(client).unwrap() as usize] += 1;
+            per_member[r.member_for(client, b"k").unwrap() as usize] += 1;
         }
         for count in per_member {
             assert!((800..1200).contains(&count), "{per_member:?}");
@@ -339,7 +352,7 @@ mod tests {
     #[test]
     fn a_silent_replica_is_suspected_after_the_timeout_and_only_its_clients_move() {
         let mut r = router(3);
-        let before: Vec<_> = (0..300).map(|c| r.replica_of(c).unwrap()).collect();
+        let before: Vec<_> = (0..300).map(|c| r.member_for(c, b"k").unwrap()).collect();
         for _ in 0..3 {
             r.heartbeat(0, beat(10));
             r.heartbeat(2, beat(12));
@@ -354,7 +367,7 @@ mod tests {
         r.tick();
         assert!(!r.members()[&1].alive);
         for (client, was) in before.into_iter().enumerate() {
-            let now = r.replica_of(client as u64).unwrap();
+            let now = r.member_for(client as u64, b"k").unwrap();
             assert_ne!(now, 1);
             if was != 1 {
                 assert_eq!(now, was, "client {client} moved though its replica lives");
@@ -365,7 +378,9 @@ mod tests {
     #[test]
     fn requests_in_flight_to_a_dead_replica_are_resent_in_order_to_a_live_one() {
         let mut r = router(2);
-        let client = (0..).find(|&c| r.replica_of(c) == Some(0)).unwrap();
+        let client = (0..)
+            .find(|&c| r.member_for(c, b"k").ok() == Some(0))
+            .unwrap();
         r.request(get(client, 0));
         r.request(get(client, 1));
         r.request(get(client, 2));
@@ -422,9 +437,111 @@ mod tests {
         for _ in 0..4 {
             r.tick();
         }
-        assert_eq!(r.replica_of(5), None);
+        assert_eq!(r.member_for(5, b"k").ok(), None);
         r.heartbeat(0, beat(99));
-        assert_eq!(r.replica_of(5), Some(0));
+        assert_eq!(r.member_for(5, b"k").ok(), Some(0));
         assert_eq!(r.members()[&0].beat.pid, 99);
+    }
+
+    /// A router over `layout`, every member joined.
+    fn sharded(layout: Layout) -> StickyRouter<Bytes> {
+        let mut r = StickyRouter::new(3, layout);
+        for m in 0..layout.members() {
+            r.joined(m);
+        }
+        r
+    }
+
+    fn put(client: ClientId, request: RequestId, key: &str) -> KVSRequest<Bytes> {
+        KVSRequest {
+            client,
+            request,
+            op: KVSOperation::Put(Bytes::from(key.to_owned()), Bytes::from_static(b"v")),
+        }
+    }
+
+    #[test]
+    fn each_request_goes_to_a_member_of_its_keys_shard() {
+        let layout = Layout::sharded(3, 2);
+        let shards = Shards::new(layout);
+        let mut r = sharded(layout);
+        let mut shards_seen = std::collections::BTreeSet::new();
+        for i in 0..200 {
+            let key = format!("key:{i}");
+            let member = sent_to(&r.request(put(i % 7, i, &key))).expect("sent");
+            let place = shards.locate(key.as_bytes());
+            assert!(place.members.contains(&member), "{key}: {member} {place:?}");
+            shards_seen.insert(place.shard);
+        }
+        assert_eq!(shards_seen.len(), 3, "200 keys fall on every shard");
+    }
+
+    #[test]
+    fn a_dead_shard_fails_only_its_own_keys_and_its_requests_in_flight() {
+        let layout = Layout::sharded(3, 1);
+        let shards = Shards::new(layout);
+        let mut r = sharded(layout);
+        let keys: Vec<String> = (0..60).map(|i| format!("key:{i}")).collect();
+        let on = |shard: u32| -> Vec<String> {
+            keys.iter()
+                .filter(|k| shards.locate(k.as_bytes()).shard == shard)
+                .cloned()
+                .collect()
+        };
+        let dead = 1;
+        // One request to the doomed shard is in flight when it dies.
+        let in_flight = on(dead)[0].clone();
+        assert_eq!(sent_to(&r.request(put(9, 0, &in_flight))), Some(dead));
+        for _ in 0..4 {
+            r.heartbeat(0, beat(10));
+            r.heartbeat(2, beat(12));
+            let out = r.step(RouterEvent::Tick);
+            if let Some(Routed::Reply(response)) =
+                out.iter().find(|o| matches!(o, Routed::Reply(_)))
+            {
+                assert_eq!(response.request, 0);
+                let KVSResult::Error(e) = &response.result else {
+                    panic!("{response:?}")
+                };
+                assert!(e.contains("shard 1 is down"), "{e}");
+            }
+        }
+        assert_eq!(r.in_flight(), 0, "the stranded request was answered");
+        for (i, key) in on(dead).into_iter().enumerate() {
+            let routed = r.request(put(1, i as u64 + 1, &key));
+            assert!(
+                matches!(&routed, Routed::Reply(KVSResponse { result: KVSResult::Error(e), .. }) if e.contains("CLUSTERDOWN")),
+                "{routed:?}"
+            );
+        }
+        for key in on(0).into_iter().chain(on(2)) {
+            let shard = shards.locate(key.as_bytes()).shard;
+            assert_eq!(sent_to(&r.request(put(1, 99, &key))), Some(shard));
+        }
+    }
+
+    #[test]
+    fn a_dead_replica_hands_its_clients_to_a_live_replica_of_the_same_shard() {
+        let layout = Layout::sharded(2, 3);
+        let shards = Shards::new(layout);
+        let mut r = sharded(layout);
+        let key = "color";
+        let place = shards.locate(key.as_bytes());
+        let client = (0..)
+            .find(|&c| r.member_for(c, key.as_bytes()) == Ok(place.members.start))
+            .unwrap();
+        for _ in 0..4 {
+            for m in layout.members_of(0).chain(layout.members_of(1)) {
+                if m != place.members.start {
+                    r.heartbeat(m, beat(m));
+                }
+            }
+            r.step(RouterEvent::Tick);
+        }
+        let now = r.member_for(client, key.as_bytes()).unwrap();
+        assert!(
+            place.members.contains(&now) && now != place.members.start,
+            "{now}"
+        );
     }
 }

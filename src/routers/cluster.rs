@@ -1,5 +1,9 @@
-//! [`ReplicaRouter`]: the sticky router ([`super::sticky`]) as a Hydro dataflow, from the proxy
-//! to a cluster of replicas and back.
+//! [`ClusterRouter`]: the sharded, sticky router ([`super::sticky`]) as a Hydro dataflow, from
+//! the proxy to a storage cluster and back.
+//!
+//! The cluster's [`Layout`] (how many shards, how many replicas each) reaches the router as a
+//! singleton: deployed, every process reads it from its environment ([`Layout::current`]),
+//! so changing `--shards` rebuilds nothing; a sim test writes it in its own code.
 //!
 //! ```text
 //!   proxy:   requests ─┐
@@ -28,6 +32,7 @@ use serde::de::DeserializeOwned;
 
 use crate::net::Transport;
 use crate::protocol::{KVSRequest, KVSResponse};
+use crate::routers::ring::Layout;
 use crate::routers::sticky::{Beat, RouterEvent};
 use crate::server::{Proxy, Router};
 
@@ -48,10 +53,13 @@ pub type GivenLiveness<'a> = (
     Stream<(), Process<'a, Proxy>, Unbounded, NoOrder>,
 );
 
-/// Routes each connection to one live replica of `replicas` (see [`super::sticky`]).
-pub struct ReplicaRouter<'a, C> {
+/// Routes each request to its key's shard and each connection to one live member of that
+/// shard (see [`super::sticky`]).
+pub struct ClusterRouter<'a, C> {
     proxy: Process<'a, Proxy>,
     replicas: Cluster<'a, C>,
+    /// How `replicas` is cut into shards, as the proxy knows it.
+    layout: Singleton<Layout, Process<'a, Proxy>, Bounded>,
     /// The replicas' role in the topology (`replica`, …): how `INFO` and the transport name
     /// them.
     role: &'static str,
@@ -61,18 +69,20 @@ pub struct ReplicaRouter<'a, C> {
     given: RefCell<Option<GivenLiveness<'a>>>,
 }
 
-impl<'a, C> ReplicaRouter<'a, C> {
+impl<'a, C> ClusterRouter<'a, C> {
     /// A router from `proxy` to the members of `replicas`, whose role in the topology is
-    /// `role`, sending over `transport`.
+    /// `role`, cut into shards as `layout` says, sending over `transport`.
     pub fn new(
         proxy: &Process<'a, Proxy>,
         replicas: &Cluster<'a, C>,
         role: &'static str,
+        layout: Singleton<Layout, Process<'a, Proxy>, Bounded>,
         transport: Transport,
     ) -> Self {
         Self {
             proxy: proxy.clone(),
             replicas: replicas.clone(),
+            layout,
             role,
             transport,
             given: RefCell::new(None),
@@ -116,7 +126,7 @@ impl<'a, C> ReplicaRouter<'a, C> {
             None => (
                 self.timed_heartbeats(),
                 self.proxy
-                    .source_interval(q!(crate::routers::replicas::DETECT_EVERY))
+                    .source_interval(q!(crate::routers::cluster::DETECT_EVERY))
                     .weaken_ordering(),
             ),
         };
@@ -134,7 +144,7 @@ impl<'a, C> ReplicaRouter<'a, C> {
     {
         let beats = self
             .replicas
-            .source_interval(q!(crate::routers::replicas::HEARTBEAT_EVERY))
+            .source_interval(q!(crate::routers::cluster::HEARTBEAT_EVERY))
             .map(q!(|_| crate::routers::sticky::Beat {
                 pid: std::process::id(),
                 gossip_sent: crate::net::transport::sent(crate::net::channel::GOSSIP),
@@ -159,7 +169,7 @@ impl<'a, C> ReplicaRouter<'a, C> {
     }
 }
 
-impl<'a, C: 'a, V> Router<'a, V> for ReplicaRouter<'a, C>
+impl<'a, C: 'a, V> Router<'a, V> for ClusterRouter<'a, C>
 where
     V: Clone + Serialize + DeserializeOwned + Send + 'static,
 {
@@ -193,12 +203,21 @@ where
                 /// suspects a replica just before or just after it) but never loses one: a
                 /// request sent to a replica that is then suspected is re-sent.
             ));
+        // The router is built on the first event, once the layout is known; the layout is a
+        // few numbers, so carrying it beside every event costs nothing worth avoiding.
         let routed = events
+            .cross_singleton(self.layout.clone())
             .scan(
-                q!(|| crate::routers::sticky::StickyRouter::new(
-                    crate::routers::replicas::SUSPECT_AFTER_TICKS
-                )),
-                q!(|router, event| Some(router.step(event))),
+                q!(|| None),
+                q!(|router, (event, layout)| {
+                    let router = router.get_or_insert_with(|| {
+                        crate::routers::sticky::StickyRouter::new(
+                            crate::routers::cluster::SUSPECT_AFTER_TICKS,
+                            layout,
+                        )
+                    });
+                    Some(router.step(event))
+                }),
             )
             .flatten_ordered();
 
@@ -280,7 +299,8 @@ mod sim_tests {
         let (requests_in, requests) = proxy.sim_input();
         let (beats_in, beats) = proxy.sim_input();
         let (ticks_in, ticks) = proxy.sim_input();
-        let router = ReplicaRouter::new(&proxy, &replicas, "replica", Transport::Hydro)
+        let layout = proxy.singleton(q!(crate::routers::ring::Layout::unsharded(2)));
+        let router = ClusterRouter::new(&proxy, &replicas, "replica", layout, Transport::Hydro)
             .with_liveness((beats, ticks));
         // Each replica answers with its own member id.
         let responses = router
@@ -300,10 +320,10 @@ mod sim_tests {
             .sim_output();
 
         // A client whose replica, while both live, is replica 1.
-        let mut both = StickyRouter::<Bytes>::new(1);
+        let mut both = StickyRouter::<Bytes>::new(1, crate::routers::ring::Layout::unsharded(2));
         both.joined(0);
         both.joined(1);
-        let client = (0..).find(|&c| both.replica_of(c) == Some(1)).unwrap();
+        let client = (0..).find(|&c| both.member_for(c, b"k") == Ok(1)).unwrap();
         let get = move |request| KVSRequest {
             client,
             request,
