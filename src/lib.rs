@@ -14,13 +14,16 @@
 //! - [`edge`]: the Redis-protocol edge — RESP parsing, the command table, AUTH, per-connection
 //!   reply ordering and request deadlines, bounded output, `INFO` counters, and the TCP server
 //!   that feeds the dataflow from inside the proxy process.
-//! - [`routers`]: how the proxy picks a member for each request — sticky routing over
-//!   replicas watched by heartbeats ([`routers::sticky`]).
+//! - [`routers`]: how the proxy picks a member for each request — a consistent-hash ring
+//!   ([`routers::ring`]) and sticky routing inside a shard over members watched by
+//!   heartbeats ([`routers::sticky`]).
 //! - [`gossip`]: Demers-style gossip — rumor mongering, anti-entropy, their simulation, and
 //!   the gossip `Replication` that wires them around a replica's core.
 //! - [`net`]: how processes reach each other — Hydro's channels, or our fail-stop transport
 //!   that survives a dead peer.
-//! - [`local`]: the Local architecture; [`replicated`]: N replicas, gossip, causal values.
+//! - [`local`]: the Local architecture; [`replicated`]: N replicas, gossip, causal values;
+//!   [`sharded`]: S shards on a consistent-hash ring; [`sharded_replicated`]: S shards of R
+//!   gossiping replicas.
 //! - [`demo`]: deploying an architecture with hydro_deploy (`run_kvs_demo`, `serve`);
 //!   [`console`] keeps hydro_deploy's build chatter off the terminal unless `--verbose`;
 //!   [`examples_support`] has demo helpers.
@@ -60,6 +63,8 @@ pub mod protocol;
 pub mod replicated;
 pub mod routers;
 pub mod server;
+pub mod sharded;
+pub mod sharded_replicated;
 pub mod values;
 
 pub use crate::causal_core::CausalKVSCore;

@@ -74,7 +74,12 @@ pub fn replicated_kvs<'a>(proxy: &Process<'a, Proxy>, replicas: &Cluster<'a, Rep
             proxy.singleton(q!(crate::routers::ring::Layout::current())),
             Transport::Zoo,
         ),
-        GossipReplication::new(replicas, "replica", Transport::Zoo),
+        GossipReplication::new(
+            replicas,
+            "replica",
+            replicas.singleton(q!(crate::routers::ring::Layout::current())),
+            Transport::Zoo,
+        ),
     );
     replies.complete(server.serve(requests));
 }

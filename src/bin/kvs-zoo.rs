@@ -3,6 +3,8 @@
 //! ```text
 //! kvs-zoo serve local [--port 6379] [--bind 127.0.0.1] [--requirepass PASS] …
 //! kvs-zoo serve replicated [--replicas 3] [--gossip-interval 50ms] …
+//! kvs-zoo serve sharded [--shards 3] [--virtual-nodes 512]
+//! kvs-zoo serve sharded-replicated [--shards 3] [--replicas 3] [--gossip-interval 50ms] …
 //! ```
 //!
 //! `kvs-zoo serve --help` lists every option.
@@ -15,9 +17,12 @@ use kvs_zoo::Hosts;
 use kvs_zoo::console::Console;
 use kvs_zoo::edge::auth::Password;
 use kvs_zoo::edge::config::FrontConfig;
+use kvs_zoo::gossip::flow::GossipSettings;
 use kvs_zoo::gossip::rumor::{Feedback, LossOfInterest};
 use kvs_zoo::local::Local;
 use kvs_zoo::replicated::Replicated;
+use kvs_zoo::sharded::Sharded;
+use kvs_zoo::sharded_replicated::ShardedReplicated;
 
 const USAGE: &str = "\
 usage: kvs-zoo serve <architecture> [options]
@@ -25,6 +30,8 @@ usage: kvs-zoo serve <architecture> [options]
 architectures:
   local                       one process, last-writer-wins
   replicated                  N replicas, gossip, causal values (siblings)
+  sharded                     S shards on a consistent-hash ring, last-writer-wins
+  sharded-replicated          S shards of R replicas, gossip inside each shard
 
 options:
   --port <P>                  TCP port to listen on (default 6379)
@@ -37,8 +44,11 @@ options:
   --request-timeout <T>       answer a request with an error if the store has not
                               within T (default 5s; e.g. 1.5s, 500ms)
   --enable-debug-command      accept DEBUG SLEEP <seconds> (for testing timeouts)
-replicated:
-  --replicas <N>              how many replicas (default 3)
+sharded, sharded-replicated:
+  --shards <S>                how many shards (default 3)
+  --virtual-nodes <V>         points per shard on the hash ring (default 512)
+replicated, sharded-replicated:
+  --replicas <N>              how many replicas (per shard; default 3)
   --gossip-interval <T>       how often replicas push hot rumors (default 50ms)
   --anti-entropy-interval <T> how often a replica compares digests with a peer
                               (default 1s)
@@ -56,16 +66,64 @@ replicated:
 Build with --release for benchmarks: the store's processes are then built optimized.";
 
 /// The architectures `serve` knows.
-const ARCHITECTURES: &[&str] = &["local", "replicated"];
+const ARCHITECTURES: &[&str] = &["local", "replicated", "sharded", "sharded-replicated"];
 
 /// What the command line asked for.
 struct ServeArgs {
     architecture: String,
     front: FrontConfig,
-    /// The replicated architecture's settings (ignored by the others, which refuse its
-    /// options).
-    replicated: Replicated,
+    /// Replicas (per shard), for the replicated architectures.
+    replicas: u32,
+    /// Shards and points per shard on the ring, for the sharded architectures.
+    shards: u32,
+    virtual_nodes: u32,
+    /// How replicas gossip, for the replicated architectures.
+    gossip: GossipSettings,
     verbose: bool,
+}
+
+impl ServeArgs {
+    fn replicated(&self) -> Replicated {
+        Replicated {
+            replicas: self.replicas as usize,
+            gossip: self.gossip.clone(),
+        }
+    }
+
+    fn sharded(&self) -> Sharded {
+        Sharded {
+            shards: self.shards,
+            virtual_nodes: self.virtual_nodes,
+        }
+    }
+
+    fn sharded_replicated(&self) -> ShardedReplicated {
+        ShardedReplicated {
+            shards: self.shards,
+            replicas: self.replicas,
+            virtual_nodes: self.virtual_nodes,
+            gossip: self.gossip.clone(),
+        }
+    }
+}
+
+/// Which architectures take an option (by its prefix); options of none are unknown.
+fn takes_option(architecture: &str, flag: &str) -> bool {
+    let sharded = ["--shards", "--virtual-nodes"];
+    let replicated = [
+        "--replicas",
+        "--gossip",
+        "--anti-entropy",
+        "--fanout",
+        "--rumor",
+    ];
+    if sharded.iter().any(|p| flag.starts_with(p)) {
+        return architecture.starts_with("sharded");
+    }
+    if replicated.iter().any(|p| flag.starts_with(p)) {
+        return architecture.ends_with("replicated");
+    }
+    true
 }
 
 fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
@@ -87,7 +145,10 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
         ));
     }
     let mut front = FrontConfig::localhost(&architecture, 6379);
-    let mut replicated = Replicated::default();
+    let defaults = ShardedReplicated::default();
+    let (mut replicas, mut shards, mut virtual_nodes) =
+        (defaults.replicas, defaults.shards, defaults.virtual_nodes);
+    let mut gossip = defaults.gossip;
     let mut verbose = false;
     let (mut port, mut bind) = (6379u16, "127.0.0.1".to_string());
     while let Some(flag) = it.next() {
@@ -105,27 +166,21 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let bad = || format!("bad {flag} '{value}'");
-        let positive = || value.parse().ok().filter(|n| *n > 0).ok_or_else(bad);
-        let replicated_only = [
-            "--replicas",
-            "--gossip",
-            "--anti-entropy",
-            "--fanout",
-            "--rumor",
-        ];
-        if replicated_only.iter().any(|p| flag.starts_with(p)) && architecture != "replicated" {
+        let positive = || positive_number::<usize>(value).ok_or_else(bad);
+        let positive_u32 = || positive_number::<u32>(value).ok_or_else(bad);
+        if !takes_option(&architecture, flag) {
             return Err(format!(
-                "{flag} is an option of 'replicated', not '{architecture}'"
+                "{flag} is not an option of '{architecture}' (see --help)"
             ));
         }
-        let rumor = &mut replicated.gossip.rumor;
+        let rumor = &mut gossip.rumor;
         match flag.as_str() {
-            "--replicas" => replicated.replicas = positive()?,
-            "--gossip-interval" => {
-                replicated.gossip.interval = parse_duration(value).ok_or_else(bad)?
-            }
+            "--replicas" => replicas = positive_u32()?,
+            "--shards" => shards = positive_u32()?,
+            "--virtual-nodes" => virtual_nodes = positive_u32()?,
+            "--gossip-interval" => gossip.interval = parse_duration(value).ok_or_else(bad)?,
             "--anti-entropy-interval" => {
-                replicated.gossip.anti_entropy_interval = parse_duration(value).ok_or_else(bad)?
+                gossip.anti_entropy_interval = parse_duration(value).ok_or_else(bad)?
             }
             "--fanout" => rumor.fanout = positive()?,
             "--rumor-k" => {
@@ -169,11 +224,8 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
     };
     // Gossip timers count whole milliseconds.
     for (name, interval) in [
-        ("--gossip-interval", replicated.gossip.interval),
-        (
-            "--anti-entropy-interval",
-            replicated.gossip.anti_entropy_interval,
-        ),
+        ("--gossip-interval", gossip.interval),
+        ("--anti-entropy-interval", gossip.anti_entropy_interval),
     ] {
         if interval < Duration::from_millis(1) {
             return Err(format!("{name} must be at least 1ms"));
@@ -182,9 +234,17 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
     Ok(Some(ServeArgs {
         architecture,
         front,
-        replicated,
+        replicas,
+        shards,
+        virtual_nodes,
+        gossip,
         verbose,
     }))
+}
+
+/// A number above zero.
+fn positive_number<N: std::str::FromStr + PartialOrd + Default>(text: &str) -> Option<N> {
+    text.parse().ok().filter(|n| *n > N::default())
 }
 
 /// `1048576`, `64kb`, `64mb`, `1gb` (powers of 1024, as Redis reads `kb`/`mb`/`gb`); not zero.
@@ -271,7 +331,11 @@ async fn run() -> ExitCode {
     let result = match serve.architecture.as_str() {
         "local" => kvs_zoo::demo::serve(Local, hosts, serve.front, deployment).await,
         "replicated" => {
-            kvs_zoo::demo::serve(serve.replicated, hosts, serve.front, deployment).await
+            kvs_zoo::demo::serve(serve.replicated(), hosts, serve.front, deployment).await
+        }
+        "sharded" => kvs_zoo::demo::serve(serve.sharded(), hosts, serve.front, deployment).await,
+        "sharded-replicated" => {
+            kvs_zoo::demo::serve(serve.sharded_replicated(), hosts, serve.front, deployment).await
         }
         other => unreachable!("parse accepts only known architectures, not '{other}'"),
     };
@@ -324,7 +388,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        let r = serve.replicated;
+        let r = serve.replicated();
         assert_eq!(r.replicas, 5);
         assert_eq!(r.gossip.interval, Duration::from_millis(20));
         assert_eq!(r.gossip.anti_entropy_interval, Duration::from_secs(2));
@@ -336,8 +400,42 @@ mod tests {
         assert_eq!(r.gossip.rumor.feedback, Feedback::Blind);
         assert_eq!(r.gossip.rumor.loss, LossOfInterest::Coin);
         assert_eq!(
-            parse_words("serve replicated").unwrap().unwrap().replicated,
+            parse_words("serve replicated")
+                .unwrap()
+                .unwrap()
+                .replicated(),
             Replicated::default()
+        );
+    }
+
+    #[test]
+    fn sharded_options() {
+        let serve = parse_words("serve sharded --shards 5 --virtual-nodes 64")
+            .unwrap()
+            .unwrap();
+        let layout = serve.sharded().layout();
+        assert_eq!(
+            (layout.shards, layout.replicas, layout.virtual_nodes),
+            (5, 1, 64)
+        );
+        assert_eq!(
+            parse_words("serve sharded").unwrap().unwrap().sharded(),
+            Sharded::default()
+        );
+        let serve = parse_words("serve sharded-replicated --shards 2 --replicas 4 --fanout 1")
+            .unwrap()
+            .unwrap();
+        let both = serve.sharded_replicated();
+        assert_eq!(
+            (both.shards, both.replicas, both.gossip.rumor.fanout),
+            (2, 4, 1)
+        );
+        assert_eq!(
+            parse_words("serve sharded-replicated")
+                .unwrap()
+                .unwrap()
+                .sharded_replicated(),
+            ShardedReplicated::default()
         );
     }
 
@@ -382,12 +480,22 @@ mod tests {
             ("serve", "missing architecture"),
             (
                 "serve paxos",
-                "unknown architecture 'paxos' (available: local, replicated)",
+                "unknown architecture 'paxos' (available: local, replicated, sharded, \
+                 sharded-replicated)",
             ),
             (
                 "serve local --replicas 3",
-                "--replicas is an option of 'replicated', not 'local'",
+                "--replicas is not an option of 'local' (see --help)",
             ),
+            (
+                "serve sharded --replicas 3",
+                "--replicas is not an option of 'sharded' (see --help)",
+            ),
+            (
+                "serve replicated --shards 3",
+                "--shards is not an option of 'replicated' (see --help)",
+            ),
+            ("serve sharded --shards 0", "bad --shards '0'"),
             ("serve replicated --replicas 0", "bad --replicas '0'"),
             (
                 "serve replicated --rumor-loss maybe",

@@ -15,6 +15,7 @@ use smallvec::{SmallVec, smallvec};
 use crate::edge::auth::Password;
 use crate::edge::resp::{Args, Command, Reply};
 use crate::protocol::{ClientId, KVSOperation, KVSResult};
+use crate::routers::ring::{Layout, Shards};
 
 /// How the results of a data command's operations become its reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +69,8 @@ pub struct Settings {
     /// Accept `DEBUG SLEEP seconds`, whose reply comes back late as if the store were slow
     /// (Redis's `enable-debug-command`). Off by default: it exists to test request timeouts.
     pub debug_command: bool,
+    /// Where keys live (`KEYSHARD`): the same shards the router routes by.
+    pub shards: Shards,
 }
 
 impl Settings {
@@ -77,6 +80,7 @@ impl Settings {
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             requirepass: None,
             debug_command: false,
+            shards: Shards::new(Layout::unsharded(1)),
         }
     }
 }
@@ -161,6 +165,10 @@ pub fn plan(cmd: Command, session: &mut Session, settings: &Settings) -> Plan {
                 .collect(),
         ),
         b"debug" => debug(args, settings),
+        b"keyshard" => match args {
+            [key] => Plan::Reply(key_shard(&settings.shards, key)),
+            _ => arity_error(),
+        },
         b"select" => match args {
             [db] if db.as_ref() == b"0" => Plan::Reply(Reply::simple("OK")),
             [_] => Plan::Reply(Reply::err("DB index is out of range")),
@@ -277,6 +285,22 @@ fn data(name: &[u8], all: Args) -> Plan {
         }
         _ => wrong_arity(name),
     }
+}
+
+/// `KEYSHARD key`: the shard the key lives on and the members holding it (the numbers
+/// REPLICAGET takes), as `[shard, [member, …]]`. It asks [`Shards::locate`], the function the
+/// router routes by, so the answer is where the key's requests go.
+fn key_shard(shards: &Shards, key: &[u8]) -> Reply {
+    let place = shards.locate(key);
+    Reply::Array(vec![
+        Reply::Integer(i64::from(place.shard)),
+        Reply::Array(
+            place
+                .members
+                .map(|m| Reply::Integer(i64::from(m)))
+                .collect(),
+        ),
+    ])
 }
 
 /// A storage member's number, as REPLICAGET and REPLICASET take it.
@@ -671,6 +695,35 @@ mod tests {
         assert!(
             matches!(plan(empty, &mut session, &settings), Plan::Reply(Reply::Error(e)) if e.contains("too large"))
         );
+    }
+
+    #[test]
+    fn keyshard_names_the_shard_and_members_the_router_uses() {
+        let layout = Layout::sharded(3, 2);
+        let settings = Settings {
+            shards: Shards::new(layout),
+            ..Settings::new()
+        };
+        for key in ["color", "shape", "k:1", "k:2", "k:3"] {
+            let place = Shards::new(layout).locate(key.as_bytes());
+            let plan = plan(
+                cmd(&["KEYSHARD", key]),
+                &mut Session::new(0, &settings),
+                &settings,
+            );
+            let first = i64::from(place.members.start);
+            assert_eq!(
+                plan,
+                Plan::Reply(Reply::Array(vec![
+                    Reply::Integer(i64::from(place.shard)),
+                    Reply::Array(vec![Reply::Integer(first), Reply::Integer(first + 1)]),
+                ]))
+            );
+        }
+        assert!(matches!(
+            plan_words(&["KEYSHARD"]),
+            Plan::Reply(Reply::Error(e)) if e.contains("wrong number")
+        ));
     }
 
     #[test]

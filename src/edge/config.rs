@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::edge::auth::Password;
 use crate::edge::commands::Settings;
+use crate::routers::ring::{Layout, Shards};
 
 /// Where and how the front listens, and what it bounds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,6 +107,8 @@ impl FrontConfig {
                     None => None,
                 },
                 debug_command: get(DEBUG_COMMAND)? == "true",
+                // Set by the deployment for every process: the router reads the same.
+                shards: Shards::new(Layout::from_vars(&var)?),
             },
             max_clients: number(MAX_CLIENTS)? as usize,
             client_output_limit: number(OUTPUT_LIMIT)? as usize,

@@ -30,7 +30,7 @@ pub struct Stats {
 }
 
 /// Which `INFO` sections exist, in Redis's order.
-const SECTIONS: &[&str] = &["server", "clients", "stats", "members"];
+const SECTIONS: &[&str] = &["server", "clients", "stats", "members", "ring"];
 
 impl Stats {
     /// Fresh counters, started now.
@@ -99,13 +99,14 @@ impl Stats {
                 .iter()
                 .any(|s| matches!(s.as_str(), "default" | "all" | "everything"));
         let mut out = String::new();
-        // Architectures without members beyond the proxy have no members section at all.
+        // Architectures without members beyond the proxy have no members or ring section.
         let mut members = crate::edge::members::section();
+        let clustered = members.is_some();
         for section in SECTIONS {
             if !all && !sections.iter().any(|s| s == section) {
                 continue;
             }
-            if *section == "members" && members.is_none() {
+            if matches!(*section, "members" | "ring") && !clustered {
                 continue;
             }
             if !out.is_empty() {
@@ -133,6 +134,7 @@ impl Stats {
                     )
                 }
                 "members" => out.write_str(&members.take().unwrap_or_default()),
+                "ring" => out.write_str(&config.commands.shards.info_section()),
                 "clients" => write!(
                     out,
                     "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n",

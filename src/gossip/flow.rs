@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use hydro_lang::live_collections::stream::{NoOrder, TotalOrder};
 use hydro_lang::location::MembershipEvent;
+use hydro_lang::location::cluster::CLUSTER_SELF_ID;
 use hydro_lang::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -35,6 +36,7 @@ use crate::lattice_core::ReadFor;
 use crate::lattice_core::{StorageInput, StorageOutput};
 use crate::net::Transport;
 use crate::protocol::{KVSRequest, KVSResponse};
+use crate::routers::ring::Layout;
 use crate::server::{Member, Replication};
 
 /// When gossip happens, and how rumors lose interest.
@@ -162,13 +164,22 @@ pub struct GossipReplication<'a, C> {
     ticks: RefCell<Option<Ticks<'a, C>>>,
     /// The replicas' role in the topology, as the transport names them.
     role: &'static str,
+    /// How the cluster is cut into shards: a replica gossips only with its own shard's
+    /// members.
+    layout: Singleton<Layout, Cluster<'a, C>, Bounded>,
     transport: Transport,
 }
 
 impl<'a, C: 'a> GossipReplication<'a, C> {
-    /// Gossip among the members of `replicas` (`role` in the topology) over `transport`,
-    /// driven by timers at the intervals of each replica's [`GossipSettings::current`].
-    pub fn new(replicas: &Cluster<'a, C>, role: &'static str, transport: Transport) -> Self {
+    /// Gossip among the members of each shard of `replicas` (`role` in the topology, cut
+    /// into shards as `layout` says) over `transport`, driven by timers at the intervals of
+    /// each replica's [`GossipSettings::current`].
+    pub fn new(
+        replicas: &Cluster<'a, C>,
+        role: &'static str,
+        layout: Singleton<Layout, Cluster<'a, C>, Bounded>,
+        transport: Transport,
+    ) -> Self {
         let rumor = replicas
             .source_interval(q!(crate::gossip::flow::GossipSettings::current().interval))
             .map(q!(|_| crate::gossip::flow::GossipTick::Rumor));
@@ -177,15 +188,21 @@ impl<'a, C: 'a> GossipReplication<'a, C> {
                 crate::gossip::flow::GossipSettings::current().anti_entropy_interval
             ))
             .map(q!(|_| crate::gossip::flow::GossipTick::AntiEntropy));
-        Self::with_ticks(rumor.merge_unordered(anti_entropy), role, transport)
+        Self::with_ticks(rumor.merge_unordered(anti_entropy), role, layout, transport)
     }
 
     /// Gossip driven by `ticks` instead of timers: Hydro's simulator does not run timers, so
     /// sim tests send the ticks themselves.
-    pub fn with_ticks(ticks: Ticks<'a, C>, role: &'static str, transport: Transport) -> Self {
+    pub fn with_ticks(
+        ticks: Ticks<'a, C>,
+        role: &'static str,
+        layout: Singleton<Layout, Cluster<'a, C>, Bounded>,
+        transport: Transport,
+    ) -> Self {
         Self {
             ticks: RefCell::new(Some(ticks)),
             role,
+            layout,
             transport,
         }
     }
@@ -245,10 +262,15 @@ where
             )
             .entries()
             .filter_map(q!(|(member, event)| match event {
-                MembershipEvent::Joined => Some(crate::gossip::replica::GossipEvent::Joined(
-                    member.get_raw_id()
-                )),
+                MembershipEvent::Joined => Some(member.get_raw_id()),
                 MembershipEvent::Left => None,
+            }))
+            // Peers are the members of this replica's own shard: shards never talk.
+            .cross_singleton(self.layout.clone())
+            .filter_map(q!(move |(member, layout)| {
+                let me = CLUSTER_SELF_ID.get_raw_id();
+                (layout.shard_of_member(member) == layout.shard_of_member(me))
+                    .then_some(crate::gossip::replica::GossipEvent::Joined(member))
             }));
         let bookkeeping = for_gossip.filter_map(q!(|(from, message)| match message {
             crate::gossip::replica::PeerMessage::Gossip(message) =>
@@ -430,7 +452,8 @@ mod sim_tests {
         let replicas = flow.cluster::<crate::replicated::Replica>();
         let (requests_in, requests) = replicas.sim_input();
         let (ticks_in, ticks) = replicas.sim_input();
-        let gossip = GossipReplication::with_ticks(ticks, "replica", Transport::Hydro);
+        let layout = replicas.singleton(q!(crate::routers::ring::Layout::unsharded(3)));
+        let gossip = GossipReplication::with_ticks(ticks, "replica", layout, Transport::Hydro);
         let member = replicas.member_id();
         let responses = gossip
             .wire(requests, |inputs| CausalKVSCore::serve(inputs, member))

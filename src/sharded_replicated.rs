@@ -1,0 +1,157 @@
+//! The Sharded + Replicated architecture: S shards, each R replicas that gossip among
+//! themselves, with causal values — the replicated store, cut into shards by a
+//! consistent-hash ring.
+//!
+//! ```text
+//!                                       ┌──▶ shard 0: [ replica 0 ] [ replica 1 ] [ replica 2 ]  ◀─ gossip ─▶
+//!   redis-cli ──RESP──▶ [ proxy: front, ring ]─┼──▶ shard 1: [ replica 3 ] [ replica 4 ] [ replica 5 ]  ◀─ gossip ─▶
+//!                                       └──▶ shard 2: [ replica 6 ] [ replica 7 ] [ replica 8 ]  ◀─ gossip ─▶
+//! ```
+//!
+//! Three plug-ins of the one [`KVSServer`] composition, all used by other architectures:
+//! - **router** [`ClusterRouter`] with a [`Layout`] of S shards of R replicas: a request goes
+//!   to its key's shard and, inside it, each connection sticks to one live replica
+//!   (rendezvous hashing), so a client reads its own writes while that replica lives;
+//! - **storage** [`CausalKVSCore`]: each replica stamps writes with its own vector-clock
+//!   entry; concurrent writes at two replicas of a shard become siblings;
+//! - **replication** [`GossipReplication`]: rumor mongering and anti-entropy, each replica
+//!   gossiping only with its own shard's replicas.
+//!
+//! **On Hydro locations.** All S × R replicas are members of one Hydro cluster (`replica`):
+//! member `m` is replica `m mod R` of shard `m / R` (shard `s` is members `s·R .. (s+1)·R`).
+//! A "shard cluster" is that block of members, not a Hydro location of its own: one binary
+//! serves every replica, and `--shards` / `--replicas` change at deploy time through the
+//! environment instead of rebuilding S location binaries.
+//!
+//! **Guarantees.** Within a shard, those of the replicated store: every replica converges once
+//! writes stop; a client sees its own writes in order while its replica lives; concurrent
+//! writes are kept as siblings. Across shards nothing is coordinated: multi-key commands
+//! (MGET, MSET, DEL k1 k2 …) run part by part on each key's shard and are **not atomic**.
+//!
+//! **Failures.** `kill -9` of a replica: within about a second the proxy suspects it, moves
+//! its clients to a live replica of the same shard and re-sends what it held; the shard keeps
+//! serving while one of its replicas lives. Writes it acknowledged but had not yet gossiped
+//! are lost with it; everything its shard-mates had received survives. A shard with no live
+//! replica answers `-ERR shard n is down … (CLUSTERDOWN)`; the other shards keep serving.
+
+use bytes::Bytes;
+use hydro_lang::prelude::*;
+
+use crate::causal_core::CausalKVSCore;
+use crate::demo::{DemoStep, KVSDemo, Topology};
+use crate::gossip::flow::{GossipReplication, GossipSettings};
+use crate::net::Transport;
+use crate::routers::cluster::ClusterRouter;
+use crate::routers::ring::{DEFAULT_VIRTUAL_NODES, Layout};
+use crate::server::{KVSServer, Proxy};
+
+/// Tag type of the cluster holding every shard's replicas.
+pub struct ShardReplica;
+
+/// The Sharded + Replicated architecture (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardedReplicated {
+    /// How many shards.
+    pub shards: u32,
+    /// Replicas per shard.
+    pub replicas: u32,
+    /// Points per shard on the hash ring.
+    pub virtual_nodes: u32,
+    /// When and how each shard's replicas gossip.
+    pub gossip: GossipSettings,
+}
+
+impl Default for ShardedReplicated {
+    /// Three shards of three replicas, default gossip.
+    fn default() -> Self {
+        Self {
+            shards: 3,
+            replicas: 3,
+            virtual_nodes: DEFAULT_VIRTUAL_NODES,
+            gossip: GossipSettings::default(),
+        }
+    }
+}
+
+impl ShardedReplicated {
+    /// The storage cluster's layout: S shards of R replicas.
+    pub fn layout(&self) -> Layout {
+        Layout {
+            virtual_nodes: self.virtual_nodes,
+            ..Layout::sharded(self.shards, self.replicas)
+        }
+    }
+}
+
+/// Wires the Sharded + Replicated architecture: the proxy's RESP front, through the one
+/// [`KVSServer`] composition, to the `replicas` cluster, cut into shards as the [`Layout`] in
+/// each process's environment says.
+pub fn sharded_replicated_kvs<'a>(
+    proxy: &Process<'a, Proxy>,
+    replicas: &Cluster<'a, ShardReplica>,
+) {
+    let (requests, replies) = proxy
+        .sidecar_bidi::<crate::edge::front::FrontRequest, crate::edge::front::FrontResponse, _>(
+            q!(|| { crate::edge::front::start() }),
+        );
+    let server = KVSServer::<Bytes, CausalKVSCore, _, _>::with_replication(
+        ClusterRouter::new(
+            proxy,
+            replicas,
+            "replica",
+            proxy.singleton(q!(crate::routers::ring::Layout::current())),
+            Transport::Zoo,
+        ),
+        GossipReplication::new(
+            replicas,
+            "replica",
+            replicas.singleton(q!(crate::routers::ring::Layout::current())),
+            Transport::Zoo,
+        ),
+    );
+    replies.complete(server.serve(requests));
+}
+
+impl KVSDemo for ShardedReplicated {
+    fn name(&self) -> &'static str {
+        "sharded-replicated"
+    }
+
+    fn build<'a>(&self, flow: &mut FlowBuilder<'a>) -> Topology<'a> {
+        let proxy = flow.process::<Proxy>();
+        let replicas = flow.cluster::<ShardReplica>();
+        sharded_replicated_kvs(&proxy, &replicas);
+        let members = self.layout().members() as usize;
+        (self.gossip.to_env().into_iter())
+            .chain(self.layout().to_env())
+            .fold(
+                Topology::new(&proxy).cluster("replica", &replicas, members),
+                |topology, (name, value)| topology.env(name, value),
+            )
+    }
+
+    fn script(&self) -> Vec<DemoStep> {
+        vec![
+            DemoStep::new("write a key", &["SET", "color", "blue"]),
+            DemoStep::new(
+                "which shard holds it, and its replicas: [shard, [members]]",
+                &["KEYSHARD", "color"],
+            ),
+            DemoStep::new(
+                "read it back (your replica of its shard)",
+                &["GET", "color"],
+            ),
+            DemoStep::new(
+                "write keys on several shards in one command (not atomic across shards)",
+                &[
+                    "MSET", "shape", "circle", "size", "large", "weight", "light",
+                ],
+            ),
+            DemoStep::new(
+                "read them back, recombined in your order",
+                &["MGET", "weight", "color", "missing", "shape", "size"],
+            ),
+            DemoStep::new("the ring and its shards' replicas", &["INFO", "ring"]),
+        ]
+    }
+}
