@@ -135,3 +135,82 @@ impl KVSDemo for Sharded {
         ]
     }
 }
+
+#[cfg(test)]
+mod sim_tests {
+    use bytes::Bytes;
+    use hydro_lang::live_collections::stream::TotalOrder;
+    use hydro_lang::prelude::*;
+    use hydro_lang::sim::quiesce;
+
+    use super::*;
+    use crate::protocol::{KVSOperation, KVSRequest, KVSResult};
+    use crate::routers::ring::Shards;
+    use crate::routers::sticky::Beat;
+
+    /// The sharded composition (ring router, one LWW core per shard), run by Hydro's
+    /// simulator: every write reaches the shard the ring names, and only that shard — each
+    /// shard's own copy, read with `GetAt`, has the key or not as the ring says.
+    #[test]
+    fn each_key_lives_on_the_shard_the_ring_names_and_nowhere_else() {
+        let layout = Layout::sharded(3, 1);
+        let keys: Vec<Bytes> = (0..12).map(|i| Bytes::from(format!("key:{i}"))).collect();
+        let homes: Vec<u32> = keys
+            .iter()
+            .map(|k| Shards::new(layout).locate(k).shard)
+            .collect();
+        assert!((0..3).all(|s| homes.contains(&s)), "keys on every shard");
+
+        let mut flow = FlowBuilder::new();
+        let proxy = flow.process::<Proxy>();
+        let shards = flow.cluster::<Shard>();
+        let (requests_in, requests) = proxy.sim_input();
+        let (beats_in, beats) = proxy.sim_input();
+        let (_ticks_in, ticks) = proxy.sim_input();
+        let router = ClusterRouter::new(
+            &proxy,
+            &shards,
+            "shard",
+            proxy.singleton(q!(crate::routers::ring::Layout::sharded(3, 1))),
+            Transport::Hydro,
+        )
+        .with_liveness((beats, ticks));
+        let responses = KVSServer::<Bytes, KVSCore, _>::new(router)
+            .serve(requests)
+            .map(q!(|response| response.result))
+            .assume_ordering::<TotalOrder>(nondet!(
+                /// The test has one request in flight at a time.
+            ))
+            .sim_output();
+
+        flow.sim().with_cluster_size(&shards, 3).fuzz(async || {
+            beats_in.send_many_unordered((0..3).map(|m| (m, Beat::default())));
+            quiesce().await;
+            let mut id = 0;
+            let mut run = async |op| {
+                id += 1;
+                requests_in.send(KVSRequest {
+                    client: 1,
+                    request: id,
+                    op,
+                });
+                responses.next().await
+            };
+            for key in &keys {
+                let put = KVSOperation::Put(key.clone(), key.clone());
+                assert_eq!(run(put).await, KVSResult::Ok);
+            }
+            for (key, &home) in keys.iter().zip(&homes) {
+                for shard in 0..3 {
+                    let want = if shard == home {
+                        KVSResult::Value(key.clone())
+                    } else {
+                        KVSResult::NotFound
+                    };
+                    let got = run(KVSOperation::GetAt(shard, key.clone())).await;
+                    assert_eq!(got, want, "{key:?} at shard {shard} (home {home})");
+                }
+            }
+        });
+    }
+}

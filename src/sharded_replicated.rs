@@ -155,3 +155,113 @@ impl KVSDemo for ShardedReplicated {
         ]
     }
 }
+
+#[cfg(test)]
+mod sim_tests {
+    use bytes::Bytes;
+    use hydro_lang::live_collections::stream::TotalOrder;
+    use hydro_lang::prelude::*;
+    use hydro_lang::sim::quiesce;
+
+    use super::*;
+    use crate::gossip::flow::GossipTick;
+    use crate::protocol::{KVSOperation, KVSRequest, KVSResult};
+    use crate::routers::ring::Shards;
+    use crate::routers::sticky::Beat;
+
+    /// Two shards of two replicas, the whole composition (ring router, causal cores, gossip
+    /// inside each shard) run by Hydro's simulator with gossip driven by hand: once gossip
+    /// has run, both replicas of a key's shard hold it, and neither replica of the other
+    /// shard ever does.
+    #[test]
+    fn a_shards_replicas_converge_and_other_shards_never_see_its_keys() {
+        let layout = Layout::sharded(2, 2);
+        let keys: Vec<Bytes> = (0..6).map(|i| Bytes::from(format!("key:{i}"))).collect();
+        let homes: Vec<u32> = keys
+            .iter()
+            .map(|k| Shards::new(layout).locate(k).shard)
+            .collect();
+        assert!(
+            homes.contains(&0) && homes.contains(&1),
+            "keys on both shards"
+        );
+
+        let mut flow = FlowBuilder::new();
+        let proxy = flow.process::<Proxy>();
+        let replicas = flow.cluster::<ShardReplica>();
+        let (requests_in, requests) = proxy.sim_input();
+        let (beats_in, beats) = proxy.sim_input();
+        let (_ticks_in, ticks) = proxy.sim_input();
+        let (gossip_in, gossip_ticks) = replicas.sim_input();
+        let router = ClusterRouter::new(
+            &proxy,
+            &replicas,
+            "replica",
+            proxy.singleton(q!(crate::routers::ring::Layout::sharded(2, 2))),
+            Transport::Hydro,
+        )
+        .with_liveness((beats, ticks));
+        let gossip = GossipReplication::with_ticks(
+            gossip_ticks,
+            "replica",
+            replicas.singleton(q!(crate::routers::ring::Layout::sharded(2, 2))),
+            Transport::Hydro,
+        );
+        let responses = KVSServer::<Bytes, CausalKVSCore, _, _>::with_replication(router, gossip)
+            .serve(requests)
+            .map(q!(|response| response.result))
+            .assume_ordering::<TotalOrder>(nondet!(
+                /// The test has one request in flight at a time.
+            ))
+            .sim_output();
+
+        flow.sim().with_cluster_size(&replicas, 4).fuzz(async || {
+            beats_in.send_many_unordered((0..4).map(|m| (m, Beat::default())));
+            quiesce().await;
+            let id = std::cell::Cell::new(0);
+            let run = async |op| {
+                id.set(id.get() + 1);
+                requests_in.send(KVSRequest {
+                    client: 1,
+                    request: id.get(),
+                    op,
+                });
+                responses.next().await
+            };
+            for key in &keys {
+                let put = KVSOperation::Put(key.clone(), key.clone());
+                assert_eq!(run(put).await, KVSResult::Ok);
+            }
+            // Gossip rounds until both replicas of every key's shard hold it; replicas of
+            // the other shard must never hold it, in any round.
+            let mut converged = false;
+            for _round in 0..8 {
+                for tick in [
+                    GossipTick::Rumor,
+                    GossipTick::Rumor,
+                    GossipTick::AntiEntropy,
+                ] {
+                    quiesce().await;
+                    gossip_in.send_many_unordered((0..4).map(|m| (m, tick)));
+                }
+                quiesce().await;
+                let mut all_home = true;
+                for (key, &home) in keys.iter().zip(&homes) {
+                    for member in 0..4 {
+                        let got = run(KVSOperation::GetAt(member, key.clone())).await;
+                        if layout.shard_of_member(member) == home {
+                            all_home &= got == KVSResult::Value(key.clone());
+                        } else {
+                            assert_eq!(got, KVSResult::NotFound, "{key:?} leaked to {member}");
+                        }
+                    }
+                }
+                if all_home {
+                    converged = true;
+                    break;
+                }
+            }
+            assert!(converged, "a shard's replicas never converged");
+        });
+    }
+}

@@ -235,8 +235,8 @@ mod tests {
     fn settings() -> Settings {
         Settings {
             max_value_bytes: 64,
-            requirepass: None,
             debug_command: true,
+            ..Settings::new()
         }
     }
 
