@@ -8,11 +8,14 @@
 
 mod support;
 
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use redis::{Commands, Connection, Value};
 use support::Server;
+use support::redis_client::{
+    Shared, benchmark_completes, bulk, connect, kill_9, member_copy, shared_url, stop_shared, text,
+    until_members_have,
+};
 
 /// Gossip every 300 ms: convergence still well under a second or two, and two writes sent
 /// together to two replicas are (almost certainly) concurrent rather than one seeing the
@@ -20,67 +23,20 @@ use support::Server;
 const SHARED_ARGS: &[&str] = &["--gossip-interval", "300ms"];
 
 /// The deployment the non-destructive scenarios share, stopped when the test binary exits.
-static SHARED: OnceLock<Mutex<Option<Server>>> = OnceLock::new();
+static SHARED: Shared = Shared::new();
 
 fn shared() -> String {
-    let cell = SHARED.get_or_init(|| Mutex::new(Some(Server::start("replicated", SHARED_ARGS))));
-    let guard = cell.lock().unwrap_or_else(|e| e.into_inner());
-    guard.as_ref().expect("the shared server runs").url.clone()
+    shared_url(&SHARED, "replicated", SHARED_ARGS)
 }
 
 #[ctor::dtor]
-fn stop_shared() {
-    if let Some(cell) = SHARED.get()
-        && let Some(server) = cell.lock().unwrap_or_else(|e| e.into_inner()).take()
-    {
-        server.stop();
-    }
+fn stop() {
+    stop_shared(&SHARED);
 }
 
-/// A connection whose every request must be answered within 10 s (a hang fails the test).
-fn connect(url: &str) -> Connection {
-    let con = redis::Client::open(url)
-        .unwrap()
-        .get_connection()
-        .expect("connects");
-    con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    con
-}
-
-/// Replica `member`'s copy of `key`, as `REPLICAGET` answers it.
-fn replica_copy(con: &mut Connection, member: u32, key: &str) -> Value {
-    redis::cmd("REPLICAGET")
-        .arg(member)
-        .arg(key)
-        .query(con)
-        .expect("REPLICAGET is answered")
-}
-
-/// Polls every replica's copy of `key` until each is `want`, for up to 10 s.
+/// Polls every replica's copy of `key` until each is `want`.
 fn until_every_replica_has(con: &mut Connection, replicas: u32, key: &str, want: &Value) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let copies: Vec<Value> = (0..replicas).map(|m| replica_copy(con, m, key)).collect();
-        if copies.iter().all(|c| c == want) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replicas never agreed on {key} = {want:?}: {copies:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn bulk(s: &str) -> Value {
-    Value::BulkString(s.as_bytes().to_vec())
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        other => panic!("not a bulk string: {other:?}"),
-    }
+    until_members_have(con, 0..replicas, key, want);
 }
 
 #[test]
@@ -196,28 +152,7 @@ fn info_lists_every_replica_alive_with_its_process() {
 
 #[test]
 fn redis_benchmark_completes() {
-    let url = shared();
-    let port = url
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_string();
-    let out = std::process::Command::new("timeout")
-        .args(["300", "redis-benchmark", "-p", &port])
-        .args(["-t", "set,get", "-n", "5000", "-c", "20", "-q"])
-        .output()
-        .expect("redis-benchmark is installed (.ci/run installs redis-tools)");
-    assert!(out.status.success(), "redis-benchmark: {}", out.status);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    for test in ["SET", "GET"] {
-        assert!(
-            stdout
-                .split(['\r', '\n'])
-                .any(|l| l.trim().starts_with(&format!("{test}: ")) && l.contains("per second")),
-            "redis-benchmark did not complete {test}: {stdout}"
-        );
-    }
+    benchmark_completes(&shared());
 }
 
 /// Several clients write and read while replica 1 is killed with `kill -9`. Every request is
@@ -257,11 +192,7 @@ fn killing_a_replica_mid_workload_loses_nothing_a_survivor_had() {
         })
         .collect();
     std::thread::sleep(kill_at);
-    let killed = std::process::Command::new("kill")
-        .args(["-9", &victim.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    kill_9(victim);
     let mut acked = vec![];
     let mut errors = 0;
     for client in clients {
@@ -290,7 +221,7 @@ fn killing_a_replica_mid_workload_loses_nothing_a_survivor_had() {
         for member in [0, 2] {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
-                let got = replica_copy(&mut con, member, key);
+                let got = member_copy(&mut con, member, key);
                 if got == bulk(want) {
                     break;
                 }

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
+pub mod redis_client;
+
 /// How long the first start may take: it builds the store's process (about a minute here).
 const START_TIMEOUT: Duration = Duration::from_secs(600);
 

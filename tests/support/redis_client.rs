@@ -1,0 +1,126 @@
+//! What the deployment tests of clustered stores share: a deployment shared by one file's
+//! tests, a connection that never hangs, members' own copies, and `redis-benchmark`.
+
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use redis::{Connection, Value};
+
+use super::Server;
+
+/// A deployment shared by the tests of one file (started by the first that asks).
+pub type Shared = OnceLock<Mutex<Option<Server>>>;
+
+/// The URL of `cell`'s deployment of `architecture` with `args`, starting it if needed.
+pub fn shared_url(cell: &'static Shared, architecture: &str, args: &[&str]) -> String {
+    let cell = cell.get_or_init(|| Mutex::new(Some(Server::start(architecture, args))));
+    let guard = cell.lock().unwrap_or_else(|e| e.into_inner());
+    guard.as_ref().expect("the shared server runs").url.clone()
+}
+
+/// Stops `cell`'s deployment, if one was started: call it from a `#[ctor::dtor]`.
+pub fn stop_shared(cell: &'static Shared) {
+    if let Some(cell) = cell.get()
+        && let Some(server) = cell.lock().unwrap_or_else(|e| e.into_inner()).take()
+    {
+        server.stop();
+    }
+}
+
+/// A connection whose every request must be answered within 10 s (a hang fails the test).
+pub fn connect(url: &str) -> Connection {
+    let con = redis::Client::open(url)
+        .unwrap()
+        .get_connection()
+        .expect("connects");
+    con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    con
+}
+
+/// Member `member`'s own copy of `key`, as `REPLICAGET` answers it.
+pub fn member_copy(con: &mut Connection, member: u32, key: &str) -> Value {
+    redis::cmd("REPLICAGET")
+        .arg(member)
+        .arg(key)
+        .query(con)
+        .expect("REPLICAGET is answered")
+}
+
+/// Polls the copies of `key` at `members` until each is `want`, for up to 10 s.
+pub fn until_members_have(
+    con: &mut Connection,
+    members: impl IntoIterator<Item = u32> + Clone,
+    key: &str,
+    want: &Value,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let copies: Vec<(u32, Value)> = (members.clone().into_iter())
+            .map(|m| (m, member_copy(con, m, key)))
+            .collect();
+        if copies.iter().all(|(_, c)| c == want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members never agreed on {key} = {want:?}: {copies:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `KEYSHARD key`: the key's shard and its members.
+pub fn key_shard(con: &mut Connection, key: &str) -> (u32, Vec<u32>) {
+    redis::cmd("KEYSHARD")
+        .arg(key)
+        .query(con)
+        .expect("KEYSHARD is answered")
+}
+
+/// A bulk string reply.
+pub fn bulk(s: &str) -> Value {
+    Value::BulkString(s.as_bytes().to_vec())
+}
+
+/// The text of a bulk string reply.
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        other => panic!("not a bulk string: {other:?}"),
+    }
+}
+
+/// Runs `redis-benchmark -t set,get` against `url`'s server and checks that both tests
+/// received every reply.
+pub fn benchmark_completes(url: &str) {
+    let port = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let out = std::process::Command::new("timeout")
+        .args(["300", "redis-benchmark", "-p", &port])
+        .args(["-t", "set,get", "-n", "5000", "-c", "20", "-q"])
+        .output()
+        .expect("redis-benchmark is installed (.ci/run installs redis-tools)");
+    assert!(out.status.success(), "redis-benchmark: {}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for test in ["SET", "GET"] {
+        assert!(
+            stdout
+                .split(['\r', '\n'])
+                .any(|l| l.trim().starts_with(&format!("{test}: ")) && l.contains("per second")),
+            "redis-benchmark did not complete {test}: {stdout}"
+        );
+    }
+}
+
+/// Sends `kill -9` to `pid`.
+pub fn kill_9(pid: u32) {
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "kill -9 {pid}");
+}
