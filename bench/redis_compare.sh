@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Side-by-side throughput: Redis 7 and `kvs-zoo serve local`, same redis-benchmark runs.
+# Side-by-side throughput: Redis 7 and `kvs-zoo serve <architecture>`, same redis-benchmark runs.
 #
-#   bash bench/redis_compare.sh            # 200000 requests per run
+#   bash bench/redis_compare.sh            # 200000 requests per run, against `serve local`
 #   N=50000 bash bench/redis_compare.sh    # quicker
 #   ROUNDS=3 bash bench/redis_compare.sh   # fewer rounds (default 5)
+#   ARCH=sharded CONFIGS="-c 50" bash bench/redis_compare.sh
+#                                          # another architecture; only the given
+#                                          # redis-benchmark options (default: "-c 1",
+#                                          # "-c 50" and "-c 50 -P 16"; separate with ';')
 #
 # Each configuration runs ROUNDS times against each server, alternating, and the median is
 # reported: on a 2-core machine redis-benchmark and the server share the CPU, and single runs
 # vary by ±10%.
 #
 # It also reports each server's CPU time per request (user + system, the kvs-zoo figure
-# summed over its processes). Throughput says who answered more requests per second; CPU per
+# summed over all its processes: proxy and every member). Throughput says who answered more requests per second; CPU per
 # request says why. Without pipelining the single-threaded redis-benchmark is the bottleneck
 # (it saturates its core while either server idles part of the time), so throughput there
 # mostly measures the client, and CPU per request is the server's own cost.
@@ -23,6 +27,7 @@ cd "$(dirname "$0")/.."
 N=${N:-200000}
 ROUNDS=${ROUNDS:-5}
 ARCH=${ARCH:-local}
+CONFIGS=${CONFIGS:-"-c 1;-c 50;-c 50 -P 16"}
 
 for tool in redis-server redis-benchmark; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install redis-server redis-tools" >&2; exit 1; }
@@ -84,7 +89,8 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 echo "== $ROUNDS rounds of -n $N per configuration; medians" >&2
 printf '%-14s %-5s %12s %12s %7s\n' "clients" "test" "kvs-zoo" "redis" "ratio"
 cpu_lines=()
-for opts in "-c 1" "-c 50" "-c 50 -P 16"; do
+IFS=';' read -r -a configs <<<"$CONFIGS"
+for opts in "${configs[@]}"; do
   zoo="" red=""
   for _ in $(seq 1 "$ROUNDS"); do
     # shellcheck disable=SC2086
