@@ -443,6 +443,7 @@ pub const COMMANDS: &[&str] = &[
     "setctx",
     "replicaget",
     "replicaset",
+    "keyshard",
     "auth",
     "hello",
     "command",
