@@ -86,7 +86,7 @@ impl ServeArgs {
     fn replicated(&self) -> Replicated {
         Replicated {
             replicas: self.replicas as usize,
-            gossip: self.gossip.clone(),
+            gossip: self.gossip,
         }
     }
 
@@ -102,7 +102,7 @@ impl ServeArgs {
             shards: self.shards,
             replicas: self.replicas,
             virtual_nodes: self.virtual_nodes,
-            gossip: self.gossip.clone(),
+            gossip: self.gossip,
         }
     }
 }
