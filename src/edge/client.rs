@@ -58,11 +58,18 @@ pub fn show(reply: &Reply) -> String {
         Reply::Integer(n) => format!("(integer) {n}"),
         Reply::Bulk(b) => format!("\"{}\"", String::from_utf8_lossy(b)),
         Reply::Nil => "(nil)".into(),
-        Reply::Array(items) if items.is_empty() => "(empty array)".into(),
-        Reply::Array(items) => items
+        Reply::Array(items) | Reply::Set(items) if items.is_empty() => "(empty array)".into(),
+        Reply::Array(items) | Reply::Set(items) => items
             .iter()
             .enumerate()
             .map(|(i, r)| format!("{}) {}", i + 1, show(r)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Reply::Map(pairs) if pairs.is_empty() => "(empty hash)".into(),
+        Reply::Map(pairs) => pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| format!("{}# {} => {}", i + 1, show(k), show(v)))
             .collect::<Vec<_>>()
             .join(" "),
     }

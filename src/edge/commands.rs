@@ -13,7 +13,7 @@ use bytes::Bytes;
 use smallvec::{SmallVec, smallvec};
 
 use crate::edge::auth::Password;
-use crate::edge::resp::{Args, Command, Reply};
+use crate::edge::resp::{Args, Command, Protocol, Reply};
 use crate::protocol::{ClientId, KVSOperation, KVSResult};
 use crate::routers::ring::{Layout, Shards};
 
@@ -98,6 +98,8 @@ pub struct Session {
     pub client: ClientId,
     /// True once the client may run commands: it gave the password, or none is required.
     pub authenticated: bool,
+    /// The protocol the client speaks: RESP2 until `HELLO 3`.
+    pub protocol: Protocol,
 }
 
 impl Session {
@@ -106,6 +108,7 @@ impl Session {
         Self {
             client,
             authenticated: settings.requirepass.is_none(),
+            protocol: Protocol::Resp2,
         }
     }
 }
@@ -372,14 +375,15 @@ fn hello(args: &[Bytes], session: &mut Session, settings: &Settings) -> Plan {
         Some((v, rest)) => (Some(v), rest),
         None => (None, args),
     };
-    if let Some(v) = version {
-        match v.as_ref() {
-            b"2" => {}
-            // RESP3 comes with the client-compatibility work; until then clients fall back.
-            b"3" => return error("NOPROTO sorry, this protocol version is not supported"),
-            _ => return error("ERR Protocol version is not an integer or out of range"),
+    let protocol = match version.map(|v| v.as_ref()) {
+        None => session.protocol,
+        Some(b"2") => Protocol::Resp2,
+        Some(b"3") => Protocol::Resp3,
+        Some(v) if std::str::from_utf8(v).is_ok_and(|v| v.parse::<i64>().is_ok()) => {
+            return error("NOPROTO unsupported protocol version");
         }
-    }
+        Some(_) => return error("ERR Protocol version is not an integer or out of range"),
+    };
     let mut credentials = None;
     while let Some((option, rest)) = options.split_first() {
         options = match (option.to_ascii_lowercase().as_slice(), rest) {
@@ -408,24 +412,30 @@ fn hello(args: &[Bytes], session: &mut Session, settings: &Settings) -> Plan {
              select the RESP protocol version at the same time",
         );
     }
+    // Only a HELLO that succeeds switches the protocol; its own reply is in the new one.
+    session.protocol = protocol;
     let field = |s: &str| Reply::text(s);
-    Plan::Reply(Reply::Array(vec![
-        field("server"),
-        field("kvs-zoo"),
-        field("version"),
-        field(env!("CARGO_PKG_VERSION")),
-        field("proto"),
-        Reply::Integer(2),
-        field("id"),
-        Reply::Integer(session.client as i64),
-        field("mode"),
-        field("standalone"),
-        field("role"),
-        field("master"),
-        field("modules"),
-        Reply::Array(vec![]),
+    Plan::Reply(Reply::Map(vec![
+        (field("server"), field("kvs-zoo")),
+        (field("version"), field(REDIS_VERSION)),
+        (
+            field("proto"),
+            Reply::Integer(match protocol {
+                Protocol::Resp2 => 2,
+                Protocol::Resp3 => 3,
+            }),
+        ),
+        (field("id"), Reply::Integer(session.client as i64)),
+        (field("mode"), field("standalone")),
+        (field("role"), field("master")),
+        (field("modules"), Reply::Array(vec![])),
     ]))
 }
+
+/// The Redis version `HELLO` reports (as `INFO`'s `redis_version` does): the commands and
+/// protocol the zoo speaks are Redis 7's, which is what clients decide features by. The zoo's
+/// own version is `INFO`'s `kvs_zoo_version`.
+pub const REDIS_VERSION: &str = "7.0.0";
 
 /// The commands [`plan`] knows, for `COMMAND COUNT` and for the decoder, which keeps their
 /// names without copying them.
@@ -514,12 +524,13 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
     }
 }
 
-/// One GET result as RESP: a value, nil, or (causal stores) an array of siblings.
+/// One GET result as RESP: a value, nil, or (causal stores) the siblings — a set, since
+/// concurrent versions have no order (RESP3 `~`; an array in RESP2).
 fn value_reply(result: KVSResult<Bytes>) -> Reply {
     match result {
         KVSResult::Value(v) => Reply::Bulk(v),
         KVSResult::Siblings(vs) | KVSResult::Versioned(_, vs) => {
-            Reply::Array(vs.into_iter().map(Reply::Bulk).collect())
+            Reply::Set(vs.into_iter().map(Reply::Bulk).collect())
         }
         KVSResult::NotFound | KVSResult::Ok => Reply::Nil,
         KVSResult::Error(e) => Reply::err(e),
@@ -613,7 +624,7 @@ mod tests {
         let siblings = KVSResult::Siblings(vec![b("a1"), b("a2")]);
         assert_eq!(
             assemble(Assemble::Get, smallvec![siblings]),
-            Reply::Array(vec![Reply::Bulk(b("a1")), Reply::Bulk(b("a2"))])
+            Reply::Set(vec![Reply::Bulk(b("a1")), Reply::Bulk(b("a2"))])
         );
     }
 
@@ -736,8 +747,8 @@ mod tests {
             plan_words(&["quit"]),
             Plan::ReplyAndClose(Reply::simple("OK"))
         );
-        assert!(matches!(reply(&["hello", "3"]), Reply::Error(e) if e.starts_with("NOPROTO")));
-        assert!(matches!(reply(&["hello"]), Reply::Array(a) if a.len() == 14));
+        assert!(matches!(reply(&["hello", "4"]), Reply::Error(e) if e.starts_with("NOPROTO")));
+        assert!(matches!(reply(&["hello"]), Reply::Map(m) if m.len() == 7));
         assert_eq!(reply(&["command", "docs"]), Reply::Array(vec![]));
         assert_eq!(
             reply(&["config", "get", "appendonly"]),
@@ -774,7 +785,7 @@ mod tests {
         );
         assert_eq!(
             assemble(Assemble::Get, smallvec![Siblings(vec![b("a"), b("b")])]),
-            Reply::Array(vec![Reply::Bulk(b("a")), Reply::Bulk(b("b"))])
+            Reply::Set(vec![Reply::Bulk(b("a")), Reply::Bulk(b("b"))])
         );
         assert_eq!(
             assemble(Assemble::MultiSet, smallvec![Ok, Error("boom".into())]),
@@ -847,6 +858,41 @@ mod tests {
     }
 
     #[test]
+    fn hello_3_switches_the_connection_to_resp3_and_hello_2_back() {
+        let settings = settings();
+        let mut s = Session::new(5, &settings);
+        let proto = |plan: Plan| match plan {
+            Plan::Reply(Reply::Map(fields)) => fields
+                .into_iter()
+                .find(|(k, _)| *k == Reply::text("proto"))
+                .map(|(_, v)| v),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(s.protocol, Protocol::Resp2);
+        assert_eq!(
+            proto(run(&["HELLO", "3"], &mut s, &settings)),
+            Some(Reply::Integer(3))
+        );
+        assert_eq!(s.protocol, Protocol::Resp3);
+        // HELLO without a version reports the current one and keeps it.
+        assert_eq!(
+            proto(run(&["HELLO"], &mut s, &settings)),
+            Some(Reply::Integer(3))
+        );
+        // A refused HELLO changes nothing.
+        assert!(matches!(
+            run(&["HELLO", "9"], &mut s, &settings),
+            Plan::Reply(Reply::Error(_))
+        ));
+        assert_eq!(s.protocol, Protocol::Resp3);
+        assert_eq!(
+            proto(run(&["HELLO", "2"], &mut s, &settings)),
+            Some(Reply::Integer(2))
+        );
+        assert_eq!(s.protocol, Protocol::Resp2);
+    }
+
+    #[test]
     fn hello_can_authenticate() {
         let settings = with_password();
         let mut s = Session::new(1, &settings);
@@ -860,7 +906,7 @@ mod tests {
         );
         assert!(matches!(
             run(&["HELLO", "2", "AUTH", "default", "s3cret", "SETNAME", "me"], &mut s, &settings),
-            Plan::Reply(Reply::Array(a)) if a.len() == 14
+            Plan::Reply(Reply::Map(m)) if m.len() == 7
         ));
         assert!(s.authenticated);
         assert!(matches!(

@@ -122,7 +122,11 @@ impl Connection {
                 }
             };
             planned += 1;
-            match plan(cmd, &mut self.session, settings) {
+            let plan = plan(cmd, &mut self.session, settings);
+            // A HELLO that switched protocol answers in the new one, and so does every
+            // command after it; replies queued before it keep the old.
+            self.queue.set_protocol(self.session.protocol);
+            match plan {
                 Plan::Reply(r) => self.queue.expect_reply(Some(r), false),
                 Plan::ReplyAndClose(r) => {
                     self.queue.expect_reply(Some(r), true);
@@ -203,7 +207,7 @@ mod tests {
     use super::*;
     use crate::edge::commands::assemble;
     use crate::edge::outbox::MAX_SLICES;
-    use crate::edge::resp::parse_reply;
+    use crate::edge::resp::{Protocol, parse_reply};
     use crate::protocol::KVSOperation;
 
     const TIMEOUT: Duration = Duration::from_secs(3600);
@@ -261,7 +265,7 @@ mod tests {
     /// The replies a connection owes for `input`, worked out the simplest way: the whole input
     /// decoded at once, each command planned and (for data commands) answered at once, in
     /// order. Also says whether the connection closes by itself (QUIT or a protocol error).
-    fn reference(input: &[u8]) -> (Vec<Reply>, bool) {
+    fn reference(input: &[u8]) -> (Vec<(Reply, Protocol)>, bool) {
         let settings = settings();
         let mut session = Session::new(1, &settings);
         let mut decoder = RespDecoder::new(settings.max_value_bytes);
@@ -273,22 +277,26 @@ mod tests {
                 Ok(None) => return (replies, false),
                 Ok(Some(cmd)) => cmd,
                 Err(e) => {
-                    replies.push(Reply::err(e));
+                    replies.push((Reply::err(e), session.protocol));
                     return (replies, true);
                 }
             };
-            match plan(cmd, &mut session, &settings) {
-                Plan::Reply(r) => replies.push(r),
+            let plan = plan(cmd, &mut session, &settings);
+            // Each reply is written in the protocol in force after its command (HELLO's own
+            // reply in the one it chose).
+            let protocol = session.protocol;
+            match plan {
+                Plan::Reply(r) => replies.push((r, protocol)),
                 Plan::ReplyAndClose(r) => {
-                    replies.push(r);
+                    replies.push((r, protocol));
                     return (replies, true);
                 }
-                Plan::Info(_) => replies.push(Reply::text("info")),
+                Plan::Info(_) => replies.push((Reply::text("info"), protocol)),
                 Plan::Store(ops, kind) => {
                     let results = ops.into_iter().map(|op| apply(&mut store, op)).collect();
-                    replies.push(assemble(kind, results));
+                    replies.push((assemble(kind, results), protocol));
                 }
-                Plan::Sleep(_) => replies.push(Reply::simple("OK")),
+                Plan::Sleep(_) => replies.push((Reply::simple("OK"), protocol)),
             }
         }
     }
@@ -395,12 +403,23 @@ mod tests {
 
     /// `replies` as a client reads them back (an error line cannot hold CR or LF, so the
     /// encoder replaces them).
-    fn on_the_wire(replies_sent: Vec<Reply>) -> Vec<Reply> {
+    fn on_the_wire(replies_sent: Vec<(Reply, Protocol)>) -> Vec<Reply> {
         let mut out = BytesMut::new();
-        for r in &replies_sent {
-            r.encode(&mut out);
+        for (r, protocol) in &replies_sent {
+            r.encode_as(*protocol, &mut out);
         }
         replies(&out)
+    }
+
+    #[test]
+    fn a_pipelined_hello_3_changes_only_the_replies_after_it() {
+        let input = b"GET nope\r\nHELLO 3\r\nGET nope\r\nHELLO 2\r\nGET nope\r\n";
+        let (out, _) = run(input, &[], 1);
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("$-1\r\n%7\r\n"), "{text}");
+        assert!(text.contains("$5\r\nproto\r\n:3\r\n"), "{text}");
+        assert!(text.contains("\r\n_\r\n*14\r\n"), "{text}");
+        assert!(text.ends_with("$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:1\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n$-1\r\n"), "{text}");
     }
 
     /// One command, mostly well-formed, sometimes not.
@@ -434,6 +453,8 @@ mod tests {
             1 => Just(b"INFO\r\n".to_vec()),
             1 => Just(b"DEBUG SLEEP 0\r\n".to_vec()),
             1 => Just(b"QUIT\r\n".to_vec()),
+            1 => Just(b"HELLO 3\r\n".to_vec()),
+            1 => Just(b"HELLO 2\r\n".to_vec()),
             1 => Just(b"*0\r\n".to_vec()),
             // Over the 64-byte value limit: skipped, refused, and the stream stays in sync.
             1 => (key, 65..200usize).prop_map(move |(k, n)| multibulk(vec![b"SET".to_vec(), k.into(), vec![b'v'; n]])),

@@ -16,7 +16,7 @@ use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::edge::resp::{Reply, put_header};
+use crate::edge::resp::{Protocol, Reply, collection_prefix, put_header};
 
 /// Bulk strings at least this long are written from their own memory instead of being copied.
 const SHARE_FROM: usize = 4 * 1024;
@@ -36,8 +36,9 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Appends `reply`'s wire form.
-    pub fn push(&mut self, reply: Reply) {
+    /// Appends `reply`'s wire form in `protocol`.
+    pub fn push(&mut self, reply: Reply, protocol: Protocol) {
+        let prefix = collection_prefix(&reply, protocol);
         match reply {
             Reply::Bulk(b) if b.len() >= SHARE_FROM => {
                 put_header(&mut self.staging, b'$', b.len());
@@ -46,13 +47,24 @@ impl Outbox {
                 self.parts.push_back(b);
                 self.staging.extend_from_slice(b"\r\n");
             }
-            Reply::Array(items) => {
-                put_header(&mut self.staging, b'*', items.len());
+            Reply::Array(items) | Reply::Set(items) => {
+                put_header(&mut self.staging, prefix, items.len());
                 for item in items {
-                    self.push(item);
+                    self.push(item, protocol);
                 }
             }
-            other => other.encode(&mut self.staging),
+            Reply::Map(pairs) => {
+                let n = match protocol {
+                    Protocol::Resp3 => pairs.len(),
+                    Protocol::Resp2 => 2 * pairs.len(),
+                };
+                put_header(&mut self.staging, prefix, n);
+                for (key, value) in pairs {
+                    self.push(key, protocol);
+                    self.push(value, protocol);
+                }
+            }
+            other => other.encode_as(protocol, &mut self.staging),
         }
     }
 
@@ -136,16 +148,20 @@ mod tests {
             Reply::simple("OK"),
             Reply::Nil,
             Reply::Array(vec![Reply::Bulk(big.clone()), Reply::Integer(7)]),
+            Reply::Set(vec![Reply::Bulk(big.clone()), Reply::Nil]),
+            Reply::Map(vec![(Reply::text("k"), Reply::Bulk(big.clone()))]),
             Reply::Bulk(Bytes::from_static(b"small")),
         ]);
-        let mut expected = BytesMut::new();
-        reply.encode(&mut expected);
-        for step in [1, 7, 100, SHARE_FROM, usize::MAX / 2] {
-            let mut outbox = Outbox::default();
-            outbox.push(reply.clone());
-            assert_eq!(outbox.len(), expected.len());
-            assert_eq!(written(&mut outbox, step), &expected[..], "step {step}");
-            assert_eq!(outbox.len(), 0);
+        for protocol in [Protocol::Resp2, Protocol::Resp3] {
+            let mut expected = BytesMut::new();
+            reply.encode_as(protocol, &mut expected);
+            for step in [1, 7, 100, SHARE_FROM, usize::MAX / 2] {
+                let mut outbox = Outbox::default();
+                outbox.push(reply.clone(), protocol);
+                assert_eq!(outbox.len(), expected.len());
+                assert_eq!(written(&mut outbox, step), &expected[..], "step {step}");
+                assert_eq!(outbox.len(), 0);
+            }
         }
     }
 
@@ -154,7 +170,7 @@ mod tests {
         let big = Bytes::from(vec![b'v'; 1 << 20]);
         let mut outbox = Outbox::default();
         for _ in 0..100 {
-            outbox.push(Reply::Bulk(big.clone()));
+            outbox.push(Reply::Bulk(big.clone()), Protocol::Resp2);
         }
         assert_eq!(outbox.len(), 100 * ((1 << 20) + "$1048576\r\n\r\n".len()));
         // Every copy points at the one stored value.

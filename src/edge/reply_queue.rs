@@ -25,7 +25,7 @@ use smallvec::SmallVec;
 
 use crate::edge::commands::{Assemble, assemble};
 use crate::edge::outbox::Outbox;
-use crate::edge::resp::Reply;
+use crate::edge::resp::{Protocol, Reply};
 use crate::protocol::{KVSResult, RequestId};
 
 /// What holding one result costs beyond its bytes, for the output limit.
@@ -48,6 +48,9 @@ struct Slot {
     deadline: Option<Instant>,
     /// Close the connection once this slot is written.
     close: bool,
+    /// The protocol the connection spoke when the command was read (a pipelined `HELLO 3`
+    /// changes it for the replies after its own, never for those before).
+    protocol: Protocol,
 }
 
 enum SlotReply {
@@ -58,8 +61,9 @@ enum SlotReply {
 }
 
 impl Slot {
-    fn ready(reply: Option<Reply>, close: bool) -> Self {
+    fn ready(reply: Option<Reply>, close: bool, protocol: Protocol) -> Self {
         Slot {
+            protocol,
             first: 0,
             results: SmallVec::new(),
             missing: 0,
@@ -89,6 +93,8 @@ pub struct ReplyQueue {
     timeout: Duration,
     /// A closing slot has been answered: the connection ends once its output is written.
     closed: bool,
+    /// The protocol new slots' replies are written in.
+    protocol: Protocol,
 }
 
 impl ReplyQueue {
@@ -103,13 +109,20 @@ impl ReplyQueue {
             held: 0,
             timeout,
             closed: false,
+            protocol: Protocol::Resp2,
         }
+    }
+
+    /// Writes the replies of commands queued from now on in `protocol`.
+    pub fn set_protocol(&mut self, protocol: Protocol) {
+        self.protocol = protocol;
     }
 
     /// Queues a command whose reply is known now; `None` writes nothing. With `close`, the
     /// connection closes once it is written.
     pub fn expect_reply(&mut self, reply: Option<Reply>, close: bool) {
-        self.slots.push_back(Slot::ready(reply, close));
+        self.slots
+            .push_back(Slot::ready(reply, close, self.protocol));
     }
 
     /// Queues a command that waits for the results of `ops` operations (at least one),
@@ -129,6 +142,7 @@ impl ReplyQueue {
             reply: SlotReply::Assemble(kind),
             deadline: Some(now + self.timeout),
             close: false,
+            protocol: self.protocol,
         });
         first
     }
@@ -226,7 +240,7 @@ impl ReplyQueue {
                 }
             };
             if let Some(reply) = reply {
-                out.push(reply);
+                out.push(reply, head.protocol);
             }
             self.held -= head.held;
             // Nothing after a closing slot is answered.

@@ -379,7 +379,17 @@ fn parse_int(text: &[u8]) -> Option<i64> {
     if negative { Some(n) } else { n.checked_neg() }
 }
 
-/// A RESP2 reply.
+/// Which protocol a connection speaks: RESP2 until it says `HELLO 3`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// RESP2: nil is `$-1`, maps and sets are plain arrays.
+    #[default]
+    Resp2,
+    /// RESP3: nil is `_`, maps are `%`, sets `~`.
+    Resp3,
+}
+
+/// A reply, in the types RESP3 has; [`Reply::encode_as`] writes it in either protocol.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
     /// `+OK`-style status line.
@@ -390,10 +400,15 @@ pub enum Reply {
     Integer(i64),
     /// `$n` bulk string.
     Bulk(Bytes),
-    /// `$-1`, Redis's nil.
+    /// Redis's nil: `$-1` in RESP2, `_` in RESP3.
     Nil,
     /// `*n` array of replies.
     Array(Vec<Reply>),
+    /// A map: `%n` and its keys and values in RESP3; in RESP2 a flat array of keys and
+    /// values, as Redis sends `HELLO`'s answer.
+    Map(Vec<(Reply, Reply)>),
+    /// A set (`~n` in RESP3, an array in RESP2): causal siblings, which have no order.
+    Set(Vec<Reply>),
 }
 
 impl Reply {
@@ -412,8 +427,14 @@ impl Reply {
         Reply::Bulk(Bytes::from(s.into()))
     }
 
-    /// Appends this reply's wire form to `out`.
+    /// Appends this reply's RESP2 wire form to `out`.
     pub fn encode(&self, out: &mut BytesMut) {
+        self.encode_as(Protocol::Resp2, out)
+    }
+
+    /// Appends this reply's wire form in `protocol` to `out`.
+    pub fn encode_as(&self, protocol: Protocol, out: &mut BytesMut) {
+        let resp3 = protocol == Protocol::Resp3;
         match self {
             Reply::Simple(s) => put_line(out, b'+', s.as_bytes()),
             Reply::Error(e) => {
@@ -430,14 +451,32 @@ impl Reply {
                 out.extend_from_slice(b);
                 out.extend_from_slice(b"\r\n");
             }
+            Reply::Nil if resp3 => out.extend_from_slice(b"_\r\n"),
             Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
-            Reply::Array(items) => {
-                put_header(out, b'*', items.len());
+            Reply::Array(items) | Reply::Set(items) => {
+                put_header(out, collection_prefix(self, protocol), items.len());
                 for item in items {
-                    item.encode(out);
+                    item.encode_as(protocol, out);
+                }
+            }
+            Reply::Map(pairs) => {
+                let n = if resp3 { pairs.len() } else { 2 * pairs.len() };
+                put_header(out, collection_prefix(self, protocol), n);
+                for (key, value) in pairs {
+                    key.encode_as(protocol, out);
+                    value.encode_as(protocol, out);
                 }
             }
         }
+    }
+}
+
+/// The type byte of an array, set or map's header in `protocol` (`*` for every other reply).
+pub(crate) fn collection_prefix(reply: &Reply, protocol: Protocol) -> u8 {
+    match (reply, protocol) {
+        (Reply::Map(_), Protocol::Resp3) => b'%',
+        (Reply::Set(_), Protocol::Resp3) => b'~',
+        _ => b'*',
     }
 }
 
@@ -458,6 +497,7 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, ProtocolError> 
         b'+' => (Reply::Simple(Cow::Owned(text())), next),
         b'-' => (Reply::Error(text()), next),
         b':' => (Reply::Integer(int()?), next),
+        b'_' => (Reply::Nil, next),
         b'$' => match int()? {
             -1 => (Reply::Nil, next),
             n if n < 0 => return Err(err("invalid bulk length")),
@@ -472,21 +512,35 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, ProtocolError> 
                 )
             }
         },
-        b'*' => {
+        b'*' | b'~' | b'%' => {
             let n = int()?;
             if n < 0 {
                 return Ok(Some((Reply::Nil, next)));
             }
-            let mut items = Vec::with_capacity((n as usize).min(1024));
+            // A map's entries are two replies each.
+            let entries = if kind == b'%' { n.saturating_mul(2) } else { n };
+            let mut items = Vec::with_capacity((entries as usize).min(1024));
             let mut at = next;
-            for _ in 0..n {
+            for _ in 0..entries {
                 let Some((item, used)) = parse_reply(&buf[at..])? else {
                     return Ok(None);
                 };
                 items.push(item);
                 at += used;
             }
-            (Reply::Array(items), at)
+            let reply = match kind {
+                b'~' => Reply::Set(items),
+                b'%' => {
+                    let mut items = items.into_iter();
+                    let mut pairs = vec![];
+                    while let (Some(k), Some(v)) = (items.next(), items.next()) {
+                        pairs.push((k, v));
+                    }
+                    Reply::Map(pairs)
+                }
+                _ => Reply::Array(items),
+            };
+            (reply, at)
         }
         other => {
             return Err(err(&format!(

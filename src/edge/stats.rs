@@ -119,10 +119,11 @@ impl Stats {
                     let uptime = self.started.elapsed().as_secs();
                     write!(
                         out,
-                        "# Server\r\nredis_version:7.0.0\r\nkvs_zoo_version:{}\r\n\
+                        "# Server\r\nredis_version:{}\r\nkvs_zoo_version:{}\r\n\
                          kvs_zoo_architecture:{}\r\nredis_mode:standalone\r\nos:{} {}\r\n\
                          arch_bits:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\n\
                          uptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n",
+                        crate::edge::commands::REDIS_VERSION,
                         env!("CARGO_PKG_VERSION"),
                         config.architecture,
                         std::env::consts::OS,

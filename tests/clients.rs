@@ -1,0 +1,111 @@
+//! The client compatibility suite: the Redis client libraries people use, each in its default
+//! configuration, doing what their READMEs show against every architecture — redis-py
+//! (RESP3 by default), node-redis, ioredis, and the Rust `redis` crate in RESP2 and RESP3.
+//!
+//! The Python and Node clients are installed on first use by `tests/clients/install.sh`
+//! (redis-py into `target/client-venv`, the Node clients from `tests/clients/package-lock.json`),
+//! so `cargo test` alone runs the suite on a fresh machine with python3 and npm. Each
+//! architecture is deployed once; every client runs against it in turn.
+
+mod support;
+
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use redis::{Commands, Value};
+use support::Server;
+
+/// Installs the clients, once per test binary.
+fn install_clients() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/clients/install.sh"
+            ))
+            .status()
+            .expect("bash runs");
+        assert!(status.success(), "installing the client libraries failed");
+    });
+}
+
+/// Runs one client script against `server`; fails with its output if it fails or takes
+/// longer than a minute (a client that hangs on a reply).
+fn run_client(server: &Server, program: &str, script: &str) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
+    let out = Command::new("timeout")
+        .args(["60", program, &format!("{dir}/{script}")])
+        .current_dir(dir)
+        .env("KVS_URL", &server.url)
+        .output()
+        .expect("the client runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{script}:\n{stdout}{stderr}");
+    assert!(
+        out.status.success(),
+        "{script} against {}: {}\n{stdout}{stderr}",
+        server.url,
+        out.status
+    );
+}
+
+/// The Rust `redis` crate, in `protocol` (`resp2` or `resp3`).
+fn rust_client(server: &Server, protocol: &str) {
+    let url = format!("{}?protocol={protocol}", server.url);
+    let mut con = redis::Client::open(url)
+        .unwrap()
+        .get_connection()
+        .expect("connects");
+    con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let key = |k: &str| format!("rs-{protocol}:{k}");
+    let _: () = con.set(key("color"), "blue").unwrap();
+    let got: Option<String> = con.get(key("color")).unwrap();
+    assert_eq!(got.as_deref(), Some("blue"));
+    let missing: Value = con.get(key("missing")).unwrap();
+    assert_eq!(missing, Value::Nil);
+    let _: () = con.mset(&[(key("a"), "1"), (key("b"), "2")]).unwrap();
+    let got: Vec<Option<String>> = con.mget(&[key("a"), key("missing"), key("b")]).unwrap();
+    assert_eq!(got, [Some("1".into()), None, Some("2".into())]);
+    let (set, get): (String, String) = redis::pipe()
+        .set(key("p"), "x")
+        .get(key("p"))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!((set.as_str(), get.as_str()), ("OK", "x"));
+}
+
+/// Every client against `architecture`, deployed once.
+fn every_client_against(architecture: &str) {
+    install_clients();
+    let server = Server::start(architecture, &[]);
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/target/client-venv/bin/python");
+    run_client(&server, python, "redis_py.py");
+    run_client(&server, "node", "node_redis.mjs");
+    run_client(&server, "node", "ioredis.mjs");
+    rust_client(&server, "resp2");
+    rust_client(&server, "resp3");
+    server.stop();
+}
+
+#[test]
+fn clients_work_against_local() {
+    every_client_against("local");
+}
+
+#[test]
+fn clients_work_against_replicated() {
+    every_client_against("replicated");
+}
+
+#[test]
+fn clients_work_against_sharded() {
+    every_client_against("sharded");
+}
+
+#[test]
+fn clients_work_against_sharded_replicated() {
+    every_client_against("sharded-replicated");
+}

@@ -1,0 +1,42 @@
+// node-redis, in its default configuration, doing what its README shows.
+//
+// Run by tests/clients.rs with KVS_URL set to a kvs-zoo server; exits non-zero on the first
+// check that fails. Prints one line per check, so a failure says how far it got.
+import { createClient } from 'redis';
+import { isDeepStrictEqual, inspect } from 'node:util';
+
+function check(name, got, want) {
+  if (!isDeepStrictEqual(got, want)) {
+    console.log(`FAIL ${name}: got ${inspect(got)}, want ${inspect(want)}`);
+    process.exit(1);
+  }
+  console.log(`ok ${name}`);
+}
+
+const client = createClient({ url: process.env.KVS_URL });
+client.on('error', (err) => {
+  console.log(`FAIL client error: ${err}`);
+  process.exit(1);
+});
+await client.connect();
+check('ping', await client.ping(), 'PONG');
+check('set', await client.set('node:color', 'blue'), 'OK');
+check('get', await client.get('node:color'), 'blue');
+check('get missing', await client.get('node:missing'), null);
+check('mSet', await client.mSet({ 'node:a': '1', 'node:b': '2' }), 'OK');
+check('mGet', await client.mGet(['node:a', 'node:missing', 'node:b']), ['1', null, '2']);
+check('exists', await client.exists(['node:a', 'node:b', 'node:missing']), 2);
+check('del', await client.del(['node:a', 'node:b', 'node:missing']), 2);
+// Commands sent together without waiting: node-redis pipelines them on one connection.
+check(
+  'auto-pipelining',
+  await Promise.all([client.set('node:p', 'x'), client.get('node:p'), client.get('node:missing')]),
+  ['OK', 'x', null],
+);
+// A pipeline without a transaction.
+check(
+  'execAsPipeline',
+  await client.multi().set('node:q', 'y').get('node:q').execAsPipeline(),
+  ['OK', 'y'],
+);
+await client.close();

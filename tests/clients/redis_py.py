@@ -1,0 +1,45 @@
+"""redis-py, in its default configuration (RESP3 since 8.0), doing what its README shows.
+
+Run by tests/clients.rs with KVS_URL set to a kvs-zoo server; exits non-zero on the first
+check that fails. Prints one line per check, so a failure says how far it got.
+"""
+
+import os
+import sys
+
+import redis
+
+url = os.environ["KVS_URL"]
+r = redis.Redis.from_url(url)
+
+
+def check(name, got, want):
+    if got != want:
+        print(f"FAIL {name}: got {got!r}, want {want!r}")
+        sys.exit(1)
+    print(f"ok {name}")
+
+
+check("ping", r.ping(), True)
+check("set", r.set("py:color", "blue"), True)
+check("get", r.get("py:color"), b"blue")
+check("get missing", r.get("py:missing"), None)
+check("mset", r.mset({"py:a": "1", "py:b": "2"}), True)
+check("mget", r.mget(["py:a", "py:missing", "py:b"]), [b"1", None, b"2"])
+check("exists", r.exists("py:a", "py:b", "py:missing"), 2)
+check("delete", r.delete("py:a", "py:b", "py:missing"), 2)
+check("client id", isinstance(r.client_id(), int), True)
+check("info", r.info("server")["redis_version"], "7.0.0")
+
+# A pipeline without a transaction: many commands, one round trip.
+pipe = r.pipeline(transaction=False)
+pipe.set("py:p", "x").get("py:p").get("py:missing")
+check("pipeline", pipe.execute(), [True, b"x", None])
+
+# A connection in RESP2, as older code asks for it. (Its own writes: on the replicated
+# stores another connection may be served by another replica, which may not have heard of
+# the first connection's writes yet.)
+r2 = redis.Redis.from_url(url, protocol=2)
+check("resp2 set", r2.set("py2:color", "green"), True)
+check("resp2 get", r2.get("py2:color"), b"green")
+check("resp2 mget", r2.mget(["py2:color", "py2:missing"]), [b"green", None])
