@@ -138,6 +138,7 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
                     Err(refused) => (refused, None),
                 }
             }
+            KVSOperation::Transaction(_) => (crate::lattice_core::nested_transaction(), None),
         };
         (Some(reply_to.respond(result)), changed)
     }
@@ -197,14 +198,19 @@ impl CausalKVSCore {
     {
         // The member id is a singleton crossed with every input, and the store is built on the
         // first one: a scan's initial state cannot read a live collection.
-        let applied = inputs.cross_singleton(member).scan(
-            q!(|| None),
-            q!(|store, (input, member)| {
-                let store =
-                    store.get_or_insert_with(|| crate::causal_core::CausalStore::new(member));
-                Some(store.apply(input))
-            }),
-        );
+        let applied = inputs
+            .cross_singleton(member)
+            .scan(
+                q!(|| None),
+                q!(|store, (input, member)| {
+                    let store =
+                        store.get_or_insert_with(|| crate::causal_core::CausalStore::new(member));
+                    Some(crate::lattice_core::apply_atomically(input, |input| {
+                        store.apply(input)
+                    }))
+                }),
+            )
+            .flatten_ordered();
         split_applied(applied)
     }
 }

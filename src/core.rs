@@ -95,6 +95,10 @@ impl<V: Clone + Ord + std::hash::Hash> LwwStore<V> {
                 Some(reply_to.respond(crate::lattice_core::not_causal())),
                 None,
             ),
+            KVSOperation::Transaction(_) => (
+                Some(reply_to.respond(crate::lattice_core::nested_transaction())),
+                None,
+            ),
         }
     }
 }
@@ -121,14 +125,19 @@ impl KVSCore {
     {
         // The member id is a singleton crossed with every input, and the store is built on the
         // first one: a scan's initial state cannot read a live collection.
-        let applied = inputs.cross_singleton(member).scan(
-            q!(|| None),
-            q!(|store, (input, member)| {
-                let store =
-                    store.get_or_insert_with(|| crate::kvs_core::LwwStore::new(u64::from(member)));
-                Some(store.apply(input))
-            }),
-        );
+        let applied = inputs
+            .cross_singleton(member)
+            .scan(
+                q!(|| None),
+                q!(|store, (input, member)| {
+                    let store = store
+                        .get_or_insert_with(|| crate::kvs_core::LwwStore::new(u64::from(member)));
+                    Some(crate::lattice_core::apply_atomically(input, |input| {
+                        store.apply(input)
+                    }))
+                }),
+            )
+            .flatten_ordered();
         split_applied(applied)
     }
 }
@@ -255,5 +264,38 @@ mod tests {
             result(&mut s, req(2, KVSOperation::Get(k()))),
             KVSResult::Value(7)
         );
+    }
+
+    #[test]
+    fn a_transaction_applies_its_operations_in_order_and_answers_them_together() {
+        let mut s = LwwStore::new(0);
+        let transaction = req(
+            7,
+            KVSOperation::Transaction(vec![
+                KVSOperation::Put(k(), 1),
+                KVSOperation::Get(k()),
+                KVSOperation::Delete(k()),
+                KVSOperation::Get(k()),
+            ]),
+        );
+        let out = crate::lattice_core::apply_atomically(transaction, |i| s.apply(i));
+        // Two changes (the write, the tombstone), then the one response.
+        assert_eq!(out.len(), 3);
+        assert!(out[..2].iter().all(|(r, e)| r.is_none() && e.is_some()));
+        let response = out[2].0.clone().expect("the transaction is answered");
+        assert_eq!(response.request, 7);
+        assert_eq!(
+            response.result,
+            KVSResult::Transaction(vec![
+                KVSResult::Ok,
+                KVSResult::Value(1),
+                KVSResult::Ok,
+                KVSResult::NotFound
+            ])
+        );
+        // Anything else is applied as it is.
+        let out =
+            crate::lattice_core::apply_atomically(req(8, KVSOperation::Get(k())), |i| s.apply(i));
+        assert_eq!(out.len(), 1);
     }
 }

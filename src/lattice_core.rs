@@ -15,6 +15,7 @@ use hydro_lang::live_collections::stream::TotalOrder;
 use hydro_lang::location::Location;
 use hydro_lang::prelude::*;
 use lattices::Merge;
+use smallvec::SmallVec;
 
 use crate::gossip::anti_entropy::Fingerprint;
 use crate::protocol::{KVSOperation, KVSRequest, KVSResponse, KVSResult, Key};
@@ -208,10 +209,60 @@ impl<S: Merge<S> + Clone + Fingerprint> LatticeStore<S> {
                     KVSOperation::GetVersioned(_) | KVSOperation::PutVersioned(..) => {
                         (Some(reply_to.respond(not_causal())), None)
                     }
+                    KVSOperation::Transaction(_) => {
+                        (Some(reply_to.respond(nested_transaction())), None)
+                    }
                 }
             }
         }
     }
+}
+
+/// One input's outputs: a single `(reply, effect)` for most inputs, several for a
+/// transaction (inline for one, so the common case allocates nothing).
+pub type AppliedAll<V, S> = SmallVec<[Applied<V, S>; 1]>;
+
+/// Applies `input` with `apply`. A transaction's operations are applied one after another,
+/// nothing in between — a core's dataflow calls this for each input in turn, so no other
+/// input can come between them: that is what makes the transaction atomic. Their effects
+/// come out one by one, and their results together, as one response.
+pub fn apply_atomically<V, S>(
+    input: StorageInput<V, S>,
+    mut apply: impl FnMut(StorageInput<V, S>) -> Applied<V, S>,
+) -> AppliedAll<V, S> {
+    let request = match input {
+        StorageInput::Request(request) if matches!(request.op, KVSOperation::Transaction(_)) => {
+            request
+        }
+        other => return smallvec::smallvec![apply(other)],
+    };
+    let (op, reply_to) = request.into_parts();
+    let KVSOperation::Transaction(ops) = op else {
+        unreachable!("matched as a transaction above")
+    };
+    let mut out = AppliedAll::new();
+    let mut results = Vec::with_capacity(ops.len());
+    for op in ops {
+        let (response, effect) = apply(StorageInput::Request(KVSRequest {
+            client: reply_to.client,
+            request: reply_to.request,
+            op,
+        }));
+        results.push(response.map_or(KVSResult::Ok, |r| r.result));
+        if effect.is_some() {
+            out.push((None, effect));
+        }
+    }
+    out.push((
+        Some(reply_to.respond(KVSResult::Transaction(results))),
+        None,
+    ));
+    out
+}
+
+/// The answer to a transaction inside a transaction (the edge never sends one).
+pub fn nested_transaction<V>() -> KVSResult<V> {
+    KVSResult::Error("transactions do not nest".into())
 }
 
 /// The answer of a store without causal contexts to `GETCTX` and `SETCTX`.
@@ -238,10 +289,16 @@ impl LatticeKVSCore {
         L: Location<'a>,
         S: Merge<S> + Clone + Fingerprint + 'a,
     {
-        let applied = inputs.scan(
-            q!(|| crate::lattice_core::LatticeStore::default()),
-            q!(|store, input| Some(store.apply(input))),
-        );
+        let applied = inputs
+            .scan(
+                q!(|| crate::lattice_core::LatticeStore::default()),
+                q!(
+                    |store, input| Some(crate::lattice_core::apply_atomically(input, |input| {
+                        store.apply(input)
+                    }))
+                ),
+            )
+            .flatten_ordered();
         split_applied(applied)
     }
 }

@@ -44,12 +44,22 @@ pub enum KVSOperation<V> {
     /// Write a value at one chosen storage member: how a demo makes two replicas accept
     /// concurrent writes.
     PutAt(u32, Key, V),
+    /// A transaction (`MULTI` … `EXEC`): these operations, applied one after another by one
+    /// storage member with nothing in between, answered together by
+    /// [`KVSResult::Transaction`]. The edge sends one only when every key lives on one shard
+    /// and no operation names a member.
+    Transaction(Vec<KVSOperation<V>>),
 }
 
+/// The key of an empty transaction (which the edge never sends).
+static NO_KEY: Key = Key::from_static(b"");
+
 impl<V> KVSOperation<V> {
-    /// The key this operation touches (every operation touches exactly one).
+    /// The key this operation touches (every operation but a transaction touches exactly
+    /// one): a transaction's first key, which routes it (all its keys live on one shard).
     pub fn key(&self) -> &Key {
         match self {
+            KVSOperation::Transaction(ops) => ops.first().map_or(&NO_KEY, |op| op.key()),
             KVSOperation::Get(k)
             | KVSOperation::Put(k, _)
             | KVSOperation::Delete(k)
@@ -128,6 +138,8 @@ pub enum KVSResult<V> {
     NotFound,
     /// The operation failed; the text is shown to the client as a Redis error.
     Error(String),
+    /// A transaction's results, one per operation, in order.
+    Transaction(Vec<KVSResult<V>>),
 }
 
 /// A result addressed to the request it answers.

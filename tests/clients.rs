@@ -75,6 +75,18 @@ fn rust_client(server: &Server, protocol: &str) {
         .query(&mut con)
         .unwrap();
     assert_eq!((set.as_str(), get.as_str()), ("OK", "x"));
+    // A transaction; the hash tag keeps both keys on one shard.
+    let tag = |k: &str| format!("{{rs-{protocol}}}:{k}");
+    let (got,): (Vec<String>,) = redis::pipe()
+        .atomic()
+        .set(tag("t1"), "a")
+        .ignore()
+        .set(tag("t2"), "b")
+        .ignore()
+        .mget(&[tag("t1"), tag("t2")])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(got, ["a", "b"]);
 }
 
 /// Every client against `architecture`, deployed once.

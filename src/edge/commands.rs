@@ -56,6 +56,9 @@ pub enum Plan {
     /// `DEBUG SLEEP`: answer `+OK` after this long, as a slow store would (see
     /// [`Settings::debug_command`]).
     Sleep(Duration),
+    /// `EXEC`: run the queued commands' operations as one transaction, then answer an array
+    /// of every queued command's reply ([`assemble_exec`]).
+    Exec(Vec<Queued>),
 }
 
 /// Settings the command table needs to know about.
@@ -100,6 +103,8 @@ pub struct Session {
     pub authenticated: bool,
     /// The protocol the client speaks: RESP2 until `HELLO 3`.
     pub protocol: Protocol,
+    /// The commands queued since `MULTI`, while a transaction is open.
+    pub transaction: Option<Transaction>,
 }
 
 impl Session {
@@ -109,6 +114,7 @@ impl Session {
             client,
             authenticated: settings.requirepass.is_none(),
             protocol: Protocol::Resp2,
+            transaction: None,
         }
     }
 }
@@ -142,6 +148,21 @@ pub fn plan(cmd: Command, session: &mut Session, settings: &Settings) -> Plan {
     }
     let arity_error = || wrong_arity(name);
     match name {
+        b"multi" | b"exec" | b"discard" | b"watch" | b"unwatch" => {
+            return transaction_command(name, args, session, settings);
+        }
+        _ => {}
+    }
+    if let Some(transaction) = &mut session.transaction
+        && NOT_IN_TRANSACTION.contains(&name)
+    {
+        transaction.failed = true;
+        return Plan::Reply(Reply::err(format!(
+            "Command not allowed inside a transaction: {}",
+            String::from_utf8_lossy(name)
+        )));
+    }
+    let planned = match name {
         b"ping" => match args {
             [] => Plan::Reply(Reply::simple("PONG")),
             [msg] => Plan::Reply(Reply::Bulk(msg.clone())),
@@ -185,7 +206,160 @@ pub fn plan(cmd: Command, session: &mut Session, settings: &Settings) -> Plan {
             )),
         },
         _ => Plan::Reply(unknown_command(first, args)),
+    };
+    match &mut session.transaction {
+        // QUIT is never queued: it ends the connection, and the transaction with it.
+        Some(transaction) if name != b"quit" => transaction.queue(planned),
+        _ => planned,
     }
+}
+
+/// Commands refused between `MULTI` and `EXEC`: they change the connection (HELLO, AUTH,
+/// SELECT), name a member of their own (REPLICAGET, REPLICASET), or answer from outside the
+/// store (INFO, DEBUG).
+const NOT_IN_TRANSACTION: &[&[u8]] = &[
+    b"hello",
+    b"auth",
+    b"select",
+    b"debug",
+    b"info",
+    b"replicaget",
+    b"replicaset",
+];
+
+/// Commands queued by `MULTI`, answered together by `EXEC`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Transaction {
+    /// Every queued command, in order.
+    pub queued: Vec<Queued>,
+    /// A command was refused while queueing: `EXEC` will discard the transaction.
+    pub failed: bool,
+}
+
+/// One command of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Queued {
+    /// Its reply is known now (PING, ECHO, KEYSHARD, …).
+    Reply(Reply),
+    /// Its operations run in the store with the rest of the transaction's.
+    Store(Ops, Assemble),
+}
+
+impl Transaction {
+    /// Queues a planned command: `+QUEUED`, or the error that will make `EXEC` discard the
+    /// transaction (Redis's EXECABORT).
+    fn queue(&mut self, planned: Plan) -> Plan {
+        let queued = match planned {
+            Plan::Reply(error @ Reply::Error(_)) => {
+                self.failed = true;
+                return Plan::Reply(error);
+            }
+            Plan::Reply(reply) => Queued::Reply(reply),
+            Plan::Store(ops, kind) => Queued::Store(ops, kind),
+            Plan::ReplyAndClose(_) | Plan::Info(_) | Plan::Sleep(_) | Plan::Exec(_) => {
+                self.failed = true;
+                return Plan::Reply(Reply::err("Command not allowed inside a transaction"));
+            }
+        };
+        self.queued.push(queued);
+        Plan::Reply(Reply::simple("QUEUED"))
+    }
+}
+
+/// MULTI, EXEC, DISCARD, WATCH and UNWATCH.
+fn transaction_command(
+    name: &[u8],
+    args: &[Bytes],
+    session: &mut Session,
+    settings: &Settings,
+) -> Plan {
+    if !args.is_empty() && name != b"watch" {
+        return wrong_arity(name);
+    }
+    let open = session.transaction.is_some();
+    Plan::Reply(match name {
+        b"multi" if open => Reply::err("MULTI calls can not be nested"),
+        b"multi" => {
+            session.transaction = Some(Transaction::default());
+            Reply::simple("OK")
+        }
+        b"discard" if open => {
+            session.transaction = None;
+            Reply::simple("OK")
+        }
+        b"discard" => Reply::err("DISCARD without MULTI"),
+        b"exec" => return exec(session.transaction.take(), settings),
+        b"watch" if args.is_empty() => return wrong_arity(name),
+        b"watch" if open => Reply::err("WATCH inside MULTI is not allowed"),
+        // Honest rather than silently ignored: a WATCH that did not watch would let EXEC run
+        // over a changed key, which is the very thing it exists to prevent.
+        b"watch" => Reply::err(
+            "WATCH is not supported: kvs-zoo has no optimistic locking yet (MULTI/EXEC still \
+             applies its commands atomically)",
+        ),
+        // Nothing is ever watched, so there is nothing to forget.
+        _ => Reply::simple("OK"),
+    })
+}
+
+/// `EXEC`: the transaction's commands, to run as one atomic operation — or why they will not.
+fn exec(transaction: Option<Transaction>, settings: &Settings) -> Plan {
+    let Some(transaction) = transaction else {
+        return Plan::Reply(Reply::err("EXEC without MULTI"));
+    };
+    if transaction.failed {
+        return Plan::Reply(Reply::Error(
+            "EXECABORT Transaction discarded because of previous errors.".into(),
+        ));
+    }
+    // A transaction is atomic because one storage member applies it with nothing in between;
+    // keys on two shards would need two members to agree, which a sharded store cannot do.
+    let mut shards = transaction.queued.iter().flat_map(|q| match q {
+        Queued::Store(ops, _) => ops.as_slice(),
+        Queued::Reply(_) => &[],
+    });
+    if let Some(first) = shards.next() {
+        let shard = settings.shards.locate(first.key()).shard;
+        if shards.any(|op| settings.shards.locate(op.key()).shard != shard) {
+            return Plan::Reply(Reply::Error(
+                "CROSSSLOT Keys in request don't hash to the same slot: this store is sharded, \
+                 and a transaction is applied atomically only when all its keys live on one \
+                 shard (KEYSHARD key tells where a key lives)"
+                    .into(),
+            ));
+        }
+    }
+    Plan::Exec(transaction.queued)
+}
+
+/// How `EXEC`'s reply is built: each queued command's reply, known already or assembled from
+/// its share of the transaction's results.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecPart {
+    /// Known when the command was queued.
+    Ready(Reply),
+    /// Assembled as the command's own reply from its `n` results.
+    Results(Assemble, usize),
+}
+
+/// `EXEC`'s reply: one reply per queued command, from the transaction's `result`.
+pub fn assemble_exec(parts: Vec<ExecPart>, result: KVSResult<Bytes>) -> Reply {
+    let results = match result {
+        KVSResult::Transaction(results) => results,
+        // The transaction as a whole failed (its shard is down, it timed out): nothing ran.
+        KVSResult::Error(e) => return Reply::err(e),
+        other => return Reply::err(format!("EXEC got no transaction answer: {other:?}")),
+    };
+    let mut results = results.into_iter();
+    Reply::Array(
+        parts
+            .into_iter()
+            .map(|part| match part {
+                ExecPart::Ready(reply) => reply,
+                ExecPart::Results(kind, n) => assemble(kind, results.by_ref().take(n).collect()),
+            })
+            .collect(),
+    )
 }
 
 /// Longest command name the table knows, lower-cased without allocating.
@@ -454,6 +628,11 @@ pub const COMMANDS: &[&str] = &[
     "replicaget",
     "replicaset",
     "keyshard",
+    "multi",
+    "exec",
+    "discard",
+    "watch",
+    "unwatch",
     "auth",
     "hello",
     "command",
@@ -509,7 +688,10 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
         Assemble::Existing => count(|r| match r {
             KVSResult::Value(_) | KVSResult::Siblings(_) => true,
             KVSResult::Versioned(_, values) => !values.is_empty(),
-            KVSResult::Ok | KVSResult::NotFound | KVSResult::Error(_) => false,
+            KVSResult::Ok
+            | KVSResult::NotFound
+            | KVSResult::Error(_)
+            | KVSResult::Transaction(_) => false,
         }),
         Assemble::MultiGet => Reply::Array(results.into_iter().map(value_reply).collect()),
         Assemble::Versioned => match results.into_iter().next() {
@@ -534,6 +716,7 @@ fn value_reply(result: KVSResult<Bytes>) -> Reply {
         }
         KVSResult::NotFound | KVSResult::Ok => Reply::Nil,
         KVSResult::Error(e) => Reply::err(e),
+        KVSResult::Transaction(_) => Reply::err("a transaction's results answer EXEC only"),
     }
 }
 
@@ -957,5 +1140,145 @@ mod tests {
             run(&["DEBUG", "SEGFAULT"], &mut s, &settings),
             Plan::Reply(Reply::Error(_))
         ));
+    }
+
+    fn queued() -> Plan {
+        Plan::Reply(Reply::simple("QUEUED"))
+    }
+
+    #[test]
+    fn multi_queues_commands_and_exec_runs_them_as_one_transaction() {
+        let settings = settings();
+        let mut s = Session::new(1, &settings);
+        assert_eq!(
+            run(&["MULTI"], &mut s, &settings),
+            Plan::Reply(Reply::simple("OK"))
+        );
+        assert_eq!(run(&["SET", "a", "1"], &mut s, &settings), queued());
+        assert_eq!(run(&["PING"], &mut s, &settings), queued());
+        assert_eq!(run(&["MGET", "a", "b"], &mut s, &settings), queued());
+        assert_eq!(
+            run(&["EXEC"], &mut s, &settings),
+            Plan::Exec(vec![
+                Queued::Store(smallvec![KVSOperation::Put(b("a"), b("1"))], Assemble::Set),
+                Queued::Reply(Reply::simple("PONG")),
+                Queued::Store(
+                    smallvec![KVSOperation::Get(b("a")), KVSOperation::Get(b("b"))],
+                    Assemble::MultiGet
+                ),
+            ])
+        );
+        assert_eq!(s.transaction, None, "EXEC closes the transaction");
+        // EXEC's reply: each command's own, from its share of the results.
+        let parts = vec![
+            ExecPart::Results(Assemble::Set, 1),
+            ExecPart::Ready(Reply::simple("PONG")),
+            ExecPart::Results(Assemble::MultiGet, 2),
+        ];
+        let results = KVSResult::Transaction(vec![
+            KVSResult::Ok,
+            KVSResult::Value(b("1")),
+            KVSResult::NotFound,
+        ]);
+        assert_eq!(
+            assemble_exec(parts.clone(), results),
+            Reply::Array(vec![
+                Reply::simple("OK"),
+                Reply::simple("PONG"),
+                Reply::Array(vec![Reply::Bulk(b("1")), Reply::Nil]),
+            ])
+        );
+        // A transaction that failed as a whole (its shard is down) answers its error.
+        assert_eq!(
+            assemble_exec(parts, KVSResult::Error("shard 1 is down".into())),
+            Reply::err("shard 1 is down")
+        );
+    }
+
+    #[test]
+    fn an_error_while_queueing_makes_exec_discard_the_transaction() {
+        let settings = settings();
+        let mut s = Session::new(1, &settings);
+        run(&["MULTI"], &mut s, &settings);
+        assert_eq!(run(&["SET", "a", "1"], &mut s, &settings), queued());
+        assert!(matches!(
+            run(&["GET"], &mut s, &settings),
+            Plan::Reply(Reply::Error(e)) if e.contains("wrong number")
+        ));
+        assert!(matches!(
+            run(&["INFO"], &mut s, &settings),
+            Plan::Reply(Reply::Error(e)) if e.contains("not allowed inside a transaction")
+        ));
+        assert_eq!(
+            run(&["EXEC"], &mut s, &settings),
+            Plan::Reply(Reply::Error(
+                "EXECABORT Transaction discarded because of previous errors.".into()
+            ))
+        );
+        assert_eq!(s.transaction, None);
+    }
+
+    #[test]
+    fn discard_nesting_and_exec_without_multi_are_answered_as_redis_does() {
+        let settings = settings();
+        let mut s = Session::new(1, &settings);
+        let error = |plan: Plan| match plan {
+            Plan::Reply(Reply::Error(e)) => e,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            error(run(&["EXEC"], &mut s, &settings)),
+            "ERR EXEC without MULTI"
+        );
+        assert_eq!(
+            error(run(&["DISCARD"], &mut s, &settings)),
+            "ERR DISCARD without MULTI"
+        );
+        run(&["MULTI"], &mut s, &settings);
+        assert_eq!(
+            error(run(&["MULTI"], &mut s, &settings)),
+            "ERR MULTI calls can not be nested"
+        );
+        run(&["SET", "a", "1"], &mut s, &settings);
+        assert_eq!(
+            run(&["DISCARD"], &mut s, &settings),
+            Plan::Reply(Reply::simple("OK"))
+        );
+        assert_eq!(s.transaction, None);
+        // Once discarded, commands run at once again.
+        assert!(matches!(
+            run(&["GET", "a"], &mut s, &settings),
+            Plan::Store(..)
+        ));
+        assert!(error(run(&["WATCH", "a"], &mut s, &settings)).contains("WATCH is not supported"));
+        assert_eq!(
+            run(&["UNWATCH"], &mut s, &settings),
+            Plan::Reply(Reply::simple("OK"))
+        );
+    }
+
+    #[test]
+    fn a_transaction_over_two_shards_is_refused_and_one_tag_keeps_it_on_one() {
+        let settings = Settings {
+            shards: Shards::new(Layout::sharded(3, 1)),
+            ..settings()
+        };
+        let shards = &settings.shards;
+        let (a, b) = (0..)
+            .map(|i| (format!("k{i}"), format!("k{}", i + 1)))
+            .find(|(a, b)| shards.locate(a.as_bytes()).shard != shards.locate(b.as_bytes()).shard)
+            .unwrap();
+        let mut s = Session::new(1, &settings);
+        run(&["MULTI"], &mut s, &settings);
+        run(&["SET", &a, "1"], &mut s, &settings);
+        run(&["SET", &b, "1"], &mut s, &settings);
+        assert!(matches!(
+            run(&["EXEC"], &mut s, &settings),
+            Plan::Reply(Reply::Error(e)) if e.starts_with("CROSSSLOT")
+        ));
+        run(&["MULTI"], &mut s, &settings);
+        run(&["SET", "{user}:a", "1"], &mut s, &settings);
+        run(&["MGET", "{user}:a", "{user}:b"], &mut s, &settings);
+        assert!(matches!(run(&["EXEC"], &mut s, &settings), Plan::Exec(q) if q.len() == 2));
     }
 }

@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::edge::commands::{Assemble, COMMANDS, Plan, Session, Settings, plan};
+use crate::edge::commands::{
+    Assemble, COMMANDS, ExecPart, Plan, Queued, Session, Settings, assemble_exec, plan,
+};
 use crate::edge::outbox::Outbox;
 use crate::edge::reply_queue::ReplyQueue;
 use crate::edge::resp::{Reply, RespDecoder};
-use crate::protocol::{ClientId, KVSRequest, KVSResult, RequestId};
+use crate::protocol::{ClientId, KVSOperation, KVSRequest, KVSResult, RequestId};
 
 /// Most commands one connection may have waiting for replies; past it the connection stops
 /// reading until replies drain. Far above what pipelining clients use (tens to hundreds), low
@@ -149,6 +151,32 @@ impl Connection {
                     let request = self.queue.expect_ops(1, Assemble::Set, now);
                     act(Action::DeliverLater(request, delay));
                 }
+                Plan::Exec(queued) => {
+                    // Every queued command's operations go to the store as one transaction.
+                    let mut ops = vec![];
+                    let parts: Vec<ExecPart> = queued
+                        .into_iter()
+                        .map(|queued| match queued {
+                            Queued::Reply(reply) => ExecPart::Ready(reply),
+                            Queued::Store(more, kind) => {
+                                let n = more.len();
+                                ops.extend(more);
+                                ExecPart::Results(kind, n)
+                            }
+                        })
+                        .collect();
+                    if ops.is_empty() {
+                        let reply = assemble_exec(parts, KVSResult::Transaction(vec![]));
+                        self.queue.expect_reply(Some(reply), false);
+                    } else {
+                        let request = self.queue.expect_exec(parts, now);
+                        act(Action::Send(KVSRequest {
+                            client: self.id,
+                            request,
+                            op: KVSOperation::Transaction(ops),
+                        }));
+                    }
+                }
             }
         }
         planned
@@ -233,6 +261,9 @@ mod tests {
                 Some(_) => KVSResult::Ok,
                 None => KVSResult::NotFound,
             },
+            KVSOperation::Transaction(ops) => {
+                KVSResult::Transaction(ops.into_iter().map(|op| apply(store, op)).collect())
+            }
         }
     }
 
@@ -297,6 +328,21 @@ mod tests {
                     replies.push((assemble(kind, results), protocol));
                 }
                 Plan::Sleep(_) => replies.push((Reply::simple("OK"), protocol)),
+                Plan::Exec(queued) => {
+                    let mut parts = vec![];
+                    let mut results = vec![];
+                    for queued in queued {
+                        match queued {
+                            Queued::Reply(reply) => parts.push(ExecPart::Ready(reply)),
+                            Queued::Store(ops, kind) => {
+                                parts.push(ExecPart::Results(kind, ops.len()));
+                                results.extend(ops.into_iter().map(|op| apply(&mut store, op)));
+                            }
+                        }
+                    }
+                    let result = KVSResult::Transaction(results);
+                    replies.push((assemble_exec(parts, result), protocol));
+                }
             }
         }
     }
@@ -454,6 +500,9 @@ mod tests {
             1 => Just(b"DEBUG SLEEP 0\r\n".to_vec()),
             1 => Just(b"QUIT\r\n".to_vec()),
             1 => Just(b"HELLO 3\r\n".to_vec()),
+            1 => Just(b"MULTI\r\n".to_vec()),
+            1 => Just(b"EXEC\r\n".to_vec()),
+            1 => Just(b"DISCARD\r\n".to_vec()),
             1 => Just(b"HELLO 2\r\n".to_vec()),
             1 => Just(b"*0\r\n".to_vec()),
             // Over the 64-byte value limit: skipped, refused, and the stream stays in sync.

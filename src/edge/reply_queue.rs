@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use smallvec::SmallVec;
 
-use crate::edge::commands::{Assemble, assemble};
+use crate::edge::commands::{Assemble, ExecPart, assemble, assemble_exec};
 use crate::edge::outbox::Outbox;
 use crate::edge::resp::{Protocol, Reply};
 use crate::protocol::{KVSResult, RequestId};
@@ -58,6 +58,8 @@ enum SlotReply {
     Ready(Option<Reply>),
     /// Assembled from the results once all are in.
     Assemble(Assemble),
+    /// `EXEC`'s array, assembled from the transaction's one result.
+    Exec(Vec<ExecPart>),
 }
 
 impl Slot {
@@ -129,6 +131,16 @@ impl ReplyQueue {
     /// arriving from `now`; returns the request id of the first (the others follow
     /// consecutively). Give the operations these ids before they enter the store.
     pub fn expect_ops(&mut self, ops: usize, kind: Assemble, now: Instant) -> RequestId {
+        self.expect(ops, SlotReply::Assemble(kind), now)
+    }
+
+    /// Queues an `EXEC`, which waits for its transaction's one result, arriving from `now`;
+    /// returns the transaction's request id.
+    pub fn expect_exec(&mut self, parts: Vec<ExecPart>, now: Instant) -> RequestId {
+        self.expect(1, SlotReply::Exec(parts), now)
+    }
+
+    fn expect(&mut self, ops: usize, reply: SlotReply, now: Instant) -> RequestId {
         let seq = self.head_seq + self.slots.len() as u64;
         let first = self.next_request;
         self.next_request += ops as u64;
@@ -139,7 +151,7 @@ impl ReplyQueue {
             missing: ops,
             ops,
             held: 0,
-            reply: SlotReply::Assemble(kind),
+            reply,
             deadline: Some(now + self.timeout),
             close: false,
             protocol: self.protocol,
@@ -238,6 +250,13 @@ impl ReplyQueue {
                 SlotReply::Assemble(kind) => {
                     Some(assemble(*kind, head.results.drain(..).flatten().collect()))
                 }
+                SlotReply::Exec(parts) => {
+                    let result = head.results.drain(..).flatten().next();
+                    Some(assemble_exec(
+                        std::mem::take(parts),
+                        result.unwrap_or(KVSResult::Transaction(vec![])),
+                    ))
+                }
             };
             if let Some(reply) = reply {
                 out.push(reply, head.protocol);
@@ -266,6 +285,7 @@ fn result_bytes(result: &KVSResult<Bytes>) -> usize {
             }
             KVSResult::Error(e) => e.len(),
             KVSResult::Ok | KVSResult::NotFound => 0,
+            KVSResult::Transaction(results) => results.iter().map(result_bytes).sum(),
         }
 }
 

@@ -46,6 +46,21 @@ pub fn stable_hash(key: &[u8]) -> u64 {
     mix(fnv)
 }
 
+/// The part of `key` that places it: as in Redis Cluster, the text between the first `{` and
+/// the first `}` after it, when that is not empty; otherwise the whole key. So `{user:7}:name`
+/// and `{user:7}:email` live on one shard, and a transaction (or an MSET) over both can be
+/// applied there atomically.
+pub fn hash_tag(key: &[u8]) -> &[u8] {
+    let Some(open) = key.iter().position(|&b| b == b'{') else {
+        return key;
+    };
+    let rest = &key[open + 1..];
+    match rest.iter().position(|&b| b == b'}') {
+        Some(close) if close > 0 => &rest[..close],
+        _ => key,
+    }
+}
+
 /// SplitMix64's finalizer: a bijection on `u64` whose every output bit depends on every
 /// input bit.
 fn mix(mut z: u64) -> u64 {
@@ -82,9 +97,10 @@ impl HashRing {
         Self { points }
     }
 
-    /// The shard holding `key`; `None` only for a ring without shards.
+    /// The shard holding `key`; `None` only for a ring without shards. A key with a hash tag
+    /// is placed by its tag alone (see [`hash_tag`]).
     pub fn shard_of(&self, key: &[u8]) -> Option<u32> {
-        let hash = stable_hash(key);
+        let hash = stable_hash(hash_tag(key));
         let at = self.points.partition_point(|&(p, _)| p < hash);
         // Past the last point, the circle wraps to the first.
         self.points
@@ -380,6 +396,28 @@ mod tests {
             moved,
             before.iter().filter(|&&s| s == gone).count() as u32,
             "every key of the removed shard moved"
+        );
+    }
+
+    #[test]
+    fn keys_with_one_hash_tag_live_on_one_shard() {
+        assert_eq!(hash_tag(b"{user:7}:name"), b"user:7");
+        assert_eq!(hash_tag(b"a{b}c{d}"), b"b");
+        for untagged in [&b"plain"[..], b"{}x", b"{open", b"close}", b"x}{y"] {
+            assert_eq!(hash_tag(untagged), untagged);
+        }
+        let ring = HashRing::new(8, DEFAULT_VIRTUAL_NODES);
+        let home = ring.shard_of(b"{user:7}:name");
+        for i in 0..100 {
+            assert_eq!(
+                ring.shard_of(format!("{{user:7}}:field{i}").as_bytes()),
+                home
+            );
+        }
+        assert_eq!(
+            ring.shard_of(b"user:7"),
+            home,
+            "the tag alone is placed the same"
         );
     }
 

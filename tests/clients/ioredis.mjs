@@ -32,4 +32,10 @@ check(
   await redis.pipeline().set('io:p', 'x').get('io:p').get('io:missing').exec(),
   [[null, 'OK'], [null, 'x'], [null, null]],
 );
+// A transaction (MULTI ... EXEC); one hash tag keeps its keys on one shard.
+check(
+  'multi exec',
+  await redis.multi().set('{io}:t1', 'a').set('{io}:t2', 'b').mget('{io}:t1', '{io}:t2').exec(),
+  [[null, 'OK'], [null, 'OK'], [null, ['a', 'b']]],
+);
 redis.disconnect();

@@ -39,4 +39,10 @@ check(
   await client.multi().set('node:q', 'y').get('node:q').execAsPipeline(),
   ['OK', 'y'],
 );
+// A transaction (MULTI ... EXEC); one hash tag keeps its keys on one shard.
+check(
+  'multi exec',
+  await client.multi().set('{node}:t1', 'a').set('{node}:t2', 'b').mGet(['{node}:t1', '{node}:t2']).exec(),
+  ['OK', 'OK', ['a', 'b']],
+);
 await client.close();

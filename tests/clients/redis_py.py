@@ -36,6 +36,12 @@ pipe = r.pipeline(transaction=False)
 pipe.set("py:p", "x").get("py:p").get("py:missing")
 check("pipeline", pipe.execute(), [True, b"x", None])
 
+# A transaction: redis-py's pipeline() is MULTI ... EXEC by default. The keys share a hash
+# tag, so on the sharded stores they live on one shard, where the transaction is atomic.
+pipe = r.pipeline()
+pipe.set("{py}:t1", "a").set("{py}:t2", "b").mget(["{py}:t1", "{py}:t2"])
+check("transaction", pipe.execute(), [True, True, [b"a", b"b"]])
+
 # A connection in RESP2, as older code asks for it. (Its own writes: on the replicated
 # stores another connection may be served by another replica, which may not have heard of
 # the first connection's writes yet.)

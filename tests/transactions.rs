@@ -1,0 +1,110 @@
+//! `MULTI` / `EXEC` as users see them: atomic on Local and, within one shard, on the sharded
+//! store — a reader's transaction never sees half of a writer's — and refused with
+//! `CROSSSLOT` when a sharded store's transaction spans shards.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use redis::Connection;
+use support::Server;
+use support::redis_client::connect;
+
+/// One writer sets two keys to the same number in each transaction while a reader reads both
+/// in transactions of its own, for two seconds: every read must see the two equal.
+fn readers_never_see_half_a_transaction(url: &str, a: &str, b: &str) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (url, a, b, stop) = (url.to_string(), a.to_string(), b.to_string(), stop.clone());
+        std::thread::spawn(move || {
+            let mut con = connect(&url);
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let () = redis::pipe()
+                    .atomic()
+                    .set(&a, i)
+                    .ignore()
+                    .set(&b, i)
+                    .ignore()
+                    .query(&mut con)
+                    .unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    let mut con = connect(url);
+    let (mut reads, mut changes, mut last) = (0, 0, None);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        let (pair,): (Vec<Option<u64>>,) = redis::pipe()
+            .atomic()
+            .mget(&[a, b])
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(
+            pair[0], pair[1],
+            "a transaction's read saw half a write: {pair:?}"
+        );
+        if last != Some(pair[0]) {
+            changes += 1;
+            last = Some(pair[0]);
+        }
+        reads += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.join().expect("the writer thread panicked");
+    println!("{reads} transactional reads saw {changes} values; {writes} transactions written");
+    assert!(
+        changes > 10,
+        "the reader saw the writer's transactions: {changes} values"
+    );
+}
+
+/// Sends `MULTI`, a `SET` of each key and `EXEC` one by one; returns EXEC's error.
+fn exec_error(con: &mut Connection, keys: &[&str]) -> String {
+    let () = redis::cmd("MULTI").query(con).unwrap();
+    for key in keys {
+        let queued: String = redis::cmd("SET").arg(*key).arg(1).query(con).unwrap();
+        assert_eq!(queued, "QUEUED");
+    }
+    let error = redis::cmd("EXEC").query::<redis::Value>(con).unwrap_err();
+    format!("{:?}: {}", error.code(), error.detail().unwrap_or_default())
+}
+
+#[test]
+fn transactions_are_atomic_on_local() {
+    let server = Server::start("local", &[]);
+    readers_never_see_half_a_transaction(&server.url, "a", "b");
+    server.stop();
+}
+
+#[test]
+fn transactions_within_one_shard_are_atomic_and_across_shards_are_refused() {
+    let server = Server::start("sharded", &[]);
+    // One hash tag: one shard.
+    readers_never_see_half_a_transaction(&server.url, "{pair}:a", "{pair}:b");
+    let mut con = connect(&server.url);
+    let shard = |con: &mut Connection, key: &str| -> u32 {
+        let (shard, _members): (u32, Vec<u32>) =
+            redis::cmd("KEYSHARD").arg(key).query(con).unwrap();
+        shard
+    };
+    let first = shard(&mut con, "k0");
+    let other = (1..)
+        .map(|i| format!("k{i}"))
+        .find(|k| shard(&mut con, k) != first)
+        .unwrap();
+    let error = exec_error(&mut con, &["k0", &other]);
+    assert!(error.contains("CROSSSLOT"), "{error}");
+    // Nothing of the refused transaction was applied.
+    let exists: u32 = redis::cmd("EXISTS")
+        .arg("k0")
+        .arg(&other)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(exists, 0);
+    server.stop();
+}
