@@ -138,7 +138,7 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
                     Err(refused) => (refused, None),
                 }
             }
-            KVSOperation::Transaction(_) => (crate::lattice_core::nested_transaction(), None),
+            KVSOperation::Transaction(_) => (crate::lattice_core::transaction_at_core(), None),
         };
         (Some(reply_to.respond(result)), changed)
     }

@@ -96,7 +96,7 @@ impl<V: Clone + Ord + std::hash::Hash> LwwStore<V> {
                 None,
             ),
             KVSOperation::Transaction(_) => (
-                Some(reply_to.respond(crate::lattice_core::nested_transaction())),
+                Some(reply_to.respond(crate::lattice_core::transaction_at_core())),
                 None,
             ),
         }
@@ -292,6 +292,22 @@ mod tests {
                 KVSResult::Ok,
                 KVSResult::NotFound
             ])
+        );
+        // A compound command queued in a transaction (GETDEL after MULTI) runs in place.
+        let nested = req(
+            9,
+            KVSOperation::Transaction(vec![
+                KVSOperation::Put(k(), 2),
+                KVSOperation::Transaction(vec![KVSOperation::Get(k()), KVSOperation::Delete(k())]),
+            ]),
+        );
+        let out = crate::lattice_core::apply_atomically(nested, |i| s.apply(i));
+        assert_eq!(
+            out.last().and_then(|(r, _)| r.clone()).map(|r| r.result),
+            Some(KVSResult::Transaction(vec![
+                KVSResult::Ok,
+                KVSResult::Transaction(vec![KVSResult::Value(2), KVSResult::Ok]),
+            ]))
         );
         // Anything else is applied as it is.
         let out =

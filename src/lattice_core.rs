@@ -210,7 +210,7 @@ impl<S: Merge<S> + Clone + Fingerprint> LatticeStore<S> {
                         (Some(reply_to.respond(not_causal())), None)
                     }
                     KVSOperation::Transaction(_) => {
-                        (Some(reply_to.respond(nested_transaction())), None)
+                        (Some(reply_to.respond(transaction_at_core())), None)
                     }
                 }
             }
@@ -225,7 +225,8 @@ pub type AppliedAll<V, S> = SmallVec<[Applied<V, S>; 1]>;
 /// Applies `input` with `apply`. A transaction's operations are applied one after another,
 /// nothing in between — a core's dataflow calls this for each input in turn, so no other
 /// input can come between them: that is what makes the transaction atomic. Their effects
-/// come out one by one, and their results together, as one response.
+/// come out one by one, and their results together, as one response. A transaction inside
+/// a transaction (a compound command such as GETDEL queued after MULTI) is applied in place.
 pub fn apply_atomically<V, S>(
     input: StorageInput<V, S>,
     mut apply: impl FnMut(StorageInput<V, S>) -> Applied<V, S>,
@@ -241,28 +242,44 @@ pub fn apply_atomically<V, S>(
         unreachable!("matched as a transaction above")
     };
     let mut out = AppliedAll::new();
-    let mut results = Vec::with_capacity(ops.len());
-    for op in ops {
-        let (response, effect) = apply(StorageInput::Request(KVSRequest {
-            client: reply_to.client,
-            request: reply_to.request,
-            op,
-        }));
-        results.push(response.map_or(KVSResult::Ok, |r| r.result));
-        if effect.is_some() {
-            out.push((None, effect));
-        }
-    }
-    out.push((
-        Some(reply_to.respond(KVSResult::Transaction(results))),
-        None,
-    ));
+    let result = run_transaction(ops, reply_to, &mut apply, &mut out);
+    out.push((Some(reply_to.respond(result)), None));
     out
 }
 
-/// The answer to a transaction inside a transaction (the edge never sends one).
-pub fn nested_transaction<V>() -> KVSResult<V> {
-    KVSResult::Error("transactions do not nest".into())
+/// Applies a transaction's `ops` in order, pushing their effects to `out`; returns their
+/// results.
+fn run_transaction<V, S>(
+    ops: Vec<KVSOperation<V>>,
+    reply_to: crate::protocol::ReplyTo,
+    apply: &mut impl FnMut(StorageInput<V, S>) -> Applied<V, S>,
+    out: &mut AppliedAll<V, S>,
+) -> KVSResult<V> {
+    let mut results = Vec::with_capacity(ops.len());
+    for op in ops {
+        let result = match op {
+            KVSOperation::Transaction(inner) => run_transaction(inner, reply_to, apply, out),
+            op => {
+                let (response, effect) = apply(StorageInput::Request(KVSRequest {
+                    client: reply_to.client,
+                    request: reply_to.request,
+                    op,
+                }));
+                if effect.is_some() {
+                    out.push((None, effect));
+                }
+                response.map_or(KVSResult::Ok, |r| r.result)
+            }
+        };
+        results.push(result);
+    }
+    KVSResult::Transaction(results)
+}
+
+/// A core's answer to a transaction given to it directly: cores run through
+/// [`apply_atomically`], which takes transactions apart, so none ever sees one.
+pub fn transaction_at_core<V>() -> KVSResult<V> {
+    KVSResult::Error("a transaction must be applied through apply_atomically".into())
 }
 
 /// The answer of a store without causal contexts to `GETCTX` and `SETCTX`.

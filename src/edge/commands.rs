@@ -34,6 +34,12 @@ pub enum Assemble {
     MultiSet,
     /// GETCTX: an array of the causal context and then each live value.
     Versioned,
+    /// GETSET, GETDEL, `SET … GET`: the value the transaction's first operation read.
+    GetAnd,
+    /// TYPE: `string` or `none`.
+    Type,
+    /// STRLEN: the value's length, 0 for a missing key.
+    Strlen,
 }
 
 /// A command's operations: inline for one (GET, SET — no allocation), on the heap for more.
@@ -105,6 +111,8 @@ pub struct Session {
     pub protocol: Protocol,
     /// The commands queued since `MULTI`, while a transaction is open.
     pub transaction: Option<Transaction>,
+    /// The name the client gave itself (`CLIENT SETNAME`, `HELLO … SETNAME`).
+    pub name: Option<Bytes>,
 }
 
 impl Session {
@@ -115,6 +123,7 @@ impl Session {
             authenticated: settings.requirepass.is_none(),
             protocol: Protocol::Resp2,
             transaction: None,
+            name: None,
         }
     }
 }
@@ -151,6 +160,8 @@ pub fn plan(cmd: Command, session: &mut Session, settings: &Settings) -> Plan {
         b"multi" | b"exec" | b"discard" | b"watch" | b"unwatch" => {
             return transaction_command(name, args, session, settings);
         }
+        // RESET leaves a transaction too, so it is never queued.
+        b"reset" if session.transaction.is_some() => session.transaction = None,
         _ => {}
     }
     if let Some(transaction) = &mut session.transaction
@@ -174,7 +185,9 @@ pub fn plan(cmd: Command, session: &mut Session, settings: &Settings) -> Plan {
         },
         b"quit" => Plan::ReplyAndClose(Reply::simple("OK")),
         b"get" | b"set" | b"del" | b"exists" | b"mget" | b"mset" | b"getctx" | b"setctx"
-        | b"replicaget" | b"replicaset" => data(name, cmd.args),
+        | b"replicaget" | b"replicaset" | b"getset" | b"getdel" | b"type" | b"strlen" => {
+            data(name, cmd.args)
+        }
         b"auth" => match args {
             [password] => Plan::Reply(auth(session, settings, None, password)),
             [user, password] => Plan::Reply(auth(session, settings, Some(user), password)),
@@ -198,12 +211,15 @@ pub fn plan(cmd: Command, session: &mut Session, settings: &Settings) -> Plan {
             [_] => Plan::Reply(Reply::err("DB index is out of range")),
             _ => arity_error(),
         },
-        b"client" => match args.first().map(|a| a.to_ascii_lowercase()) {
-            Some(sub) if sub == b"setname" || sub == b"setinfo" => Plan::Reply(Reply::simple("OK")),
-            Some(sub) if sub == b"id" => Plan::Reply(Reply::Integer(session.client as i64)),
-            _ => Plan::Reply(Reply::err(
-                "only CLIENT SETNAME, SETINFO and ID are supported",
-            )),
+        b"client" => Plan::Reply(client(args, session)),
+        b"reset" => match args {
+            [] => {
+                // As Redis: leave any transaction, forget the name, go back to RESP2, and
+                // ask for the password again if one is set.
+                *session = Session::new(session.client, settings);
+                Plan::Reply(Reply::simple("RESET"))
+            }
+            _ => arity_error(),
         },
         _ => Plan::Reply(unknown_command(first, args)),
     };
@@ -211,6 +227,49 @@ pub fn plan(cmd: Command, session: &mut Session, settings: &Settings) -> Plan {
         // QUIT is never queued: it ends the connection, and the transaction with it.
         Some(transaction) if name != b"quit" => transaction.queue(planned),
         _ => planned,
+    }
+}
+
+/// `CLIENT ID | GETNAME | SETNAME name | SETINFO attr value`.
+fn client(args: &[Bytes], session: &mut Session) -> Reply {
+    let Some((sub, rest)) = args.split_first() else {
+        return Reply::err("wrong number of arguments for 'client' command");
+    };
+    match (sub.to_ascii_lowercase().as_slice(), rest) {
+        (b"id", []) => Reply::Integer(session.client as i64),
+        (b"getname", []) => session.name.clone().map_or(Reply::Nil, Reply::Bulk),
+        (b"setname", [name]) => match valid_client_name(name) {
+            Ok(name) => {
+                session.name = name;
+                Reply::simple("OK")
+            }
+            Err(e) => e,
+        },
+        // Library name and version: accepted and not kept (nothing shows them yet).
+        (b"setinfo", [_attr, _value]) => Reply::simple("OK"),
+        (b"id" | b"getname" | b"setname" | b"setinfo", _) => Reply::err(format!(
+            "wrong number of arguments for 'client|{}' command",
+            String::from_utf8_lossy(sub).to_ascii_lowercase()
+        )),
+        _ => Reply::err(format!(
+            "unknown subcommand '{}'. Supported: CLIENT ID, GETNAME, SETNAME, SETINFO",
+            String::from_utf8_lossy(sub)
+        )),
+    }
+}
+
+/// A name `CLIENT SETNAME` accepts: empty clears it; spaces, newlines and other special
+/// characters are refused, as Redis refuses them.
+fn valid_client_name(name: &Bytes) -> Result<Option<Bytes>, Reply> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if name.iter().all(|&b| (b'!'..=b'~').contains(&b)) {
+        Ok(Some(name.clone()))
+    } else {
+        Err(Reply::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ))
     }
 }
 
@@ -393,6 +452,7 @@ fn too_large(settings: &Settings) -> Reply {
 /// the path every GET and SET takes).
 fn data(name: &[u8], all: Args) -> Plan {
     let n = all.len().saturating_sub(1);
+    let last_is_get = all.last().is_some_and(|w| w.eq_ignore_ascii_case(b"get"));
     let mut args = all.into_iter().skip(1);
     let mut two = || (args.next(), args.next());
     match name {
@@ -400,9 +460,31 @@ fn data(name: &[u8], all: Args) -> Plan {
             (Some(key), None) => Plan::Store(smallvec![KVSOperation::Get(key)], Assemble::Get),
             _ => wrong_arity(name),
         },
+        // `SET key value GET`: the old value, read and replaced in one atomic step.
+        b"set" if n == 3 && last_is_get => match two() {
+            (Some(key), Some(value)) => get_and(key, |key| KVSOperation::Put(key, value)),
+            _ => wrong_arity(name),
+        },
         b"set" if n > 2 => Plan::Reply(Reply::err(
-            "syntax error: SET options (EX, PX, NX, XX, GET, KEEPTTL) are not supported",
+            "syntax error: of the SET options only GET is supported (no EX, PX, EXAT, PXAT, \
+             NX, XX or KEEPTTL: there are no expiries or conditional writes yet)",
         )),
+        b"getset" if n == 2 => match two() {
+            (Some(key), Some(value)) => get_and(key, |key| KVSOperation::Put(key, value)),
+            _ => wrong_arity(name),
+        },
+        b"getdel" if n == 1 => match two() {
+            (Some(key), None) => get_and(key, KVSOperation::Delete),
+            _ => wrong_arity(name),
+        },
+        b"type" if n == 1 => match two() {
+            (Some(key), None) => Plan::Store(smallvec![KVSOperation::Get(key)], Assemble::Type),
+            _ => wrong_arity(name),
+        },
+        b"strlen" if n == 1 => match two() {
+            (Some(key), None) => Plan::Store(smallvec![KVSOperation::Get(key)], Assemble::Strlen),
+            _ => wrong_arity(name),
+        },
         b"set" if n == 2 => match two() {
             (Some(key), Some(value)) => {
                 Plan::Store(smallvec![KVSOperation::Put(key, value)], Assemble::Set)
@@ -478,6 +560,13 @@ fn key_shard(shards: &Shards, key: &[u8]) -> Reply {
                 .collect(),
         ),
     ])
+}
+
+/// Reads `key` and then applies `then(key)` to it, both in one transaction (so nothing comes
+/// between them), answering the value read: GETSET, GETDEL, `SET … GET`.
+fn get_and(key: Bytes, then: impl FnOnce(Bytes) -> KVSOperation<Bytes>) -> Plan {
+    let ops = vec![KVSOperation::Get(key.clone()), then(key)];
+    Plan::Store(smallvec![KVSOperation::Transaction(ops)], Assemble::GetAnd)
 }
 
 /// A storage member's number, as REPLICAGET and REPLICASET take it.
@@ -559,13 +648,17 @@ fn hello(args: &[Bytes], session: &mut Session, settings: &Settings) -> Plan {
         Some(_) => return error("ERR Protocol version is not an integer or out of range"),
     };
     let mut credentials = None;
+    let mut setname = None;
     while let Some((option, rest)) = options.split_first() {
         options = match (option.to_ascii_lowercase().as_slice(), rest) {
             (b"auth", [user, password, rest @ ..]) => {
                 credentials = Some((user, password));
                 rest
             }
-            (b"setname", [_name, rest @ ..]) => rest,
+            (b"setname", [name, rest @ ..]) => {
+                setname = Some(name);
+                rest
+            }
             _ => {
                 return Plan::Reply(Reply::err(format!(
                     "Syntax error in HELLO option '{}'",
@@ -585,6 +678,12 @@ fn hello(args: &[Bytes], session: &mut Session, settings: &Settings) -> Plan {
              HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
              select the RESP protocol version at the same time",
         );
+    }
+    if let Some(name) = setname {
+        match valid_client_name(name) {
+            Ok(name) => session.name = name,
+            Err(e) => return Plan::Reply(e),
+        }
     }
     // Only a HELLO that succeeds switches the protocol; its own reply is in the new one.
     session.protocol = protocol;
@@ -628,6 +727,11 @@ pub const COMMANDS: &[&str] = &[
     "replicaget",
     "replicaset",
     "keyshard",
+    "getset",
+    "getdel",
+    "type",
+    "strlen",
+    "reset",
     "multi",
     "exec",
     "discard",
@@ -702,6 +806,24 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
                     .collect(),
             ),
             other => Reply::err(format!("GETCTX got no versioned answer: {other:?}")),
+        },
+        Assemble::GetAnd => match results.into_iter().next() {
+            Some(KVSResult::Transaction(results)) => {
+                results.into_iter().next().map_or(Reply::Nil, value_reply)
+            }
+            other => Reply::err(format!("got no transaction answer: {other:?}")),
+        },
+        Assemble::Type => match results.into_iter().next() {
+            Some(KVSResult::Value(_) | KVSResult::Siblings(_)) => Reply::simple("string"),
+            _ => Reply::simple("none"),
+        },
+        Assemble::Strlen => match results.into_iter().next() {
+            Some(KVSResult::Value(v)) => Reply::Integer(v.len() as i64),
+            Some(KVSResult::Siblings(_)) => Reply::err(
+                "the key has siblings (concurrent writes): read them with GET, then resolve \
+                 them with SETCTX",
+            ),
+            _ => Reply::Integer(0),
         },
     }
 }
@@ -1280,5 +1402,109 @@ mod tests {
         run(&["SET", "{user}:a", "1"], &mut s, &settings);
         run(&["MGET", "{user}:a", "{user}:b"], &mut s, &settings);
         assert!(matches!(run(&["EXEC"], &mut s, &settings), Plan::Exec(q) if q.len() == 2));
+    }
+
+    #[test]
+    fn clients_name_themselves_and_reset_forgets_it_all() {
+        let settings = settings();
+        let mut s = Session::new(4, &settings);
+        let ok = Plan::Reply(Reply::simple("OK"));
+        assert_eq!(
+            run(&["CLIENT", "SETNAME", "worker-1"], &mut s, &settings),
+            ok
+        );
+        assert_eq!(
+            run(&["CLIENT", "GETNAME"], &mut s, &settings),
+            Plan::Reply(Reply::Bulk(b("worker-1")))
+        );
+        assert!(matches!(
+            run(&["CLIENT", "SETNAME", "a b"], &mut s, &settings),
+            Plan::Reply(Reply::Error(e)) if e.contains("cannot contain spaces")
+        ));
+        assert_eq!(
+            run(
+                &["CLIENT", "SETINFO", "lib-name", "redis-py"],
+                &mut s,
+                &settings
+            ),
+            ok
+        );
+        assert!(matches!(
+            run(&["CLIENT", "KILL"], &mut s, &settings),
+            Plan::Reply(Reply::Error(e)) if e.contains("unknown subcommand 'KILL'")
+        ));
+        assert_eq!(run(&["CLIENT", "SETNAME", ""], &mut s, &settings), ok);
+        assert_eq!(
+            run(&["CLIENT", "GETNAME"], &mut s, &settings),
+            Plan::Reply(Reply::Nil)
+        );
+        // HELLO names the client too.
+        run(&["HELLO", "3", "SETNAME", "h"], &mut s, &settings);
+        assert_eq!(s.name, Some(b("h")));
+        run(&["MULTI"], &mut s, &settings);
+        assert_eq!(
+            run(&["RESET"], &mut s, &settings),
+            Plan::Reply(Reply::simple("RESET"))
+        );
+        assert_eq!(
+            s,
+            Session::new(4, &settings),
+            "RESET starts the connection afresh"
+        );
+    }
+
+    #[test]
+    fn getset_getdel_and_set_get_read_and_write_in_one_transaction() {
+        let get_then = |then: KVSOperation<Bytes>| {
+            Plan::Store(
+                smallvec![KVSOperation::Transaction(vec![
+                    KVSOperation::Get(b("k")),
+                    then
+                ])],
+                Assemble::GetAnd,
+            )
+        };
+        assert_eq!(
+            plan_words(&["GETSET", "k", "v"]),
+            get_then(KVSOperation::Put(b("k"), b("v")))
+        );
+        assert_eq!(
+            plan_words(&["SET", "k", "v", "get"]),
+            get_then(KVSOperation::Put(b("k"), b("v")))
+        );
+        assert_eq!(
+            plan_words(&["GETDEL", "k"]),
+            get_then(KVSOperation::Delete(b("k")))
+        );
+        let old = KVSResult::Transaction(vec![KVSResult::Value(b("old")), KVSResult::Ok]);
+        assert_eq!(
+            assemble(Assemble::GetAnd, smallvec![old]),
+            Reply::Bulk(b("old"))
+        );
+        let none = KVSResult::Transaction(vec![KVSResult::NotFound, KVSResult::NotFound]);
+        assert_eq!(assemble(Assemble::GetAnd, smallvec![none]), Reply::Nil);
+        assert!(matches!(
+            reply(&["SET", "k", "v", "NX"]),
+            Reply::Error(e) if e.contains("only GET is supported")
+        ));
+    }
+
+    #[test]
+    fn type_and_strlen_describe_a_value() {
+        assert_eq!(
+            plan_words(&["TYPE", "k"]),
+            Plan::Store(smallvec![KVSOperation::Get(b("k"))], Assemble::Type)
+        );
+        let value = || smallvec![KVSResult::Value(b("four"))];
+        assert_eq!(assemble(Assemble::Type, value()), Reply::simple("string"));
+        assert_eq!(
+            assemble(Assemble::Type, smallvec![KVSResult::NotFound]),
+            Reply::simple("none")
+        );
+        assert_eq!(assemble(Assemble::Strlen, value()), Reply::Integer(4));
+        assert_eq!(
+            assemble(Assemble::Strlen, smallvec![KVSResult::NotFound]),
+            Reply::Integer(0)
+        );
     }
 }

@@ -501,6 +501,8 @@ mod tests {
             1 => Just(b"QUIT\r\n".to_vec()),
             1 => Just(b"HELLO 3\r\n".to_vec()),
             1 => Just(b"MULTI\r\n".to_vec()),
+            1 => key.clone().prop_map(move |k| multibulk(vec![b"GETDEL".to_vec(), k.into()])),
+            1 => (key.clone(), word.clone()).prop_map(move |(k, v)| multibulk(vec![b"GETSET".to_vec(), k.into(), v])),
             1 => Just(b"EXEC\r\n".to_vec()),
             1 => Just(b"DISCARD\r\n".to_vec()),
             1 => Just(b"HELLO 2\r\n".to_vec()),

@@ -29,6 +29,17 @@ check("mget", r.mget(["py:a", "py:missing", "py:b"]), [b"1", None, b"2"])
 check("exists", r.exists("py:a", "py:b", "py:missing"), 2)
 check("delete", r.delete("py:a", "py:b", "py:missing"), 2)
 check("client id", isinstance(r.client_id(), int), True)
+check("getset", r.getset("py:color", "green"), b"blue")
+check("set get", r.set("py:color", "red", get=True), b"green")
+check("type", r.type("py:color"), b"string")
+check("type missing", r.type("py:missing"), b"none")
+check("strlen", r.strlen("py:color"), 3)
+check("getdel", r.getdel("py:color"), b"red")
+check("getdel missing", r.getdel("py:color"), None)
+# A name of its own on one connection (redis-py pools connections: pin one).
+with r.client() as one:
+    check("client setname", one.client_setname("compat"), True)
+    check("client getname", one.client_getname(), "compat")
 check("info", r.info("server")["redis_version"], "7.0.0")
 
 # A pipeline without a transaction: many commands, one round trip.
