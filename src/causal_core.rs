@@ -139,6 +139,9 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
                 }
             }
             KVSOperation::Transaction(_) => (crate::lattice_core::transaction_at_core(), None),
+            KVSOperation::Add(..) | KVSOperation::Append(..) | KVSOperation::PutIf(..) => {
+                (crate::lattice_core::needs_one_copy(), None)
+            }
         };
         (Some(reply_to.respond(result)), changed)
     }
@@ -366,5 +369,22 @@ mod tests {
             result(&mut r0, req(KVSOperation::Get(k()))),
             KVSResult::Value("top")
         );
+    }
+
+    /// INCR, APPEND and SET NX/XX on a replicated store would lose concurrent updates: they
+    /// are refused with an error that says why.
+    #[test]
+    fn read_modify_write_commands_are_refused_with_the_reason() {
+        let mut r0 = CausalStore::new(0);
+        for op in [
+            KVSOperation::Add(k(), 1),
+            KVSOperation::Append(k(), "x"),
+            KVSOperation::PutIf(k(), "x", crate::protocol::Presence::Absent),
+        ] {
+            assert!(matches!(
+                result(&mut r0, req(op)),
+                KVSResult::Error(e) if e.contains("losing an increment")
+            ));
+        }
     }
 }

@@ -14,8 +14,30 @@ use hydro_lang::location::Location;
 use hydro_lang::prelude::*;
 
 use crate::lattice_core::{Applied, LatticeStore, StorageInput, StorageOutput, split_applied};
-use crate::protocol::{KVSOperation, KVSResult, Key};
+use crate::protocol::{KVSOperation, KVSResult, Key, Presence};
 use crate::values::{LwwValue, Stamp};
+
+/// What the string commands (INCR, APPEND) need of a client value: its bytes, and a value
+/// made of bytes.
+pub trait StringValue: Sized {
+    /// The value's bytes.
+    fn bytes(&self) -> &[u8];
+    /// A value holding `bytes`.
+    fn from_bytes(bytes: Vec<u8>) -> Self;
+}
+
+impl StringValue for bytes::Bytes {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+
+    fn from_bytes(bytes: Vec<u8>) -> Self {
+        bytes::Bytes::from(bytes)
+    }
+}
+
+/// The longest value APPEND may build: Redis's `proto-max-bulk-len` (512 MiB).
+pub const MAX_STRING_BYTES: usize = 512 * 1024 * 1024;
 
 /// The LWW state machine: a lattice map of [`LwwValue`]s plus a Lamport clock.
 #[derive(Clone, Debug)]
@@ -26,7 +48,7 @@ pub struct LwwStore<V> {
     writer: u64,
 }
 
-impl<V: Clone + Ord + std::hash::Hash> LwwStore<V> {
+impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
     /// An empty store whose writes are stamped with `writer` as tie-breaker.
     pub fn new(writer: u64) -> Self {
         Self {
@@ -74,11 +96,7 @@ impl<V: Clone + Ord + std::hash::Hash> LwwStore<V> {
                 (Some(reply_to.respond(result)), None)
             }
             KVSOperation::Put(key, value) | KVSOperation::PutAt(_, key, value) => {
-                let Some(stamp) = self.next_stamp() else {
-                    return (Some(reply_to.respond(clock_exhausted())), None);
-                };
-                let changed = self.store.merge_changed(key, LwwValue::write(stamp, value));
-                (Some(reply_to.respond(KVSResult::Ok)), changed)
+                self.write(reply_to, key, value, KVSResult::Ok)
             }
             KVSOperation::Delete(key) => {
                 if self.live(&key).is_none() {
@@ -99,8 +117,84 @@ impl<V: Clone + Ord + std::hash::Hash> LwwStore<V> {
                 Some(reply_to.respond(crate::lattice_core::transaction_at_core())),
                 None,
             ),
+            // Read, compute and write in one step of this one store: nothing can come
+            // between the read and the write, so no concurrent update is lost.
+            KVSOperation::Add(key, delta) => {
+                let current = match self.live(&key).map(|v| parse_integer(v.bytes())) {
+                    None => 0,
+                    Some(Some(n)) => n,
+                    Some(None) => return (Some(reply_to.respond(not_an_integer())), None),
+                };
+                let Some(sum) = current.checked_add(delta) else {
+                    return (
+                        Some(reply_to.respond(KVSResult::Error(
+                            "increment or decrement would overflow".into(),
+                        ))),
+                        None,
+                    );
+                };
+                let value = V::from_bytes(sum.to_string().into_bytes());
+                self.write(reply_to, key, value, KVSResult::Integer(sum))
+            }
+            KVSOperation::Append(key, more) => {
+                let mut bytes = self
+                    .live(&key)
+                    .map_or_else(Vec::new, |v| v.bytes().to_vec());
+                if bytes.len().saturating_add(more.bytes().len()) > MAX_STRING_BYTES {
+                    return (
+                        Some(reply_to.respond(KVSResult::Error(
+                            "string exceeds maximum allowed size (proto-max-bulk-len)".into(),
+                        ))),
+                        None,
+                    );
+                }
+                bytes.extend_from_slice(more.bytes());
+                let len = bytes.len() as i64;
+                self.write(reply_to, key, V::from_bytes(bytes), KVSResult::Integer(len))
+            }
+            KVSOperation::PutIf(key, value, presence) => {
+                let present = self.live(&key).is_some();
+                if present != (presence == Presence::Present) {
+                    return (Some(reply_to.respond(KVSResult::NotFound)), None);
+                }
+                self.write(reply_to, key, value, KVSResult::Ok)
+            }
         }
     }
+
+    /// Stamps and merges a client's write of `value`, answering `answer`.
+    fn write(
+        &mut self,
+        reply_to: crate::protocol::ReplyTo,
+        key: Key,
+        value: V,
+        answer: KVSResult<V>,
+    ) -> Applied<V, LwwValue<V>> {
+        let Some(stamp) = self.next_stamp() else {
+            return (Some(reply_to.respond(clock_exhausted())), None);
+        };
+        let changed = self.store.merge_changed(key, LwwValue::write(stamp, value));
+        (Some(reply_to.respond(answer)), changed)
+    }
+}
+
+/// A value as Redis reads an integer: optional `-`, digits, no spaces, within `i64`.
+fn parse_integer(bytes: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // "-0" and leading zeros are not how Redis writes integers; it refuses them too.
+    if (digits.len() > 1 && digits.starts_with('0')) || text == "-0" {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Redis's answer to INCR of a value that is not an integer.
+fn not_an_integer<V>() -> KVSResult<V> {
+    KVSResult::Error("value is not an integer or out of range".into())
 }
 
 /// The answer to a write once the Lamport clock cannot advance (see `LwwStore::next_stamp`).
@@ -121,7 +215,7 @@ impl KVSCore {
     ) -> StorageOutput<V, LwwValue<V>, L>
     where
         L: Location<'a>,
-        V: Clone + Ord + std::hash::Hash + 'a,
+        V: Clone + Ord + std::hash::Hash + StringValue + 'a,
     {
         // The member id is a singleton crossed with every input, and the store is built on the
         // first one: a scan's initial state cannot read a live collection.
@@ -144,6 +238,8 @@ impl KVSCore {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
     use crate::lattice_core::Effect;
     use crate::protocol::KVSRequest;
@@ -313,5 +409,102 @@ mod tests {
         let out =
             crate::lattice_core::apply_atomically(req(8, KVSOperation::Get(k())), |i| s.apply(i));
         assert_eq!(out.len(), 1);
+    }
+
+    /// The tests' one-byte values, as strings of one byte.
+    impl StringValue for u8 {
+        fn bytes(&self) -> &[u8] {
+            std::slice::from_ref(self)
+        }
+
+        fn from_bytes(bytes: Vec<u8>) -> Self {
+            bytes.last().copied().unwrap_or_default()
+        }
+    }
+
+    fn text(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn run(store: &mut LwwStore<Bytes>, op: KVSOperation<Bytes>) -> KVSResult<Bytes> {
+        let input = StorageInput::Request(KVSRequest {
+            client: 1,
+            request: 0,
+            op,
+        });
+        store.apply(input).0.expect("answered").result
+    }
+
+    #[test]
+    fn incr_reads_adds_and_writes_in_one_step() {
+        let mut s = LwwStore::<Bytes>::new(0);
+        let key = || text("n");
+        assert_eq!(
+            run(&mut s, KVSOperation::Add(key(), 1)),
+            KVSResult::Integer(1)
+        );
+        assert_eq!(
+            run(&mut s, KVSOperation::Add(key(), 10)),
+            KVSResult::Integer(11)
+        );
+        assert_eq!(
+            run(&mut s, KVSOperation::Add(key(), -12)),
+            KVSResult::Integer(-1)
+        );
+        assert_eq!(
+            run(&mut s, KVSOperation::Get(key())),
+            KVSResult::Value(text("-1"))
+        );
+        for bad in ["abc", "1.5", " 1", "007", "-0", "", "99999999999999999999"] {
+            run(&mut s, KVSOperation::Put(key(), text(bad)));
+            assert_eq!(
+                run(&mut s, KVSOperation::Add(key(), 1)),
+                KVSResult::Error("value is not an integer or out of range".into()),
+                "{bad:?}"
+            );
+        }
+        run(
+            &mut s,
+            KVSOperation::Put(key(), text(&i64::MAX.to_string())),
+        );
+        assert!(matches!(
+            run(&mut s, KVSOperation::Add(key(), 1)),
+            KVSResult::Error(e) if e.contains("overflow")
+        ));
+    }
+
+    #[test]
+    fn append_and_conditional_writes() {
+        let mut s = LwwStore::<Bytes>::new(0);
+        let key = || text("k");
+        assert_eq!(
+            run(&mut s, KVSOperation::Append(key(), text("ab"))),
+            KVSResult::Integer(2)
+        );
+        assert_eq!(
+            run(&mut s, KVSOperation::Append(key(), text("cd"))),
+            KVSResult::Integer(4)
+        );
+        assert_eq!(
+            run(&mut s, KVSOperation::Get(key())),
+            KVSResult::Value(text("abcd"))
+        );
+        let put_if = |v: &str, p| KVSOperation::PutIf(key(), text(v), p);
+        // NX: not over a present key; XX: only over one.
+        assert_eq!(
+            run(&mut s, put_if("x", Presence::Absent)),
+            KVSResult::NotFound
+        );
+        assert_eq!(run(&mut s, put_if("y", Presence::Present)), KVSResult::Ok);
+        run(&mut s, KVSOperation::Delete(key()));
+        assert_eq!(
+            run(&mut s, put_if("z", Presence::Present)),
+            KVSResult::NotFound
+        );
+        assert_eq!(run(&mut s, put_if("w", Presence::Absent)), KVSResult::Ok);
+        assert_eq!(
+            run(&mut s, KVSOperation::Get(key())),
+            KVSResult::Value(text("w"))
+        );
     }
 }

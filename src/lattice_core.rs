@@ -212,6 +212,9 @@ impl<S: Merge<S> + Clone + Fingerprint> LatticeStore<S> {
                     KVSOperation::Transaction(_) => {
                         (Some(reply_to.respond(transaction_at_core())), None)
                     }
+                    KVSOperation::Add(..) | KVSOperation::Append(..) | KVSOperation::PutIf(..) => {
+                        (Some(reply_to.respond(needs_one_copy())), None)
+                    }
                 }
             }
         }
@@ -274,6 +277,18 @@ fn run_transaction<V, S>(
         results.push(result);
     }
     KVSResult::Transaction(results)
+}
+
+/// A replicated store's answer to INCR, APPEND and conditional SET: each reads a value and
+/// writes what it computed, and on a store whose replicas accept writes independently that
+/// loses updates.
+pub fn needs_one_copy<V>() -> KVSResult<V> {
+    KVSResult::Error(
+        "INCR, APPEND and SET NX/XX read a value and write what they computed: on a replicated \
+         store two replicas would both read 5 and both write 6, losing an increment (a counter \
+         lattice would not; it is not built yet). Use local or sharded"
+            .into(),
+    )
 }
 
 /// A core's answer to a transaction given to it directly: cores run through

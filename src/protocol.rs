@@ -44,11 +44,29 @@ pub enum KVSOperation<V> {
     /// Write a value at one chosen storage member: how a demo makes two replicas accept
     /// concurrent writes.
     PutAt(u32, Key, V),
+    /// `INCRBY` (and INCR, DECR, DECRBY): add to the integer a key holds (0 when missing),
+    /// answering the sum — read, add and write in one step, so no increment is lost.
+    Add(Key, i64),
+    /// `APPEND`: add bytes to the end of a key's value (an empty value when missing),
+    /// answering the new length.
+    Append(Key, V),
+    /// `SET … NX` / `SET … XX` / `SETNX`: write only when the key is missing / present;
+    /// answers `Ok` when written, `NotFound` when not.
+    PutIf(Key, V, Presence),
     /// A transaction (`MULTI` … `EXEC`): these operations, applied one after another by one
     /// storage member with nothing in between, answered together by
     /// [`KVSResult::Transaction`]. The edge sends one only when every key lives on one shard
     /// and no operation names a member.
     Transaction(Vec<KVSOperation<V>>),
+}
+
+/// The condition of a [`KVSOperation::PutIf`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Presence {
+    /// Write only if the key holds no value (`NX`).
+    Absent,
+    /// Write only if the key holds a value (`XX`).
+    Present,
 }
 
 /// The key of an empty transaction (which the edge never sends).
@@ -66,7 +84,10 @@ impl<V> KVSOperation<V> {
             | KVSOperation::GetVersioned(k)
             | KVSOperation::PutVersioned(k, _, _)
             | KVSOperation::GetAt(_, k)
-            | KVSOperation::PutAt(_, k, _) => k,
+            | KVSOperation::PutAt(_, k, _)
+            | KVSOperation::Add(k, _)
+            | KVSOperation::Append(k, _)
+            | KVSOperation::PutIf(k, _, _) => k,
         }
     }
 
@@ -140,6 +161,8 @@ pub enum KVSResult<V> {
     Error(String),
     /// A transaction's results, one per operation, in order.
     Transaction(Vec<KVSResult<V>>),
+    /// A number: the sum of an `Add`, the length after an `Append`.
+    Integer(i64),
 }
 
 /// A result addressed to the request it answers.

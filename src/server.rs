@@ -74,7 +74,7 @@ pub trait Storage<V> {
         Self::Stored: 'a;
 }
 
-impl<V: Clone + Ord + std::hash::Hash> Storage<V> for KVSCore {
+impl<V: Clone + Ord + std::hash::Hash + crate::kvs_core::StringValue> Storage<V> for KVSCore {
     type Stored = LwwValue<V>;
 
     fn serve<'a, L: Location<'a>>(

@@ -31,14 +31,16 @@ fn install_clients() {
     });
 }
 
-/// Runs one client script against `server`; fails with its output if it fails or takes
+/// Runs one client script against `server` (serving `architecture`, which the script is
+/// told in `KVS_ARCH`); fails with its output if it fails or takes
 /// longer than a minute (a client that hangs on a reply).
-fn run_client(server: &Server, program: &str, script: &str) {
+fn run_client(server: &Server, architecture: &str, program: &str, script: &str) {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
     let out = Command::new("timeout")
         .args(["60", program, &format!("{dir}/{script}")])
         .current_dir(dir)
         .env("KVS_URL", &server.url)
+        .env("KVS_ARCH", architecture)
         .output()
         .expect("the client runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -94,9 +96,9 @@ fn every_client_against(architecture: &str) {
     install_clients();
     let server = Server::start(architecture, &[]);
     let python = concat!(env!("CARGO_MANIFEST_DIR"), "/target/client-venv/bin/python");
-    run_client(&server, python, "redis_py.py");
-    run_client(&server, "node", "node_redis.mjs");
-    run_client(&server, "node", "ioredis.mjs");
+    run_client(&server, architecture, python, "redis_py.py");
+    run_client(&server, architecture, "node", "node_redis.mjs");
+    run_client(&server, architecture, "node", "ioredis.mjs");
     rust_client(&server, "resp2");
     rust_client(&server, "resp3");
     server.stop();

@@ -1,6 +1,7 @@
 //! `MULTI` / `EXEC` as users see them: atomic on Local and, within one shard, on the sharded
 //! store — a reader's transaction never sees half of a writer's — and refused with
-//! `CROSSSLOT` when a sharded store's transaction spans shards.
+//! `CROSSSLOT` when a sharded store's transaction spans shards. And `INCR`, the
+//! read-modify-write clients most often rely on: concurrent increments are never lost.
 
 mod support;
 
@@ -74,10 +75,46 @@ fn exec_error(con: &mut Connection, keys: &[&str]) -> String {
     format!("{:?}: {}", error.code(), error.detail().unwrap_or_default())
 }
 
+/// Four clients each `INCR` one key 500 times at once: the counter ends at exactly 2000.
+fn no_increment_is_lost(url: &str, key: &str) {
+    const CLIENTS: u64 = 4;
+    const EACH: u64 = 500;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (url, key) = (url.to_string(), key.to_string());
+            std::thread::spawn(move || {
+                let mut con = connect(&url);
+                for _ in 0..EACH {
+                    let _: u64 = redis::cmd("INCR").arg(&key).query(&mut con).unwrap();
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("a client thread panicked");
+    }
+    let total: u64 = redis::cmd("GET").arg(key).query(&mut connect(url)).unwrap();
+    assert_eq!(total, CLIENTS * EACH);
+}
+
 #[test]
 fn transactions_are_atomic_on_local() {
     let server = Server::start("local", &[]);
     readers_never_see_half_a_transaction(&server.url, "a", "b");
+    server.stop();
+}
+
+#[test]
+fn concurrent_increments_are_never_lost_on_local() {
+    let server = Server::start("local", &[]);
+    no_increment_is_lost(&server.url, "counter");
+    server.stop();
+}
+
+#[test]
+fn concurrent_increments_are_never_lost_on_sharded() {
+    let server = Server::start("sharded", &[]);
+    no_increment_is_lost(&server.url, "counter");
     server.stop();
 }
 

@@ -14,7 +14,7 @@ use smallvec::{SmallVec, smallvec};
 
 use crate::edge::auth::Password;
 use crate::edge::resp::{Args, Command, Protocol, Reply};
-use crate::protocol::{ClientId, KVSOperation, KVSResult};
+use crate::protocol::{ClientId, KVSOperation, KVSResult, Presence};
 use crate::routers::ring::{Layout, Shards};
 
 /// How the results of a data command's operations become its reply.
@@ -40,6 +40,12 @@ pub enum Assemble {
     Type,
     /// STRLEN: the value's length, 0 for a missing key.
     Strlen,
+    /// INCR, DECR, INCRBY, DECRBY, APPEND: the number the store answered.
+    Integer,
+    /// `SET … NX` / `SET … XX`: `+OK` when written, nil when not.
+    SetIf,
+    /// SETNX: 1 when written, 0 when not.
+    SetIfAbsent,
 }
 
 /// A command's operations: inline for one (GET, SET — no allocation), on the heap for more.
@@ -185,9 +191,8 @@ pub fn plan(cmd: Command, session: &mut Session, settings: &Settings) -> Plan {
         },
         b"quit" => Plan::ReplyAndClose(Reply::simple("OK")),
         b"get" | b"set" | b"del" | b"exists" | b"mget" | b"mset" | b"getctx" | b"setctx"
-        | b"replicaget" | b"replicaset" | b"getset" | b"getdel" | b"type" | b"strlen" => {
-            data(name, cmd.args)
-        }
+        | b"replicaget" | b"replicaset" | b"getset" | b"getdel" | b"type" | b"strlen"
+        | b"setnx" | b"incr" | b"decr" | b"incrby" | b"decrby" | b"append" => data(name, cmd.args),
         b"auth" => match args {
             [password] => Plan::Reply(auth(session, settings, None, password)),
             [user, password] => Plan::Reply(auth(session, settings, Some(user), password)),
@@ -452,7 +457,6 @@ fn too_large(settings: &Settings) -> Reply {
 /// the path every GET and SET takes).
 fn data(name: &[u8], all: Args) -> Plan {
     let n = all.len().saturating_sub(1);
-    let last_is_get = all.last().is_some_and(|w| w.eq_ignore_ascii_case(b"get"));
     let mut args = all.into_iter().skip(1);
     let mut two = || (args.next(), args.next());
     match name {
@@ -460,15 +464,61 @@ fn data(name: &[u8], all: Args) -> Plan {
             (Some(key), None) => Plan::Store(smallvec![KVSOperation::Get(key)], Assemble::Get),
             _ => wrong_arity(name),
         },
-        // `SET key value GET`: the old value, read and replaced in one atomic step.
-        b"set" if n == 3 && last_is_get => match two() {
-            (Some(key), Some(value)) => get_and(key, |key| KVSOperation::Put(key, value)),
+        b"set" if n > 2 => {
+            let key_value = two();
+            let options: Vec<Bytes> = args.collect();
+            match (key_value, set_options(&options)) {
+                (_, Err(e)) => Plan::Reply(e),
+                ((Some(key), Some(value)), Ok(SetOption::Get)) => {
+                    get_and(key, |key| KVSOperation::Put(key, value))
+                }
+                ((Some(key), Some(value)), Ok(SetOption::If(presence))) => Plan::Store(
+                    smallvec![KVSOperation::PutIf(key, value, presence)],
+                    Assemble::SetIf,
+                ),
+                _ => wrong_arity(name),
+            }
+        }
+        b"setnx" if n == 2 => match two() {
+            (Some(key), Some(value)) => Plan::Store(
+                smallvec![KVSOperation::PutIf(key, value, Presence::Absent)],
+                Assemble::SetIfAbsent,
+            ),
             _ => wrong_arity(name),
         },
-        b"set" if n > 2 => Plan::Reply(Reply::err(
-            "syntax error: of the SET options only GET is supported (no EX, PX, EXAT, PXAT, \
-             NX, XX or KEEPTTL: there are no expiries or conditional writes yet)",
-        )),
+        b"incr" | b"decr" if n == 1 => match two() {
+            (Some(key), None) => {
+                let delta = if name == b"incr" { 1 } else { -1 };
+                Plan::Store(smallvec![KVSOperation::Add(key, delta)], Assemble::Integer)
+            }
+            _ => wrong_arity(name),
+        },
+        b"incrby" | b"decrby" if n == 2 => match two() {
+            (Some(key), Some(by)) => {
+                let by = std::str::from_utf8(&by)
+                    .ok()
+                    .and_then(|t| t.parse::<i64>().ok());
+                let delta = match by {
+                    Some(by) if name == b"incrby" => Some(by),
+                    Some(by) => by.checked_neg(),
+                    None => None,
+                };
+                match delta {
+                    Some(delta) => {
+                        Plan::Store(smallvec![KVSOperation::Add(key, delta)], Assemble::Integer)
+                    }
+                    None => Plan::Reply(Reply::err("value is not an integer or out of range")),
+                }
+            }
+            _ => wrong_arity(name),
+        },
+        b"append" if n == 2 => match two() {
+            (Some(key), Some(value)) => Plan::Store(
+                smallvec![KVSOperation::Append(key, value)],
+                Assemble::Integer,
+            ),
+            _ => wrong_arity(name),
+        },
         b"getset" if n == 2 => match two() {
             (Some(key), Some(value)) => get_and(key, |key| KVSOperation::Put(key, value)),
             _ => wrong_arity(name),
@@ -560,6 +610,33 @@ fn key_shard(shards: &Shards, key: &[u8]) -> Reply {
                 .collect(),
         ),
     ])
+}
+
+/// What `SET key value [options]` asks beyond a plain write.
+enum SetOption {
+    /// `GET`: answer the old value.
+    Get,
+    /// `NX` / `XX`: write only if the key is absent / present.
+    If(Presence),
+}
+
+/// The options of `SET key value …`: exactly one of `GET`, `NX`, `XX`.
+fn set_options(options: &[Bytes]) -> Result<SetOption, Reply> {
+    let unsupported = || {
+        Reply::err(
+            "syntax error: SET takes one of GET, NX or XX here (no EX, PX, EXAT, PXAT or \
+             KEEPTTL: there are no expiries yet; no combinations)",
+        )
+    };
+    match options {
+        [one] => match one.to_ascii_lowercase().as_slice() {
+            b"get" => Ok(SetOption::Get),
+            b"nx" => Ok(SetOption::If(Presence::Absent)),
+            b"xx" => Ok(SetOption::If(Presence::Present)),
+            _ => Err(unsupported()),
+        },
+        _ => Err(unsupported()),
+    }
 }
 
 /// Reads `key` and then applies `then(key)` to it, both in one transaction (so nothing comes
@@ -731,6 +808,12 @@ pub const COMMANDS: &[&str] = &[
     "getdel",
     "type",
     "strlen",
+    "setnx",
+    "incr",
+    "decr",
+    "incrby",
+    "decrby",
+    "append",
     "reset",
     "multi",
     "exec",
@@ -795,7 +878,8 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
             KVSResult::Ok
             | KVSResult::NotFound
             | KVSResult::Error(_)
-            | KVSResult::Transaction(_) => false,
+            | KVSResult::Transaction(_)
+            | KVSResult::Integer(_) => false,
         }),
         Assemble::MultiGet => Reply::Array(results.into_iter().map(value_reply).collect()),
         Assemble::Versioned => match results.into_iter().next() {
@@ -813,6 +897,15 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
             }
             other => Reply::err(format!("got no transaction answer: {other:?}")),
         },
+        Assemble::Integer => match results.into_iter().next() {
+            Some(KVSResult::Integer(n)) => Reply::Integer(n),
+            other => Reply::err(format!("got no number: {other:?}")),
+        },
+        Assemble::SetIf => match results.into_iter().next() {
+            Some(KVSResult::Ok) => Reply::simple("OK"),
+            _ => Reply::Nil,
+        },
+        Assemble::SetIfAbsent => count(|r| matches!(r, KVSResult::Ok)),
         Assemble::Type => match results.into_iter().next() {
             Some(KVSResult::Value(_) | KVSResult::Siblings(_)) => Reply::simple("string"),
             _ => Reply::simple("none"),
@@ -839,6 +932,7 @@ fn value_reply(result: KVSResult<Bytes>) -> Reply {
         KVSResult::NotFound | KVSResult::Ok => Reply::Nil,
         KVSResult::Error(e) => Reply::err(e),
         KVSResult::Transaction(_) => Reply::err("a transaction's results answer EXEC only"),
+        KVSResult::Integer(n) => Reply::Integer(n),
     }
 }
 
@@ -1484,8 +1578,8 @@ mod tests {
         let none = KVSResult::Transaction(vec![KVSResult::NotFound, KVSResult::NotFound]);
         assert_eq!(assemble(Assemble::GetAnd, smallvec![none]), Reply::Nil);
         assert!(matches!(
-            reply(&["SET", "k", "v", "NX"]),
-            Reply::Error(e) if e.contains("only GET is supported")
+            reply(&["SET", "k", "v", "EX", "10"]),
+            Reply::Error(e) if e.contains("no expiries yet")
         ));
     }
 
@@ -1504,6 +1598,81 @@ mod tests {
         assert_eq!(assemble(Assemble::Strlen, value()), Reply::Integer(4));
         assert_eq!(
             assemble(Assemble::Strlen, smallvec![KVSResult::NotFound]),
+            Reply::Integer(0)
+        );
+    }
+
+    #[test]
+    fn counters_appends_and_conditional_sets_plan_one_operation() {
+        let one = |op: KVSOperation<Bytes>, kind| Plan::Store(smallvec![op], kind);
+        assert_eq!(
+            plan_words(&["INCR", "n"]),
+            one(KVSOperation::Add(b("n"), 1), Assemble::Integer)
+        );
+        assert_eq!(
+            plan_words(&["decr", "n"]),
+            one(KVSOperation::Add(b("n"), -1), Assemble::Integer)
+        );
+        assert_eq!(
+            plan_words(&["DECRBY", "n", "5"]),
+            one(KVSOperation::Add(b("n"), -5), Assemble::Integer)
+        );
+        for bad in [
+            &["INCRBY", "n", "x"][..],
+            &["DECRBY", "n", "-9223372036854775808"],
+        ] {
+            assert!(matches!(
+                plan_words(bad),
+                Plan::Reply(Reply::Error(e)) if e.contains("not an integer")
+            ));
+        }
+        assert_eq!(
+            plan_words(&["APPEND", "k", "v"]),
+            one(KVSOperation::Append(b("k"), b("v")), Assemble::Integer)
+        );
+        assert_eq!(
+            plan_words(&["SET", "k", "v", "nx"]),
+            one(
+                KVSOperation::PutIf(b("k"), b("v"), Presence::Absent),
+                Assemble::SetIf
+            )
+        );
+        assert_eq!(
+            plan_words(&["SET", "k", "v", "XX"]),
+            one(
+                KVSOperation::PutIf(b("k"), b("v"), Presence::Present),
+                Assemble::SetIf
+            )
+        );
+        assert_eq!(
+            plan_words(&["SETNX", "k", "v"]),
+            one(
+                KVSOperation::PutIf(b("k"), b("v"), Presence::Absent),
+                Assemble::SetIfAbsent
+            )
+        );
+        assert!(matches!(
+            plan_words(&["SET", "k", "v", "NX", "XX"]),
+            Plan::Reply(Reply::Error(e)) if e.contains("syntax error")
+        ));
+        assert_eq!(
+            assemble(Assemble::Integer, smallvec![KVSResult::Integer(7)]),
+            Reply::Integer(7)
+        );
+        assert_eq!(
+            assemble(Assemble::SetIf, smallvec![KVSResult::Ok]),
+            Reply::simple("OK")
+        );
+        assert_eq!(
+            assemble(Assemble::SetIf, smallvec![KVSResult::NotFound]),
+            Reply::Nil
+        );
+        assert_eq!(
+            assemble(Assemble::SetIfAbsent, smallvec![KVSResult::Ok]),
+            Reply::Integer(1)
+        );
+        assert_eq!(
+            assemble(Assemble::SetIfAbsent, smallvec![KVSResult::NotFound]),
             Reply::Integer(0)
         );
     }

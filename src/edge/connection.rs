@@ -264,6 +264,33 @@ mod tests {
             KVSOperation::Transaction(ops) => {
                 KVSResult::Transaction(ops.into_iter().map(|op| apply(store, op)).collect())
             }
+            KVSOperation::Add(k, delta) => {
+                let current = store
+                    .get(&k)
+                    .map(|v| std::str::from_utf8(v).map(str::parse));
+                let sum = match current {
+                    None => delta,
+                    Some(Ok(Ok(n))) => delta.wrapping_add(n),
+                    Some(_) => return KVSResult::Error("not an integer".into()),
+                };
+                store.insert(k, Bytes::from(sum.to_string()));
+                KVSResult::Integer(sum)
+            }
+            KVSOperation::Append(k, more) => {
+                let mut value = store.get(&k).map_or_else(Vec::new, |v| v.to_vec());
+                value.extend_from_slice(&more);
+                let len = value.len() as i64;
+                store.insert(k, Bytes::from(value));
+                KVSResult::Integer(len)
+            }
+            KVSOperation::PutIf(k, v, presence) => {
+                if store.contains_key(&k) == (presence == crate::protocol::Presence::Present) {
+                    store.insert(k, v);
+                    KVSResult::Ok
+                } else {
+                    KVSResult::NotFound
+                }
+            }
         }
     }
 
@@ -502,6 +529,9 @@ mod tests {
             1 => Just(b"HELLO 3\r\n".to_vec()),
             1 => Just(b"MULTI\r\n".to_vec()),
             1 => key.clone().prop_map(move |k| multibulk(vec![b"GETDEL".to_vec(), k.into()])),
+            1 => key.clone().prop_map(move |k| multibulk(vec![b"INCR".to_vec(), k.into()])),
+            1 => (key.clone(), word.clone()).prop_map(move |(k, v)| multibulk(vec![b"APPEND".to_vec(), k.into(), v])),
+            1 => (key.clone(), word.clone()).prop_map(move |(k, v)| multibulk(vec![b"SET".to_vec(), k.into(), v, b"NX".to_vec()])),
             1 => (key.clone(), word.clone()).prop_map(move |(k, v)| multibulk(vec![b"GETSET".to_vec(), k.into(), v])),
             1 => Just(b"EXEC\r\n".to_vec()),
             1 => Just(b"DISCARD\r\n".to_vec()),

@@ -10,6 +10,7 @@ import sys
 import redis
 
 url = os.environ["KVS_URL"]
+arch = os.environ["KVS_ARCH"]
 r = redis.Redis.from_url(url)
 
 
@@ -36,6 +37,25 @@ check("type missing", r.type("py:missing"), b"none")
 check("strlen", r.strlen("py:color"), 3)
 check("getdel", r.getdel("py:color"), b"red")
 check("getdel missing", r.getdel("py:color"), None)
+# Counters, appends and conditional writes: atomic where one copy holds the key; refused,
+# with the reason, where replicas accept writes independently.
+if arch in ("local", "sharded"):
+    check("incr", r.incr("py:n"), 1)
+    check("incrby", r.incrby("py:n", 10), 11)
+    check("decr", r.decr("py:n"), 10)
+    check("setnx", r.setnx("py:nx", "a"), True)
+    check("setnx again", r.setnx("py:nx", "b"), False)
+    check("set nx", r.set("py:nx", "c", nx=True), None)
+    check("set xx", r.set("py:nx", "d", xx=True), True)
+    check("append", r.append("py:nx", "e"), 2)
+    check("after append", r.get("py:nx"), b"de")
+else:
+    try:
+        r.incr("py:n")
+        check("incr refused", "answered", "refused")
+    except redis.ResponseError as e:
+        check("incr refused", "losing an increment" in str(e), True)
+
 # A name of its own on one connection (redis-py pools connections: pin one).
 with r.client() as one:
     check("client setname", one.client_setname("compat"), True)
