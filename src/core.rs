@@ -244,7 +244,7 @@ mod tests {
     use crate::lattice_core::Effect;
     use crate::protocol::KVSRequest;
 
-    fn req(request: u64, op: KVSOperation<u8>) -> StorageInput<u8, LwwValue<u8>> {
+    fn req(request: u64, op: KVSOperation<Bytes>) -> StorageInput<Bytes, LwwValue<Bytes>> {
         StorageInput::Request(KVSRequest {
             client: 9,
             request,
@@ -252,11 +252,19 @@ mod tests {
         })
     }
 
+    /// A value: the number as text.
+    fn n(number: u32) -> Bytes {
+        Bytes::from(number.to_string())
+    }
+
     fn k() -> Key {
         Key::from_static(b"k")
     }
 
-    fn result(store: &mut LwwStore<u8>, input: StorageInput<u8, LwwValue<u8>>) -> KVSResult<u8> {
+    fn result(
+        store: &mut LwwStore<Bytes>,
+        input: StorageInput<Bytes, LwwValue<Bytes>>,
+    ) -> KVSResult<Bytes> {
         store.apply(input).0.unwrap().result
     }
 
@@ -268,16 +276,16 @@ mod tests {
             KVSResult::NotFound
         );
         assert_eq!(
-            result(&mut s, req(1, KVSOperation::Put(k(), 1))),
+            result(&mut s, req(1, KVSOperation::Put(k(), n(1)))),
             KVSResult::Ok
         );
         assert_eq!(
-            result(&mut s, req(2, KVSOperation::Put(k(), 2))),
+            result(&mut s, req(2, KVSOperation::Put(k(), n(2)))),
             KVSResult::Ok
         );
         assert_eq!(
             result(&mut s, req(3, KVSOperation::Get(k()))),
-            KVSResult::Value(2)
+            KVSResult::Value(n(2))
         );
         assert_eq!(
             result(&mut s, req(4, KVSOperation::Delete(k()))),
@@ -296,7 +304,7 @@ mod tests {
     #[test]
     fn deletes_are_tombstones_that_replicate() {
         let mut s = LwwStore::new(0);
-        s.apply(req(0, KVSOperation::Put(k(), 1)));
+        s.apply(req(0, KVSOperation::Put(k(), n(1))));
         let (_, change) = s.apply(req(1, KVSOperation::Delete(k())));
         let Some(Effect::Changed(key, tombstone)) = change else {
             panic!("a delete of a live key is a change to gossip: {change:?}");
@@ -307,22 +315,22 @@ mod tests {
     #[test]
     fn a_peers_later_write_wins_and_advances_the_clock() {
         let mut s = LwwStore::new(0);
-        s.apply(req(0, KVSOperation::Put(k(), 1)));
+        s.apply(req(0, KVSOperation::Put(k(), n(1))));
         let remote = LwwValue::write(
             Stamp {
                 time: 10,
                 writer: 1,
             },
-            7,
+            n(7),
         );
         let (reply, change) = s.apply(StorageInput::Merge(k(), remote));
         assert!(reply.is_none() && change.is_some());
         assert_eq!(
             result(&mut s, req(1, KVSOperation::Get(k()))),
-            KVSResult::Value(7)
+            KVSResult::Value(n(7))
         );
         // The next local write is stamped after the peer's, so it wins.
-        let (_, change) = s.apply(req(2, KVSOperation::Put(k(), 8)));
+        let (_, change) = s.apply(req(2, KVSOperation::Put(k(), n(8))));
         let Some(Effect::Changed(_, written)) = change else {
             panic!("a write is a change: {change:?}");
         };
@@ -334,7 +342,7 @@ mod tests {
             }
         );
         // A stale peer value changes nothing.
-        let stale = LwwValue::write(Stamp { time: 3, writer: 5 }, 0);
+        let stale = LwwValue::write(Stamp { time: 3, writer: 5 }, n(0));
         assert_eq!(s.apply(StorageInput::Merge(k(), stale)), (None, None));
     }
 
@@ -347,9 +355,9 @@ mod tests {
             time: u64::MAX,
             writer: 1,
         };
-        s.apply(StorageInput::Merge(k(), LwwValue::write(top, 7)));
+        s.apply(StorageInput::Merge(k(), LwwValue::write(top, n(7))));
         assert!(matches!(
-            result(&mut s, req(0, KVSOperation::Put(k(), 8))),
+            result(&mut s, req(0, KVSOperation::Put(k(), n(8)))),
             KVSResult::Error(_)
         ));
         assert!(matches!(
@@ -358,7 +366,7 @@ mod tests {
         ));
         assert_eq!(
             result(&mut s, req(2, KVSOperation::Get(k()))),
-            KVSResult::Value(7)
+            KVSResult::Value(n(7))
         );
     }
 
@@ -368,7 +376,7 @@ mod tests {
         let transaction = req(
             7,
             KVSOperation::Transaction(vec![
-                KVSOperation::Put(k(), 1),
+                KVSOperation::Put(k(), n(1)),
                 KVSOperation::Get(k()),
                 KVSOperation::Delete(k()),
                 KVSOperation::Get(k()),
@@ -384,7 +392,7 @@ mod tests {
             response.result,
             KVSResult::Transaction(vec![
                 KVSResult::Ok,
-                KVSResult::Value(1),
+                KVSResult::Value(n(1)),
                 KVSResult::Ok,
                 KVSResult::NotFound
             ])
@@ -393,7 +401,7 @@ mod tests {
         let nested = req(
             9,
             KVSOperation::Transaction(vec![
-                KVSOperation::Put(k(), 2),
+                KVSOperation::Put(k(), n(2)),
                 KVSOperation::Transaction(vec![KVSOperation::Get(k()), KVSOperation::Delete(k())]),
             ]),
         );
@@ -402,24 +410,13 @@ mod tests {
             out.last().and_then(|(r, _)| r.clone()).map(|r| r.result),
             Some(KVSResult::Transaction(vec![
                 KVSResult::Ok,
-                KVSResult::Transaction(vec![KVSResult::Value(2), KVSResult::Ok]),
+                KVSResult::Transaction(vec![KVSResult::Value(n(2)), KVSResult::Ok]),
             ]))
         );
         // Anything else is applied as it is.
         let out =
             crate::lattice_core::apply_atomically(req(8, KVSOperation::Get(k())), |i| s.apply(i));
         assert_eq!(out.len(), 1);
-    }
-
-    /// The tests' one-byte values, as strings of one byte.
-    impl StringValue for u8 {
-        fn bytes(&self) -> &[u8] {
-            std::slice::from_ref(self)
-        }
-
-        fn from_bytes(bytes: Vec<u8>) -> Self {
-            bytes.last().copied().unwrap_or_default()
-        }
     }
 
     fn text(s: &str) -> Bytes {
