@@ -83,6 +83,14 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
     }
 
     /// The live values of `key`.
+    /// The keys with a live version here (not only a tombstone).
+    fn live_keys(&self) -> impl Iterator<Item = &Key> {
+        self.store
+            .entries()
+            .filter(|(_, v)| v.versions().iter().any(Option::is_some))
+            .map(|(k, _)| k)
+    }
+
     fn live(&self, key: &Key) -> Vec<V> {
         self.store.get(key).map(siblings).unwrap_or_default()
     }
@@ -141,6 +149,26 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
             KVSOperation::Transaction(_) => (crate::lattice_core::transaction_at_core(), None),
             KVSOperation::Add(..) | KVSOperation::Append(..) | KVSOperation::PutIf(..) => {
                 (crate::lattice_core::needs_one_copy(), None)
+            }
+            KVSOperation::Flush(_) => (crate::lattice_core::flush_needs_one_copy(), None),
+            // This replica's view: keys with a live version here.
+            KVSOperation::Count(_) => {
+                let live = self.live_keys().count() as i64;
+                (KVSResult::Integer(live), None)
+            }
+            KVSOperation::Scan {
+                from,
+                count,
+                pattern,
+                ..
+            } => {
+                let (next, keys) = crate::keyspace::scan(
+                    self.live_keys(),
+                    from,
+                    count as usize,
+                    pattern.as_deref(),
+                );
+                (KVSResult::Scanned(next, keys), None)
             }
         };
         (Some(reply_to.respond(result)), changed)

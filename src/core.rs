@@ -71,6 +71,14 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
         })
     }
 
+    /// The keys holding a value (not a tombstone).
+    fn live_keys(&self) -> impl Iterator<Item = &Key> {
+        self.store
+            .entries()
+            .filter(|(_, v)| v.live().is_some())
+            .map(|(k, _)| k)
+    }
+
     fn live(&self, key: &Key) -> Option<&V> {
         self.store.get(key).and_then(LwwValue::live)
     }
@@ -151,6 +159,30 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
                 bytes.extend_from_slice(more.bytes());
                 let len = bytes.len() as i64;
                 self.write(reply_to, key, V::from_bytes(bytes), KVSResult::Integer(len))
+            }
+            KVSOperation::Count(_) => {
+                let count = self.live_keys().count() as i64;
+                (Some(reply_to.respond(KVSResult::Integer(count))), None)
+            }
+            KVSOperation::Scan {
+                from,
+                count,
+                pattern,
+                ..
+            } => {
+                let (next, keys) = crate::keyspace::scan(
+                    self.live_keys(),
+                    from,
+                    count as usize,
+                    pattern.as_deref(),
+                );
+                (Some(reply_to.respond(KVSResult::Scanned(next, keys))), None)
+            }
+            // Every key goes at once, tombstones too: no architecture replicates this core, so
+            // there is nobody to tell (a replicated LWW store would write a tombstone per key).
+            KVSOperation::Flush(_) => {
+                self.store.clear();
+                (Some(reply_to.respond(KVSResult::Ok)), None)
             }
             KVSOperation::PutIf(key, value, presence) => {
                 let present = self.live(&key).is_some();
@@ -502,6 +534,38 @@ mod tests {
         assert_eq!(
             run(&mut s, KVSOperation::Get(key())),
             KVSResult::Value(text("w"))
+        );
+    }
+
+    #[test]
+    fn the_keyspace_counts_scans_and_flushes_live_keys() {
+        let mut s = LwwStore::<Bytes>::new(0);
+        for key in ["a1", "a2", "b1", "gone"] {
+            run(&mut s, KVSOperation::Put(text(key), text("v")));
+        }
+        run(&mut s, KVSOperation::Delete(text("gone")));
+        assert_eq!(run(&mut s, KVSOperation::Count(0)), KVSResult::Integer(3));
+        let scan = |s: &mut LwwStore<Bytes>, pattern: Option<&str>| {
+            run(
+                s,
+                KVSOperation::Scan {
+                    shard: 0,
+                    from: 0,
+                    count: u32::MAX,
+                    pattern: pattern.map(text),
+                },
+            )
+        };
+        let KVSResult::Scanned(None, mut keys) = scan(&mut s, Some("a*")) else {
+            panic!("a whole scan ends the shard");
+        };
+        keys.sort();
+        assert_eq!(keys, [text("a1"), text("a2")]);
+        assert_eq!(run(&mut s, KVSOperation::Flush(0)), KVSResult::Ok);
+        assert_eq!(run(&mut s, KVSOperation::Count(0)), KVSResult::Integer(0));
+        assert_eq!(
+            run(&mut s, KVSOperation::Get(text("a1"))),
+            KVSResult::NotFound
         );
     }
 }

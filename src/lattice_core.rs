@@ -135,6 +135,16 @@ impl<S: Merge<S> + Clone + Fingerprint> LatticeStore<S> {
         }
     }
 
+    /// Every key and its stored value, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = (&Key, &S)> {
+        self.map.iter()
+    }
+
+    /// Forgets every key.
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+
     /// The stored value of `key`.
     pub fn get(&self, key: &Key) -> Option<&S> {
         self.map.get(key)
@@ -215,6 +225,27 @@ impl<S: Merge<S> + Clone + Fingerprint> LatticeStore<S> {
                     KVSOperation::Add(..) | KVSOperation::Append(..) | KVSOperation::PutIf(..) => {
                         (Some(reply_to.respond(needs_one_copy())), None)
                     }
+                    KVSOperation::Flush(_) => {
+                        (Some(reply_to.respond(flush_needs_one_copy())), None)
+                    }
+                    KVSOperation::Count(_) => {
+                        let count = self.map.len() as i64;
+                        (Some(reply_to.respond(KVSResult::Integer(count))), None)
+                    }
+                    KVSOperation::Scan {
+                        from,
+                        count,
+                        pattern,
+                        ..
+                    } => {
+                        let (next, keys) = crate::keyspace::scan(
+                            self.map.keys(),
+                            from,
+                            count as usize,
+                            pattern.as_deref(),
+                        );
+                        (Some(reply_to.respond(KVSResult::Scanned(next, keys))), None)
+                    }
                 }
             }
         }
@@ -287,6 +318,16 @@ pub fn needs_one_copy<V>() -> KVSResult<V> {
         "INCR, APPEND and SET NX/XX read a value and write what they computed: on a replicated \
          store two replicas would both read 5 and both write 6, losing an increment (a counter \
          lattice would not; it is not built yet). Use local or sharded"
+            .into(),
+    )
+}
+
+/// A replicated store's answer to FLUSHDB: emptying a replica is not emptying the store.
+pub fn flush_needs_one_copy<V>() -> KVSResult<V> {
+    KVSResult::Error(
+        "FLUSHDB on a replicated store would need a tombstone for every key, gossiped to every \
+         replica (emptying one replica is not emptying the store); not built yet. DEL the keys \
+         (SCAN finds them), or use local or sharded"
             .into(),
     )
 }

@@ -9,6 +9,7 @@
 //!   `KVSCore` (last writer wins), each a pure state machine run as a Hydro dataflow;
 //!   [`causal_core`]: `CausalKVSCore`, the lattice store over causal values with writes
 //!   stamped by the replica (vector clocks, siblings).
+//! - [`keyspace`]: Redis glob patterns and the hash order `SCAN` walks keys in.
 //! - [`server`]: `KVSServer<V, Storage, Router, Replication>`, the one composition of route →
 //!   storage → replication that every architecture is built from.
 //! - [`edge`]: the Redis-protocol edge — RESP parsing, the command table, AUTH, per-connection
@@ -54,6 +55,7 @@ pub mod examples_support;
 pub mod gossip;
 // The file is `core.rs`, but a top-level module named `core` would shadow the `core` crate in
 // the code Hydro generates for each location (it glob-imports this crate's root).
+pub mod keyspace;
 #[path = "core.rs"]
 pub mod kvs_core;
 pub mod lattice_core;

@@ -53,6 +53,22 @@ pub enum KVSOperation<V> {
     /// `SET … NX` / `SET … XX` / `SETNX`: write only when the key is missing / present;
     /// answers `Ok` when written, `NotFound` when not.
     PutIf(Key, V, Presence),
+    /// `DBSIZE`, for one shard: how many live keys the member serving it holds.
+    Count(u32),
+    /// `SCAN` / `KEYS`, for one shard: up to `count` of its keys at or after scan position
+    /// `from` (see [`crate::keyspace`]), those matching `pattern`.
+    Scan {
+        /// The shard scanned.
+        shard: u32,
+        /// The scan position to start at.
+        from: u64,
+        /// How many keys to look at (more when positions collide).
+        count: u32,
+        /// A Redis glob the returned keys must match.
+        pattern: Option<Key>,
+    },
+    /// `FLUSHDB` / `FLUSHALL`, for one shard: remove every key.
+    Flush(u32),
     /// A transaction (`MULTI` … `EXEC`): these operations, applied one after another by one
     /// storage member with nothing in between, answered together by
     /// [`KVSResult::Transaction`]. The edge sends one only when every key lives on one shard
@@ -69,7 +85,7 @@ pub enum Presence {
     Present,
 }
 
-/// The key of an empty transaction (which the edge never sends).
+/// The key of an operation that names no key (an empty transaction, a keyspace command).
 static NO_KEY: Key = Key::from_static(b"");
 
 impl<V> KVSOperation<V> {
@@ -88,6 +104,18 @@ impl<V> KVSOperation<V> {
             | KVSOperation::Add(k, _)
             | KVSOperation::Append(k, _)
             | KVSOperation::PutIf(k, _, _) => k,
+            KVSOperation::Count(_) | KVSOperation::Scan { .. } | KVSOperation::Flush(_) => &NO_KEY,
+        }
+    }
+
+    /// The shard this operation must run at, when it names one rather than a key (the
+    /// keyspace commands, which the edge sends to every shard).
+    pub fn shard(&self) -> Option<u32> {
+        match self {
+            KVSOperation::Count(shard)
+            | KVSOperation::Scan { shard, .. }
+            | KVSOperation::Flush(shard) => Some(*shard),
+            _ => None,
         }
     }
 
@@ -161,8 +189,11 @@ pub enum KVSResult<V> {
     Error(String),
     /// A transaction's results, one per operation, in order.
     Transaction(Vec<KVSResult<V>>),
-    /// A number: the sum of an `Add`, the length after an `Append`.
+    /// A number: the sum of an `Add`, the length after an `Append`, a shard's key count.
     Integer(i64),
+    /// One step of a scan: the position to continue from (`None`: the shard is done) and
+    /// the keys found.
+    Scanned(Option<u64>, Vec<Key>),
 }
 
 /// A result addressed to the request it answers.

@@ -46,6 +46,17 @@ pub enum Assemble {
     SetIf,
     /// SETNX: 1 when written, 0 when not.
     SetIfAbsent,
+    /// DBSIZE: the shards' counts, summed.
+    Sum,
+    /// KEYS: the shards' keys, joined.
+    Keys,
+    /// SCAN of `shard` of `shards`: the next cursor and the keys found.
+    Scan {
+        /// The shard this step scanned.
+        shard: u32,
+        /// How many shards there are.
+        shards: u32,
+    },
 }
 
 /// A command's operations: inline for one (GET, SET — no allocation), on the heap for more.
@@ -193,6 +204,9 @@ pub fn plan(cmd: Command, session: &mut Session, settings: &Settings) -> Plan {
         b"get" | b"set" | b"del" | b"exists" | b"mget" | b"mset" | b"getctx" | b"setctx"
         | b"replicaget" | b"replicaset" | b"getset" | b"getdel" | b"type" | b"strlen"
         | b"setnx" | b"incr" | b"decr" | b"incrby" | b"decrby" | b"append" => data(name, cmd.args),
+        b"dbsize" | b"keys" | b"scan" | b"flushdb" | b"flushall" => {
+            keyspace(name, args, settings.shards.layout().shards)
+        }
         b"auth" => match args {
             [password] => Plan::Reply(auth(session, settings, None, password)),
             [user, password] => Plan::Reply(auth(session, settings, Some(user), password)),
@@ -612,6 +626,82 @@ fn key_shard(shards: &Shards, key: &[u8]) -> Reply {
     ])
 }
 
+/// The keyspace commands, which every shard answers for its own keys: `DBSIZE` (summed),
+/// `KEYS pattern` (joined), `SCAN cursor [MATCH p] [COUNT n]` (one shard at a time: the
+/// cursor's top bits name the shard, the rest the scan position in it), `FLUSHDB` and
+/// `FLUSHALL` (every shard).
+fn keyspace(name: &[u8], args: &[Bytes], shards: u32) -> Plan {
+    let every_shard =
+        |op: &dyn Fn(u32) -> KVSOperation<Bytes>| -> Ops { (0..shards).map(op).collect() };
+    match (name, args) {
+        (b"dbsize", []) => Plan::Store(every_shard(&KVSOperation::Count), Assemble::Sum),
+        (b"keys", [pattern]) => Plan::Store(
+            every_shard(&|shard| KVSOperation::Scan {
+                shard,
+                from: 0,
+                count: u32::MAX,
+                pattern: Some(pattern.clone()),
+            }),
+            Assemble::Keys,
+        ),
+        (b"flushdb" | b"flushall", [] | [_]) => {
+            let mode = args.first().map(|m| m.to_ascii_lowercase());
+            if mode.is_some_and(|m| m != b"sync" && m != b"async") {
+                return Plan::Reply(Reply::err("syntax error"));
+            }
+            Plan::Store(every_shard(&KVSOperation::Flush), Assemble::Set)
+        }
+        (b"scan", [cursor, options @ ..]) => scan(cursor, options, shards),
+        _ => wrong_arity(name),
+    }
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE string]`.
+fn scan(cursor: &Bytes, options: &[Bytes], shards: u32) -> Plan {
+    let Some(cursor) = std::str::from_utf8(cursor)
+        .ok()
+        .and_then(|c| c.parse::<u64>().ok())
+    else {
+        return Plan::Reply(Reply::err("invalid cursor"));
+    };
+    let shard = cursor >> crate::keyspace::POSITION_BITS;
+    let from = cursor & ((1 << crate::keyspace::POSITION_BITS) - 1);
+    let Some(shard) = u32::try_from(shard).ok().filter(|s| *s < shards) else {
+        return Plan::Reply(Reply::err("invalid cursor"));
+    };
+    let (mut pattern, mut count) = (None, 10u32);
+    let mut options = options.iter();
+    while let Some(option) = options.next() {
+        match (option.to_ascii_lowercase().as_slice(), options.next()) {
+            (b"match", Some(p)) => pattern = Some(p.clone()),
+            (b"count", Some(n)) => {
+                match std::str::from_utf8(n)
+                    .ok()
+                    .and_then(|n| n.parse::<u32>().ok())
+                {
+                    Some(n) if n > 0 => count = n,
+                    _ => return Plan::Reply(Reply::err("value is not an integer or out of range")),
+                }
+            }
+            // Every value is a string: TYPE string filters nothing, any other type everything.
+            (b"type", Some(t)) if t.eq_ignore_ascii_case(b"string") => {}
+            (b"type", Some(_)) => {
+                return Plan::Reply(Reply::Array(vec![Reply::text("0"), Reply::Array(vec![])]));
+            }
+            _ => return Plan::Reply(Reply::err("syntax error")),
+        }
+    }
+    Plan::Store(
+        smallvec![KVSOperation::Scan {
+            shard,
+            from,
+            count,
+            pattern
+        }],
+        Assemble::Scan { shard, shards },
+    )
+}
+
 /// What `SET key value [options]` asks beyond a plain write.
 enum SetOption {
     /// `GET`: answer the old value.
@@ -814,6 +904,11 @@ pub const COMMANDS: &[&str] = &[
     "incrby",
     "decrby",
     "append",
+    "dbsize",
+    "keys",
+    "scan",
+    "flushdb",
+    "flushall",
     "reset",
     "multi",
     "exec",
@@ -879,7 +974,8 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
             | KVSResult::NotFound
             | KVSResult::Error(_)
             | KVSResult::Transaction(_)
-            | KVSResult::Integer(_) => false,
+            | KVSResult::Integer(_)
+            | KVSResult::Scanned(..) => false,
         }),
         Assemble::MultiGet => Reply::Array(results.into_iter().map(value_reply).collect()),
         Assemble::Versioned => match results.into_iter().next() {
@@ -906,6 +1002,41 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
             _ => Reply::Nil,
         },
         Assemble::SetIfAbsent => count(|r| matches!(r, KVSResult::Ok)),
+        Assemble::Sum => Reply::Integer(
+            results
+                .iter()
+                .map(|r| match r {
+                    KVSResult::Integer(n) => *n,
+                    _ => 0,
+                })
+                .sum(),
+        ),
+        Assemble::Keys => Reply::Array(
+            results
+                .into_iter()
+                .flat_map(|r| match r {
+                    KVSResult::Scanned(_, keys) => keys,
+                    _ => vec![],
+                })
+                .map(Reply::Bulk)
+                .collect(),
+        ),
+        Assemble::Scan { shard, shards } => match results.into_iter().next() {
+            Some(KVSResult::Scanned(next, keys)) => {
+                let bits = crate::keyspace::POSITION_BITS;
+                let cursor = match next {
+                    Some(position) => (u64::from(shard) << bits) | position,
+                    // This shard is done: on to the next, or 0 when it was the last.
+                    None if shard + 1 < shards => u64::from(shard + 1) << bits,
+                    None => 0,
+                };
+                Reply::Array(vec![
+                    Reply::text(cursor.to_string()),
+                    Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
+                ])
+            }
+            other => Reply::err(format!("SCAN got no keys: {other:?}")),
+        },
         Assemble::Type => match results.into_iter().next() {
             Some(KVSResult::Value(_) | KVSResult::Siblings(_)) => Reply::simple("string"),
             _ => Reply::simple("none"),
@@ -933,6 +1064,7 @@ fn value_reply(result: KVSResult<Bytes>) -> Reply {
         KVSResult::Error(e) => Reply::err(e),
         KVSResult::Transaction(_) => Reply::err("a transaction's results answer EXEC only"),
         KVSResult::Integer(n) => Reply::Integer(n),
+        KVSResult::Scanned(_, keys) => Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
     }
 }
 
@@ -1674,6 +1806,73 @@ mod tests {
         assert_eq!(
             assemble(Assemble::SetIfAbsent, smallvec![KVSResult::NotFound]),
             Reply::Integer(0)
+        );
+    }
+
+    #[test]
+    fn keyspace_commands_ask_every_shard_and_scan_walks_them_in_turn() {
+        let settings = Settings {
+            shards: Shards::new(Layout::sharded(3, 1)),
+            ..settings()
+        };
+        let plan = |words: &[&str]| plan(cmd(words), &mut Session::new(1, &settings), &settings);
+        assert_eq!(
+            plan(&["DBSIZE"]),
+            Plan::Store((0..3).map(KVSOperation::Count).collect(), Assemble::Sum)
+        );
+        assert!(
+            matches!(plan(&["KEYS", "a*"]), Plan::Store(ops, Assemble::Keys) if ops.len() == 3)
+        );
+        assert!(matches!(plan(&["FLUSHDB"]), Plan::Store(ops, Assemble::Set) if ops.len() == 3));
+        assert!(matches!(plan(&["FLUSHALL", "ASYNC"]), Plan::Store(ops, _) if ops.len() == 3));
+        // The cursor's top bits name the shard, the rest the position in it.
+        let on_shard_1 = (1u64 << crate::keyspace::POSITION_BITS) | 42;
+        assert_eq!(
+            plan(&["SCAN", &on_shard_1.to_string(), "MATCH", "k*", "COUNT", "5"]),
+            Plan::Store(
+                smallvec![KVSOperation::Scan {
+                    shard: 1,
+                    from: 42,
+                    count: 5,
+                    pattern: Some(b("k*"))
+                }],
+                Assemble::Scan {
+                    shard: 1,
+                    shards: 3
+                }
+            )
+        );
+        let on_shard_3 = 3u64 << crate::keyspace::POSITION_BITS;
+        for bad in ["x", "-1", &on_shard_3.to_string()] {
+            assert_eq!(
+                plan(&["SCAN", bad]),
+                Plan::Reply(Reply::err("invalid cursor")),
+                "{bad}"
+            );
+        }
+        // A shard that is done hands over to the next; the last one ends the scan with 0.
+        let step = |shard, next| {
+            assemble(
+                Assemble::Scan { shard, shards: 3 },
+                smallvec![KVSResult::Scanned(next, vec![b("k")])],
+            )
+        };
+        let cursor = |reply: Reply| match reply {
+            Reply::Array(parts) => parts[0].clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(cursor(step(0, Some(9))), Reply::text("9"));
+        assert_eq!(
+            cursor(step(0, None)),
+            Reply::text(on_shard_1.wrapping_sub(42).to_string())
+        );
+        assert_eq!(cursor(step(2, None)), Reply::text("0"));
+        assert_eq!(
+            assemble(
+                Assemble::Sum,
+                smallvec![KVSResult::Integer(2), KVSResult::Integer(5)]
+            ),
+            Reply::Integer(7)
         );
     }
 }

@@ -283,6 +283,24 @@ mod tests {
                 store.insert(k, Bytes::from(value));
                 KVSResult::Integer(len)
             }
+            KVSOperation::Count(_) => KVSResult::Integer(store.len() as i64),
+            KVSOperation::Scan { pattern, .. } => {
+                let mut keys: Vec<Bytes> = store
+                    .keys()
+                    .filter(|k| {
+                        pattern
+                            .as_ref()
+                            .is_none_or(|p| crate::keyspace::glob_match(p, k))
+                    })
+                    .cloned()
+                    .collect();
+                keys.sort();
+                KVSResult::Scanned(None, keys)
+            }
+            KVSOperation::Flush(_) => {
+                store.clear();
+                KVSResult::Ok
+            }
             KVSOperation::PutIf(k, v, presence) => {
                 if store.contains_key(&k) == (presence == crate::protocol::Presence::Present) {
                     store.insert(k, v);
@@ -530,6 +548,9 @@ mod tests {
             1 => Just(b"MULTI\r\n".to_vec()),
             1 => key.clone().prop_map(move |k| multibulk(vec![b"GETDEL".to_vec(), k.into()])),
             1 => key.clone().prop_map(move |k| multibulk(vec![b"INCR".to_vec(), k.into()])),
+            1 => Just(b"DBSIZE\r\n".to_vec()),
+            1 => Just(b"KEYS *\r\n".to_vec()),
+            1 => Just(b"SCAN 0 COUNT 2\r\n".to_vec()),
             1 => (key.clone(), word.clone()).prop_map(move |(k, v)| multibulk(vec![b"APPEND".to_vec(), k.into(), v])),
             1 => (key.clone(), word.clone()).prop_map(move |(k, v)| multibulk(vec![b"SET".to_vec(), k.into(), v, b"NX".to_vec()])),
             1 => (key.clone(), word.clone()).prop_map(move |(k, v)| multibulk(vec![b"GETSET".to_vec(), k.into(), v])),

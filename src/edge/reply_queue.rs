@@ -286,6 +286,7 @@ fn result_bytes(result: &KVSResult<Bytes>) -> usize {
             KVSResult::Error(e) => e.len(),
             KVSResult::Ok | KVSResult::NotFound | KVSResult::Integer(_) => 0,
             KVSResult::Transaction(results) => results.iter().map(result_bytes).sum(),
+            KVSResult::Scanned(_, keys) => keys.iter().map(|k| k.len() + RESULT_OVERHEAD).sum(),
         }
 }
 

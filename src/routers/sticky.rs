@@ -205,11 +205,16 @@ impl<V: Clone> StickyRouter<V> {
                 result: KVSResult::Error(message),
             })
         };
-        // A request that names its member (REPLICAGET, REPLICASET) goes there or nowhere.
+        // A request that names its member (REPLICAGET, REPLICASET) goes there or nowhere; one
+        // that names its shard (the keyspace commands) to the client's member of that shard.
+        let shard = request
+            .op
+            .shard()
+            .unwrap_or_else(|| self.shards.locate(request.op.key()).shard);
         let target = match request.op.member() {
             Some(member) if self.members.get(&member).is_some_and(|v| v.alive) => member,
             Some(member) => return error(format!("replica {member} is not alive")),
-            None => match self.member_for(request.client, request.op.key()) {
+            None => match self.member_in_shard(request.client, shard) {
                 Ok(member) => member,
                 Err(_) if self.shards.layout().shards == 1 => {
                     return error("no replica is alive to serve the request (CLUSTERDOWN)".into());
@@ -235,13 +240,18 @@ impl<V: Clone> StickyRouter<V> {
     /// shard, the one with the highest rendezvous weight. `Err(shard)` when none of the
     /// shard's members is alive.
     pub fn member_for(&self, client: ClientId, key: &[u8]) -> Result<u32, u32> {
-        let place = self.shards.locate(key);
+        self.member_in_shard(client, self.shards.locate(key).shard)
+    }
+
+    /// The member `client`'s requests to `shard` go to (see [`Self::member_for`]); `Err(shard)`
+    /// when none of its members is alive.
+    pub fn member_in_shard(&self, client: ClientId, shard: u32) -> Result<u32, u32> {
         self.members
-            .range(place.members)
+            .range(self.shards.layout().members_of(shard))
             .filter(|(_, view)| view.alive)
             .max_by_key(|&(&member, _)| weight(client, member))
             .map(|(&member, _)| member)
-            .ok_or(place.shard)
+            .ok_or(shard)
     }
 
     /// Every replica the router has heard of, by member id.
@@ -543,5 +553,23 @@ mod tests {
             place.members.contains(&now) && now != place.members.start,
             "{now}"
         );
+    }
+
+    #[test]
+    fn a_request_naming_a_shard_goes_to_a_member_of_that_shard() {
+        let layout = Layout::sharded(3, 2);
+        let mut r = sharded(layout);
+        for shard in 0..3 {
+            let request = KVSRequest {
+                client: 5,
+                request: u64::from(shard),
+                op: KVSOperation::Count(shard),
+            };
+            let member = sent_to(&r.request(request)).expect("sent");
+            assert!(
+                layout.members_of(shard).contains(&member),
+                "{shard}: {member}"
+            );
+        }
     }
 }

@@ -56,6 +56,23 @@ else:
     except redis.ResponseError as e:
         check("incr refused", "losing an increment" in str(e), True)
 
+# The keyspace: every shard's keys (on the replicated stores, as this client's replica has
+# them). scan_iter follows the cursor across shards until it comes back 0.
+r.mset({"py:scan:a": "1", "py:scan:b": "2", "py:scan:c": "3"})
+scanned = set(r.scan_iter(match="py:scan:*", count=2))
+check("scan_iter", scanned, {b"py:scan:a", b"py:scan:b", b"py:scan:c"})
+check("keys", set(r.keys("py:scan:*")), scanned)
+check("dbsize", r.dbsize() >= 3, True)
+if arch in ("local", "sharded"):
+    check("flushdb", r.flushdb(), True)
+    check("dbsize after flushdb", r.dbsize(), 0)
+else:
+    try:
+        r.flushdb()
+        check("flushdb refused", "answered", "refused")
+    except redis.ResponseError as e:
+        check("flushdb refused", "tombstone for every key" in str(e), True)
+
 # A name of its own on one connection (redis-py pools connections: pin one).
 with r.client() as one:
     check("client setname", one.client_setname("compat"), True)
