@@ -714,8 +714,8 @@ enum SetOption {
 fn set_options(options: &[Bytes]) -> Result<SetOption, Reply> {
     let unsupported = || {
         Reply::err(
-            "syntax error: SET takes one of GET, NX or XX here (no EX, PX, EXAT, PXAT or \
-             KEEPTTL: there are no expiries yet; no combinations)",
+            "syntax error: SET options EX, PX, EXAT, PXAT and KEEPTTL are not supported (there \
+             are no expiries yet), nor combinations of GET, NX and XX",
         )
     };
     match options {
