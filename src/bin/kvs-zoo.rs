@@ -45,7 +45,7 @@ options:
                               within T (default 5s; e.g. 1.5s, 500ms)
   --enable-debug-command      accept DEBUG SLEEP <seconds> (for testing timeouts)
 sharded, sharded-replicated:
-  --shards <S>                how many shards (default 3)
+  --shards <S>                how many shards (default 3, at most 256)
   --virtual-nodes <V>         points per shard on the hash ring (default 512)
 replicated, sharded-replicated:
   --replicas <N>              how many replicas (per shard; default 3)
@@ -64,6 +64,9 @@ replicated, sharded-replicated:
   -h, --help                  show this help
 
 Build with --release for benchmarks: the store's processes are then built optimized.";
+
+/// The most shards a store may have: a SCAN cursor names its shard in its top bits.
+const MAX_SHARDS: u32 = 1 << (64 - kvs_zoo::keyspace::POSITION_BITS);
 
 /// The architectures `serve` knows.
 const ARCHITECTURES: &[&str] = &["local", "replicated", "sharded", "sharded-replicated"];
@@ -176,7 +179,13 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
         let rumor = &mut gossip.rumor;
         match flag.as_str() {
             "--replicas" => replicas = positive_u32()?,
-            "--shards" => shards = positive_u32()?,
+            // A SCAN cursor names its shard in 8 bits (see kvs_zoo::keyspace).
+            "--shards" => {
+                shards = positive_u32()?;
+                if shards > MAX_SHARDS {
+                    return Err(format!("--shards is at most {MAX_SHARDS}"));
+                }
+            }
             "--virtual-nodes" => virtual_nodes = positive_u32()?,
             "--gossip-interval" => gossip.interval = parse_duration(value).ok_or_else(bad)?,
             "--anti-entropy-interval" => {
@@ -496,6 +505,7 @@ mod tests {
                 "--shards is not an option of 'replicated' (see --help)",
             ),
             ("serve sharded --shards 0", "bad --shards '0'"),
+            ("serve sharded --shards 257", "--shards is at most 256"),
             ("serve replicated --replicas 0", "bad --replicas '0'"),
             (
                 "serve replicated --rumor-loss maybe",
