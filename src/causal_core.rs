@@ -162,13 +162,9 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
                 pattern,
                 ..
             } => {
-                let (next, keys) = crate::keyspace::scan(
-                    self.live_keys(),
-                    from,
-                    count as usize,
-                    pattern.as_deref(),
-                );
-                (KVSResult::Scanned(next, keys), None)
+                let result =
+                    crate::keyspace::scan_result(self.live_keys(), from, count, pattern.as_deref());
+                (result, None)
             }
         };
         (Some(reply_to.respond(result)), changed)

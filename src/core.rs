@@ -170,13 +170,9 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
                 pattern,
                 ..
             } => {
-                let (next, keys) = crate::keyspace::scan(
-                    self.live_keys(),
-                    from,
-                    count as usize,
-                    pattern.as_deref(),
-                );
-                (Some(reply_to.respond(KVSResult::Scanned(next, keys))), None)
+                let result =
+                    crate::keyspace::scan_result(self.live_keys(), from, count, pattern.as_deref());
+                (Some(reply_to.respond(result)), None)
             }
             // Every key goes at once, tombstones too: no architecture replicates this core, so
             // there is nobody to tell (a replicated LWW store would write a tombstone per key).

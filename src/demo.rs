@@ -111,6 +111,12 @@ impl<'a> Topology<'a> {
         self
     }
 
+    /// Sets each `(name, value)` of `vars` with [`Topology::env`].
+    pub fn envs(self, vars: impl IntoIterator<Item = (&'static str, String)>) -> Self {
+        vars.into_iter()
+            .fold(self, |topology, (name, value)| topology.env(name, value))
+    }
+
     /// The clusters' roles and sizes, in declaration order.
     pub fn roles(&self) -> Vec<(&'static str, usize)> {
         self.clusters.iter().map(|c| (c.role, c.members)).collect()

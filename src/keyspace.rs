@@ -47,6 +47,17 @@ pub fn scan<'k>(
     (next, keys)
 }
 
+/// A core's answer to a `Scan` operation over `keys` (see [`scan`]).
+pub fn scan_result<'k, V>(
+    keys: impl Iterator<Item = &'k Key>,
+    from: u64,
+    count: u32,
+    pattern: Option<&[u8]>,
+) -> crate::protocol::KVSResult<V> {
+    let (next, keys) = scan(keys, from, count as usize, pattern);
+    crate::protocol::KVSResult::Scanned(next, keys)
+}
+
 /// Redis's glob: `*` any run, `?` any one byte, `[abc]`, `[^a]`, `[a-z]` classes, and `\`
 /// to take the next byte literally. Byte-wise, like Redis.
 pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {

@@ -238,13 +238,13 @@ impl<S: Merge<S> + Clone + Fingerprint> LatticeStore<S> {
                         pattern,
                         ..
                     } => {
-                        let (next, keys) = crate::keyspace::scan(
+                        let result = crate::keyspace::scan_result(
                             self.map.keys(),
                             from,
-                            count as usize,
+                            count,
                             pattern.as_deref(),
                         );
-                        (Some(reply_to.respond(KVSResult::Scanned(next, keys))), None)
+                        (Some(reply_to.respond(result)), None)
                     }
                 }
             }

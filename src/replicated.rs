@@ -60,8 +60,10 @@ impl Default for Replicated {
 }
 
 /// Wires the Replicated architecture: the proxy's RESP front, through the one [`KVSServer`]
-/// composition, to the `replicas` cluster.
-pub fn replicated_kvs<'a>(proxy: &Process<'a, Proxy>, replicas: &Cluster<'a, Replica>) {
+/// composition, to the `replicas` cluster, cut into shards as the [`Layout`] in each
+/// process's environment says — one shard here; the sharded + replicated store
+/// ([`crate::sharded_replicated`]) is this same wiring under a layout of several.
+pub fn replicated_kvs<'a, C: 'a>(proxy: &Process<'a, Proxy>, replicas: &Cluster<'a, C>) {
     let (requests, replies) = proxy
         .sidecar_bidi::<crate::edge::front::FrontRequest, crate::edge::front::FrontResponse, _>(
             q!(|| { crate::edge::front::start() }),
@@ -94,12 +96,9 @@ impl KVSDemo for Replicated {
         let replicas = flow.cluster::<Replica>();
         replicated_kvs(&proxy, &replicas);
         let layout = Layout::unsharded(self.replicas as u32);
-        (self.gossip.to_env().into_iter())
-            .chain(layout.to_env())
-            .fold(
-                Topology::new(&proxy).cluster("replica", &replicas, self.replicas),
-                |topology, (name, value)| topology.env(name, value),
-            )
+        Topology::new(&proxy)
+            .cluster("replica", &replicas, self.replicas)
+            .envs(self.gossip.to_env().into_iter().chain(layout.to_env()))
     }
 
     fn script(&self) -> Vec<DemoStep> {

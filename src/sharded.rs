@@ -100,10 +100,9 @@ impl KVSDemo for Sharded {
         let proxy = flow.process::<Proxy>();
         let shards = flow.cluster::<Shard>();
         sharded_kvs(&proxy, &shards);
-        self.layout().to_env().into_iter().fold(
-            Topology::new(&proxy).cluster("shard", &shards, self.shards as usize),
-            |topology, (name, value)| topology.env(name, value),
-        )
+        Topology::new(&proxy)
+            .cluster("shard", &shards, self.shards as usize)
+            .envs(self.layout().to_env())
     }
 
     fn script(&self) -> Vec<DemoStep> {

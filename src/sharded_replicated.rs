@@ -8,14 +8,17 @@
 //!                                       └──▶ shard 2: [ replica 6 ] [ replica 7 ] [ replica 8 ]  ◀─ gossip ─▶
 //! ```
 //!
-//! Three plug-ins of the one [`KVSServer`] composition, all used by other architectures:
-//! - **router** [`ClusterRouter`] with a [`Layout`] of S shards of R replicas: a request goes
-//!   to its key's shard and, inside it, each connection sticks to one live replica
-//!   (rendezvous hashing), so a client reads its own writes while that replica lives;
-//! - **storage** [`CausalKVSCore`]: each replica stamps writes with its own vector-clock
-//!   entry; concurrent writes at two replicas of a shard become siblings;
-//! - **replication** [`GossipReplication`]: rumor mongering and anti-entropy, each replica
-//!   gossiping only with its own shard's replicas.
+//! Three plug-ins of the one [`KVSServer`](crate::server::KVSServer) composition, wired exactly
+//! as the replicated store wires them ([`replicated_kvs`]): only the layout differs.
+//! - **router** [`ClusterRouter`](crate::routers::cluster::ClusterRouter) with a [`Layout`] of S
+//!   shards of R replicas: a request goes to its key's shard and, inside it, each connection
+//!   sticks to one live replica (rendezvous hashing), so a client reads its own writes while
+//!   that replica lives;
+//! - **storage** [`CausalKVSCore`](crate::causal_core::CausalKVSCore): each replica stamps
+//!   writes with its own vector-clock entry; concurrent writes at two replicas of a shard
+//!   become siblings;
+//! - **replication** [`GossipReplication`](crate::gossip::flow::GossipReplication): rumor
+//!   mongering and anti-entropy, each replica gossiping only with its own shard's replicas.
 //!
 //! **On Hydro locations.** All S × R replicas are members of one Hydro cluster (`replica`):
 //! member `m` is replica `m mod R` of shard `m / R` (shard `s` is members `s·R .. (s+1)·R`).
@@ -34,16 +37,13 @@
 //! are lost with it; everything its shard-mates had received survives. A shard with no live
 //! replica answers `-ERR shard n is down … (CLUSTERDOWN)`; the other shards keep serving.
 
-use bytes::Bytes;
 use hydro_lang::prelude::*;
 
-use crate::causal_core::CausalKVSCore;
 use crate::demo::{DemoStep, KVSDemo, Topology};
-use crate::gossip::flow::{GossipReplication, GossipSettings};
-use crate::net::Transport;
-use crate::routers::cluster::ClusterRouter;
+use crate::gossip::flow::GossipSettings;
+use crate::replicated::replicated_kvs;
 use crate::routers::ring::{DEFAULT_VIRTUAL_NODES, Layout};
-use crate::server::{KVSServer, Proxy};
+use crate::server::Proxy;
 
 /// Tag type of the cluster holding every shard's replicas.
 pub struct ShardReplica;
@@ -83,35 +83,6 @@ impl ShardedReplicated {
     }
 }
 
-/// Wires the Sharded + Replicated architecture: the proxy's RESP front, through the one
-/// [`KVSServer`] composition, to the `replicas` cluster, cut into shards as the [`Layout`] in
-/// each process's environment says.
-pub fn sharded_replicated_kvs<'a>(
-    proxy: &Process<'a, Proxy>,
-    replicas: &Cluster<'a, ShardReplica>,
-) {
-    let (requests, replies) = proxy
-        .sidecar_bidi::<crate::edge::front::FrontRequest, crate::edge::front::FrontResponse, _>(
-            q!(|| { crate::edge::front::start() }),
-        );
-    let server = KVSServer::<Bytes, CausalKVSCore, _, _>::with_replication(
-        ClusterRouter::new(
-            proxy,
-            replicas,
-            "replica",
-            proxy.singleton(q!(crate::routers::ring::Layout::current())),
-            Transport::Zoo,
-        ),
-        GossipReplication::new(
-            replicas,
-            "replica",
-            replicas.singleton(q!(crate::routers::ring::Layout::current())),
-            Transport::Zoo,
-        ),
-    );
-    replies.complete(server.serve(requests));
-}
-
 impl KVSDemo for ShardedReplicated {
     fn name(&self) -> &'static str {
         "sharded-replicated"
@@ -120,13 +91,16 @@ impl KVSDemo for ShardedReplicated {
     fn build<'a>(&self, flow: &mut FlowBuilder<'a>) -> Topology<'a> {
         let proxy = flow.process::<Proxy>();
         let replicas = flow.cluster::<ShardReplica>();
-        sharded_replicated_kvs(&proxy, &replicas);
+        // The replicated store's wiring: only the layout in the environment differs.
+        replicated_kvs(&proxy, &replicas);
         let members = self.layout().members() as usize;
-        (self.gossip.to_env().into_iter())
-            .chain(self.layout().to_env())
-            .fold(
-                Topology::new(&proxy).cluster("replica", &replicas, members),
-                |topology, (name, value)| topology.env(name, value),
+        Topology::new(&proxy)
+            .cluster("replica", &replicas, members)
+            .envs(
+                self.gossip
+                    .to_env()
+                    .into_iter()
+                    .chain(self.layout().to_env()),
             )
     }
 
@@ -159,6 +133,12 @@ impl KVSDemo for ShardedReplicated {
 #[cfg(test)]
 mod sim_tests {
     use bytes::Bytes;
+
+    use crate::causal_core::CausalKVSCore;
+    use crate::gossip::flow::GossipReplication;
+    use crate::net::Transport;
+    use crate::routers::cluster::ClusterRouter;
+    use crate::server::KVSServer;
     use hydro_lang::live_collections::stream::TotalOrder;
     use hydro_lang::prelude::*;
     use hydro_lang::sim::quiesce;
