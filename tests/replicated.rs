@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use redis::{Commands, Connection, Value};
 use support::Server;
 use support::redis_client::{
-    Shared, benchmark_completes, bulk, connect, kill_9, member_copy, shared_url, stop_shared, text,
-    until_members_have,
+    Shared, assert_members_alive, benchmark_completes, bulk, connect, kill_9, member_copy,
+    shared_url, stop_shared, text, until_members_have,
 };
 
 /// Gossip every 300 ms: convergence still well under a second or two, and two writes sent
@@ -131,23 +131,7 @@ fn a_malformed_context_is_refused() {
 fn info_lists_every_replica_alive_with_its_process() {
     let url = shared();
     let mut con = connect(&url);
-    let info: String = redis::cmd("INFO").arg("members").query(&mut con).unwrap();
-    let members: Vec<_> = info
-        .lines()
-        .filter_map(kvs_zoo::edge::members::parse_line)
-        .collect();
-    assert_eq!(members.len(), 3, "{info}");
-    for (member, line) in members.into_iter().enumerate() {
-        let (id, pid) = (line.member, line.pid);
-        assert_eq!(
-            (line.role.as_str(), id, line.alive),
-            ("replica", member as u32, true)
-        );
-        assert!(
-            std::path::Path::new(&format!("/proc/{pid}")).exists(),
-            "replica {id}'s pid {pid} is not a live process"
-        );
-    }
+    assert_members_alive(&mut con, "replica", 3);
 }
 
 #[test]

@@ -16,8 +16,8 @@ use kvs_zoo::sharded::Sharded;
 use redis::{Commands, Value};
 use support::Server;
 use support::redis_client::{
-    Shared, benchmark_completes, bulk, connect, key_shard, kill_9, member_copy, shared_url,
-    stop_shared,
+    Shared, assert_members_alive, benchmark_completes, bulk, connect, key_shard, kill_9,
+    member_copy, shared_url, stop_shared,
 };
 
 const SHARDS: u32 = 3;
@@ -104,19 +104,7 @@ fn info_shows_the_ring_and_every_shard_alive_with_its_process() {
             "{ring}"
         );
     }
-    let info: String = redis::cmd("INFO").arg("members").query(&mut con).unwrap();
-    let members: Vec<_> = info
-        .lines()
-        .filter_map(kvs_zoo::edge::members::parse_line)
-        .collect();
-    assert_eq!(members.len(), SHARDS as usize, "{info}");
-    for (member, line) in members.into_iter().enumerate() {
-        assert_eq!(
-            (line.role.as_str(), line.member, line.alive),
-            ("shard", member as u32, true)
-        );
-        assert!(std::path::Path::new(&format!("/proc/{}", line.pid)).exists());
-    }
+    assert_members_alive(&mut con, "shard", SHARDS as usize);
 }
 
 #[test]

@@ -17,8 +17,8 @@ use kvs_zoo::sharded_replicated::ShardedReplicated;
 use redis::{Commands, Value};
 use support::Server;
 use support::redis_client::{
-    Shared, benchmark_completes, bulk, connect, key_shard, kill_9, member_copy, shared_url,
-    stop_shared, until_members_have,
+    Shared, assert_members_alive, benchmark_completes, bulk, connect, key_shard, kill_9,
+    member_copy, shared_url, stop_shared, until_members_have,
 };
 
 /// Gossip every 300 ms (as the replicated store's tests do).
@@ -106,19 +106,7 @@ fn info_shows_the_ring_and_every_replica_alive_with_its_process() {
         "{ring}"
     );
     assert!(ring.contains("shard1:members=3+4+5,share=0."), "{ring}");
-    let info: String = redis::cmd("INFO").arg("members").query(&mut con).unwrap();
-    let members: Vec<_> = info
-        .lines()
-        .filter_map(kvs_zoo::edge::members::parse_line)
-        .collect();
-    assert_eq!(members.len(), 9, "{info}");
-    for (member, line) in members.into_iter().enumerate() {
-        assert_eq!(
-            (line.role.as_str(), line.member, line.alive),
-            ("replica", member as u32, true)
-        );
-        assert!(std::path::Path::new(&format!("/proc/{}", line.pid)).exists());
-    }
+    assert_members_alive(&mut con, "replica", 9);
 }
 
 #[test]

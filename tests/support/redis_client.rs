@@ -124,3 +124,25 @@ pub fn kill_9(pid: u32) {
         .unwrap();
     assert!(killed.success(), "kill -9 {pid}");
 }
+
+/// Checks `INFO members`: exactly `count` members of `role`, numbered 0, 1, …, each alive
+/// and each a live process.
+pub fn assert_members_alive(con: &mut Connection, role: &str, count: usize) {
+    let info: String = redis::cmd("INFO").arg("members").query(con).unwrap();
+    let members: Vec<_> = info
+        .lines()
+        .filter_map(kvs_zoo::edge::members::parse_line)
+        .collect();
+    assert_eq!(members.len(), count, "{info}");
+    for (member, line) in members.into_iter().enumerate() {
+        assert_eq!(
+            (line.role.as_str(), line.member, line.alive),
+            (role, member as u32, true)
+        );
+        let pid = line.pid;
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "{role} {member}'s pid {pid} is not a live process"
+        );
+    }
+}
