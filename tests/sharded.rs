@@ -16,8 +16,8 @@ use kvs_zoo::sharded::Sharded;
 use redis::{Commands, Value};
 use support::Server;
 use support::redis_client::{
-    Shared, assert_members_alive, benchmark_completes, bulk, connect, key_shard, kill_9,
-    member_copy, shared_url, stop_shared,
+    Shared, assert_members_alive, benchmark_completes, bulk, check_multi_key_commands, connect,
+    key_shard, kill_9, member_copy, shared_url, stop_shared,
 };
 
 const SHARDS: u32 = 3;
@@ -73,23 +73,7 @@ fn multi_key_commands_span_shards_and_answer_in_the_clients_order() {
     let shards: std::collections::BTreeSet<u32> =
         keys.iter().map(|k| key_shard(&mut con, k).0).collect();
     assert!(shards.len() > 1, "the keys span shards");
-    let pairs: Vec<(String, String)> = keys.iter().map(|k| (k.clone(), format!("v-{k}"))).collect();
-    let _: () = con.mset(&pairs).unwrap();
-    // Asked in reverse, with a missing key in the middle.
-    let mut asked: Vec<String> = keys.iter().rev().cloned().collect();
-    asked.insert(5, "multi:missing".into());
-    let got: Vec<Option<String>> = con.mget(&asked).unwrap();
-    let want: Vec<Option<String>> = asked
-        .iter()
-        .map(|k| (k != "multi:missing").then(|| format!("v-{k}")))
-        .collect();
-    assert_eq!(got, want);
-    let existing: usize = con.exists(&asked).unwrap();
-    assert_eq!(existing, keys.len());
-    let removed: usize = con.del(&asked).unwrap();
-    assert_eq!(removed, keys.len());
-    let existing: usize = con.exists(&keys).unwrap();
-    assert_eq!(existing, 0);
+    check_multi_key_commands(&mut con, &keys);
 }
 
 #[test]

@@ -17,8 +17,8 @@ use kvs_zoo::sharded_replicated::ShardedReplicated;
 use redis::{Commands, Value};
 use support::Server;
 use support::redis_client::{
-    Shared, assert_members_alive, benchmark_completes, bulk, connect, key_shard, kill_9,
-    member_copy, shared_url, stop_shared, until_members_have,
+    Shared, assert_members_alive, benchmark_completes, bulk, check_multi_key_commands, connect,
+    key_shard, kill_9, member_copy, shared_url, stop_shared, until_members_have,
 };
 
 /// Gossip every 300 ms (as the replicated store's tests do).
@@ -83,18 +83,7 @@ fn a_client_reads_its_own_writes_on_every_shard() {
 fn multi_key_commands_span_shards_and_answer_in_the_clients_order() {
     let mut con = connect(&shared());
     let keys: Vec<String> = (0..9).map(|i| format!("multi:{i}")).collect();
-    let pairs: Vec<(String, String)> = keys.iter().map(|k| (k.clone(), format!("v-{k}"))).collect();
-    let _: () = con.mset(&pairs).unwrap();
-    let mut asked: Vec<String> = keys.iter().rev().cloned().collect();
-    asked.insert(3, "multi:missing".into());
-    let got: Vec<Option<String>> = con.mget(&asked).unwrap();
-    let want: Vec<Option<String>> = asked
-        .iter()
-        .map(|k| (k != "multi:missing").then(|| format!("v-{k}")))
-        .collect();
-    assert_eq!(got, want);
-    let removed: usize = con.del(&asked).unwrap();
-    assert_eq!(removed, keys.len());
+    check_multi_key_commands(&mut con, &keys);
 }
 
 #[test]

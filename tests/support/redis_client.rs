@@ -146,3 +146,27 @@ pub fn assert_members_alive(con: &mut Connection, role: &str, count: usize) {
         );
     }
 }
+
+/// Writes `keys` with one MSET, then checks MGET (asked in reverse, with a missing key in the
+/// middle), EXISTS and DEL over them answer in the client's order and count, and that the
+/// keys are gone afterwards.
+pub fn check_multi_key_commands(con: &mut Connection, keys: &[String]) {
+    use redis::Commands;
+    let pairs: Vec<(String, String)> = keys.iter().map(|k| (k.clone(), format!("v-{k}"))).collect();
+    let _: () = con.mset(&pairs).unwrap();
+    let missing = "multi:missing".to_string();
+    let mut asked: Vec<String> = keys.iter().rev().cloned().collect();
+    asked.insert(asked.len() / 2, missing.clone());
+    let got: Vec<Option<String>> = con.mget(&asked).unwrap();
+    let want: Vec<Option<String>> = asked
+        .iter()
+        .map(|k| (*k != missing).then(|| format!("v-{k}")))
+        .collect();
+    assert_eq!(got, want);
+    let existing: usize = con.exists(&asked).unwrap();
+    assert_eq!(existing, keys.len());
+    let removed: usize = con.del(&asked).unwrap();
+    assert_eq!(removed, keys.len());
+    let existing: usize = con.exists(keys).unwrap();
+    assert_eq!(existing, 0);
+}
