@@ -426,7 +426,9 @@ pub fn free_port() -> std::io::Result<u16> {
         ^ (u64::from(std::process::id()) << 32);
     let mut rng = crate::gossip::rng::Rng::new(seed);
     let start = rng.below(span);
-    let mut given = given.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut given = given
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     for step in 0..span {
         // `span` fits in a u16, and so does any remainder of it.
         let port = low + ((start + step) % span) as u16;

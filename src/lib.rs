@@ -10,6 +10,8 @@
 //!   [`causal_core`]: `CausalKVSCore`, the lattice store over causal values with writes
 //!   stamped by the replica (vector clocks, siblings).
 //! - [`keyspace`]: Redis glob patterns and the hash order `SCAN` walks keys in.
+//! - [`linearizability`]: a Wing–Gong–Lowe checker for histories recorded against a store,
+//!   key by key.
 //! - [`server`]: `KVSServer<V, Storage, Router, Replication>`, the one composition of route →
 //!   storage → replication that every architecture is built from.
 //! - [`edge`]: the Redis-protocol edge — RESP parsing, the command table, AUTH, per-connection
@@ -59,6 +61,7 @@ pub mod keyspace;
 #[path = "core.rs"]
 pub mod kvs_core;
 pub mod lattice_core;
+pub mod linearizability;
 pub mod local;
 pub mod net;
 pub mod protocol;
