@@ -22,6 +22,9 @@
 //!   heartbeats ([`routers::sticky`]).
 //! - [`gossip`]: Demers-style gossip — rumor mongering, anti-entropy, their simulation, and
 //!   the gossip `Replication` that wires them around a replica's core.
+//! - [`paxos`]: Multi-Paxos for the linearizable store — acceptor, proposer (elections,
+//!   recovery, batching, checkpoints) and the replica's log, each a state machine tested
+//!   alone and together over a simulated faulty network.
 //! - [`net`]: how processes reach each other — Hydro's channels, or our fail-stop transport
 //!   that survives a dead peer.
 //! - [`local`]: the Local architecture; [`replicated`]: N replicas, gossip, causal values;
@@ -64,6 +67,7 @@ pub mod lattice_core;
 pub mod linearizability;
 pub mod local;
 pub mod net;
+pub mod paxos;
 pub mod protocol;
 pub mod replicated;
 pub mod routers;
