@@ -147,9 +147,10 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
                 }
             }
             KVSOperation::Transaction(_) => (crate::lattice_core::transaction_at_core(), None),
-            KVSOperation::Add(..) | KVSOperation::Append(..) | KVSOperation::PutIf(..) => {
-                (crate::lattice_core::needs_one_copy(), None)
-            }
+            KVSOperation::Add(..)
+            | KVSOperation::Append(..)
+            | KVSOperation::PutIf(..)
+            | KVSOperation::Cas(..) => (crate::lattice_core::needs_one_copy(), None),
             KVSOperation::Flush(_) => (crate::lattice_core::flush_needs_one_copy(), None),
             // This replica's view: keys with a live version here.
             KVSOperation::Count(_) => {
@@ -395,7 +396,7 @@ mod tests {
         );
     }
 
-    /// INCR, APPEND and SET NX/XX on a replicated store would lose concurrent updates: they
+    /// INCR, APPEND, SET NX/XX and CAS on a replicated store would lose concurrent updates: they
     /// are refused with an error that says why.
     #[test]
     fn read_modify_write_commands_are_refused_with_the_reason() {
@@ -404,6 +405,7 @@ mod tests {
             KVSOperation::Add(k(), 1),
             KVSOperation::Append(k(), "x"),
             KVSOperation::PutIf(k(), "x", crate::protocol::Presence::Absent),
+            KVSOperation::Cas(k(), "x", "y"),
         ] {
             assert!(matches!(
                 result(&mut r0, req(op)),

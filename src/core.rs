@@ -180,6 +180,15 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
                 self.store.clear();
                 (Some(reply_to.respond(KVSResult::Ok)), None)
             }
+            KVSOperation::Cas(key, expected, new) => {
+                let matches = self
+                    .live(&key)
+                    .is_some_and(|held| held.bytes() == expected.bytes());
+                if !matches {
+                    return (Some(reply_to.respond(KVSResult::Integer(0))), None);
+                }
+                self.write(reply_to, key, new, KVSResult::Integer(1))
+            }
             KVSOperation::PutIf(key, value, presence) => {
                 let present = self.live(&key).is_some();
                 if present != (presence == Presence::Present) {
@@ -530,6 +539,26 @@ mod tests {
         assert_eq!(
             run(&mut s, KVSOperation::Get(key())),
             KVSResult::Value(text("w"))
+        );
+    }
+
+    #[test]
+    fn cas_swaps_only_the_expected_value() {
+        let mut s = LwwStore::<Bytes>::new(0);
+        let cas = |e: &str, n: &str| KVSOperation::Cas(text("k"), text(e), text(n));
+        // A missing key never matches, not even an empty expected value.
+        assert_eq!(run(&mut s, cas("", "a")), KVSResult::Integer(0));
+        assert_eq!(
+            run(&mut s, KVSOperation::Get(text("k"))),
+            KVSResult::NotFound
+        );
+        run(&mut s, KVSOperation::Put(text("k"), text("a")));
+        assert_eq!(run(&mut s, cas("b", "c")), KVSResult::Integer(0));
+        assert_eq!(run(&mut s, cas("a", "c")), KVSResult::Integer(1));
+        assert_eq!(run(&mut s, cas("a", "d")), KVSResult::Integer(0));
+        assert_eq!(
+            run(&mut s, KVSOperation::Get(text("k"))),
+            KVSResult::Value(text("c"))
         );
     }
 

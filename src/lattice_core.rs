@@ -222,9 +222,10 @@ impl<S: Merge<S> + Clone + Fingerprint> LatticeStore<S> {
                     KVSOperation::Transaction(_) => {
                         (Some(reply_to.respond(transaction_at_core())), None)
                     }
-                    KVSOperation::Add(..) | KVSOperation::Append(..) | KVSOperation::PutIf(..) => {
-                        (Some(reply_to.respond(needs_one_copy())), None)
-                    }
+                    KVSOperation::Add(..)
+                    | KVSOperation::Append(..)
+                    | KVSOperation::PutIf(..)
+                    | KVSOperation::Cas(..) => (Some(reply_to.respond(needs_one_copy())), None),
                     KVSOperation::Flush(_) => {
                         (Some(reply_to.respond(flush_needs_one_copy())), None)
                     }
@@ -315,7 +316,7 @@ fn run_transaction<V, S>(
 /// loses updates.
 pub fn needs_one_copy<V>() -> KVSResult<V> {
     KVSResult::Error(
-        "INCR, APPEND and SET NX/XX read a value and write what they computed: on a replicated \
+        "INCR, APPEND, SET NX/XX and CAS read a value and write what they computed: on a replicated \
          store two replicas would both read 5 and both write 6, losing an increment (a counter \
          lattice would not; it is not built yet). Use local or sharded"
             .into(),

@@ -227,22 +227,23 @@ enum Step {
     },
 }
 
-impl Step {
-    /// The state after this operation from `state`, if its recorded answer fits `state`.
-    fn apply(self, state: State) -> Option<State> {
-        match self {
-            Step::Get(read) => (read == state).then_some(state),
-            Step::Set(value) => Some(Some(value)),
-            Step::Cas {
-                expected,
-                new,
-                swapped,
-            } => {
-                let swaps = state == Some(expected);
-                match swapped {
-                    Some(answer) if answer != swaps => None,
-                    _ => Some(if swaps { Some(new) } else { state }),
-                }
+// Free functions rather than methods: Hydro's staged copy of this crate (compiled into each
+// deployed process) keeps no `impl` blocks of private types.
+
+/// The state after `step` from `state`, if its recorded answer fits `state`.
+fn apply(step: Step, state: State) -> Option<State> {
+    match step {
+        Step::Get(read) => (read == state).then_some(state),
+        Step::Set(value) => Some(Some(value)),
+        Step::Cas {
+            expected,
+            new,
+            swapped,
+        } => {
+            let swaps = state == Some(expected);
+            match swapped {
+                Some(answer) if answer != swaps => None,
+                _ => Some(if swaps { Some(new) } else { state }),
             }
         }
     }
@@ -259,13 +260,14 @@ struct Event {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct OpSet(Vec<u64>);
 
-impl OpSet {
-    fn new(n: usize) -> Self {
-        OpSet(vec![0; n.div_ceil(64)])
-    }
-    fn flip(&mut self, op: usize) {
-        self.0[op / 64] ^= 1 << (op % 64);
-    }
+/// No operations, of `n`.
+fn no_ops(n: usize) -> OpSet {
+    OpSet(vec![0; n.div_ceil(64)])
+}
+
+/// Adds `op` to `set`, or removes it.
+fn flip(set: &mut OpSet, op: usize) {
+    set.0[op / 64] ^= 1 << (op % 64);
 }
 
 /// What the search concluded about one register.
@@ -361,7 +363,7 @@ where
     };
 
     let mut state: State = None;
-    let mut linearized = OpSet::new(ops.len());
+    let mut linearized = no_ops(ops.len());
     let mut seen: HashSet<(OpSet, State)> = HashSet::new();
     // Each choice made: the call event linearized and the state before it.
     let mut stack: Vec<(usize, State)> = Vec::new();
@@ -379,9 +381,9 @@ where
         }
         let event = events[entry];
         if event.is_call {
-            if let Some(after) = steps[event.op].apply(state) {
+            if let Some(after) = apply(steps[event.op], state) {
                 let mut with = linearized.clone();
-                with.flip(event.op);
+                flip(&mut with, event.op);
                 if seen.insert((with.clone(), after)) {
                     explored += 1;
                     stack.push((entry, state));
@@ -416,7 +418,7 @@ where
             let op = events[call].op;
             relink(&mut next, &mut prev, return_of[op]);
             relink(&mut next, &mut prev, call);
-            linearized.flip(op);
+            flip(&mut linearized, op);
             state = before;
             entry = next[call];
         }

@@ -53,6 +53,10 @@ pub enum KVSOperation<V> {
     /// `SET … NX` / `SET … XX` / `SETNX`: write only when the key is missing / present;
     /// answers `Ok` when written, `NotFound` when not.
     PutIf(Key, V, Presence),
+    /// `CAS key expected new`: write `new` only if the key holds exactly `expected` (a
+    /// missing key never matches); answers `Integer(1)` when written, `Integer(0)` when not.
+    /// The register operation Maelstrom's lin-kv workload and the linearizability checker use.
+    Cas(Key, V, V),
     /// `DBSIZE`, for one shard: how many live keys the member serving it holds.
     Count(u32),
     /// `SCAN` / `KEYS`, for one shard: up to `count` of its keys at or after scan position
@@ -103,7 +107,8 @@ impl<V> KVSOperation<V> {
             | KVSOperation::PutAt(_, k, _)
             | KVSOperation::Add(k, _)
             | KVSOperation::Append(k, _)
-            | KVSOperation::PutIf(k, _, _) => k,
+            | KVSOperation::PutIf(k, _, _)
+            | KVSOperation::Cas(k, _, _) => k,
             KVSOperation::Count(_) | KVSOperation::Scan { .. } | KVSOperation::Flush(_) => &NO_KEY,
         }
     }

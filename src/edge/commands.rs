@@ -203,7 +203,9 @@ pub fn plan(cmd: Command, session: &mut Session, settings: &Settings) -> Plan {
         b"quit" => Plan::ReplyAndClose(Reply::simple("OK")),
         b"get" | b"set" | b"del" | b"exists" | b"mget" | b"mset" | b"getctx" | b"setctx"
         | b"replicaget" | b"replicaset" | b"getset" | b"getdel" | b"type" | b"strlen"
-        | b"setnx" | b"incr" | b"decr" | b"incrby" | b"decrby" | b"append" => data(name, cmd.args),
+        | b"setnx" | b"incr" | b"decr" | b"incrby" | b"decrby" | b"append" | b"cas" => {
+            data(name, cmd.args)
+        }
         b"dbsize" | b"keys" | b"scan" | b"flushdb" | b"flushall" => {
             keyspace(name, args, settings.shards.layout().shards)
         }
@@ -524,6 +526,13 @@ fn data(name: &[u8], all: Args) -> Plan {
                     None => Plan::Reply(Reply::err("value is not an integer or out of range")),
                 }
             }
+            _ => wrong_arity(name),
+        },
+        b"cas" if n == 3 => match (two(), args.next()) {
+            ((Some(key), Some(expected)), Some(new)) => Plan::Store(
+                smallvec![KVSOperation::Cas(key, expected, new)],
+                Assemble::Integer,
+            ),
             _ => wrong_arity(name),
         },
         b"append" if n == 2 => match two() {
@@ -904,6 +913,7 @@ pub const COMMANDS: &[&str] = &[
     "incrby",
     "decrby",
     "append",
+    "cas",
     "dbsize",
     "keys",
     "scan",
@@ -1758,6 +1768,17 @@ mod tests {
                 Plan::Reply(Reply::Error(e)) if e.contains("not an integer")
             ));
         }
+        assert_eq!(
+            plan_words(&["CAS", "k", "old", "new"]),
+            one(
+                KVSOperation::Cas(b("k"), b("old"), b("new")),
+                Assemble::Integer
+            )
+        );
+        assert!(matches!(
+            plan_words(&["CAS", "k", "old"]),
+            Plan::Reply(Reply::Error(e)) if e.contains("wrong number of arguments")
+        ));
         assert_eq!(
             plan_words(&["APPEND", "k", "v"]),
             one(KVSOperation::Append(b("k"), b("v")), Assemble::Integer)

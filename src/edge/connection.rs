@@ -301,6 +301,14 @@ mod tests {
                 store.clear();
                 KVSResult::Ok
             }
+            KVSOperation::Cas(k, expected, new) => {
+                if store.get(&k) == Some(&expected) {
+                    store.insert(k, new);
+                    KVSResult::Integer(1)
+                } else {
+                    KVSResult::Integer(0)
+                }
+            }
             KVSOperation::PutIf(k, v, presence) => {
                 if store.contains_key(&k) == (presence == crate::protocol::Presence::Present) {
                     store.insert(k, v);
@@ -554,6 +562,7 @@ mod tests {
             1 => (key.clone(), word.clone()).prop_map(move |(k, v)| multibulk(vec![b"APPEND".to_vec(), k.into(), v])),
             1 => (key.clone(), word.clone()).prop_map(move |(k, v)| multibulk(vec![b"SET".to_vec(), k.into(), v, b"NX".to_vec()])),
             1 => (key.clone(), word.clone()).prop_map(move |(k, v)| multibulk(vec![b"GETSET".to_vec(), k.into(), v])),
+            1 => (key.clone(), word.clone(), word.clone()).prop_map(move |(k, e, v)| multibulk(vec![b"CAS".to_vec(), k.into(), e, v])),
             1 => Just(b"EXEC\r\n".to_vec()),
             1 => Just(b"DISCARD\r\n".to_vec()),
             1 => Just(b"HELLO 2\r\n".to_vec()),

@@ -139,6 +139,3 @@ pub enum FromAcceptor<C> {
         slot: Slot,
     },
 }
-
-#[cfg(test)]
-mod simulation;

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
+pub mod history;
 pub mod redis_client;
 
 /// How long the first start may take: it builds the store's process (about a minute here).

@@ -2,17 +2,21 @@
 //! messages, with proposers, an acceptor and a replica crashing, elections driven by random
 //! timeouts, and clients that retry: the protocol's safety and liveness checked over many
 //! seeded runs, without Hydro (the dataflow that carries these messages is tested apart).
+//!
+//! (An integration test rather than a module of `src/paxos`: Hydro compiles a staged copy of
+//! the library, test modules included, into every simulated and deployed process, and that
+//! copy keeps no `impl` blocks of private types such as this file's `World`.)
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
-use super::acceptor::Acceptor;
-use super::log::ReplicaLog;
-use super::proposer::{Event, Output, Proposer, Settings};
-use super::{Entry, Ordered, Slot, ToAcceptor};
-use crate::gossip::rng::Rng;
-use crate::protocol::{KVSOperation, KVSRequest};
+use kvs_zoo::gossip::rng::Rng;
+use kvs_zoo::paxos::acceptor::Acceptor;
+use kvs_zoo::paxos::log::ReplicaLog;
+use kvs_zoo::paxos::proposer::{Event, Output, Proposer, Settings};
+use kvs_zoo::paxos::{Entry, Ordered, Slot, ToAcceptor};
+use kvs_zoo::protocol::{KVSOperation, KVSRequest};
 
 type Command = Ordered<Bytes>;
 
