@@ -65,6 +65,7 @@ pub mod keyspace;
 pub mod kvs_core;
 pub mod lattice_core;
 pub mod linearizability;
+pub mod linearizable;
 pub mod local;
 pub mod net;
 pub mod paxos;

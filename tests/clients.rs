@@ -123,3 +123,8 @@ fn clients_work_against_sharded() {
 fn clients_work_against_sharded_replicated() {
     every_client_against("sharded-replicated");
 }
+
+#[test]
+fn clients_work_against_linearizable() {
+    every_client_against("linearizable");
+}

@@ -5,6 +5,7 @@
 //! kvs-zoo serve replicated [--replicas 3] [--gossip-interval 50ms] …
 //! kvs-zoo serve sharded [--shards 3] [--virtual-nodes 512]
 //! kvs-zoo serve sharded-replicated [--shards 3] [--replicas 3] [--gossip-interval 50ms] …
+//! kvs-zoo serve linearizable [--f 1]
 //! ```
 //!
 //! `kvs-zoo serve --help` lists every option.
@@ -19,6 +20,7 @@ use kvs_zoo::edge::auth::Password;
 use kvs_zoo::edge::config::FrontConfig;
 use kvs_zoo::gossip::flow::GossipSettings;
 use kvs_zoo::gossip::rumor::{Feedback, LossOfInterest};
+use kvs_zoo::linearizable::Linearizable;
 use kvs_zoo::local::Local;
 use kvs_zoo::replicated::Replicated;
 use kvs_zoo::sharded::Sharded;
@@ -32,6 +34,8 @@ architectures:
   replicated                  N replicas, gossip, causal values (siblings)
   sharded                     S shards on a consistent-hash ring, last-writer-wins
   sharded-replicated          S shards of R replicas, gossip inside each shard
+  linearizable                Multi-Paxos orders every operation; 2f+1 proposers,
+                              acceptors and replicas
 
 options:
   --port <P>                  TCP port to listen on (default 6379)
@@ -47,6 +51,8 @@ options:
 sharded, sharded-replicated:
   --shards <S>                how many shards (default 3, at most 256)
   --virtual-nodes <V>         points per shard on the hash ring (default 512)
+linearizable:
+  --f <F>                     failures tolerated (default 1: 3 of each role; at most 3)
 replicated, sharded-replicated:
   --replicas <N>              how many replicas (per shard; default 3)
   --gossip-interval <T>       how often replicas push hot rumors (default 50ms)
@@ -69,7 +75,17 @@ Build with --release for benchmarks: the store's processes are then built optimi
 const MAX_SHARDS: u32 = 1 << (64 - kvs_zoo::keyspace::POSITION_BITS);
 
 /// The architectures `serve` knows.
-const ARCHITECTURES: &[&str] = &["local", "replicated", "sharded", "sharded-replicated"];
+const ARCHITECTURES: &[&str] = &[
+    "local",
+    "replicated",
+    "sharded",
+    "sharded-replicated",
+    "linearizable",
+];
+
+/// The most failures `--f` may ask the linearizable store to tolerate: 2f + 1 processes of
+/// each role, 22 processes at f = 3, already more than a laptop runs comfortably.
+const MAX_F: u32 = 3;
 
 /// What the command line asked for.
 struct ServeArgs {
@@ -82,6 +98,8 @@ struct ServeArgs {
     virtual_nodes: u32,
     /// How replicas gossip, for the replicated architectures.
     gossip: GossipSettings,
+    /// Failures tolerated, for the linearizable architecture.
+    f: u32,
     verbose: bool,
 }
 
@@ -98,6 +116,10 @@ impl ServeArgs {
             shards: self.shards,
             virtual_nodes: self.virtual_nodes,
         }
+    }
+
+    fn linearizable(&self) -> Linearizable {
+        Linearizable { f: self.f }
     }
 
     fn sharded_replicated(&self) -> ShardedReplicated {
@@ -126,6 +148,9 @@ fn takes_option(architecture: &str, flag: &str) -> bool {
     if replicated.iter().any(|p| flag.starts_with(p)) {
         return architecture.ends_with("replicated");
     }
+    if flag == "--f" {
+        return architecture == "linearizable";
+    }
     true
 }
 
@@ -153,6 +178,7 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
         (defaults.replicas, defaults.shards, defaults.virtual_nodes);
     let mut gossip = defaults.gossip;
     let mut verbose = false;
+    let mut f = Linearizable::default().f;
     let (mut port, mut bind) = (6379u16, "127.0.0.1".to_string());
     while let Some(flag) = it.next() {
         match flag.as_str() {
@@ -187,6 +213,12 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
                 }
             }
             "--virtual-nodes" => virtual_nodes = positive_u32()?,
+            "--f" => {
+                f = positive_u32()?;
+                if f > MAX_F {
+                    return Err(format!("--f is at most {MAX_F}"));
+                }
+            }
             "--gossip-interval" => gossip.interval = parse_duration(value).ok_or_else(bad)?,
             "--anti-entropy-interval" => {
                 gossip.anti_entropy_interval = parse_duration(value).ok_or_else(bad)?
@@ -247,6 +279,7 @@ fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
         shards,
         virtual_nodes,
         gossip,
+        f,
         verbose,
     }))
 }
@@ -345,6 +378,9 @@ async fn run() -> ExitCode {
         "sharded" => kvs_zoo::demo::serve(serve.sharded(), hosts, serve.front, deployment).await,
         "sharded-replicated" => {
             kvs_zoo::demo::serve(serve.sharded_replicated(), hosts, serve.front, deployment).await
+        }
+        "linearizable" => {
+            kvs_zoo::demo::serve(serve.linearizable(), hosts, serve.front, deployment).await
         }
         other => unreachable!("parse accepts only known architectures, not '{other}'"),
     };
@@ -482,6 +518,14 @@ mod tests {
     }
 
     #[test]
+    fn linearizable_options() {
+        let serve = parse_words("serve linearizable").unwrap().unwrap();
+        assert_eq!(serve.linearizable(), Linearizable::default());
+        let serve = parse_words("serve linearizable --f 2").unwrap().unwrap();
+        assert_eq!(serve.linearizable(), Linearizable { f: 2 });
+    }
+
+    #[test]
     fn bad_command_lines_are_explained() {
         for (words, error) in [
             ("", "missing command"),
@@ -490,7 +534,7 @@ mod tests {
             (
                 "serve paxos",
                 "unknown architecture 'paxos' (available: local, replicated, sharded, \
-                 sharded-replicated)",
+                 sharded-replicated, linearizable)",
             ),
             (
                 "serve local --replicas 3",
@@ -505,6 +549,16 @@ mod tests {
                 "--shards is not an option of 'replicated' (see --help)",
             ),
             ("serve sharded --shards 0", "bad --shards '0'"),
+            ("serve linearizable --f 4", "--f is at most 3"),
+            ("serve linearizable --f 0", "bad --f '0'"),
+            (
+                "serve local --f 1",
+                "--f is not an option of 'local' (see --help)",
+            ),
+            (
+                "serve linearizable --replicas 3",
+                "--replicas is not an option of 'linearizable' (see --help)",
+            ),
             ("serve sharded --shards 257", "--shards is at most 256"),
             ("serve replicated --replicas 0", "bad --replicas '0'"),
             (

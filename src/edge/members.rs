@@ -29,6 +29,25 @@ pub fn publish(role: &'static str, member: u32, alive: bool, beat: Beat) {
     members.insert((role, member), Status { alive, beat });
 }
 
+/// The Multi-Paxos leader as the proxy last learned it: (proposer, ballot round).
+static LEADER: Mutex<Option<(u32, u64)>> = Mutex::new(None);
+
+/// Records the linearizable store's leader, as the proxy learned it from a heartbeat.
+pub fn publish_leader(proposer: u32, round: u64) {
+    *LEADER.lock().unwrap_or_else(|e| e.into_inner()) = Some((proposer, round));
+}
+
+/// The `# Paxos` section (`leader:<proposer id>`, `ballot:<round>.<proposer id>`), for
+/// architectures ordered by Multi-Paxos; `leader:none` until a leader is heard from.
+pub fn paxos_section() -> String {
+    match *LEADER.lock().unwrap_or_else(|e| e.into_inner()) {
+        Some((leader, round)) => {
+            format!("# Paxos\r\nleader:{leader}\r\nballot:{round}.{leader}\r\n")
+        }
+        None => "# Paxos\r\nleader:none\r\n".to_string(),
+    }
+}
+
 /// The `# Members` section: one line per member,
 /// `<role><id>:state=<alive|suspected>,pid=<pid>,gossip_sent=<messages>` (as Redis writes
 /// `slave0:ip=…,state=online`), or `None` for an architecture without members beyond the proxy.

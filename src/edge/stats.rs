@@ -30,7 +30,7 @@ pub struct Stats {
 }
 
 /// Which `INFO` sections exist, in Redis's order.
-const SECTIONS: &[&str] = &["server", "clients", "stats", "members", "ring"];
+const SECTIONS: &[&str] = &["server", "clients", "stats", "members", "ring", "paxos"];
 
 impl Stats {
     /// Fresh counters, started now.
@@ -109,6 +109,11 @@ impl Stats {
             if matches!(*section, "members" | "ring") && !clustered {
                 continue;
             }
+            // The linearizable store has a leader and no ring; the others the other way round.
+            let ordered = config.architecture == "linearizable";
+            if (*section == "paxos" && !ordered) || (*section == "ring" && ordered) {
+                continue;
+            }
             if !out.is_empty() {
                 out.push_str("\r\n");
             }
@@ -136,6 +141,7 @@ impl Stats {
                 }
                 "members" => out.write_str(&members.take().unwrap_or_default()),
                 "ring" => out.write_str(&config.commands.shards.info_section()),
+                "paxos" => out.write_str(&crate::edge::members::paxos_section()),
                 "clients" => write!(
                     out,
                     "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n",

@@ -46,10 +46,27 @@ pub mod channel {
     pub const REQUESTS: u8 = 1;
     /// Responses, replica to proxy.
     pub const RESPONSES: u8 = 2;
-    /// Heartbeats, replica to proxy.
+    /// Heartbeats, replica to proxy (liveness beats of the linearizable store's replicas
+    /// too).
     pub const HEARTBEATS: u8 = 3;
     /// Gossip, replica to replica.
     pub const GOSSIP: u8 = 4;
+    /// Requests to be ordered: proxy to proposer, follower to leader (Multi-Paxos).
+    pub const ORDER: u8 = 5;
+    /// Prepare and accept, proposer to acceptor.
+    pub const TO_ACCEPTOR: u8 = 6;
+    /// Promise and accepted, acceptor to proposer.
+    pub const FROM_ACCEPTOR: u8 = 7;
+    /// The leader's heartbeats, to proposers and to the proxy.
+    pub const LEADER: u8 = 8;
+    /// Decided slots, proposer to replica.
+    pub const DECIDED: u8 = 9;
+    /// A replica's progress through the log, to proposers.
+    pub const APPLIED: u8 = 10;
+    /// Proposers' liveness beats, to the proxy.
+    pub const PROPOSER_BEATS: u8 = 11;
+    /// Acceptors' liveness beats, to the proxy.
+    pub const ACCEPTOR_BEATS: u8 = 12;
 }
 
 /// A process of the deployment: its role and its member id in that role.

@@ -29,6 +29,8 @@
 //! ([`proposer::Event::ElectionTimeout`]), so tests drive them by hand.
 
 pub mod acceptor;
+pub mod client;
+pub mod flow;
 pub mod log;
 pub mod proposer;
 

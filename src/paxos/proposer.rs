@@ -142,6 +142,8 @@ struct Progress {
     silent: u32,
     /// Whether it reported at all.
     reported: bool,
+    /// Whether it was told it fell behind (once is enough).
+    told_behind: bool,
 }
 
 /// One proposer's state (see the module docs).
@@ -191,6 +193,7 @@ impl<C: Clone> Proposer<C> {
                         next: 0,
                         silent: 0,
                         reported: false,
+                        told_behind: false,
                     };
                     (r, fresh)
                 })
@@ -466,6 +469,7 @@ impl<C: Clone> Proposer<C> {
     }
 
     fn applied(&mut self, replica: u32, next: Slot, out: &mut Vec<Output<C>>) {
+        let (leading, checkpoint) = (self.is_leader(), self.checkpoint);
         let Some(progress) = self.replicas.get_mut(&replica) else {
             return; // not a replica of this deployment
         };
@@ -474,14 +478,15 @@ impl<C: Clone> Proposer<C> {
         progress.next = progress.next.max(next);
         progress.silent = 0;
         progress.reported = true;
-        let furthest = progress.next;
-        // No progress since its last report while this leader holds decided slots it lacks:
-        // the decision messages were lost; send them again (a bounded number at a time).
-        if furthest < self.checkpoint {
-            if self.is_leader() {
-                out.push(Output::Behind(replica, self.checkpoint));
+        if progress.next < checkpoint {
+            // The slots it lacks are forgotten: say so, once.
+            if leading && !std::mem::replace(&mut progress.told_behind, true) {
+                out.push(Output::Behind(replica, checkpoint));
             }
-        } else if stuck && self.is_leader() {
+        } else if stuck && leading {
+            // No progress since its last report while this leader holds decided slots it
+            // lacks: the decision messages were lost; send them again (a bounded number at a
+            // time).
             out.extend(
                 self.decided
                     .range(next..)

@@ -29,6 +29,17 @@ pub struct Workload {
 
 /// Records `workload` against the store at `url`: every client's operations, together.
 pub fn record(url: &str, workload: Workload, seed: u64) -> History {
+    record_while(url, workload, seed, |_| ())
+}
+
+/// [`record`], while `meanwhile` runs on this thread (killing a process, say); it gets the
+/// instant the history's times count from.
+pub fn record_while(
+    url: &str,
+    workload: Workload,
+    seed: u64,
+    meanwhile: impl FnOnce(Instant),
+) -> History {
     let start = Instant::now();
     let clients: Vec<_> = (0..workload.clients)
         .map(|client| {
@@ -36,10 +47,37 @@ pub fn record(url: &str, workload: Workload, seed: u64) -> History {
             std::thread::spawn(move || run_client(&url, workload, client, seed, start))
         })
         .collect();
+    meanwhile(start);
     clients
         .into_iter()
         .flat_map(|c| c.join().expect("a client thread"))
         .collect()
+}
+
+/// Checks `history`, prints what was checked, and fails on a violation. Returns the number of
+/// indeterminate operations.
+pub fn assert_linearizable(name: &str, history: &History) -> usize {
+    let unknown = history
+        .iter()
+        .filter(|op| op.outcome == Outcome::Unknown)
+        .count();
+    let swapped = history
+        .iter()
+        .filter(|op| op.outcome == Outcome::Swapped(true))
+        .count();
+    let report = kvs_zoo::linearizability::check(history);
+    println!(
+        "{name}: {} operations on {} keys ({unknown} indeterminate, {swapped} successful CAS) \
+         checked in {:?}, {} configurations explored",
+        report.operations, report.keys, report.elapsed, report.explored
+    );
+    // The workload must exercise CAS both ways, or the check proves little about it.
+    assert!(swapped > 0, "{name}: no CAS ever swapped");
+    if let Some(violation) = &report.violation {
+        panic!("{name}: {violation}");
+    }
+    assert!(report.is_linearizable(), "{name}: {report:?}");
+    unknown
 }
 
 fn open(url: &str, timeout: Duration) -> Option<Connection> {

@@ -1,0 +1,204 @@
+//! `kvs-zoo serve linearizable` as users see it: the everyday commands through the log,
+//! `CAS`, who leads, `redis-benchmark`; histories of concurrent clients checked for
+//! linearizability with no fault, with the leader killed and with an acceptor killed.
+
+mod support;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use redis::{Commands, Connection};
+use support::Server;
+use support::history::{Workload, assert_linearizable, record, record_while};
+use support::redis_client::{
+    Shared, benchmark_completes, connect, kill_9, shared_url, stop_shared,
+};
+
+static SHARED: Shared = Shared::new();
+
+/// Held by each recorded history: they run one at a time, so that a history's timing is its
+/// own store's, not the load of the other tests on a 2-core machine.
+static ONE_HISTORY_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_HISTORY_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+fn shared() -> String {
+    shared_url(&SHARED, "linearizable", &[])
+}
+
+#[ctor::dtor]
+fn stop() {
+    stop_shared(&SHARED);
+}
+
+const WORKLOAD: Workload = Workload {
+    clients: 5,
+    operations: 400,
+    keys: 3,
+    timeout: Duration::from_secs(10),
+};
+
+/// The leader the proxy believes in, from `INFO paxos`, once there is one.
+fn leader(con: &mut Connection) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info: String = redis::cmd("INFO").arg("paxos").query(con).unwrap();
+        if let Some(leader) = info
+            .lines()
+            .find_map(|l| l.strip_prefix("leader:"))
+            .and_then(|l| l.trim().parse().ok())
+        {
+            return leader;
+        }
+        assert!(Instant::now() < deadline, "no leader: {info}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn writes_reads_and_deletes_go_through_the_log() {
+    let mut con = connect(&shared());
+    let () = con.set("lin:a", "1").unwrap();
+    let got: Option<String> = con.get("lin:a").unwrap();
+    assert_eq!(got.as_deref(), Some("1"));
+    let removed: usize = con.del("lin:a").unwrap();
+    assert_eq!(removed, 1);
+    let got: Option<String> = con.get("lin:a").unwrap();
+    assert_eq!(got, None);
+}
+
+#[test]
+fn cas_swaps_only_from_the_expected_value() {
+    let mut con = connect(&shared());
+    let cas = |con: &mut Connection, expected: &str, new: &str| -> i64 {
+        redis::cmd("CAS")
+            .arg("lin:cas")
+            .arg(expected)
+            .arg(new)
+            .query(con)
+            .unwrap()
+    };
+    assert_eq!(cas(&mut con, "x", "y"), 0, "a missing key never matches");
+    let () = con.set("lin:cas", "x").unwrap();
+    assert_eq!(cas(&mut con, "x", "y"), 1);
+    assert_eq!(cas(&mut con, "x", "z"), 0);
+    let got: String = con.get("lin:cas").unwrap();
+    assert_eq!(got, "y");
+}
+
+#[test]
+fn counters_and_transactions_are_atomic() {
+    let url = shared();
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut con = connect(&url);
+                for _ in 0..100 {
+                    let _: i64 = con.incr("lin:counter", 1).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let mut con = connect(&url);
+    let total: i64 = con.get("lin:counter").unwrap();
+    assert_eq!(total, 400);
+    let (a, b): (String, String) = redis::pipe()
+        .atomic()
+        .set("lin:t1", "one")
+        .ignore()
+        .set("lin:t2", "two")
+        .ignore()
+        .get("lin:t1")
+        .get("lin:t2")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!((a.as_str(), b.as_str()), ("one", "two"));
+}
+
+#[test]
+fn info_names_the_leader_and_every_member() {
+    let mut con = connect(&shared());
+    assert!(leader(&mut con) < 3);
+    let info: String = redis::cmd("INFO").arg("members").query(&mut con).unwrap();
+    let members: Vec<_> = info
+        .lines()
+        .filter_map(kvs_zoo::edge::members::parse_line)
+        .collect();
+    for role in ["proposer", "acceptor", "replica"] {
+        let alive = members
+            .iter()
+            .filter(|m| m.role == role && m.alive && m.pid != 0)
+            .count();
+        assert_eq!(alive, 3, "{role}: {info}");
+    }
+}
+
+#[test]
+fn redis_benchmark_completes() {
+    benchmark_completes(&shared());
+}
+
+#[test]
+fn histories_without_faults_are_linearizable() {
+    let _alone = one_at_a_time();
+    let history = record(&shared(), WORKLOAD, 7);
+    assert_eq!(history.len(), 2_000);
+    assert_linearizable("linearizable, no fault", &history);
+}
+
+/// Kills `victim` (a role/member name) one second into a recorded history and checks the
+/// history; prints how long after the kill the next operation called after it completed.
+fn history_with_a_kill(name: &str, victim: impl FnOnce(&mut Connection, &Server) -> String) {
+    let _alone = one_at_a_time();
+    let server = Server::start("linearizable", &[]);
+    let mut con = connect(&server.url);
+    let _ = leader(&mut con);
+    let killed = victim(&mut con, &server);
+    let pid = server.pids[&killed];
+    let kill_at = Duration::from_secs(1);
+    let history = record_while(&server.url, WORKLOAD, 11, |start| {
+        std::thread::sleep(kill_at.saturating_sub(start.elapsed()));
+        kill_9(pid);
+    });
+    let kill_ns = kill_at.as_nanos() as u64;
+    let recovered = history
+        .iter()
+        .filter(|op| {
+            op.called >= kill_ns && op.outcome != kvs_zoo::linearizability::Outcome::Unknown
+        })
+        .map(|op| op.returned)
+        .min()
+        .expect("operations completed after the kill");
+    println!(
+        "{name}: killed {killed}; the first operation called after the kill completed {:?} \
+         later (election timeout {:?})",
+        Duration::from_nanos(recovered - kill_ns),
+        kvs_zoo::paxos::flow::ELECTION_EVERY
+    );
+    assert_linearizable(name, &history);
+    // The store still serves, and says who leads now.
+    let () = con.set("lin:after", "yes").unwrap();
+    let after = leader(&mut con);
+    println!("{name}: leader now proposer {after}");
+    server.stop();
+}
+
+#[test]
+fn histories_are_linearizable_when_the_leader_is_killed() {
+    history_with_a_kill("linearizable, leader killed", |con, _| {
+        format!("proposer/{}", leader(con))
+    });
+}
+
+#[test]
+fn histories_are_linearizable_when_an_acceptor_is_killed() {
+    history_with_a_kill("linearizable, acceptor killed", |_, _| "acceptor/1".into());
+}
