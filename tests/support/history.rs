@@ -5,6 +5,8 @@
 //! indeterminate, and the client reconnects.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kvs_zoo::gossip::rng::Rng;
@@ -32,22 +34,43 @@ pub fn record(url: &str, workload: Workload, seed: u64) -> History {
     record_while(url, workload, seed, |_| ())
 }
 
-/// [`record`], while `meanwhile` runs on this thread (killing a process, say); it gets the
-/// instant the history's times count from.
+/// How far a recording is, for what runs beside it.
+pub struct Progress {
+    /// The instant the history's times count from.
+    pub start: Instant,
+    completed: Arc<AtomicUsize>,
+}
+
+impl Progress {
+    /// Blocks until `n` operations have completed.
+    pub fn wait_for(&self, n: usize) {
+        while self.completed.load(Ordering::Relaxed) < n {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// [`record`], while `meanwhile` runs on this thread (killing a process, say) with the
+/// recording's [`Progress`].
 pub fn record_while(
     url: &str,
     workload: Workload,
     seed: u64,
-    meanwhile: impl FnOnce(Instant),
+    meanwhile: impl FnOnce(&Progress),
 ) -> History {
-    let start = Instant::now();
+    let progress = Progress {
+        start: Instant::now(),
+        completed: Arc::new(AtomicUsize::new(0)),
+    };
+    let start = progress.start;
     let clients: Vec<_> = (0..workload.clients)
         .map(|client| {
             let url = url.to_string();
-            std::thread::spawn(move || run_client(&url, workload, client, seed, start))
+            let completed = progress.completed.clone();
+            std::thread::spawn(move || run_client(&url, workload, client, seed, start, &completed))
         })
         .collect();
-    meanwhile(start);
+    meanwhile(&progress);
     clients
         .into_iter()
         .flat_map(|c| c.join().expect("a client thread"))
@@ -87,7 +110,14 @@ fn open(url: &str, timeout: Duration) -> Option<Connection> {
     Some(con)
 }
 
-fn run_client(url: &str, w: Workload, client: u32, seed: u64, start: Instant) -> History {
+fn run_client(
+    url: &str,
+    w: Workload,
+    client: u32,
+    seed: u64,
+    start: Instant,
+    completed: &AtomicUsize,
+) -> History {
     let mut rng = Rng::new(seed ^ (u64::from(client) << 32));
     let mut con = open(url, w.timeout);
     let mut history = Vec::with_capacity(w.operations as usize);
@@ -149,6 +179,7 @@ fn run_client(url: &str, w: Workload, client: u32, seed: u64, start: Instant) ->
             called,
             returned,
         });
+        completed.fetch_add(1, Ordering::Relaxed);
     }
     history
 }
