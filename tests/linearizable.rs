@@ -1,6 +1,7 @@
 //! `kvs-zoo serve linearizable` as users see it: the everyday commands through the log,
 //! `CAS`, who leads, `redis-benchmark`; histories of concurrent clients checked for
-//! linearizability with no fault, with the leader killed and with an acceptor killed.
+//! linearizability with no fault, with the leader killed, with an acceptor killed and with a
+//! replica killed.
 
 mod support;
 
@@ -203,4 +204,9 @@ fn histories_are_linearizable_when_the_leader_is_killed() {
 #[test]
 fn histories_are_linearizable_when_an_acceptor_is_killed() {
     history_with_a_kill("linearizable, acceptor killed", |_, _| "acceptor/1".into());
+}
+
+#[test]
+fn histories_are_linearizable_when_a_replica_is_killed() {
+    history_with_a_kill("linearizable, replica killed", |_, _| "replica/2".into());
 }

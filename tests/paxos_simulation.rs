@@ -367,3 +367,64 @@ fn one_value_per_slot_and_every_request_applied_once_despite_crashes_and_losses(
     let fell_behind = (0..runs).filter(|&seed| run(seed)).count();
     println!("{runs} runs; in {fell_behind} a slow replica was taken for dead and fell behind");
 }
+
+/// A long run without faults — 30,000 requests from three clients, 300 at a time, the timers
+/// firing between batches — printing how much of the log each role keeps as it grows: the
+/// acceptors and the leader forget the slots every replica has applied, and replicas forget
+/// the requests their clients have been answered for, so what they keep stays bounded by a
+/// batch's worth however long the log gets.
+#[test]
+fn memory_stays_bounded_over_a_long_run() {
+    let mut world = World::new(99);
+    world.loss = 0;
+    let (mut acceptors_peak, mut proposers_peak, mut replicas_peak) = (0, 0, 0);
+    for batch in 1..=100 {
+        for _ in 0..300 {
+            world.submit();
+        }
+        while !world.unanswered.is_empty() {
+            world.calm_round();
+            world.retry();
+        }
+        world.calm_round();
+        let acceptors = world.acceptors.iter().flatten().map(|a| a.kept()).max();
+        let proposers = world.proposers.iter().flatten().map(|p| p.kept()).max();
+        let replicas = world
+            .replicas
+            .iter()
+            .flatten()
+            .map(|(log, _)| log.remembered())
+            .max();
+        let (acceptors, proposers, replicas) = (
+            acceptors.unwrap_or(0),
+            proposers.unwrap_or(0),
+            replicas.unwrap_or(0),
+        );
+        acceptors_peak = acceptors_peak.max(acceptors);
+        proposers_peak = proposers_peak.max(proposers);
+        replicas_peak = replicas_peak.max(replicas);
+        if batch % 10 == 0 {
+            println!(
+                "{:>6} requests, log {:>5} slots: acceptors keep {acceptors:>3} slots, the \
+                 leader {proposers:>3}, replicas remember {replicas:>3} requests",
+                world.submitted,
+                world.decided.len()
+            );
+        }
+    }
+    assert_eq!(world.submitted, 30_000);
+    // A batch of 300 requests fills at most 300 slots; nothing keeps more than two batches.
+    assert!(
+        acceptors_peak <= 600,
+        "acceptors kept {acceptors_peak} slots"
+    );
+    assert!(
+        proposers_peak <= 600,
+        "the leader kept {proposers_peak} slots"
+    );
+    assert!(
+        replicas_peak <= 600,
+        "replicas remembered {replicas_peak} requests"
+    );
+    assert!(world.decided.len() > 5 * 600, "the log outgrew every bound");
+}

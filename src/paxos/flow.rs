@@ -202,8 +202,12 @@ pub fn acceptor<'a, A: 'a>(acceptors: &Cluster<'a, A>) {
     report_alive(acceptors, crate::net::channel::ACCEPTOR_BEATS);
 }
 
-/// Every [`REPORT_EVERY`], the member tells the proxy it lives (and its pid) on `channel`.
-fn report_alive<'a, C: 'a>(members: &Cluster<'a, C>, channel: u8) {
+/// Every [`REPORT_EVERY`], each member tells the proxy it lives (and its pid) on `channel`.
+///
+/// (Public, as every function with quoted code must be: Hydro re-exports public functions
+/// into the staged copy of this crate it compiles, and copies private ones, whose `crate::`
+/// paths then name the wrong crate.)
+pub fn report_alive<'a, C: 'a>(members: &Cluster<'a, C>, channel: u8) {
     members
         .source_interval(q!(crate::paxos::flow::REPORT_EVERY))
         .for_each(q!(move |_| crate::net::send_to(
