@@ -72,13 +72,13 @@ cpu_ticks() {
 }
 TICKS=$(getconf CLK_TCK)
 
-# Prints "<test> <requests per second>" for each test of one redis-benchmark run, then
-# "CPU <server microseconds per request>" for the whole run.
+# Prints "<test> <requests per second> <p50 ms> <p99 ms>" for each test of one
+# redis-benchmark run, then "CPU <server microseconds per request>" for the whole run.
 run() {
   local port=$1 pid=$2; shift 2
   local before after
   before=$(cpu_ticks "$pid")
-  redis-benchmark -p "$port" -t get,set -n "$N" --csv "$@" | tail -n +2 | tr -d '"' | awk -F, '{print $1, $2}'
+  redis-benchmark -p "$port" -t get,set -n "$N" --csv "$@" | tail -n +2 | tr -d '"' | awk -F, '{print $1, $2, $5, $7}'
   after=$(cpu_ticks "$pid")
   awk -v a="$before" -v b="$after" -v t="$TICKS" -v n="$N" 'BEGIN { printf "CPU %.3f\n", (b - a) / t * 1e6 / (2 * n) }'
 }
@@ -87,7 +87,8 @@ run() {
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "== $ROUNDS rounds of -n $N per configuration; medians" >&2
-printf '%-14s %-5s %12s %12s %7s\n' "clients" "test" "kvs-zoo" "redis" "ratio"
+printf '%-14s %-5s %12s %12s %7s   %-17s %-17s\n' "clients" "test" "kvs-zoo" "redis" "ratio" \
+  "kvs-zoo p50/p99" "redis p50/p99 (ms)"
 cpu_lines=()
 IFS=';' read -r -a configs <<<"$CONFIGS"
 for opts in "${configs[@]}"; do
@@ -102,7 +103,12 @@ for opts in "${configs[@]}"; do
     ours=$(awk -v t="$test" '$1==t {print $2}' <<<"$zoo" | median)
     theirs=$(awk -v t="$test" '$1==t {print $2}' <<<"$red" | median)
     ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", a / b }')
-    printf '%-14s %-5s %12.0f %12.0f %6sx\n' "$opts" "$test" "$ours" "$theirs" "$ratio"
+    # Latency percentiles: the median of each over the rounds.
+    pct() { awk -v t="$test" -v c="$2" '$1==t {print $c}' <<<"$1" | median; }
+    latency_ours="$(pct "$zoo" 3)/$(pct "$zoo" 4)"
+    latency_theirs="$(pct "$red" 3)/$(pct "$red" 4)"
+    printf '%-14s %-5s %12.0f %12.0f %6sx   %-17s %-17s\n' "$opts" "$test" "$ours" "$theirs" \
+      "$ratio" "$latency_ours" "$latency_theirs"
   done
   ours=$(awk '$1=="CPU" {print $2}' <<<"$zoo" | median)
   theirs=$(awk '$1=="CPU" {print $2}' <<<"$red" | median)

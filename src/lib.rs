@@ -23,13 +23,14 @@
 //! - [`gossip`]: Demers-style gossip — rumor mongering, anti-entropy, their simulation, and
 //!   the gossip `Replication` that wires them around a replica's core.
 //! - [`paxos`]: Multi-Paxos for the linearizable store — acceptor, proposer (elections,
-//!   recovery, batching, checkpoints) and the replica's log, each a state machine tested
-//!   alone and together over a simulated faulty network.
+//!   recovery, batching, checkpoints), the replica's log and the proxy's client, each a state
+//!   machine tested alone and together over a simulated faulty network, and their dataflows
+//!   ([`paxos::flow`]: the `PaxosRouter` ordering stage).
 //! - [`net`]: how processes reach each other — Hydro's channels, or our fail-stop transport
 //!   that survives a dead peer.
 //! - [`local`]: the Local architecture; [`replicated`]: N replicas, gossip, causal values;
 //!   [`sharded`]: S shards on a consistent-hash ring; [`sharded_replicated`]: S shards of R
-//!   gossiping replicas.
+//!   gossiping replicas; [`linearizable`]: every operation ordered by Multi-Paxos.
 //! - [`demo`]: deploying an architecture with hydro_deploy (`run_kvs_demo`, `serve`);
 //!   [`console`] keeps hydro_deploy's build chatter off the terminal unless `--verbose`;
 //!   [`examples_support`] has demo helpers.
