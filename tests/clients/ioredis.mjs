@@ -38,4 +38,30 @@ check(
   await redis.multi().set('{io}:t1', 'a').set('{io}:t2', 'b').mget('{io}:t1', '{io}:t2').exec(),
   [[null, 'OK'], [null, 'OK'], [null, ['a', 'b']]],
 );
+// Counters: atomic where one copy (or one log) holds the key; refused, with the reason, where
+// replicas accept writes independently.
+const atomic = ['local', 'sharded', 'linearizable'].includes(process.env.KVS_ARCH);
+if (atomic) {
+  check('incr', await redis.incr('io:n'), 1);
+  check('incrby', await redis.incrby('io:n', 10), 11);
+  check('decr', await redis.decr('io:n'), 10);
+} else {
+  try {
+    await redis.incr('io:n');
+    check('incr refused', 'answered', 'refused');
+  } catch (err) {
+    check('incr refused', String(err).includes('losing an increment'), true);
+  }
+}
+// The keyspace: SCAN by hand, following the cursor (across shards) until it comes back 0.
+await redis.mset({ 'io:scan:a': '1', 'io:scan:b': '2', 'io:scan:c': '3' });
+const scanned = [];
+let cursor = '0';
+do {
+  const [next, keys] = await redis.scan(cursor, 'MATCH', 'io:scan:*', 'COUNT', 2);
+  scanned.push(...keys);
+  cursor = next;
+} while (cursor !== '0');
+check('scan', scanned.sort(), ['io:scan:a', 'io:scan:b', 'io:scan:c']);
+check('keys', (await redis.keys('io:scan:*')).sort(), scanned);
 redis.disconnect();

@@ -45,4 +45,27 @@ check(
   await client.multi().set('{node}:t1', 'a').set('{node}:t2', 'b').mGet(['{node}:t1', '{node}:t2']).exec(),
   ['OK', 'OK', ['a', 'b']],
 );
+// Counters: atomic where one copy (or one log) holds the key; refused, with the reason, where
+// replicas accept writes independently.
+const atomic = ['local', 'sharded', 'linearizable'].includes(process.env.KVS_ARCH);
+if (atomic) {
+  check('incr', await client.incr('node:n'), 1);
+  check('incrBy', await client.incrBy('node:n', 10), 11);
+  check('decr', await client.decr('node:n'), 10);
+} else {
+  try {
+    await client.incr('node:n');
+    check('incr refused', 'answered', 'refused');
+  } catch (err) {
+    check('incr refused', String(err).includes('losing an increment'), true);
+  }
+}
+// The keyspace: scanIterator follows the cursor (across shards) until it comes back 0.
+await client.mSet({ 'node:scan:a': '1', 'node:scan:b': '2', 'node:scan:c': '3' });
+const scanned = [];
+for await (const batch of client.scanIterator({ MATCH: 'node:scan:*', COUNT: 2 })) {
+  scanned.push(...(Array.isArray(batch) ? batch : [batch]));
+}
+check('scanIterator', scanned.sort(), ['node:scan:a', 'node:scan:b', 'node:scan:c']);
+check('keys', (await client.keys('node:scan:*')).sort(), scanned);
 await client.close();
