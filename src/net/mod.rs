@@ -14,6 +14,7 @@
 //! `KVS_ZOO_PEERS` (every process's `role/member=address`) and `KVS_ZOO_SELF` (its own
 //! `role/member`), which the deployment sets from its topology (see `crate::demo`).
 
+pub mod links;
 pub mod transport;
 
 use std::fmt;
@@ -51,7 +52,7 @@ pub mod channel {
     pub const HEARTBEATS: u8 = 3;
     /// Gossip, replica to replica.
     pub const GOSSIP: u8 = 4;
-    /// Requests to be ordered: proxy to proposer, follower to leader (Multi-Paxos).
+    /// Requests to be ordered: proxy to proposer (Multi-Paxos).
     pub const ORDER: u8 = 5;
     /// Prepare and accept, proposer to acceptor.
     pub const TO_ACCEPTOR: u8 = 6;
@@ -67,6 +68,9 @@ pub mod channel {
     pub const PROPOSER_BEATS: u8 = 11;
     /// Acceptors' liveness beats, to the proxy.
     pub const ACCEPTOR_BEATS: u8 = 12;
+    /// Requests forwarded by a follower proposer to the leader (Multi-Paxos): a channel of
+    /// its own, because proposers already read [`ORDER`] from the proxy.
+    pub const FORWARD: u8 = 13;
 }
 
 /// A process of the deployment: its role and its member id in that role.
