@@ -35,6 +35,8 @@ use crate::gossip::rumor::{Feedback, LossOfInterest, RumorConfig};
 use crate::lattice_core::ReadFor;
 use crate::lattice_core::{StorageInput, StorageOutput};
 use crate::net::Transport;
+use crate::net::channel;
+use crate::net::links::between;
 use crate::protocol::{KVSRequest, KVSResponse};
 use crate::routers::ring::Layout;
 use crate::server::{Member, Replication};
@@ -308,29 +310,13 @@ where
             )
             .flatten_ordered();
 
-        let received: Stream<(u32, PeerMessage<S>), Cluster<'a, C>, Unbounded, NoOrder> =
-            match self.transport {
-                Transport::Hydro => outgoing
-                    .map(q!(|(to, message)| (
-                        hydro_lang::location::MemberId::from_raw_id(to),
-                        message
-                    )))
-                    .demux(&replicas, TCP.fail_stop().bincode())
-                    .entries()
-                    .map(q!(|(from, message)| (from.get_raw_id(), message))),
-                Transport::Zoo => {
-                    let role = self.role;
-                    outgoing.for_each(q!(move |(to, message)| crate::net::send_to(
-                        role,
-                        to,
-                        crate::net::channel::GOSSIP,
-                        &message
-                    )));
-                    replicas
-                        .source_stream(q!(crate::net::inbox(crate::net::channel::GOSSIP)))
-                        .weaken_ordering()
-                }
-            };
+        let received = between(
+            outgoing,
+            &replicas,
+            self.role,
+            channel::GOSSIP,
+            self.transport,
+        );
         inbound_later.complete(received);
         responses
     }

@@ -32,13 +32,19 @@ pub fn between<'a, S: 'a, D: 'a, T>(
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
+    let addressed = |messages: Stream<(u32, T), Cluster<'a, S>, Unbounded, TotalOrder>| {
+        messages.map(q!(|(to, message)| (
+            hydro_lang::location::MemberId::from_raw_id(to),
+            message
+        )))
+    };
     match transport {
-        Transport::Hydro => messages
-            .map(q!(|(to, message)| (
-                hydro_lang::location::MemberId::from_raw_id(to),
-                message
-            )))
+        Transport::Hydro => addressed(messages)
             .demux(receivers, TCP.fail_stop().bincode())
+            .entries()
+            .map(q!(|(from, message)| (from.get_raw_id(), message))),
+        Transport::HydroLossy => addressed(messages)
+            .demux(receivers, TCP.lossy_delayed_forever().bincode())
             .entries()
             .map(q!(|(from, message)| (from.get_raw_id(), message))),
         Transport::Zoo => {
@@ -53,25 +59,25 @@ where
 }
 
 /// From the proxy to members of a cluster: each message `(to, message)` reaches member `to`
-/// of `receivers` (`role` in the topology).
+/// of `receivers` (`role` in the topology), in the order the proxy sent them (one sender,
+/// one connection). Links with the proxy are reliable under [`Transport::HydroLossy`] too.
 pub fn from_proxy<'a, D: 'a, T>(
     messages: Stream<(u32, T), Process<'a, Proxy>, Unbounded, TotalOrder>,
     receivers: &Cluster<'a, D>,
     role: &'static str,
     channel: u8,
     transport: Transport,
-) -> Stream<T, Cluster<'a, D>, Unbounded, NoOrder>
+) -> Stream<T, Cluster<'a, D>, Unbounded, TotalOrder>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
     match transport {
-        Transport::Hydro => messages
+        Transport::Hydro | Transport::HydroLossy => messages
             .map(q!(|(to, message)| (
                 hydro_lang::location::MemberId::from_raw_id(to),
                 message
             )))
-            .demux(receivers, TCP.fail_stop().bincode())
-            .weaken_ordering(),
+            .demux(receivers, TCP.fail_stop().bincode()),
         Transport::Zoo => {
             messages.for_each(q!(move |(to, message)| crate::net::send_to(
                 role, to, channel, &message
@@ -79,12 +85,12 @@ where
             receivers
                 .source_stream(q!(crate::net::inbox(channel)))
                 .map(q!(|(_proxy, message)| message))
-                .weaken_ordering()
         }
     }
 }
 
-/// From every member of a cluster to the proxy, which sees `(from, message)`.
+/// From every member of a cluster to the proxy, which sees `(from, message)`. Reliable under
+/// [`Transport::HydroLossy`] too.
 pub fn to_proxy<'a, S: 'a, T>(
     messages: Stream<T, Cluster<'a, S>, Unbounded, TotalOrder>,
     proxy: &Process<'a, Proxy>,
@@ -95,7 +101,7 @@ where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
     match transport {
-        Transport::Hydro => messages
+        Transport::Hydro | Transport::HydroLossy => messages
             .send(proxy, TCP.fail_stop().bincode())
             .entries()
             .map(q!(|(from, message)| (from.get_raw_id(), message))),

@@ -32,6 +32,11 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 pub enum Transport {
     /// Hydro's own channels: what the simulator runs.
     Hydro,
+    /// Hydro's channels, where a message between cluster members may be delayed forever —
+    /// lost — and messages overtake each other: the simulator's lossy network, for tests of
+    /// safety only (`.test_safety_only()`; nothing can be promised to arrive). Links with
+    /// the proxy stay reliable.
+    HydroLossy,
     /// Our fail-stop transport ([`transport`]): what deployments run.
     Zoo,
 }

@@ -31,6 +31,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::net::Transport;
+use crate::net::channel;
+use crate::net::links::{from_proxy, to_proxy};
 use crate::protocol::{KVSRequest, KVSResponse};
 use crate::routers::ring::Layout;
 use crate::routers::sticky::{Beat, RouterEvent};
@@ -149,23 +151,7 @@ impl<'a, C> ClusterRouter<'a, C> {
                 pid: std::process::id(),
                 gossip_sent: crate::net::transport::sent(crate::net::channel::GOSSIP),
             }));
-        match self.transport {
-            Transport::Hydro => beats
-                .send(&self.proxy, TCP.fail_stop().bincode())
-                .entries()
-                .map(q!(|(member, beat)| (member.get_raw_id(), beat))),
-            Transport::Zoo => {
-                beats.for_each(q!(|beat| crate::net::send_to(
-                    "proxy",
-                    0,
-                    crate::net::channel::HEARTBEATS,
-                    &beat
-                )));
-                self.proxy
-                    .source_stream(q!(crate::net::inbox(crate::net::channel::HEARTBEATS)))
-                    .weaken_ordering()
-            }
-        }
+        to_proxy(beats, &self.proxy, channel::HEARTBEATS, self.transport)
     }
 }
 
@@ -235,43 +221,20 @@ where
             crate::routers::sticky::Routed::Send(member, request) => Some((member, request)),
             _ => None,
         }));
-        let responses: Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, NoOrder> =
-            match self.transport {
-                Transport::Hydro => {
-                    let at_replicas = sends
-                        .map(q!(|(member, request)| (
-                            hydro_lang::location::MemberId::from_raw_id(member),
-                            request
-                        )))
-                        .demux(&self.replicas, TCP.fail_stop().bincode());
-                    serve(at_replicas)
-                        .send(&self.proxy, TCP.fail_stop().bincode())
-                        .values()
-                }
-                Transport::Zoo => {
-                    sends.for_each(q!(move |(member, request)| crate::net::send_to(
-                        role,
-                        member,
-                        crate::net::channel::REQUESTS,
-                        &request
-                    )));
-                    // One sender (the proxy) over one connection: requests arrive in order.
-                    let at_replicas = self
-                        .replicas
-                        .source_stream(q!(crate::net::inbox(crate::net::channel::REQUESTS)))
-                        .map(q!(|(_proxy, request)| request));
-                    serve(at_replicas).for_each(q!(|response| crate::net::send_to(
-                        "proxy",
-                        0,
-                        crate::net::channel::RESPONSES,
-                        &response
-                    )));
-                    self.proxy
-                        .source_stream(q!(crate::net::inbox(crate::net::channel::RESPONSES)))
-                        .map(q!(|(_replica, response)| response))
-                        .weaken_ordering()
-                }
-            };
+        let at_replicas = from_proxy(
+            sends,
+            &self.replicas,
+            role,
+            channel::REQUESTS,
+            self.transport,
+        );
+        let responses = to_proxy(
+            serve(at_replicas),
+            &self.proxy,
+            channel::RESPONSES,
+            self.transport,
+        )
+        .map(q!(|(_replica, response)| response));
         responses_later.complete(responses.clone());
         responses.merge_unordered(answered_here)
     }
