@@ -60,6 +60,7 @@ fn causal_values_on_their_own() {
             other => format!("read {}", String::from_utf8_lossy(other.key())),
         };
         let (reply, _) = store.apply(StorageInput::Request(KVSRequest {
+            at: 0,
             client: 0,
             request,
             op,

@@ -152,6 +152,10 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
             | KVSOperation::PutIf(..)
             | KVSOperation::Cas(..) => (crate::lattice_core::needs_one_copy(), None),
             KVSOperation::Flush(_) => (crate::lattice_core::flush_needs_one_copy(), None),
+            KVSOperation::PutExpiring(..)
+            | KVSOperation::ExpireAt(..)
+            | KVSOperation::Persist(_)
+            | KVSOperation::Ttl(_) => (crate::lattice_core::expiry_needs_one_copy(), None),
             // This replica's view: keys with a live version here.
             KVSOperation::Count(_) => {
                 let live = self.live_keys().count() as i64;
@@ -252,6 +256,7 @@ mod tests {
 
     fn req(op: KVSOperation<&'static str>) -> Input {
         StorageInput::Request(KVSRequest {
+            at: 0,
             client: 1,
             request: 0,
             op,

@@ -6,6 +6,13 @@
 //! latest stamp. A DELETE is a tombstone write, stamped and merged like any other, which is
 //! what lets a delete replicate (and lose to a later write) instead of vanishing.
 //!
+//! **Expiry.** A key may carry a deadline (`SET … EX`, `EXPIRE`). The store's time is the
+//! greatest [`KVSRequest::at`](crate::protocol::KVSRequest::at) it has applied — the edge's
+//! clock, carried by each request — never the clock of the process it runs in: replicas that
+//! apply one log in one order then agree on which keys have expired at every point of it.
+//! Before each request, every key whose deadline has come is removed (a tombstone, as DEL
+//! writes), so no operation, SCAN and DBSIZE included, sees an expired key.
+//!
 //! [`LwwStore`] is the state machine, plain Rust with no I/O; [`KVSCore::serve`] runs it as a
 //! Hydro dataflow.
 
@@ -14,7 +21,9 @@ use hydro_lang::location::Location;
 use hydro_lang::prelude::*;
 
 use crate::lattice_core::{Applied, LatticeStore, StorageInput, StorageOutput, split_applied};
-use crate::protocol::{KVSOperation, KVSResult, Key, Presence};
+use std::collections::{BTreeSet, HashMap};
+
+use crate::protocol::{Expiry, KVSOperation, KVSResult, Key, Presence};
 use crate::values::{LwwValue, Stamp};
 
 /// What the string commands (INCR, APPEND) need of a client value: its bytes, and a value
@@ -46,6 +55,12 @@ pub struct LwwStore<V> {
     /// Greatest Lamport time seen, in local writes or merged peer values.
     clock: u64,
     writer: u64,
+    /// The store's time: the greatest `at` of the requests applied (ms since the epoch).
+    now: u64,
+    /// Each expiring key's deadline…
+    deadlines: HashMap<Key, u64>,
+    /// …and the same, in deadline order, so the keys due are found without a scan.
+    due: BTreeSet<(u64, Key)>,
 }
 
 impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
@@ -55,7 +70,50 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
             store: LatticeStore::default(),
             clock: 0,
             writer,
+            now: 0,
+            deadlines: HashMap::new(),
+            due: BTreeSet::new(),
         }
+    }
+
+    /// Moves the store's time to `at` (never back) and removes every key whose deadline has
+    /// come.
+    fn advance(&mut self, at: u64) {
+        self.now = self.now.max(at);
+        while let Some((deadline, key)) = self.due.first().cloned() {
+            if deadline > self.now {
+                break;
+            }
+            self.due.pop_first();
+            self.deadlines.remove(&key);
+            self.remove(key);
+        }
+    }
+
+    /// Writes a tombstone over `key`'s live value, if it has one. (No stamp left: the value
+    /// stays — see `next_stamp` — which only a peer stamped at `u64::MAX` can cause.)
+    fn remove(&mut self, key: Key) {
+        if self.live(&key).is_some()
+            && let Some(stamp) = self.next_stamp()
+        {
+            self.store.merge_changed(key, LwwValue::tombstone(stamp));
+        }
+    }
+
+    /// Gives `key` a deadline (`Some`) or none.
+    fn set_deadline(&mut self, key: &Key, deadline: Option<u64>) {
+        if let Some(old) = self.deadlines.remove(key) {
+            self.due.remove(&(old, key.clone()));
+        }
+        if let Some(deadline) = deadline {
+            self.deadlines.insert(key.clone(), deadline);
+            self.due.insert((deadline, key.clone()));
+        }
+    }
+
+    /// How many keys have a deadline.
+    pub fn expiring(&self) -> usize {
+        self.deadlines.len()
     }
 
     /// The next stamp: later than everything this store has seen, so a client that reads a
@@ -94,6 +152,7 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
             Ok(effect) => return (None, effect),
             Err(req) => req,
         };
+        self.advance(req.at);
         // Taken apart so the key and value move into the store rather than being copied.
         let (op, reply_to) = req.into_parts();
         match op {
@@ -104,6 +163,7 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
                 (Some(reply_to.respond(result)), None)
             }
             KVSOperation::Put(key, value) | KVSOperation::PutAt(_, key, value) => {
+                self.set_deadline(&key, None);
                 self.write(reply_to, key, value, KVSResult::Ok)
             }
             KVSOperation::Delete(key) => {
@@ -114,6 +174,7 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
                 let Some(stamp) = self.next_stamp() else {
                     return (Some(reply_to.respond(clock_exhausted())), None);
                 };
+                self.set_deadline(&key, None);
                 let changed = self.store.merge_changed(key, LwwValue::tombstone(stamp));
                 (Some(reply_to.respond(KVSResult::Ok)), changed)
             }
@@ -178,6 +239,8 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
             // there is nobody to tell (a replicated LWW store would write a tombstone per key).
             KVSOperation::Flush(_) => {
                 self.store.clear();
+                self.deadlines.clear();
+                self.due.clear();
                 (Some(reply_to.respond(KVSResult::Ok)), None)
             }
             KVSOperation::Cas(key, expected, new) => {
@@ -187,6 +250,7 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
                 if !matches {
                     return (Some(reply_to.respond(KVSResult::Integer(0))), None);
                 }
+                self.set_deadline(&key, None);
                 self.write(reply_to, key, new, KVSResult::Integer(1))
             }
             KVSOperation::PutIf(key, value, presence) => {
@@ -194,7 +258,51 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
                 if present != (presence == Presence::Present) {
                     return (Some(reply_to.respond(KVSResult::NotFound)), None);
                 }
+                self.set_deadline(&key, None);
                 self.write(reply_to, key, value, KVSResult::Ok)
+            }
+            KVSOperation::PutExpiring(key, value, presence, expiry) => {
+                let present = self.live(&key).is_some();
+                if presence.is_some_and(|p| present != (p == Presence::Present)) {
+                    return (Some(reply_to.respond(KVSResult::NotFound)), None);
+                }
+                let deadline = match expiry {
+                    Expiry::At(deadline) => Some(deadline),
+                    Expiry::Keep => self.deadlines.get(&key).copied(),
+                };
+                self.set_deadline(&key, deadline);
+                let written = self.write(reply_to, key.clone(), value, KVSResult::Ok);
+                // A deadline already passed (EXAT in the past): written, and gone at once.
+                if deadline.is_some_and(|d| d <= self.now) {
+                    self.advance(self.now);
+                }
+                written
+            }
+            KVSOperation::ExpireAt(key, deadline) => {
+                if self.live(&key).is_none() {
+                    return (Some(reply_to.respond(KVSResult::Integer(0))), None);
+                }
+                self.set_deadline(&key, Some(deadline));
+                self.advance(self.now);
+                (Some(reply_to.respond(KVSResult::Integer(1))), None)
+            }
+            KVSOperation::Persist(key) => {
+                let had = self.live(&key).is_some() && self.deadlines.contains_key(&key);
+                self.set_deadline(&key, None);
+                (
+                    Some(reply_to.respond(KVSResult::Integer(i64::from(had)))),
+                    None,
+                )
+            }
+            KVSOperation::Ttl(key) => {
+                let ttl = match (self.live(&key), self.deadlines.get(&key)) {
+                    (None, _) => -2,
+                    (Some(_), None) => -1,
+                    (Some(_), Some(&deadline)) => {
+                        i64::try_from(deadline.saturating_sub(self.now)).unwrap_or(i64::MAX)
+                    }
+                };
+                (Some(reply_to.respond(KVSResult::Integer(ttl))), None)
             }
         }
     }
@@ -283,6 +391,7 @@ mod tests {
 
     fn req(request: u64, op: KVSOperation<Bytes>) -> StorageInput<Bytes, LwwValue<Bytes>> {
         StorageInput::Request(KVSRequest {
+            at: 0,
             client: 9,
             request,
             op,
@@ -303,6 +412,158 @@ mod tests {
         input: StorageInput<Bytes, LwwValue<Bytes>>,
     ) -> KVSResult<Bytes> {
         store.apply(input).0.unwrap().result
+    }
+
+    /// A request carrying the edge's time `at`.
+    fn at(at: u64, op: KVSOperation<Bytes>) -> StorageInput<Bytes, LwwValue<Bytes>> {
+        StorageInput::Request(KVSRequest {
+            at,
+            client: 9,
+            request: 0,
+            op,
+        })
+    }
+
+    fn expiring(value: u32, deadline: u64) -> KVSOperation<Bytes> {
+        KVSOperation::PutExpiring(k(), n(value), None, Expiry::At(deadline))
+    }
+
+    /// The store's time is the requests' time: a key is there until its deadline and gone
+    /// from the first request at or after it.
+    #[test]
+    fn a_key_expires_at_its_deadline_by_the_requests_clock() {
+        let mut s = LwwStore::new(0);
+        assert_eq!(result(&mut s, at(500, expiring(1, 1000))), KVSResult::Ok);
+        assert_eq!(
+            result(&mut s, at(600, KVSOperation::Ttl(k()))),
+            KVSResult::Integer(400)
+        );
+        assert_eq!(
+            result(&mut s, at(999, KVSOperation::Get(k()))),
+            KVSResult::Value(n(1))
+        );
+        assert_eq!(
+            result(&mut s, at(1000, KVSOperation::Get(k()))),
+            KVSResult::NotFound
+        );
+        assert_eq!(
+            result(&mut s, at(1000, KVSOperation::Ttl(k()))),
+            KVSResult::Integer(-2)
+        );
+        assert_eq!(s.expiring(), 0, "an expired key's deadline is forgotten");
+    }
+
+    /// Time never goes back: a request from a slower clock (or carrying none) is judged at
+    /// the greatest time the store has seen.
+    #[test]
+    fn the_stores_time_never_goes_back() {
+        let mut s = LwwStore::new(0);
+        result(&mut s, at(0, KVSOperation::Put(k(), n(1))));
+        assert_eq!(
+            result(&mut s, at(2000, KVSOperation::Ttl(k()))),
+            KVSResult::Integer(-1)
+        );
+        // A deadline before the store's time removes the key at once.
+        assert_eq!(
+            result(&mut s, at(0, KVSOperation::ExpireAt(k(), 1500))),
+            KVSResult::Integer(1)
+        );
+        assert_eq!(
+            result(&mut s, at(0, KVSOperation::Get(k()))),
+            KVSResult::NotFound
+        );
+        // So does writing with one (EXAT in the past).
+        assert_eq!(result(&mut s, at(0, expiring(2, 1900))), KVSResult::Ok);
+        assert_eq!(
+            result(&mut s, at(0, KVSOperation::Get(k()))),
+            KVSResult::NotFound
+        );
+    }
+
+    /// As in Redis: SET, CAS and SET NX/XX clear a deadline; INCR and APPEND keep it;
+    /// PERSIST removes it; EXPIRE of a missing key does nothing.
+    #[test]
+    fn writes_clear_a_deadline_and_counters_keep_it() {
+        let mut s = LwwStore::new(0);
+        let ttl = |s: &mut LwwStore<Bytes>| result(s, at(10, KVSOperation::Ttl(k())));
+        result(&mut s, at(0, expiring(1, 1000)));
+        assert_eq!(
+            result(&mut s, at(10, KVSOperation::Add(k(), 1))),
+            KVSResult::Integer(2)
+        );
+        assert_eq!(ttl(&mut s), KVSResult::Integer(990));
+        result(&mut s, at(10, KVSOperation::Append(k(), n(0))));
+        assert_eq!(ttl(&mut s), KVSResult::Integer(990));
+        result(&mut s, at(10, KVSOperation::Put(k(), n(5))));
+        assert_eq!(ttl(&mut s), KVSResult::Integer(-1));
+        let expire = KVSOperation::ExpireAt(k(), 1000);
+        assert_eq!(
+            result(&mut s, at(10, expire.clone())),
+            KVSResult::Integer(1)
+        );
+        result(&mut s, at(10, KVSOperation::Cas(k(), n(5), n(6))));
+        assert_eq!(ttl(&mut s), KVSResult::Integer(-1));
+        result(&mut s, at(10, expire.clone()));
+        assert_eq!(
+            result(&mut s, at(10, KVSOperation::Persist(k()))),
+            KVSResult::Integer(1)
+        );
+        assert_eq!(
+            result(&mut s, at(10, KVSOperation::Persist(k()))),
+            KVSResult::Integer(0)
+        );
+        assert_eq!(ttl(&mut s), KVSResult::Integer(-1));
+        let missing = KVSOperation::ExpireAt(Key::from_static(b"nothing"), 1000);
+        assert_eq!(result(&mut s, at(10, missing)), KVSResult::Integer(0));
+        assert_eq!(s.expiring(), 0);
+    }
+
+    /// KEEPTTL keeps the old deadline; a condition that fails changes nothing.
+    #[test]
+    fn keepttl_keeps_the_deadline_and_a_failed_condition_changes_nothing() {
+        let mut s = LwwStore::new(0);
+        result(&mut s, at(0, expiring(1, 1000)));
+        let keep = KVSOperation::PutExpiring(k(), n(2), None, Expiry::Keep);
+        assert_eq!(result(&mut s, at(0, keep)), KVSResult::Ok);
+        let absent = KVSOperation::PutExpiring(k(), n(3), Some(Presence::Absent), Expiry::At(5000));
+        assert_eq!(result(&mut s, at(0, absent)), KVSResult::NotFound);
+        assert_eq!(
+            result(&mut s, at(0, KVSOperation::Ttl(k()))),
+            KVSResult::Integer(1000)
+        );
+        assert_eq!(
+            result(&mut s, at(0, KVSOperation::Get(k()))),
+            KVSResult::Value(n(2))
+        );
+    }
+
+    /// DBSIZE and SCAN count only keys that have not expired.
+    #[test]
+    fn the_keyspace_never_shows_an_expired_key() {
+        let mut s = LwwStore::new(0);
+        result(&mut s, at(0, expiring(1, 1000)));
+        result(
+            &mut s,
+            at(0, KVSOperation::Put(Key::from_static(b"stays"), n(2))),
+        );
+        assert_eq!(
+            result(&mut s, at(999, KVSOperation::Count(0))),
+            KVSResult::Integer(2)
+        );
+        assert_eq!(
+            result(&mut s, at(1000, KVSOperation::Count(0))),
+            KVSResult::Integer(1)
+        );
+        let scan = KVSOperation::Scan {
+            shard: 0,
+            from: 0,
+            count: 10,
+            pattern: None,
+        };
+        assert_eq!(
+            result(&mut s, at(1000, scan)),
+            KVSResult::Scanned(None, vec![Key::from_static(b"stays")])
+        );
     }
 
     #[test]
@@ -462,6 +723,7 @@ mod tests {
 
     fn run(store: &mut LwwStore<Bytes>, op: KVSOperation<Bytes>) -> KVSResult<Bytes> {
         let input = StorageInput::Request(KVSRequest {
+            at: 0,
             client: 1,
             request: 0,
             op,

@@ -54,6 +54,7 @@ mod tests {
         let mut reads = vec![];
         for (request, op) in (0..).zip(generate_causal_operations("doc")) {
             let (reply, _) = store.apply(StorageInput::Request(KVSRequest {
+                at: 0,
                 client: 1,
                 request,
                 op,

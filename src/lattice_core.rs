@@ -229,6 +229,12 @@ impl<S: Merge<S> + Clone + Fingerprint> LatticeStore<S> {
                     KVSOperation::Flush(_) => {
                         (Some(reply_to.respond(flush_needs_one_copy())), None)
                     }
+                    KVSOperation::PutExpiring(..)
+                    | KVSOperation::ExpireAt(..)
+                    | KVSOperation::Persist(_)
+                    | KVSOperation::Ttl(_) => {
+                        (Some(reply_to.respond(expiry_needs_one_copy())), None)
+                    }
                     KVSOperation::Count(_) => {
                         let count = self.map.len() as i64;
                         (Some(reply_to.respond(KVSResult::Integer(count))), None)
@@ -272,12 +278,13 @@ pub fn apply_atomically<V, S>(
         }
         other => return smallvec::smallvec![apply(other)],
     };
+    let at = request.at;
     let (op, reply_to) = request.into_parts();
     let KVSOperation::Transaction(ops) = op else {
         unreachable!("matched as a transaction above")
     };
     let mut out = AppliedAll::new();
-    let result = run_transaction(ops, reply_to, &mut apply, &mut out);
+    let result = run_transaction(ops, reply_to, at, &mut apply, &mut out);
     out.push((Some(reply_to.respond(result)), None));
     out
 }
@@ -287,15 +294,17 @@ pub fn apply_atomically<V, S>(
 fn run_transaction<V, S>(
     ops: Vec<KVSOperation<V>>,
     reply_to: crate::protocol::ReplyTo,
+    at: u64,
     apply: &mut impl FnMut(StorageInput<V, S>) -> Applied<V, S>,
     out: &mut AppliedAll<V, S>,
 ) -> KVSResult<V> {
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
         let result = match op {
-            KVSOperation::Transaction(inner) => run_transaction(inner, reply_to, apply, out),
+            KVSOperation::Transaction(inner) => run_transaction(inner, reply_to, at, apply, out),
             op => {
                 let (response, effect) = apply(StorageInput::Request(KVSRequest {
+                    at,
                     client: reply_to.client,
                     request: reply_to.request,
                     op,
@@ -319,6 +328,16 @@ pub fn needs_one_copy<V>() -> KVSResult<V> {
         "INCR, APPEND, SET NX/XX and CAS read a value and write what they computed: on a replicated \
          store two replicas would both read 5 and both write 6, losing an increment (a counter \
          lattice would not; it is not built yet). Use local or sharded"
+            .into(),
+    )
+}
+
+/// A replicated store's answer to expiry (`SET … EX`, `EXPIRE`, `TTL`, `PERSIST`).
+pub fn expiry_needs_one_copy<V>() -> KVSResult<V> {
+    KVSResult::Error(
+        "expiry needs one clock per key: replicas that accept writes independently would each \
+         expire a key at their own time, and a write gossiped from one replica could bring an \
+         expired value back at another. Use local, sharded or linearizable"
             .into(),
     )
 }
@@ -429,6 +448,7 @@ mod tests {
         v: u8,
     ) -> StorageInput<LwwValue<u8>, LwwValue<u8>> {
         StorageInput::Request(KVSRequest {
+            at: 0,
             client: 1,
             request,
             op: KVSOperation::Put(
@@ -449,6 +469,7 @@ mod tests {
         assert_eq!(reply.unwrap().result, KVSResult::Ok);
         assert!(changed.is_none());
         let get = StorageInput::Request(KVSRequest {
+            at: 0,
             client: 1,
             request: 2,
             op: KVSOperation::Get(Key::from_static(b"k")),
@@ -517,6 +538,7 @@ mod tests {
     fn deletes_must_be_tombstone_values() {
         let mut store: LatticeStore<LwwValue<u8>> = LatticeStore::default();
         let del = StorageInput::Request(KVSRequest {
+            at: 0,
             client: 1,
             request: 0,
             op: KVSOperation::Delete(Key::from_static(b"k")),
@@ -551,11 +573,13 @@ mod sim_tests {
         flow.sim().exhaustive(async || {
             inputs_in.send(StorageInput::Merge(k(), lww(5, 50)));
             inputs_in.send(StorageInput::Request(KVSRequest {
+                at: 0,
                 client: 1,
                 request: 0,
                 op: KVSOperation::Put(k(), lww(3, 30)),
             }));
             inputs_in.send(StorageInput::Request(KVSRequest {
+                at: 0,
                 client: 1,
                 request: 1,
                 op: KVSOperation::Get(k()),

@@ -73,11 +73,35 @@ pub enum KVSOperation<V> {
     },
     /// `FLUSHDB` / `FLUSHALL`, for one shard: remove every key.
     Flush(u32),
+    /// `SET … EX/PX/EXAT/PXAT/KEEPTTL` (with `NX`/`XX` or not), `SETEX`, `PSETEX`: write
+    /// the value — only when the key is missing / present, if a [`Presence`] is given — and
+    /// give it `Expiry`. Answers `Ok` when written, `NotFound` when the condition failed.
+    PutExpiring(Key, V, Option<Presence>, Expiry),
+    /// `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT`: the key expires at this deadline
+    /// (milliseconds since the Unix epoch, decided once, at the edge); a deadline already
+    /// passed removes the key. Answers `Integer(1)` when the key exists, `Integer(0)` when
+    /// not.
+    ExpireAt(Key, u64),
+    /// `PERSIST`: the key no longer expires. Answers `Integer(1)` when it had a deadline,
+    /// `Integer(0)` when not (or when missing).
+    Persist(Key),
+    /// `TTL` / `PTTL`: answers `Integer(ms)` left before the key expires, `Integer(-1)` when
+    /// it does not expire, `Integer(-2)` when it is missing.
+    Ttl(Key),
     /// A transaction (`MULTI` … `EXEC`): these operations, applied one after another by one
     /// storage member with nothing in between, answered together by
     /// [`KVSResult::Transaction`]. The edge sends one only when every key lives on one shard
     /// and no operation names a member.
     Transaction(Vec<KVSOperation<V>>),
+}
+
+/// When a value written by [`KVSOperation::PutExpiring`] expires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Expiry {
+    /// At this deadline, in milliseconds since the Unix epoch.
+    At(u64),
+    /// When the value it replaces would have (`KEEPTTL`); never if it had no deadline.
+    Keep,
 }
 
 /// The condition of a [`KVSOperation::PutIf`].
@@ -108,7 +132,11 @@ impl<V> KVSOperation<V> {
             | KVSOperation::Add(k, _)
             | KVSOperation::Append(k, _)
             | KVSOperation::PutIf(k, _, _)
-            | KVSOperation::Cas(k, _, _) => k,
+            | KVSOperation::Cas(k, _, _)
+            | KVSOperation::PutExpiring(k, _, _, _)
+            | KVSOperation::ExpireAt(k, _)
+            | KVSOperation::Persist(k)
+            | KVSOperation::Ttl(k) => k,
             KVSOperation::Count(_) | KVSOperation::Scan { .. } | KVSOperation::Flush(_) => &NO_KEY,
         }
     }
@@ -142,6 +170,11 @@ pub struct KVSRequest<V> {
     pub request: RequestId,
     /// What to do.
     pub op: KVSOperation<V>,
+    /// The edge's clock when the request arrived, in milliseconds since the Unix epoch (0:
+    /// no time given). Expiry is judged by it, not by the clock of whichever process applies
+    /// the request: a store's time is the greatest `at` it has applied, so every replica of a
+    /// log reaches the same verdict on whether a key has expired, and tests can set the time.
+    pub at: u64,
 }
 
 impl<V> KVSRequest<V> {
@@ -219,6 +252,7 @@ mod tests {
     #[test]
     fn responses_carry_the_ids_of_their_request() {
         let req = KVSRequest {
+            at: 0,
             client: 7,
             request: 42,
             op: KVSOperation::Put(Key::from_static(b"k"), 1u8),

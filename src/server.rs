@@ -262,6 +262,7 @@ mod tests {
 
     fn req(client: u64, request: u64, op: KVSOperation<Bytes>) -> KVSRequest<Bytes> {
         KVSRequest {
+            at: 0,
             client,
             request,
             op,

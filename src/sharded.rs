@@ -189,6 +189,7 @@ mod sim_tests {
             let mut run = async |op| {
                 id += 1;
                 requests_in.send(KVSRequest {
+                    at: 0,
                     client: 1,
                     request: id,
                     op,

@@ -202,6 +202,7 @@ mod sim_tests {
             let run = async |op| {
                 id.set(id.get() + 1);
                 requests_in.send(KVSRequest {
+                    at: 0,
                     client: 1,
                     request: id.get(),
                     op,

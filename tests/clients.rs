@@ -54,8 +54,8 @@ fn run_client(server: &Server, architecture: &str, program: &str, script: &str) 
     );
 }
 
-/// The Rust `redis` crate, in `protocol` (`resp2` or `resp3`).
-fn rust_client(server: &Server, protocol: &str) {
+/// The Rust `redis` crate, in `protocol` (`resp2` or `resp3`), against `architecture`.
+fn rust_client(server: &Server, architecture: &str, protocol: &str) {
     let url = format!("{}?protocol={protocol}", server.url);
     let mut con = redis::Client::open(url)
         .unwrap()
@@ -89,6 +89,22 @@ fn rust_client(server: &Server, protocol: &str) {
         .query(&mut con)
         .unwrap();
     assert_eq!(got, ["a", "b"]);
+    // Counters and expiry where one copy (or one log) holds a key; refused elsewhere.
+    if matches!(architecture, "local" | "sharded" | "linearizable") {
+        let n: i64 = con.incr(key("n"), 5).unwrap();
+        assert_eq!(n, 5);
+        let _: () = con.set_ex(key("ttl"), "v", 100).unwrap();
+        let ttl: i64 = con.ttl(key("ttl")).unwrap();
+        assert!((98..=100).contains(&ttl), "TTL {ttl}");
+        let persisted: bool = con.persist(key("ttl")).unwrap();
+        assert!(persisted);
+        let ttl: i64 = con.ttl(key("ttl")).unwrap();
+        assert_eq!(ttl, -1);
+    } else {
+        let refused: redis::RedisResult<()> = con.set_ex(key("ttl"), "v", 100);
+        let e = refused.expect_err("expiry is refused on a replicated store");
+        assert!(e.to_string().contains("expiry needs one clock"), "{e}");
+    }
 }
 
 /// Every client against `architecture`, deployed once.
@@ -99,8 +115,8 @@ fn every_client_against(architecture: &str) {
     run_client(&server, architecture, python, "redis_py.py");
     run_client(&server, architecture, "node", "node_redis.mjs");
     run_client(&server, architecture, "node", "ioredis.mjs");
-    rust_client(&server, "resp2");
-    rust_client(&server, "resp3");
+    rust_client(&server, architecture, "resp2");
+    rust_client(&server, architecture, "resp3");
     server.stop();
 }
 

@@ -12,7 +12,7 @@ use redis::{Commands, Connection};
 use support::Server;
 use support::history::{Workload, assert_linearizable, record, record_while};
 use support::redis_client::{
-    Shared, benchmark_completes, connect, kill_9, shared_url, stop_shared,
+    Shared, benchmark_completes, check_keys_expire, connect, kill_9, shared_url, stop_shared,
 };
 
 static SHARED: Shared = Shared::new();
@@ -70,6 +70,13 @@ fn writes_reads_and_deletes_go_through_the_log() {
     assert_eq!(removed, 1);
     let got: Option<String> = con.get("lin:a").unwrap();
     assert_eq!(got, None);
+}
+
+/// Deadlines are decided once, at the edge, and judged by the time the log carries: every
+/// replica removes the key at the same point of the log.
+#[test]
+fn keys_expire_through_the_log() {
+    check_keys_expire(&mut connect(&shared()), "lin:ttl");
 }
 
 #[test]

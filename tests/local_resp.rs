@@ -22,6 +22,10 @@ fn local_store_over_resp() {
     malformed_frames_close_only_their_connection(&server);
     quit_and_inline_commands(&server);
     redis_cli_works(&server);
+    support::redis_client::check_keys_expire(
+        &mut support::redis_client::connect(&server.url),
+        "local:ttl",
+    );
     // After all of that, the server still serves.
     rt.block_on(async {
         let mut con = connection(&server).await;

@@ -86,6 +86,7 @@ impl World {
             .unwrap_or(request);
         Ordered {
             request: KVSRequest {
+                at: 0,
                 client,
                 request,
                 op: KVSOperation::Put(Bytes::from_static(b"k"), Bytes::from(request.to_string())),

@@ -14,7 +14,7 @@ use smallvec::{SmallVec, smallvec};
 
 use crate::edge::auth::Password;
 use crate::edge::resp::{Args, Command, Protocol, Reply};
-use crate::protocol::{ClientId, KVSOperation, KVSResult, Presence};
+use crate::protocol::{ClientId, Expiry, KVSOperation, KVSResult, Presence};
 use crate::routers::ring::{Layout, Shards};
 
 /// How the results of a data command's operations become its reply.
@@ -46,6 +46,12 @@ pub enum Assemble {
     SetIf,
     /// SETNX: 1 when written, 0 when not.
     SetIfAbsent,
+    /// TTL (`seconds`, rounded as Redis rounds) and PTTL (milliseconds): the time left, -1
+    /// for a key without a deadline, -2 for a missing key.
+    Ttl {
+        /// Answer in seconds rather than milliseconds.
+        seconds: bool,
+    },
     /// DBSIZE: the shards' counts, summed.
     Sum,
     /// KEYS: the shards' keys, joined.
@@ -156,8 +162,18 @@ const NOAUTH: &str = "NOAUTH Authentication required.";
 /// Redis's reply to a wrong password (it does not say which of user and password is wrong).
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
-/// Decides what to do with `cmd` on `session`'s connection.
-pub fn plan(cmd: Command, session: &mut Session, settings: &Settings) -> Plan {
+/// The edge's clock: milliseconds since the Unix epoch. Requests carry it
+/// ([`crate::protocol::KVSRequest::at`]), and relative expiries (`EX 10`) become deadlines
+/// from it, here, once.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Decides what to do with `cmd` on `session`'s connection, at `now_ms` on the edge's clock
+/// ([`unix_ms`]).
+pub fn plan(cmd: Command, session: &mut Session, settings: &Settings, now_ms: u64) -> Plan {
     // A command can arrive with no words at all when its only argument was too long and
     // skipped: it is answered like any oversized command.
     let Some((first, args)) = cmd.args.split_first() else {
@@ -204,8 +220,10 @@ pub fn plan(cmd: Command, session: &mut Session, settings: &Settings) -> Plan {
         b"get" | b"set" | b"del" | b"exists" | b"mget" | b"mset" | b"getctx" | b"setctx"
         | b"replicaget" | b"replicaset" | b"getset" | b"getdel" | b"type" | b"strlen"
         | b"setnx" | b"incr" | b"decr" | b"incrby" | b"decrby" | b"append" | b"cas" => {
-            data(name, cmd.args)
+            data(name, cmd.args, now_ms)
         }
+        b"setex" | b"psetex" | b"expire" | b"pexpire" | b"expireat" | b"pexpireat" | b"ttl"
+        | b"pttl" | b"persist" => expiry(name, args, now_ms),
         b"dbsize" | b"keys" | b"scan" | b"flushdb" | b"flushall" => {
             keyspace(name, args, settings.shards.layout().shards)
         }
@@ -471,7 +489,7 @@ fn too_large(settings: &Settings) -> Reply {
 
 /// Plans a data command, moving its keys and values into the operations (no copies: this is
 /// the path every GET and SET takes).
-fn data(name: &[u8], all: Args) -> Plan {
+fn data(name: &[u8], all: Args, now_ms: u64) -> Plan {
     let n = all.len().saturating_sub(1);
     let mut args = all.into_iter().skip(1);
     let mut two = || (args.next(), args.next());
@@ -483,15 +501,22 @@ fn data(name: &[u8], all: Args) -> Plan {
         b"set" if n > 2 => {
             let key_value = two();
             let options: Vec<Bytes> = args.collect();
-            match (key_value, set_options(&options)) {
+            match (key_value, set_options(&options, now_ms)) {
                 (_, Err(e)) => Plan::Reply(e),
-                ((Some(key), Some(value)), Ok(SetOption::Get)) => {
-                    get_and(key, |key| KVSOperation::Put(key, value))
+                ((Some(key), Some(value)), Ok(options)) => {
+                    let write = |key| match (options.condition, options.expiry) {
+                        (None, None) => KVSOperation::Put(key, value),
+                        (Some(presence), None) => KVSOperation::PutIf(key, value, presence),
+                        (condition, Some(expiry)) => {
+                            KVSOperation::PutExpiring(key, value, condition, expiry)
+                        }
+                    };
+                    match (options.get, options.condition) {
+                        (true, _) => get_and(key, write),
+                        (false, None) => Plan::Store(smallvec![write(key)], Assemble::Set),
+                        (false, Some(_)) => Plan::Store(smallvec![write(key)], Assemble::SetIf),
+                    }
                 }
-                ((Some(key), Some(value)), Ok(SetOption::If(presence))) => Plan::Store(
-                    smallvec![KVSOperation::PutIf(key, value, presence)],
-                    Assemble::SetIf,
-                ),
                 _ => wrong_arity(name),
             }
         }
@@ -712,29 +737,134 @@ fn scan(cursor: &Bytes, options: &[Bytes], shards: u32) -> Plan {
 }
 
 /// What `SET key value [options]` asks beyond a plain write.
-enum SetOption {
-    /// `GET`: answer the old value.
-    Get,
+#[derive(Default)]
+struct SetOptions {
     /// `NX` / `XX`: write only if the key is absent / present.
-    If(Presence),
+    condition: Option<Presence>,
+    /// `GET`: answer the old value.
+    get: bool,
+    /// `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`.
+    expiry: Option<Expiry>,
 }
 
-/// The options of `SET key value …`: exactly one of `GET`, `NX`, `XX`.
-fn set_options(options: &[Bytes]) -> Result<SetOption, Reply> {
-    let unsupported = || {
-        Reply::err(
-            "syntax error: SET options EX, PX, EXAT, PXAT and KEEPTTL are not supported (there \
-             are no expiries yet), nor combinations of GET, NX and XX",
-        )
+/// The options of `SET key value …`, as Redis takes them: at most one of `NX` and `XX`, at
+/// most one expiry, `GET`; relative expiries become deadlines from `now_ms`.
+fn set_options(options: &[Bytes], now_ms: u64) -> Result<SetOptions, Reply> {
+    let syntax = || Reply::err("syntax error");
+    let mut set = SetOptions::default();
+    let mut words = options.iter();
+    while let Some(word) = words.next() {
+        match word.to_ascii_lowercase().as_slice() {
+            b"nx" | b"xx" if set.condition.is_none() => {
+                set.condition = Some(if word.eq_ignore_ascii_case(b"nx") {
+                    Presence::Absent
+                } else {
+                    Presence::Present
+                });
+            }
+            b"get" => set.get = true,
+            b"keepttl" if set.expiry.is_none() => set.expiry = Some(Expiry::Keep),
+            unit @ (b"ex" | b"px" | b"exat" | b"pxat") if set.expiry.is_none() => {
+                let amount = words.next().ok_or_else(syntax)?;
+                let amount = integer(amount).ok_or_else(not_an_integer)?;
+                if amount <= 0 {
+                    return Err(Reply::err("invalid expire time in 'set' command"));
+                }
+                let deadline = deadline(unit, amount, now_ms)
+                    .ok_or_else(|| Reply::err("invalid expire time in 'set' command"))?;
+                set.expiry = Some(Expiry::At(deadline));
+            }
+            _ => return Err(syntax()),
+        }
+    }
+    Ok(set)
+}
+
+/// An argument as Redis reads an integer.
+fn integer(word: &[u8]) -> Option<i64> {
+    std::str::from_utf8(word).ok()?.parse().ok()
+}
+
+/// Redis's reply to an argument that should be an integer.
+fn not_an_integer() -> Reply {
+    Reply::err("value is not an integer or out of range")
+}
+
+/// The deadline (ms since the epoch, at least 0) that `amount` of `unit` names at `now_ms`:
+/// seconds or milliseconds from now (`ex`, `px`, EXPIRE, PEXPIRE, SETEX, PSETEX) or since
+/// the epoch (`exat`, `pxat`, EXPIREAT, PEXPIREAT). `None` when it does not fit.
+fn deadline(unit: &[u8], amount: i64, now_ms: u64) -> Option<u64> {
+    let amount = i128::from(amount);
+    let now = i128::from(now_ms);
+    let ms = match unit {
+        b"ex" | b"expire" | b"setex" => now + amount.checked_mul(1000)?,
+        b"px" | b"pexpire" | b"psetex" => now + amount,
+        b"exat" | b"expireat" => amount.checked_mul(1000)?,
+        _ => amount,
     };
-    match options {
-        [one] => match one.to_ascii_lowercase().as_slice() {
-            b"get" => Ok(SetOption::Get),
-            b"nx" => Ok(SetOption::If(Presence::Absent)),
-            b"xx" => Ok(SetOption::If(Presence::Present)),
-            _ => Err(unsupported()),
-        },
-        _ => Err(unsupported()),
+    // A deadline in the past is "now": the key expires at once. One past what the
+    // store's clock can hold does not fit.
+    u64::try_from(ms.max(0))
+        .ok()
+        .filter(|&ms| ms < u64::MAX / 2)
+}
+
+/// The expiry commands: SETEX, PSETEX, EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT, TTL, PTTL,
+/// PERSIST.
+fn expiry(name: &[u8], args: &[Bytes], now_ms: u64) -> Plan {
+    let invalid = || {
+        Plan::Reply(Reply::err(format!(
+            "invalid expire time in '{}' command",
+            String::from_utf8_lossy(name)
+        )))
+    };
+    match (name, args) {
+        (b"setex" | b"psetex", [key, amount, value]) => {
+            let Some(amount) = integer(amount) else {
+                return Plan::Reply(not_an_integer());
+            };
+            match deadline(name, amount, now_ms) {
+                Some(deadline) if amount > 0 => Plan::Store(
+                    smallvec![KVSOperation::PutExpiring(
+                        key.clone(),
+                        value.clone(),
+                        None,
+                        Expiry::At(deadline)
+                    )],
+                    Assemble::Set,
+                ),
+                _ => invalid(),
+            }
+        }
+        (b"expire" | b"pexpire" | b"expireat" | b"pexpireat", [key, amount, options @ ..]) => {
+            if !options.is_empty() {
+                return Plan::Reply(Reply::err(format!(
+                    "{} options NX, XX, GT and LT are not supported",
+                    String::from_utf8_lossy(name).to_ascii_uppercase()
+                )));
+            }
+            let Some(amount) = integer(amount) else {
+                return Plan::Reply(not_an_integer());
+            };
+            match deadline(name, amount, now_ms) {
+                Some(deadline) => Plan::Store(
+                    smallvec![KVSOperation::ExpireAt(key.clone(), deadline)],
+                    Assemble::Integer,
+                ),
+                None => invalid(),
+            }
+        }
+        (b"ttl" | b"pttl", [key]) => Plan::Store(
+            smallvec![KVSOperation::Ttl(key.clone())],
+            Assemble::Ttl {
+                seconds: name == b"ttl",
+            },
+        ),
+        (b"persist", [key]) => Plan::Store(
+            smallvec![KVSOperation::Persist(key.clone())],
+            Assemble::Integer,
+        ),
+        _ => wrong_arity(name),
     }
 }
 
@@ -1012,6 +1142,14 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
             _ => Reply::Nil,
         },
         Assemble::SetIfAbsent => count(|r| matches!(r, KVSResult::Ok)),
+        Assemble::Ttl { seconds } => match results.into_iter().next() {
+            // Redis rounds the milliseconds left to the nearest second.
+            Some(KVSResult::Integer(ms)) if seconds && ms >= 0 => {
+                Reply::Integer(ms.saturating_add(500) / 1000)
+            }
+            Some(KVSResult::Integer(n)) => Reply::Integer(n),
+            other => Reply::err(format!("got no time to live: {other:?}")),
+        },
         Assemble::Sum => Reply::Integer(
             results
                 .iter()
@@ -1082,6 +1220,9 @@ fn value_reply(result: KVSResult<Bytes>) -> Reply {
 mod tests {
     use super::*;
 
+    /// The edge's clock in these tests (ms since the epoch).
+    const NOW: u64 = 1_700_000_000_000;
+
     fn settings() -> Settings {
         Settings {
             max_value_bytes: 16,
@@ -1092,7 +1233,7 @@ mod tests {
     /// Plans `words` on a fresh, authenticated connection 0.
     fn plan_words(words: &[&str]) -> Plan {
         let settings = settings();
-        plan(cmd(words), &mut Session::new(0, &settings), &settings)
+        plan(cmd(words), &mut Session::new(0, &settings), &settings, NOW)
     }
 
     fn cmd(words: &[&str]) -> Command {
@@ -1108,7 +1249,7 @@ mod tests {
 
     fn reply(words: &[&str]) -> Reply {
         let settings = settings();
-        match plan(cmd(words), &mut Session::new(5, &settings), &settings) {
+        match plan(cmd(words), &mut Session::new(5, &settings), &settings, NOW) {
             Plan::Reply(r) | Plan::ReplyAndClose(r) => r,
             other => panic!("expected an immediate reply, got {other:?}"),
         }
@@ -1229,7 +1370,7 @@ mod tests {
             )
         );
         assert!(matches!(
-            reply(&["set", "k", "v", "EX", "10"]),
+            reply(&["set", "k", "v", "EX", "10", "EX", "5"]),
             Reply::Error(_)
         ));
         let mut big = cmd(&["set", "k"]);
@@ -1237,7 +1378,7 @@ mod tests {
         let settings = settings();
         let mut session = Session::new(0, &settings);
         assert!(
-            matches!(plan(big, &mut session, &settings), Plan::Reply(Reply::Error(e)) if e.contains("16 bytes"))
+            matches!(plan(big, &mut session, &settings, NOW), Plan::Reply(Reply::Error(e)) if e.contains("16 bytes"))
         );
         // The reported crash: a command whose only argument was too long arrives with no
         // words at all.
@@ -1246,7 +1387,7 @@ mod tests {
             oversized: true,
         };
         assert!(
-            matches!(plan(empty, &mut session, &settings), Plan::Reply(Reply::Error(e)) if e.contains("too large"))
+            matches!(plan(empty, &mut session, &settings, NOW), Plan::Reply(Reply::Error(e)) if e.contains("too large"))
         );
     }
 
@@ -1263,6 +1404,7 @@ mod tests {
                 cmd(&["KEYSHARD", key]),
                 &mut Session::new(0, &settings),
                 &settings,
+                NOW,
             );
             let first = i64::from(place.members.start);
             assert_eq!(
@@ -1342,7 +1484,7 @@ mod tests {
     }
 
     fn run(words: &[&str], session: &mut Session, settings: &Settings) -> Plan {
-        plan(cmd(words), session, settings)
+        plan(cmd(words), session, settings, NOW)
     }
 
     #[test]
@@ -1719,10 +1861,112 @@ mod tests {
         );
         let none = KVSResult::Transaction(vec![KVSResult::NotFound, KVSResult::NotFound]);
         assert_eq!(assemble(Assemble::GetAnd, smallvec![none]), Reply::Nil);
-        assert!(matches!(
-            reply(&["SET", "k", "v", "EX", "10"]),
-            Reply::Error(e) if e.contains("no expiries yet")
-        ));
+    }
+
+    /// The store's operation for each expiry command: relative times become deadlines from
+    /// the edge's clock, once, here.
+    #[test]
+    fn expiries_become_deadlines_at_the_edge() {
+        let put = |presence, expiry| KVSOperation::PutExpiring(b("k"), b("v"), presence, expiry);
+        let store = |op, kind| Plan::Store(smallvec![op], kind);
+        let at = |ms| Expiry::At(ms);
+        assert_eq!(
+            plan_words(&["SET", "k", "v", "EX", "10"]),
+            store(put(None, at(NOW + 10_000)), Assemble::Set)
+        );
+        assert_eq!(
+            plan_words(&["SET", "k", "v", "px", "1500", "nx"]),
+            store(put(Some(Presence::Absent), at(NOW + 1500)), Assemble::SetIf)
+        );
+        assert_eq!(
+            plan_words(&["SET", "k", "v", "XX", "EXAT", "1800000000"]),
+            store(
+                put(Some(Presence::Present), at(1_800_000_000_000)),
+                Assemble::SetIf
+            )
+        );
+        assert_eq!(
+            plan_words(&["SET", "k", "v", "PXAT", "1800000000123"]),
+            store(put(None, at(1_800_000_000_123)), Assemble::Set)
+        );
+        assert_eq!(
+            plan_words(&["SET", "k", "v", "KEEPTTL"]),
+            store(put(None, Expiry::Keep), Assemble::Set)
+        );
+        assert_eq!(
+            plan_words(&["SET", "k", "v", "EX", "10", "GET"]),
+            store(
+                KVSOperation::Transaction(vec![
+                    KVSOperation::Get(b("k")),
+                    put(None, at(NOW + 10_000))
+                ]),
+                Assemble::GetAnd
+            )
+        );
+        assert_eq!(
+            plan_words(&["SETEX", "k", "10", "v"]),
+            store(put(None, at(NOW + 10_000)), Assemble::Set)
+        );
+        assert_eq!(
+            plan_words(&["PSETEX", "k", "10", "v"]),
+            store(put(None, at(NOW + 10)), Assemble::Set)
+        );
+        let expire = |ms| store(KVSOperation::ExpireAt(b("k"), ms), Assemble::Integer);
+        assert_eq!(plan_words(&["EXPIRE", "k", "10"]), expire(NOW + 10_000));
+        assert_eq!(plan_words(&["PEXPIRE", "k", "10"]), expire(NOW + 10));
+        assert_eq!(plan_words(&["EXPIRE", "k", "-5"]), expire(NOW - 5000));
+        assert_eq!(plan_words(&["EXPIREAT", "k", "2"]), expire(2000));
+        assert_eq!(plan_words(&["PEXPIREAT", "k", "2"]), expire(2));
+        assert_eq!(
+            plan_words(&["TTL", "k"]),
+            store(KVSOperation::Ttl(b("k")), Assemble::Ttl { seconds: true })
+        );
+        assert_eq!(
+            plan_words(&["PERSIST", "k"]),
+            store(KVSOperation::Persist(b("k")), Assemble::Integer)
+        );
+    }
+
+    /// Redis's errors for expiry it would refuse, and for the options not built.
+    #[test]
+    fn bad_expiries_are_refused_as_redis_refuses_them() {
+        let error = |words: &[&str], wanted: &str| match reply(words) {
+            Reply::Error(e) => assert!(e.contains(wanted), "{words:?}: {e}"),
+            other => panic!("{words:?}: {other:?}"),
+        };
+        error(
+            &["SET", "k", "v", "EX", "0"],
+            "invalid expire time in 'set'",
+        );
+        error(
+            &["SET", "k", "v", "PX", "-3"],
+            "invalid expire time in 'set'",
+        );
+        error(&["SET", "k", "v", "EX", "ten"], "not an integer");
+        error(&["SET", "k", "v", "EX"], "syntax error");
+        error(&["SET", "k", "v", "EX", "1", "PX", "1"], "syntax error");
+        error(&["SET", "k", "v", "EX", "1", "KEEPTTL"], "syntax error");
+        error(
+            &["SET", "k", "v", "EX", "9223372036854775807"],
+            "invalid expire time",
+        );
+        error(&["SETEX", "k", "0", "v"], "invalid expire time in 'setex'");
+        error(&["SETEX", "k", "x", "v"], "not an integer");
+        error(&["EXPIRE", "k", "x"], "not an integer");
+        error(&["EXPIRE", "k", "10", "NX"], "not supported");
+        error(&["TTL"], "wrong number of arguments");
+    }
+
+    #[test]
+    fn ttl_rounds_to_the_nearest_second_and_pttl_does_not() {
+        let ttl =
+            |seconds, n| assemble(Assemble::Ttl { seconds }, smallvec![KVSResult::Integer(n)]);
+        assert_eq!(ttl(true, 1499), Reply::Integer(1));
+        assert_eq!(ttl(true, 1500), Reply::Integer(2));
+        assert_eq!(ttl(true, 0), Reply::Integer(0));
+        assert_eq!(ttl(true, -1), Reply::Integer(-1));
+        assert_eq!(ttl(true, -2), Reply::Integer(-2));
+        assert_eq!(ttl(false, 1499), Reply::Integer(1499));
     }
 
     #[test]
@@ -1836,7 +2080,8 @@ mod tests {
             shards: Shards::new(Layout::sharded(3, 1)),
             ..settings()
         };
-        let plan = |words: &[&str]| plan(cmd(words), &mut Session::new(1, &settings), &settings);
+        let plan =
+            |words: &[&str]| plan(cmd(words), &mut Session::new(1, &settings), &settings, NOW);
         assert_eq!(
             plan(&["DBSIZE"]),
             Plan::Store((0..3).map(KVSOperation::Count).collect(), Assemble::Sum)

@@ -104,6 +104,7 @@ impl Connection {
         mut act: impl FnMut(Action),
     ) -> u64 {
         let mut planned = 0;
+        let wall = crate::edge::commands::unix_ms();
         while self.reading && self.queue.len() < MAX_IN_FLIGHT {
             let cmd = match self.decoder.decode(&mut self.input) {
                 Ok(None) => {
@@ -124,7 +125,7 @@ impl Connection {
                 }
             };
             planned += 1;
-            let plan = plan(cmd, &mut self.session, settings);
+            let plan = plan(cmd, &mut self.session, settings, wall);
             // A HELLO that switched protocol answers in the new one, and so does every
             // command after it; replies queued before it keep the old.
             self.queue.set_protocol(self.session.protocol);
@@ -141,6 +142,7 @@ impl Connection {
                     let first = self.queue.expect_ops(ops.len(), kind, now);
                     for (request, op) in (first..).zip(ops) {
                         act(Action::Send(KVSRequest {
+                            at: wall,
                             client: self.id,
                             request,
                             op,
@@ -171,6 +173,7 @@ impl Connection {
                     } else {
                         let request = self.queue.expect_exec(parts, now);
                         act(Action::Send(KVSRequest {
+                            at: wall,
                             client: self.id,
                             request,
                             op: KVSOperation::Transaction(ops),
@@ -317,6 +320,21 @@ mod tests {
                     KVSResult::NotFound
                 }
             }
+            // Time stands still here (no request carries a time): nothing ever expires.
+            KVSOperation::PutExpiring(k, v, presence, _) => {
+                let present = store.contains_key(&k);
+                if presence.is_some_and(|p| present != (p == crate::protocol::Presence::Present)) {
+                    KVSResult::NotFound
+                } else {
+                    store.insert(k, v);
+                    KVSResult::Ok
+                }
+            }
+            KVSOperation::ExpireAt(k, _) => KVSResult::Integer(i64::from(store.contains_key(&k))),
+            KVSOperation::Persist(_) => KVSResult::Integer(0),
+            KVSOperation::Ttl(k) => {
+                KVSResult::Integer(if store.contains_key(&k) { -1 } else { -2 })
+            }
         }
     }
 
@@ -365,7 +383,7 @@ mod tests {
                     return (replies, true);
                 }
             };
-            let plan = plan(cmd, &mut session, &settings);
+            let plan = plan(cmd, &mut session, &settings, 0);
             // Each reply is written in the protocol in force after its command (HELLO's own
             // reply in the one it chose).
             let protocol = session.protocol;

@@ -421,6 +421,7 @@ mod sim_tests {
 
     fn request(request: u64, op: KVSOperation<Bytes>) -> KVSRequest<Bytes> {
         KVSRequest {
+            at: 0,
             client: 1,
             request,
             op,

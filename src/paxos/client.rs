@@ -233,6 +233,7 @@ mod tests {
 
     fn get(client: u64, request: u64) -> KVSRequest<Bytes> {
         KVSRequest {
+            at: 0,
             client,
             request,
             op: KVSOperation::Get(Bytes::from_static(b"k")),

@@ -632,6 +632,7 @@ mod sim_tests {
     /// Client `client`'s request `request` (a GET: what it reads does not matter here).
     fn request(d: &Driver, client: u64, request: u64) {
         d.requests.send(KVSRequest {
+            at: 0,
             client,
             request,
             op: KVSOperation::Get(Bytes::from_static(b"k")),

@@ -97,6 +97,7 @@ mod tests {
     fn put(client: u64, request: u64, answered_below: u64) -> Ordered<Bytes> {
         Ordered {
             request: KVSRequest {
+                at: 0,
                 client,
                 request,
                 op: KVSOperation::Put(Bytes::from_static(b"k"), Bytes::from(request.to_string())),

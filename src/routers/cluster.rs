@@ -288,6 +288,7 @@ mod sim_tests {
         both.joined(1);
         let client = (0..).find(|&c| both.member_for(c, b"k") == Ok(1)).unwrap();
         let get = move |request| KVSRequest {
+            at: 0,
             client,
             request,
             op: KVSOperation::Get(Bytes::from_static(b"k")),

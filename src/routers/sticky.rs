@@ -288,6 +288,7 @@ mod tests {
 
     fn get(client: ClientId, request: RequestId) -> KVSRequest<Bytes> {
         KVSRequest {
+            at: 0,
             client,
             request,
             op: KVSOperation::Get(Bytes::from_static(b"k")),
@@ -428,6 +429,7 @@ mod tests {
     fn a_request_naming_its_replica_goes_there_or_is_refused() {
         let mut r = router(3);
         let at = |member, client| KVSRequest {
+            at: 0,
             client,
             request: 0,
             op: KVSOperation::<Bytes>::GetAt(member, Bytes::from_static(b"k")),
@@ -464,6 +466,7 @@ mod tests {
 
     fn put(client: ClientId, request: RequestId, key: &str) -> KVSRequest<Bytes> {
         KVSRequest {
+            at: 0,
             client,
             request,
             op: KVSOperation::Put(Bytes::from(key.to_owned()), Bytes::from_static(b"v")),
@@ -561,6 +564,7 @@ mod tests {
         let mut r = sharded(layout);
         for shard in 0..3 {
             let request = KVSRequest {
+                at: 0,
                 client: 5,
                 request: u64::from(shard),
                 op: KVSOperation::Count(shard),

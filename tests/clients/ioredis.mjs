@@ -53,6 +53,23 @@ if (atomic) {
     check('incr refused', String(err).includes('losing an increment'), true);
   }
 }
+// Expiry: where one copy (or one log) holds the key and judges time; refused elsewhere.
+if (atomic) {
+  check('set EX', await redis.set('io:ttl', 'v', 'EX', 100), 'OK');
+  const ttl = await redis.ttl('io:ttl');
+  check('ttl', ttl >= 98 && ttl <= 100, true);
+  check('setex', await redis.setex('io:ttl2', 100, 'w'), 'OK');
+  check('expire', await redis.expire('io:ttl2', 50), 1);
+  check('persist', await redis.persist('io:ttl2'), 1);
+  check('ttl after persist', await redis.ttl('io:ttl2'), -1);
+} else {
+  try {
+    await redis.set('io:ttl', 'v', 'EX', 100);
+    check('expiry refused', 'answered', 'refused');
+  } catch (err) {
+    check('expiry refused', String(err).includes('expiry needs one clock'), true);
+  }
+}
 // The keyspace: SCAN by hand, following the cursor (across shards) until it comes back 0.
 await redis.mset({ 'io:scan:a': '1', 'io:scan:b': '2', 'io:scan:c': '3' });
 const scanned = [];

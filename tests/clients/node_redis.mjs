@@ -60,6 +60,24 @@ if (atomic) {
     check('incr refused', String(err).includes('losing an increment'), true);
   }
 }
+// Expiry: where one copy (or one log) holds the key and judges time; refused elsewhere.
+if (atomic) {
+  check('set EX', await client.set('node:ttl', 'v', { EX: 100 }), 'OK');
+  const ttl = await client.ttl('node:ttl');
+  check('ttl', ttl >= 98 && ttl <= 100, true);
+  check('persist', await client.persist('node:ttl'), 1);
+  check('ttl after persist', await client.ttl('node:ttl'), -1);
+  check('pExpire', await client.pExpire('node:ttl', 50000), 1);
+  const pttl = await client.pTTL('node:ttl');
+  check('pTTL', pttl > 48000 && pttl <= 50000, true);
+} else {
+  try {
+    await client.set('node:ttl', 'v', { EX: 100 });
+    check('expiry refused', 'answered', 'refused');
+  } catch (err) {
+    check('expiry refused', String(err).includes('expiry needs one clock'), true);
+  }
+}
 // The keyspace: scanIterator follows the cursor (across shards) until it comes back 0.
 await client.mSet({ 'node:scan:a': '1', 'node:scan:b': '2', 'node:scan:c': '3' });
 const scanned = [];

@@ -57,6 +57,26 @@ else:
     except redis.ResponseError as e:
         check("incr refused", "losing an increment" in str(e), True)
 
+# Expiry: where one copy (or one log) holds the key and judges time; refused elsewhere.
+if arch in ("local", "sharded", "linearizable"):
+    check("set ex", r.set("py:ttl", "v", ex=100), True)
+    check("ttl", 98 <= r.ttl("py:ttl") <= 100, True)
+    check("pttl", 98_000 <= r.pttl("py:ttl") <= 100_000, True)
+    check("persist", r.persist("py:ttl"), True)
+    check("ttl after persist", r.ttl("py:ttl"), -1)
+    check("expire", r.expire("py:ttl", 50), True)
+    check("ttl after expire", 48 <= r.ttl("py:ttl") <= 50, True)
+    check("setex", r.setex("py:ttl2", 100, "w"), True)
+    check("pexpire in the past", r.pexpire("py:ttl2", -1), True)
+    check("gone at once", r.get("py:ttl2"), None)
+    check("ttl missing", r.ttl("py:ttl2"), -2)
+else:
+    try:
+        r.set("py:ttl", "v", ex=100)
+        check("expiry refused", "answered", "refused")
+    except redis.ResponseError as e:
+        check("expiry refused", "expiry needs one clock" in str(e), True)
+
 # The keyspace: every shard's keys (on the replicated stores, as this client's replica has
 # them). scan_iter follows the cursor across shards until it comes back 0.
 r.mset({"py:scan:a": "1", "py:scan:b": "2", "py:scan:c": "3"})

@@ -170,3 +170,48 @@ pub fn check_multi_key_commands(con: &mut Connection, keys: &[String]) {
     let existing: usize = con.exists(keys).unwrap();
     assert_eq!(existing, 0);
 }
+
+/// Keys with a deadline, on a store that gives expiry a meaning: they are there until it
+/// passes (a real wait of a few hundred milliseconds) and then gone — from GET, EXISTS,
+/// DBSIZE's count and TTL alike; PERSIST keeps one for good. Keys start with `prefix`.
+pub fn check_keys_expire(con: &mut Connection, prefix: &str) {
+    let key = |k: &str| format!("{prefix}:{k}");
+    let ok: String = redis::cmd("SET")
+        .arg(key("short"))
+        .arg("v")
+        .arg("PX")
+        .arg(400)
+        .query(con)
+        .unwrap();
+    assert_eq!(ok, "OK");
+    let () = redis::cmd("SET")
+        .arg(key("kept"))
+        .arg("w")
+        .arg("PX")
+        .arg(400)
+        .query(con)
+        .unwrap();
+    let persisted: i64 = redis::cmd("PERSIST").arg(key("kept")).query(con).unwrap();
+    assert_eq!(persisted, 1);
+    let pttl: i64 = redis::cmd("PTTL").arg(key("short")).query(con).unwrap();
+    assert!((1..=400).contains(&pttl), "PTTL {pttl}");
+    let got: Option<String> = redis::cmd("GET").arg(key("short")).query(con).unwrap();
+    assert_eq!(got.as_deref(), Some("v"));
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let got: Option<String> = redis::cmd("GET").arg(key("short")).query(con).unwrap();
+    assert_eq!(got, None, "expired");
+    let exists: i64 = redis::cmd("EXISTS").arg(key("short")).query(con).unwrap();
+    assert_eq!(exists, 0);
+    let pttl: i64 = redis::cmd("PTTL").arg(key("short")).query(con).unwrap();
+    assert_eq!(pttl, -2);
+    let got: Option<String> = redis::cmd("GET").arg(key("kept")).query(con).unwrap();
+    assert_eq!(got.as_deref(), Some("w"), "persisted");
+    let expired: i64 = redis::cmd("EXPIRE")
+        .arg(key("kept"))
+        .arg(-1)
+        .query(con)
+        .unwrap();
+    assert_eq!(expired, 1);
+    let got: Option<String> = redis::cmd("GET").arg(key("kept")).query(con).unwrap();
+    assert_eq!(got, None, "an expiry in the past removes the key at once");
+}
