@@ -86,12 +86,11 @@ async fn redis_client_commands(server: &Server) {
         con.get::<_, Vec<u8>>("lib:big").await.unwrap().len(),
         big.len()
     );
-    // Unsupported SET options are refused, not silently ignored.
-    let err = redis::cmd("SET")
-        .arg("lib:ttl")
-        .arg("v")
-        .arg("EX")
+    // Unsupported options are refused, not silently ignored.
+    let err = redis::cmd("EXPIRE")
+        .arg("lib:a")
         .arg(10)
+        .arg("GT")
         .query_async::<()>(&mut con)
         .await
         .unwrap_err();
