@@ -31,8 +31,10 @@ use hydro_lang::location::Location;
 use hydro_lang::prelude::*;
 use lattices::Merge;
 
-use crate::lattice_core::{Applied, LatticeStore, StorageInput, StorageOutput, split_applied};
-use crate::protocol::{Context, KVSOperation, KVSResult, Key};
+use crate::lattice_core::{
+    Applied, AppliedAll, LatticeStore, StorageInput, StorageOutput, apply_atomically, split_applied,
+};
+use crate::protocol::{Context, KVSOperation, KVSRequest, KVSResult, Key};
 use crate::values::VectorClock;
 use crate::values::causal::{CausalValue, causal_delete, causal_write, siblings};
 
@@ -95,6 +97,44 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
         self.store.get(key).map(siblings).unwrap_or_default()
     }
 
+    /// Applies one input with all its effects: a transaction's operations one after another
+    /// (see [`apply_atomically`]), and FLUSHDB as a delete of every key this replica holds a
+    /// live version of — a tombstone each, gossiped like any delete. So a flush empties what
+    /// this replica has seen; a write it had not seen is concurrent with the flush and
+    /// survives it, as it would survive a DEL.
+    pub fn apply_all(
+        &mut self,
+        input: StorageInput<V, CausalValue<V>>,
+    ) -> AppliedAll<V, CausalValue<V>> {
+        let request = match input {
+            StorageInput::Request(request) if matches!(request.op, KVSOperation::Flush(_)) => {
+                request
+            }
+            other => return apply_atomically(other, |input| self.apply(input)),
+        };
+        let at = request.at;
+        let (_, reply_to) = request.into_parts();
+        let keys: Vec<Key> = self.live_keys().cloned().collect();
+        let mut out = AppliedAll::new();
+        let mut result = KVSResult::Ok;
+        for key in keys {
+            let (response, effect) = self.apply(StorageInput::Request(KVSRequest {
+                at,
+                client: reply_to.client,
+                request: reply_to.request,
+                op: KVSOperation::Delete(key),
+            }));
+            if let Some(KVSResult::Error(e)) = response.map(|r| r.result) {
+                result = KVSResult::Error(e);
+            }
+            if effect.is_some() {
+                out.push((None, effect));
+            }
+        }
+        out.push((Some(reply_to.respond(result)), None));
+        out
+    }
+
     /// Applies one input: reads answer the key's siblings; writes are stamped and merged; a
     /// peer's value merges without a reply.
     pub fn apply(&mut self, input: StorageInput<V, CausalValue<V>>) -> Applied<V, CausalValue<V>> {
@@ -151,7 +191,11 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
             | KVSOperation::Append(..)
             | KVSOperation::PutIf(..)
             | KVSOperation::Cas(..) => (crate::lattice_core::needs_one_copy(), None),
-            KVSOperation::Flush(_) => (crate::lattice_core::flush_needs_one_copy(), None),
+            // One input, one effect: a flush changes many keys, so `apply_all` takes it.
+            KVSOperation::Flush(_) => (
+                KVSResult::Error("FLUSHDB is applied by CausalStore::apply_all".into()),
+                None,
+            ),
             KVSOperation::PutExpiring(..)
             | KVSOperation::ExpireAt(..)
             | KVSOperation::Persist(_)
@@ -237,9 +281,7 @@ impl CausalKVSCore {
                 q!(|store, (input, member)| {
                     let store =
                         store.get_or_insert_with(|| crate::causal_core::CausalStore::new(member));
-                    Some(crate::lattice_core::apply_atomically(input, |input| {
-                        store.apply(input)
-                    }))
+                    Some(store.apply_all(input))
                 }),
             )
             .flatten_ordered();
@@ -417,5 +459,55 @@ mod tests {
                 KVSResult::Error(e) if e.contains("losing an increment")
             ));
         }
+    }
+
+    #[test]
+    fn expiry_is_refused_with_the_reason() {
+        let mut r0 = CausalStore::new(0);
+        for op in [
+            KVSOperation::PutExpiring(k(), "x", None, crate::protocol::Expiry::At(5)),
+            KVSOperation::ExpireAt(k(), 5),
+            KVSOperation::Persist(k()),
+            KVSOperation::Ttl(k()),
+        ] {
+            assert!(matches!(
+                result(&mut r0, req(op)),
+                KVSResult::Error(e) if e.contains("expiry needs one clock")
+            ));
+        }
+    }
+
+    /// FLUSHDB deletes what this replica holds, a tombstone per key that gossip carries to
+    /// the others; a write the replica had not seen is concurrent with it and survives.
+    #[test]
+    fn a_flush_deletes_every_key_this_replica_holds_and_spares_writes_it_had_not_seen() {
+        let (mut r0, mut r1) = (CausalStore::new(0), CausalStore::new(1));
+        let other = Key::from_static(b"other");
+        result(&mut r0, req(KVSOperation::Put(k(), "a")));
+        result(&mut r0, req(KVSOperation::Put(other.clone(), "b")));
+        r1.apply(StorageInput::Merge(k(), version(&r0)));
+        // r1 writes k again before it hears of the flush.
+        result(&mut r1, req(KVSOperation::Put(k(), "later")));
+        let applied = r0.apply_all(req(KVSOperation::Flush(0)));
+        let (reply, effects): (Vec<_>, Vec<_>) =
+            applied.into_iter().partition(|(r, _)| r.is_some());
+        assert_eq!(reply.len(), 1);
+        assert_eq!(
+            reply[0].0.as_ref().map(|r| r.result.clone()),
+            Some(KVSResult::Ok)
+        );
+        assert_eq!(effects.len(), 2, "one tombstone per key, for gossip");
+        for key in [k(), other] {
+            assert_eq!(
+                result(&mut r0, req(KVSOperation::Get(key))),
+                KVSResult::NotFound
+            );
+        }
+        // Gossip: r1's later write is concurrent with the flush's tombstone and survives it.
+        r1.apply(StorageInput::Merge(k(), version(&r0)));
+        assert_eq!(
+            result(&mut r1, req(KVSOperation::Get(k()))),
+            KVSResult::Value("later")
+        );
     }
 }

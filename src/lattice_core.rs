@@ -342,12 +342,13 @@ pub fn expiry_needs_one_copy<V>() -> KVSResult<V> {
     )
 }
 
-/// A replicated store's answer to FLUSHDB: emptying a replica is not emptying the store.
+/// The lattice core's answer to FLUSHDB: its values are the clients' own lattices, with no
+/// tombstone to write over them, and emptying one replica is not emptying the store.
 pub fn flush_needs_one_copy<V>() -> KVSResult<V> {
     KVSResult::Error(
-        "FLUSHDB on a replicated store would need a tombstone for every key, gossiped to every \
-         replica (emptying one replica is not emptying the store); not built yet. DEL the keys \
-         (SCAN finds them), or use local or sharded"
+        "FLUSHDB on a lattice store would need a tombstone for every key, and the values here \
+         are clients' own lattices, which have none; emptying one replica is not emptying the \
+         store. Use a store with deletes (local, sharded, replicated, linearizable)"
             .into(),
     )
 }

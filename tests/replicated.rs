@@ -134,6 +134,28 @@ fn info_lists_every_replica_alive_with_its_process() {
     assert_members_alive(&mut con, "replica", 3);
 }
 
+/// FLUSHDB at one replica deletes every key it holds, a tombstone each, and gossip carries
+/// the deletes to the other replicas. (Its own deployment: a flush would pull keys from under
+/// the scenarios sharing one.)
+#[test]
+fn flushdb_empties_every_replica() {
+    let server = Server::start("replicated", SHARED_ARGS);
+    let mut con = connect(&server.url);
+    let keys = ["flush:a", "flush:b", "flush:c"];
+    for key in keys {
+        let () = con.set(key, "x").unwrap();
+        until_every_replica_has(&mut con, 3, key, &bulk("x"));
+    }
+    let ok: String = redis::cmd("FLUSHDB").query(&mut con).unwrap();
+    assert_eq!(ok, "OK");
+    for key in keys {
+        until_every_replica_has(&mut con, 3, key, &Value::Nil);
+    }
+    let size: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(size, 0);
+    server.stop();
+}
+
 #[test]
 fn redis_benchmark_completes() {
     benchmark_completes(&shared());
