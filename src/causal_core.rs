@@ -200,6 +200,9 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
             | KVSOperation::ExpireAt(..)
             | KVSOperation::Persist(_)
             | KVSOperation::Ttl(_) => (crate::lattice_core::expiry_needs_one_copy(), None),
+            KVSOperation::Watch(_) | KVSOperation::Unwatch(_) | KVSOperation::Unchanged(_) => {
+                (crate::lattice_core::watch_needs_one_copy(), None)
+            }
             // This replica's view: keys with a live version here.
             KVSOperation::Count(_) => {
                 let live = self.live_keys().count() as i64;

@@ -23,7 +23,7 @@ use hydro_lang::prelude::*;
 use crate::lattice_core::{Applied, LatticeStore, StorageInput, StorageOutput, split_applied};
 use std::collections::{BTreeSet, HashMap};
 
-use crate::protocol::{Expiry, KVSOperation, KVSResult, Key, Presence};
+use crate::protocol::{ClientId, Expiry, KVSOperation, KVSResult, Key, Presence};
 use crate::values::{LwwValue, Stamp};
 
 /// What the string commands (INCR, APPEND) need of a client value: its bytes, and a value
@@ -45,6 +45,9 @@ impl StringValue for bytes::Bytes {
     }
 }
 
+/// The most watches (`WATCH`) a store keeps, over all clients.
+pub const MAX_WATCHES: usize = 100_000;
+
 /// The longest value APPEND may build: Redis's `proto-max-bulk-len` (512 MiB).
 pub const MAX_STRING_BYTES: usize = 512 * 1024 * 1024;
 
@@ -61,6 +64,8 @@ pub struct LwwStore<V> {
     deadlines: HashMap<Key, u64>,
     /// …and the same, in deadline order, so the keys due are found without a scan.
     due: BTreeSet<(u64, Key)>,
+    /// `WATCH`: per client and key, the key's version when the client watched it.
+    watches: HashMap<(ClientId, Key), u64>,
 }
 
 impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
@@ -73,7 +78,19 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
             now: 0,
             deadlines: HashMap::new(),
             due: BTreeSet::new(),
+            watches: HashMap::new(),
         }
+    }
+
+    /// `key`'s version: the Lamport time of the write (or delete, or expiry) that made its
+    /// current value; 0 if it was never written. Every change stamps a later time.
+    fn version(&self, key: &Key) -> u64 {
+        self.store.get(key).map_or(0, |v| v.stamp.time)
+    }
+
+    /// How many watches the store holds, over all clients.
+    pub fn watching(&self) -> usize {
+        self.watches.len()
     }
 
     /// Moves the store's time to `at` (never back) and removes every key whose deadline has
@@ -293,6 +310,31 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
                     Some(reply_to.respond(KVSResult::Integer(i64::from(had)))),
                     None,
                 )
+            }
+            KVSOperation::Watch(key) => {
+                // Connections that close while watching never say UNWATCH: past the bound,
+                // any watch may be forgotten, and a forgotten watch fails its check — the
+                // transaction is refused and the client retries, never run over a change.
+                if self.watches.len() >= MAX_WATCHES
+                    && let Some(victim) = self.watches.keys().next().cloned()
+                {
+                    self.watches.remove(&victim);
+                }
+                let version = self.version(&key);
+                self.watches.insert((reply_to.client, key), version);
+                (Some(reply_to.respond(KVSResult::Ok)), None)
+            }
+            KVSOperation::Unwatch(key) => {
+                self.watches.remove(&(reply_to.client, key));
+                (Some(reply_to.respond(KVSResult::Ok)), None)
+            }
+            KVSOperation::Unchanged(key) => {
+                let version = self.version(&key);
+                let result = match self.watches.remove(&(reply_to.client, key)) {
+                    Some(watched) if watched == version => KVSResult::Ok,
+                    _ => KVSResult::NotFound,
+                };
+                (Some(reply_to.respond(result)), None)
             }
             KVSOperation::Ttl(key) => {
                 let ttl = match (self.live(&key), self.deadlines.get(&key)) {
@@ -563,6 +605,80 @@ mod tests {
         assert_eq!(
             result(&mut s, at(1000, scan)),
             KVSResult::Scanned(None, vec![Key::from_static(b"stays")])
+        );
+    }
+
+    fn apply_all(
+        s: &mut LwwStore<Bytes>,
+        input: StorageInput<Bytes, LwwValue<Bytes>>,
+    ) -> KVSResult<Bytes> {
+        let mut applied = crate::lattice_core::apply_atomically(input, |i| s.apply(i));
+        applied
+            .pop()
+            .and_then(|(reply, _)| reply)
+            .expect("answered")
+            .result
+    }
+
+    /// WATCH and the check EXEC starts with: unchanged passes, and any change — a write, a
+    /// delete, an expiry, by anyone — fails it; every check ends its watch.
+    #[test]
+    fn a_watched_key_passes_its_check_until_it_changes() {
+        let mut s = LwwStore::new(0);
+        let watch = || req(0, KVSOperation::Watch(k()));
+        let check = || req(0, KVSOperation::Unchanged(k()));
+        result(&mut s, watch());
+        assert_eq!(result(&mut s, check()), KVSResult::Ok);
+        assert_eq!(
+            result(&mut s, check()),
+            KVSResult::NotFound,
+            "the check ended it"
+        );
+        for change in [
+            KVSOperation::Put(k(), n(1)),
+            KVSOperation::Delete(k()),
+            KVSOperation::PutExpiring(k(), n(2), None, Expiry::At(0)),
+        ] {
+            result(&mut s, watch());
+            result(&mut s, req(0, change));
+            assert_eq!(result(&mut s, check()), KVSResult::NotFound);
+        }
+        result(&mut s, watch());
+        result(&mut s, req(0, KVSOperation::Unwatch(k())));
+        assert_eq!(result(&mut s, check()), KVSResult::NotFound);
+        assert_eq!(s.watching(), 0);
+    }
+
+    /// A transaction whose guard fails runs none of its operations and answers `Aborted`;
+    /// with every guard passing it runs.
+    #[test]
+    fn a_transaction_over_a_changed_watched_key_does_not_run() {
+        let mut s = LwwStore::new(0);
+        let other = Key::from_static(b"other");
+        let transaction = || {
+            req(
+                1,
+                KVSOperation::Transaction(vec![
+                    KVSOperation::Unchanged(k()),
+                    KVSOperation::Put(other.clone(), n(7)),
+                ]),
+            )
+        };
+        result(&mut s, req(0, KVSOperation::Watch(k())));
+        result(&mut s, req(0, KVSOperation::Put(k(), n(1))));
+        assert_eq!(apply_all(&mut s, transaction()), KVSResult::Aborted);
+        assert_eq!(
+            result(&mut s, req(2, KVSOperation::Get(other.clone()))),
+            KVSResult::NotFound
+        );
+        result(&mut s, req(0, KVSOperation::Watch(k())));
+        assert_eq!(
+            apply_all(&mut s, transaction()),
+            KVSResult::Transaction(vec![KVSResult::Ok, KVSResult::Ok])
+        );
+        assert_eq!(
+            result(&mut s, req(2, KVSOperation::Get(other))),
+            KVSResult::Value(n(7))
         );
     }
 

@@ -235,6 +235,11 @@ impl<S: Merge<S> + Clone + Fingerprint> LatticeStore<S> {
                     | KVSOperation::Ttl(_) => {
                         (Some(reply_to.respond(expiry_needs_one_copy())), None)
                     }
+                    KVSOperation::Watch(_)
+                    | KVSOperation::Unwatch(_)
+                    | KVSOperation::Unchanged(_) => {
+                        (Some(reply_to.respond(watch_needs_one_copy())), None)
+                    }
                     KVSOperation::Count(_) => {
                         let count = self.map.len() as i64;
                         (Some(reply_to.respond(KVSResult::Integer(count))), None)
@@ -299,6 +304,30 @@ fn run_transaction<V, S>(
     out: &mut AppliedAll<V, S>,
 ) -> KVSResult<V> {
     let mut results = Vec::with_capacity(ops.len());
+    // A transaction after WATCH starts with its guards: each checks (and ends) one watch.
+    // All of them run, so every watch ends; if any key changed, nothing else runs.
+    let guards = ops
+        .iter()
+        .take_while(|op| matches!(op, KVSOperation::Unchanged(_)))
+        .count();
+    let mut ops = ops.into_iter();
+    let mut changed = false;
+    for op in ops.by_ref().take(guards) {
+        let (response, _) = apply(StorageInput::Request(KVSRequest {
+            at,
+            client: reply_to.client,
+            request: reply_to.request,
+            op,
+        }));
+        match response.map(|r| r.result) {
+            Some(KVSResult::Ok) => results.push(KVSResult::Ok),
+            Some(KVSResult::Error(e)) => return KVSResult::Error(e),
+            _ => changed = true,
+        }
+    }
+    if changed {
+        return KVSResult::Aborted;
+    }
     for op in ops {
         let result = match op {
             KVSOperation::Transaction(inner) => run_transaction(inner, reply_to, at, apply, out),
@@ -338,6 +367,16 @@ pub fn expiry_needs_one_copy<V>() -> KVSResult<V> {
         "expiry needs one clock per key: replicas that accept writes independently would each \
          expire a key at their own time, and a write gossiped from one replica could bring an \
          expired value back at another. Use local, sharded or linearizable"
+            .into(),
+    )
+}
+
+/// A replicated store's answer to WATCH.
+pub fn watch_needs_one_copy<V>() -> KVSResult<V> {
+    KVSResult::Error(
+        "WATCH needs one copy of each key: a replica cannot tell whether another replica \
+         changed a watched key meanwhile (MULTI/EXEC still applies its commands atomically at \
+         your replica). Use local, sharded or linearizable"
             .into(),
     )
 }

@@ -88,6 +88,18 @@ pub enum KVSOperation<V> {
     /// `TTL` / `PTTL`: answers `Integer(ms)` left before the key expires, `Integer(-1)` when
     /// it does not expire, `Integer(-2)` when it is missing.
     Ttl(Key),
+    /// `WATCH key`: the store remembers the key's version for this client, so a later
+    /// transaction can check that nobody changed the key meanwhile ([`Self::Unchanged`]).
+    /// Answers `Ok`.
+    Watch(Key),
+    /// `UNWATCH`, `DISCARD`: forget this client's watch of the key. Answers `Ok`.
+    Unwatch(Key),
+    /// The first operations of a transaction after `WATCH`: answers `Ok` when the key has
+    /// not changed since this client watched it, `NotFound` when it has (written, deleted,
+    /// expired) or is not watched; either way the watch is over. If any answers `NotFound`
+    /// the transaction's other operations do not run and it answers
+    /// [`KVSResult::Aborted`] — Redis's optimistic locking.
+    Unchanged(Key),
     /// A transaction (`MULTI` … `EXEC`): these operations, applied one after another by one
     /// storage member with nothing in between, answered together by
     /// [`KVSResult::Transaction`]. The edge sends one only when every key lives on one shard
@@ -136,7 +148,10 @@ impl<V> KVSOperation<V> {
             | KVSOperation::PutExpiring(k, _, _, _)
             | KVSOperation::ExpireAt(k, _)
             | KVSOperation::Persist(k)
-            | KVSOperation::Ttl(k) => k,
+            | KVSOperation::Ttl(k)
+            | KVSOperation::Watch(k)
+            | KVSOperation::Unwatch(k)
+            | KVSOperation::Unchanged(k) => k,
             KVSOperation::Count(_) | KVSOperation::Scan { .. } | KVSOperation::Flush(_) => &NO_KEY,
         }
     }
@@ -232,6 +247,8 @@ pub enum KVSResult<V> {
     /// One step of a scan: the position to continue from (`None`: the shard is done) and
     /// the keys found.
     Scanned(Option<u64>, Vec<Key>),
+    /// A transaction that did not run: a key it watched had changed (`EXEC` answers nil).
+    Aborted,
 }
 
 /// A result addressed to the request it answers.

@@ -12,7 +12,8 @@ use redis::{Commands, Connection};
 use support::Server;
 use support::history::{Workload, assert_linearizable, record, record_while};
 use support::redis_client::{
-    Shared, benchmark_completes, check_keys_expire, connect, kill_9, shared_url, stop_shared,
+    Shared, benchmark_completes, check_keys_expire, check_watch, connect, kill_9, shared_url,
+    stop_shared,
 };
 
 static SHARED: Shared = Shared::new();
@@ -77,6 +78,12 @@ fn writes_reads_and_deletes_go_through_the_log() {
 #[test]
 fn keys_expire_through_the_log() {
     check_keys_expire(&mut connect(&shared()), "lin:ttl");
+}
+
+/// WATCH through the log: the versions replicas compare are the same at every replica.
+#[test]
+fn watch_refuses_exec_after_a_change() {
+    check_watch(&shared(), "lin:watched");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `MULTI` / `EXEC` as users see them: atomic on Local and, within one shard, on the sharded
 //! store — a reader's transaction never sees half of a writer's — and refused with
-//! `CROSSSLOT` when a sharded store's transaction spans shards. And `INCR`, the
+//! `CROSSSLOT` when a sharded store's transaction spans shards; `WATCH` makes `EXEC` refuse
+//! to run after another client changed a watched key. And `INCR`, the
 //! read-modify-write clients most often rely on: concurrent increments are never lost.
 
 mod support;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use redis::Connection;
 use support::Server;
-use support::redis_client::connect;
+use support::redis_client::{check_watch, connect};
 
 /// One writer sets two keys to the same number in each transaction while a reader reads both
 /// in transactions of its own, for two seconds: every read must see the two equal.
@@ -101,6 +102,20 @@ fn no_increment_is_lost(url: &str, key: &str) {
 fn transactions_are_atomic_on_local() {
     let server = Server::start("local", &[]);
     readers_never_see_half_a_transaction(&server.url, "a", "b");
+    server.stop();
+}
+
+#[test]
+fn watch_refuses_exec_after_a_change_on_local() {
+    let server = Server::start("local", &[]);
+    check_watch(&server.url, "watched");
+    server.stop();
+}
+
+#[test]
+fn watch_refuses_exec_after_a_change_on_sharded() {
+    let server = Server::start("sharded", &[]);
+    check_watch(&server.url, "watched");
     server.stop();
 }
 

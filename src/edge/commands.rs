@@ -46,6 +46,11 @@ pub enum Assemble {
     SetIf,
     /// SETNX: 1 when written, 0 when not.
     SetIfAbsent,
+    /// WATCH: `+OK` (the store now remembers the keys' versions).
+    Watch,
+    /// EXEC of a transaction that failed while queueing, after WATCH: the watches are
+    /// forgotten, and the reply is Redis's EXECABORT.
+    ExecAbort,
     /// TTL (`seconds`, rounded as Redis rounds) and PTTL (milliseconds): the time left, -1
     /// for a key without a deadline, -2 for a missing key.
     Ttl {
@@ -136,6 +141,8 @@ pub struct Session {
     pub transaction: Option<Transaction>,
     /// The name the client gave itself (`CLIENT SETNAME`, `HELLO … SETNAME`).
     pub name: Option<Bytes>,
+    /// The keys this connection watches (`WATCH`), until `EXEC`, `DISCARD` or `UNWATCH`.
+    pub watched: Vec<Bytes>,
 }
 
 impl Session {
@@ -147,6 +154,7 @@ impl Session {
             protocol: Protocol::Resp2,
             transaction: None,
             name: None,
+            watched: Vec::new(),
         }
     }
 }
@@ -159,6 +167,8 @@ const MAX_DEBUG_SLEEP: Duration = Duration::from_secs(3600);
 
 /// Redis's reply to every command but AUTH, HELLO and QUIT before the password is given.
 const NOAUTH: &str = "NOAUTH Authentication required.";
+/// Redis's reply to EXEC of a transaction a queueing error spoiled.
+const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 /// Redis's reply to a wrong password (it does not say which of user and password is wrong).
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
@@ -341,6 +351,9 @@ pub enum Queued {
     Reply(Reply),
     /// Its operations run in the store with the rest of the transaction's.
     Store(Ops, Assemble),
+    /// Not a command: the checks of the watched keys ([`KVSOperation::Unchanged`]) the
+    /// transaction starts with. They have no reply of their own.
+    Guards(Ops),
 }
 
 impl Transaction {
@@ -383,37 +396,71 @@ fn transaction_command(
         }
         b"discard" if open => {
             session.transaction = None;
-            Reply::simple("OK")
+            return unwatch(session);
         }
         b"discard" => Reply::err("DISCARD without MULTI"),
-        b"exec" => return exec(session.transaction.take(), settings),
+        b"exec" => return exec(session, settings),
         b"watch" if args.is_empty() => return wrong_arity(name),
         b"watch" if open => Reply::err("WATCH inside MULTI is not allowed"),
-        // Honest rather than silently ignored: a WATCH that did not watch would let EXEC run
-        // over a changed key, which is the very thing it exists to prevent.
-        b"watch" => Reply::err(
-            "WATCH is not supported: kvs-zoo has no optimistic locking yet (MULTI/EXEC still \
-             applies its commands atomically)",
-        ),
-        // Nothing is ever watched, so there is nothing to forget.
-        _ => Reply::simple("OK"),
+        // The store remembers each key's version for this connection; EXEC checks them.
+        b"watch" => {
+            for key in args {
+                if !session.watched.contains(key) {
+                    session.watched.push(key.clone());
+                }
+            }
+            return Plan::Store(
+                args.iter().cloned().map(KVSOperation::Watch).collect(),
+                Assemble::Watch,
+            );
+        }
+        // UNWATCH inside MULTI is queued like a command, as in Redis: it forgets the watches
+        // when EXEC runs — which ends them anyway.
+        _ if open => Reply::simple("OK"),
+        _ => return unwatch(session),
     })
 }
 
+/// Forgets this connection's watches, in the store too (`UNWATCH`, `DISCARD`): `+OK`.
+fn unwatch(session: &mut Session) -> Plan {
+    if session.watched.is_empty() {
+        return Plan::Reply(Reply::simple("OK"));
+    }
+    let ops = session
+        .watched
+        .drain(..)
+        .map(KVSOperation::Unwatch)
+        .collect();
+    Plan::Store(ops, Assemble::Set)
+}
+
 /// `EXEC`: the transaction's commands, to run as one atomic operation — or why they will not.
-fn exec(transaction: Option<Transaction>, settings: &Settings) -> Plan {
-    let Some(transaction) = transaction else {
+/// After `WATCH`, the transaction starts with a check of each watched key, and the watches
+/// end with it.
+fn exec(session: &mut Session, settings: &Settings) -> Plan {
+    let Some(mut transaction) = session.transaction.take() else {
         return Plan::Reply(Reply::err("EXEC without MULTI"));
     };
     if transaction.failed {
-        return Plan::Reply(Reply::Error(
-            "EXECABORT Transaction discarded because of previous errors.".into(),
-        ));
+        // The store's watches of this connection end too (Redis unwatches on EXECABORT); the
+        // reply is the abort.
+        if let Plan::Store(ops, _) = unwatch(session) {
+            return Plan::Store(ops, Assemble::ExecAbort);
+        }
+        return Plan::Reply(Reply::Error(EXECABORT.into()));
+    }
+    if !session.watched.is_empty() {
+        let guards = session
+            .watched
+            .drain(..)
+            .map(KVSOperation::Unchanged)
+            .collect();
+        transaction.queued.insert(0, Queued::Guards(guards));
     }
     // A transaction is atomic because one storage member applies it with nothing in between;
     // keys on two shards would need two members to agree, which a sharded store cannot do.
     let mut shards = transaction.queued.iter().flat_map(|q| match q {
-        Queued::Store(ops, _) => ops.as_slice(),
+        Queued::Store(ops, _) | Queued::Guards(ops) => ops.as_slice(),
         Queued::Reply(_) => &[],
     });
     if let Some(first) = shards.next() {
@@ -438,12 +485,16 @@ pub enum ExecPart {
     Ready(Reply),
     /// Assembled as the command's own reply from its `n` results.
     Results(Assemble, usize),
+    /// `n` checks of watched keys: no reply of their own.
+    Guards(usize),
 }
 
 /// `EXEC`'s reply: one reply per queued command, from the transaction's `result`.
 pub fn assemble_exec(parts: Vec<ExecPart>, result: KVSResult<Bytes>) -> Reply {
     let results = match result {
         KVSResult::Transaction(results) => results,
+        // A watched key changed: nothing ran, and EXEC answers nil, as Redis does.
+        KVSResult::Aborted => return Reply::Nil,
         // The transaction as a whole failed (its shard is down, it timed out): nothing ran.
         KVSResult::Error(e) => return Reply::err(e),
         other => return Reply::err(format!("EXEC got no transaction answer: {other:?}")),
@@ -452,9 +503,15 @@ pub fn assemble_exec(parts: Vec<ExecPart>, result: KVSResult<Bytes>) -> Reply {
     Reply::Array(
         parts
             .into_iter()
-            .map(|part| match part {
-                ExecPart::Ready(reply) => reply,
-                ExecPart::Results(kind, n) => assemble(kind, results.by_ref().take(n).collect()),
+            .filter_map(|part| match part {
+                ExecPart::Ready(reply) => Some(reply),
+                ExecPart::Results(kind, n) => {
+                    Some(assemble(kind, results.by_ref().take(n).collect()))
+                }
+                ExecPart::Guards(n) => {
+                    results.by_ref().take(n).for_each(drop);
+                    None
+                }
             })
             .collect(),
     )
@@ -1104,7 +1161,8 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
         Reply::Integer(results.iter().filter(|r| want(r)).count() as i64)
     };
     match kind {
-        Assemble::Set | Assemble::MultiSet => Reply::simple("OK"),
+        Assemble::Set | Assemble::MultiSet | Assemble::Watch => Reply::simple("OK"),
+        Assemble::ExecAbort => Reply::Error(EXECABORT.into()),
         Assemble::Get => results.into_iter().next().map_or(Reply::Nil, value_reply),
         Assemble::Deleted => count(|r| matches!(r, KVSResult::Ok)),
         Assemble::Existing => count(|r| match r {
@@ -1115,7 +1173,8 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
             | KVSResult::Error(_)
             | KVSResult::Transaction(_)
             | KVSResult::Integer(_)
-            | KVSResult::Scanned(..) => false,
+            | KVSResult::Scanned(..)
+            | KVSResult::Aborted => false,
         }),
         Assemble::MultiGet => Reply::Array(results.into_iter().map(value_reply).collect()),
         Assemble::Versioned => match results.into_iter().next() {
@@ -1208,7 +1267,7 @@ fn value_reply(result: KVSResult<Bytes>) -> Reply {
         KVSResult::Siblings(vs) | KVSResult::Versioned(_, vs) => {
             Reply::Set(vs.into_iter().map(Reply::Bulk).collect())
         }
-        KVSResult::NotFound | KVSResult::Ok => Reply::Nil,
+        KVSResult::NotFound | KVSResult::Ok | KVSResult::Aborted => Reply::Nil,
         KVSResult::Error(e) => Reply::err(e),
         KVSResult::Transaction(_) => Reply::err("a transaction's results answer EXEC only"),
         KVSResult::Integer(n) => Reply::Integer(n),
@@ -1750,11 +1809,81 @@ mod tests {
             run(&["GET", "a"], &mut s, &settings),
             Plan::Store(..)
         ));
-        assert!(error(run(&["WATCH", "a"], &mut s, &settings)).contains("WATCH is not supported"));
+        // Nothing watched: UNWATCH has nothing to tell the store.
         assert_eq!(
             run(&["UNWATCH"], &mut s, &settings),
             Plan::Reply(Reply::simple("OK"))
         );
+    }
+
+    /// WATCH asks the store to remember the keys' versions; EXEC's transaction then starts
+    /// with a check of each (whose results no command answers), and the watches end.
+    #[test]
+    fn exec_after_watch_checks_the_watched_keys_first() {
+        let settings = settings();
+        let mut s = Session::new(1, &settings);
+        assert_eq!(
+            run(&["WATCH", "a", "b"], &mut s, &settings),
+            Plan::Store(
+                smallvec![KVSOperation::Watch(b("a")), KVSOperation::Watch(b("b"))],
+                Assemble::Watch
+            )
+        );
+        run(&["MULTI"], &mut s, &settings);
+        assert!(matches!(
+            run(&["WATCH", "c"], &mut s, &settings),
+            Plan::Reply(Reply::Error(e)) if e.contains("inside MULTI")
+        ));
+        run(&["SET", "a", "1"], &mut s, &settings);
+        let Plan::Exec(queued) = run(&["EXEC"], &mut s, &settings) else {
+            panic!("EXEC runs the transaction");
+        };
+        assert_eq!(
+            queued[0],
+            Queued::Guards(smallvec![
+                KVSOperation::Unchanged(b("a")),
+                KVSOperation::Unchanged(b("b"))
+            ])
+        );
+        assert!(s.watched.is_empty(), "EXEC ends the watches");
+        // The guards' results answer nothing; a changed key makes EXEC answer nil.
+        let parts = vec![ExecPart::Guards(2), ExecPart::Results(Assemble::Set, 1)];
+        let ran = KVSResult::Transaction(vec![KVSResult::Ok, KVSResult::Ok, KVSResult::Ok]);
+        assert_eq!(
+            assemble_exec(parts.clone(), ran),
+            Reply::Array(vec![Reply::simple("OK")])
+        );
+        assert_eq!(assemble_exec(parts, KVSResult::Aborted), Reply::Nil);
+    }
+
+    /// UNWATCH and DISCARD end the watches in the store; so does an EXEC that a queueing
+    /// error spoiled, which still answers EXECABORT.
+    #[test]
+    fn unwatch_discard_and_execabort_forget_the_watches() {
+        let settings = settings();
+        let mut s = Session::new(1, &settings);
+        let unwatch_a = Plan::Store(smallvec![KVSOperation::Unwatch(b("a"))], Assemble::Set);
+        run(&["WATCH", "a"], &mut s, &settings);
+        assert_eq!(run(&["UNWATCH"], &mut s, &settings), unwatch_a);
+        run(&["WATCH", "a"], &mut s, &settings);
+        run(&["MULTI"], &mut s, &settings);
+        assert_eq!(run(&["DISCARD"], &mut s, &settings), unwatch_a);
+        run(&["WATCH", "a"], &mut s, &settings);
+        run(&["MULTI"], &mut s, &settings);
+        run(&["NOSUCHCOMMAND"], &mut s, &settings);
+        let abort = run(&["EXEC"], &mut s, &settings);
+        assert_eq!(
+            abort,
+            Plan::Store(
+                smallvec![KVSOperation::Unwatch(b("a"))],
+                Assemble::ExecAbort
+            )
+        );
+        assert!(matches!(
+            assemble(Assemble::ExecAbort, smallvec![KVSResult::Ok]),
+            Reply::Error(e) if e.starts_with("EXECABORT")
+        ));
+        assert!(s.watched.is_empty());
     }
 
     #[test]

@@ -165,6 +165,11 @@ impl Connection {
                                 ops.extend(more);
                                 ExecPart::Results(kind, n)
                             }
+                            Queued::Guards(more) => {
+                                let n = more.len();
+                                ops.extend(more);
+                                ExecPart::Guards(n)
+                            }
                         })
                         .collect();
                     if ops.is_empty() {
@@ -335,6 +340,10 @@ mod tests {
             KVSOperation::Ttl(k) => {
                 KVSResult::Integer(if store.contains_key(&k) { -1 } else { -2 })
             }
+            // No other client writes here: a watched key never changes under a connection.
+            KVSOperation::Watch(_) | KVSOperation::Unwatch(_) | KVSOperation::Unchanged(_) => {
+                KVSResult::Ok
+            }
         }
     }
 
@@ -407,6 +416,10 @@ mod tests {
                             Queued::Reply(reply) => parts.push(ExecPart::Ready(reply)),
                             Queued::Store(ops, kind) => {
                                 parts.push(ExecPart::Results(kind, ops.len()));
+                                results.extend(ops.into_iter().map(|op| apply(&mut store, op)));
+                            }
+                            Queued::Guards(ops) => {
+                                parts.push(ExecPart::Guards(ops.len()));
                                 results.extend(ops.into_iter().map(|op| apply(&mut store, op)));
                             }
                         }

@@ -284,7 +284,7 @@ fn result_bytes(result: &KVSResult<Bytes>) -> usize {
                 context.len() + vs.iter().map(|v| v.len() + RESULT_OVERHEAD).sum::<usize>()
             }
             KVSResult::Error(e) => e.len(),
-            KVSResult::Ok | KVSResult::NotFound | KVSResult::Integer(_) => 0,
+            KVSResult::Ok | KVSResult::NotFound | KVSResult::Integer(_) | KVSResult::Aborted => 0,
             KVSResult::Transaction(results) => results.iter().map(result_bytes).sum(),
             KVSResult::Scanned(_, keys) => keys.iter().map(|k| k.len() + RESULT_OVERHEAD).sum(),
         }

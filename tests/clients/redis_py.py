@@ -105,6 +105,26 @@ pipe = r.pipeline()
 pipe.set("{py}:t1", "a").set("{py}:t2", "b").mget(["{py}:t1", "{py}:t2"])
 check("transaction", pipe.execute(), [True, True, [b"a", b"b"]])
 
+# Optimistic locking: redis-py's transaction() helper WATCHes, reads, then runs MULTI/EXEC
+# (retrying if the key changed meanwhile). Refused, with the reason, where replicas accept
+# writes independently.
+def double_plus_one(pipe):
+    n = int(pipe.get("{py}:w") or 0)
+    pipe.multi()
+    pipe.set("{py}:w", n * 2 + 1)
+
+
+if arch in ("local", "sharded", "linearizable"):
+    r.set("{py}:w", 1)
+    check("transaction with watch", r.transaction(double_plus_one, "{py}:w"), [True])
+    check("after the watched transaction", r.get("{py}:w"), b"3")
+else:
+    try:
+        r.transaction(double_plus_one, "{py}:w")
+        check("watch refused", "answered", "refused")
+    except redis.ResponseError as e:
+        check("watch refused", "WATCH needs one copy" in str(e), True)
+
 # A connection in RESP2, as older code asks for it. (Its own writes: on the replicated
 # stores another connection may be served by another replica, which may not have heard of
 # the first connection's writes yet.)

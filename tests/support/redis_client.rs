@@ -215,3 +215,38 @@ pub fn check_keys_expire(con: &mut Connection, prefix: &str) {
     let got: Option<String> = redis::cmd("GET").arg(key("kept")).query(con).unwrap();
     assert_eq!(got, None, "an expiry in the past removes the key at once");
 }
+
+/// `WATCH` as optimistic locking: a transaction after another client changed a watched key
+/// does not run (EXEC answers nil) and the other client's value stays; with no change it
+/// runs. Uses `key` (all of its commands run on `key`'s shard).
+pub fn check_watch(url: &str, key: &str) {
+    let (mut mine, mut other) = (connect(url), connect(url));
+    let run = |con: &mut Connection, value: &str| -> Value {
+        let () = redis::cmd("MULTI").query(con).unwrap();
+        let queued: String = redis::cmd("SET").arg(key).arg(value).query(con).unwrap();
+        assert_eq!(queued, "QUEUED");
+        redis::cmd("EXEC").query(con).unwrap()
+    };
+    let () = redis::cmd("SET")
+        .arg(key)
+        .arg("first")
+        .query(&mut mine)
+        .unwrap();
+    let () = redis::cmd("WATCH").arg(key).query(&mut mine).unwrap();
+    let () = redis::cmd("SET")
+        .arg(key)
+        .arg("theirs")
+        .query(&mut other)
+        .unwrap();
+    assert_eq!(run(&mut mine, "mine"), Value::Nil, "EXEC after a change");
+    let got: String = redis::cmd("GET").arg(key).query(&mut mine).unwrap();
+    assert_eq!(got, "theirs");
+    let () = redis::cmd("WATCH").arg(key).query(&mut mine).unwrap();
+    assert_eq!(
+        run(&mut mine, "mine"),
+        Value::Array(vec![Value::Okay]),
+        "EXEC with no change"
+    );
+    let got: String = redis::cmd("GET").arg(key).query(&mut mine).unwrap();
+    assert_eq!(got, "mine");
+}
