@@ -36,7 +36,7 @@ use crate::lattice_core::{
 };
 use crate::protocol::{Context, KVSOperation, KVSRequest, KVSResult, Key};
 use crate::values::VectorClock;
-use crate::values::causal::{CausalValue, causal_delete, causal_write, siblings};
+use crate::values::causal::{CausalValue, PnCounter, causal_delete, causal_write, siblings};
 
 /// The vector clock entry of storage member `member`: `r0`, `r1`, …
 pub fn replica_node(member: u32) -> String {
@@ -84,17 +84,27 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
         }
     }
 
-    /// The live values of `key`.
-    /// The keys with a live version here (not only a tombstone).
+    /// The keys with a live version here (not only a tombstone), or a counter that counts.
     fn live_keys(&self) -> impl Iterator<Item = &Key> {
         self.store
             .entries()
-            .filter(|(_, v)| v.versions().iter().any(Option::is_some))
+            .filter(|(_, v)| {
+                v.versions().iter().any(Option::is_some) || v.counter().value().is_some()
+            })
             .map(|(k, _)| k)
     }
 
+    /// The live values of `key`.
     fn live(&self, key: &Key) -> Vec<V> {
         self.store.get(key).map(siblings).unwrap_or_default()
+    }
+
+    /// `key`'s counter as this replica has it: `None` when it counts nothing.
+    fn counter(&self, key: &Key) -> Option<&PnCounter> {
+        self.store
+            .get(key)
+            .map(CausalValue::counter)
+            .filter(|c| c.value().is_some())
     }
 
     /// Applies one input with all its effects: a transaction's operations one after another
@@ -146,16 +156,69 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
         let (result, changed) = match op {
             KVSOperation::Get(key) | KVSOperation::GetAt(_, key) => {
                 let mut values = self.live(&key);
-                let result = match values.len() {
-                    0 => KVSResult::NotFound,
-                    1 => KVSResult::Value(values.remove(0)),
-                    _ => KVSResult::Siblings(values),
+                let result = match (self.counter(&key).and_then(PnCounter::value), values.len()) {
+                    (Some(_), 1..) => KVSResult::Error(
+                        "the key has a value (SET) and a counter (INCR), written concurrently \
+                         at two replicas: DEL it to start again"
+                            .into(),
+                    ),
+                    (Some(Ok(n)), _) => KVSResult::Integer(n),
+                    (Some(Err(())), _) => overflow(),
+                    (None, 0) => KVSResult::NotFound,
+                    (None, 1) => KVSResult::Value(values.remove(0)),
+                    (None, _) => KVSResult::Siblings(values),
                 };
                 (result, None)
+            }
+            // A counter: this replica counts in its own entry, so no increment made anywhere
+            // is lost when the entries merge.
+            KVSOperation::Add(key, delta) => {
+                if !self.live(&key).is_empty() {
+                    return (
+                        Some(
+                            reply_to.respond(KVSResult::Error(
+                                "the key holds a value written by SET: on a replicated store a \
+                             counter is a key only INCR/DECR write (DEL it first)"
+                                    .into(),
+                            )),
+                        ),
+                        None,
+                    );
+                }
+                let counter = self.store.get(&key).map(CausalValue::counter);
+                let counted = counter
+                    .cloned()
+                    .unwrap_or_default()
+                    .add(&self.node, delta)
+                    .filter(|c| c.value().is_none_or(|v| v.is_ok()));
+                match counted {
+                    Some(counted) => {
+                        let n = counted.value().and_then(Result::ok).unwrap_or(0);
+                        let changed = self
+                            .store
+                            .merge_changed(key, CausalValue::counting(counted));
+                        (KVSResult::Integer(n), changed)
+                    }
+                    None => (overflow(), None),
+                }
             }
             KVSOperation::GetVersioned(key) => {
                 let context = Context::from(self.clock_of(&key).to_string());
                 (KVSResult::Versioned(context, self.live(&key)), None)
+            }
+            KVSOperation::Put(key, _)
+            | KVSOperation::PutAt(_, key, _)
+            | KVSOperation::PutVersioned(key, _, _)
+                if self.counter(&key).is_some() =>
+            {
+                (
+                    KVSResult::Error(
+                        "the key is a counter (INCR/DECR): on a replicated store only INCR and \
+                         DECR change it; DEL it first to SET it"
+                            .into(),
+                    ),
+                    None,
+                )
             }
             KVSOperation::Put(key, value) | KVSOperation::PutAt(_, key, value) => {
                 match self.advanced(self.clock_of(&key)) {
@@ -167,17 +230,30 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
                 }
             }
             KVSOperation::Delete(key) => {
-                if self.live(&key).is_empty() {
+                let counter = self.counter(&key).map(PnCounter::reset);
+                let mut deleted = if self.live(&key).is_empty() {
                     // Nothing live to delete: a tombstone would change no reader's view.
-                    (KVSResult::NotFound, None)
+                    None
                 } else {
                     match self.advanced(self.clock_of(&key)) {
-                        Ok(clock) => (
-                            KVSResult::Ok,
-                            self.store.merge_changed(key, causal_delete(clock)),
-                        ),
-                        Err(refused) => (refused, None),
+                        Ok(clock) => Some(causal_delete(clock)),
+                        Err(refused) => return (Some(reply_to.respond(refused)), None),
                     }
+                };
+                // A counter is reset: what it counted no longer counts (an increment made
+                // elsewhere that this replica had not seen yet survives).
+                if let Some(reset) = counter {
+                    let reset = CausalValue::counting(reset);
+                    match &mut deleted {
+                        Some(tombstone) => {
+                            tombstone.merge(reset);
+                        }
+                        None => deleted = Some(reset),
+                    }
+                }
+                match deleted {
+                    Some(deleted) => (KVSResult::Ok, self.store.merge_changed(key, deleted)),
+                    None => (KVSResult::NotFound, None),
                 }
             }
             KVSOperation::PutVersioned(key, context, value) => {
@@ -187,10 +263,9 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
                 }
             }
             KVSOperation::Transaction(_) => (crate::lattice_core::transaction_at_core(), None),
-            KVSOperation::Add(..)
-            | KVSOperation::Append(..)
-            | KVSOperation::PutIf(..)
-            | KVSOperation::Cas(..) => (crate::lattice_core::needs_one_copy(), None),
+            KVSOperation::Append(..) | KVSOperation::PutIf(..) | KVSOperation::Cas(..) => {
+                (crate::lattice_core::needs_one_copy(), None)
+            }
             // One input, one effect: a flush changes many keys, so `apply_all` takes it.
             KVSOperation::Flush(_) => (
                 KVSResult::Error("FLUSHDB is applied by CausalStore::apply_all".into()),
@@ -258,6 +333,11 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
         versions.insert(Some(value));
         Ok(CausalValue::new(clock, versions))
     }
+}
+
+/// Redis's answer when a counter would leave the range of a 64-bit integer.
+fn overflow<V>() -> KVSResult<V> {
+    KVSResult::Error("increment or decrement would overflow".into())
 }
 
 /// The causal storage core (see the module docs).
@@ -452,16 +532,74 @@ mod tests {
     fn read_modify_write_commands_are_refused_with_the_reason() {
         let mut r0 = CausalStore::new(0);
         for op in [
-            KVSOperation::Add(k(), 1),
             KVSOperation::Append(k(), "x"),
             KVSOperation::PutIf(k(), "x", crate::protocol::Presence::Absent),
             KVSOperation::Cas(k(), "x", "y"),
         ] {
             assert!(matches!(
                 result(&mut r0, req(op)),
-                KVSResult::Error(e) if e.contains("losing an increment")
+                KVSResult::Error(e) if e.contains("one write would be lost")
             ));
         }
+    }
+
+    /// INCR at two replicas at once: each counts in its own entry, and once they hear of
+    /// each other both answer the sum — no increment lost.
+    #[test]
+    fn increments_at_two_replicas_are_all_counted() {
+        let (mut r0, mut r1) = (CausalStore::new(0), CausalStore::new(1));
+        assert_eq!(
+            result(&mut r0, req(KVSOperation::Add(k(), 5))),
+            KVSResult::Integer(5)
+        );
+        r1.apply(StorageInput::Merge(k(), version(&r0)));
+        assert_eq!(
+            result(&mut r0, req(KVSOperation::Add(k(), 1))),
+            KVSResult::Integer(6)
+        );
+        assert_eq!(
+            result(&mut r1, req(KVSOperation::Add(k(), 1))),
+            KVSResult::Integer(6)
+        );
+        let (v0, v1) = (version(&r0), version(&r1));
+        r0.apply(StorageInput::Merge(k(), v1));
+        r1.apply(StorageInput::Merge(k(), v0));
+        for r in [&mut r0, &mut r1] {
+            assert_eq!(
+                result(r, req(KVSOperation::Get(k()))),
+                KVSResult::Integer(7)
+            );
+        }
+    }
+
+    /// Counters and values do not mix on one key: SET of a counter and INCR of a value are
+    /// refused with the reason; DEL resets a counter, and the key then counts from 0.
+    #[test]
+    fn a_counter_takes_only_incr_and_del() {
+        let mut r0 = CausalStore::new(0);
+        result(&mut r0, req(KVSOperation::Add(k(), 2)));
+        assert!(matches!(
+            result(&mut r0, req(KVSOperation::Put(k(), "x"))),
+            KVSResult::Error(e) if e.contains("the key is a counter")
+        ));
+        assert_eq!(
+            result(&mut r0, req(KVSOperation::Delete(k()))),
+            KVSResult::Ok
+        );
+        assert_eq!(
+            result(&mut r0, req(KVSOperation::Get(k()))),
+            KVSResult::NotFound
+        );
+        assert_eq!(
+            result(&mut r0, req(KVSOperation::Add(k(), 1))),
+            KVSResult::Integer(1)
+        );
+        let value = Key::from_static(b"value");
+        result(&mut r0, req(KVSOperation::Put(value.clone(), "x")));
+        assert!(matches!(
+            result(&mut r0, req(KVSOperation::Add(value, 1))),
+            KVSResult::Error(e) if e.contains("holds a value written by SET")
+        ));
     }
 
     #[test]

@@ -349,14 +349,15 @@ fn run_transaction<V, S>(
     KVSResult::Transaction(results)
 }
 
-/// A replicated store's answer to INCR, APPEND and conditional SET: each reads a value and
-/// writes what it computed, and on a store whose replicas accept writes independently that
-/// loses updates.
+/// A replicated store's answer to APPEND, conditional SET and CAS (and the lattice core's
+/// to INCR): each reads a value and writes what it computed, and on a store whose replicas
+/// accept writes independently that loses updates.
 pub fn needs_one_copy<V>() -> KVSResult<V> {
     KVSResult::Error(
-        "INCR, APPEND, SET NX/XX and CAS read a value and write what they computed: on a replicated \
-         store two replicas would both read 5 and both write 6, losing an increment (a counter \
-         lattice would not; it is not built yet). Use local or sharded"
+        "APPEND, SETNX, SET NX/XX and CAS read a value and write what they computed: on a \
+         replicated store two replicas would both read the same value and both write, and one \
+         write would be lost (INCR and DECR are counters there, which lose nothing). Use \
+         local, sharded or linearizable"
             .into(),
     )
 }

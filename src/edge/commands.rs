@@ -1166,13 +1166,13 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
         Assemble::Get => results.into_iter().next().map_or(Reply::Nil, value_reply),
         Assemble::Deleted => count(|r| matches!(r, KVSResult::Ok)),
         Assemble::Existing => count(|r| match r {
-            KVSResult::Value(_) | KVSResult::Siblings(_) => true,
+            // A value, siblings, or (replicated stores) a counter.
+            KVSResult::Value(_) | KVSResult::Siblings(_) | KVSResult::Integer(_) => true,
             KVSResult::Versioned(_, values) => !values.is_empty(),
             KVSResult::Ok
             | KVSResult::NotFound
             | KVSResult::Error(_)
             | KVSResult::Transaction(_)
-            | KVSResult::Integer(_)
             | KVSResult::Scanned(..)
             | KVSResult::Aborted => false,
         }),
@@ -1188,6 +1188,11 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
         },
         Assemble::GetAnd => match results.into_iter().next() {
             Some(KVSResult::Transaction(results)) => {
+                // The write refused (a counter's SET on a replicated store): say so rather
+                // than answer the value read as if it had been replaced.
+                if let Some(KVSResult::Error(e)) = results.get(1) {
+                    return Reply::err(e);
+                }
                 results.into_iter().next().map_or(Reply::Nil, value_reply)
             }
             other => Reply::err(format!("got no transaction answer: {other:?}")),
@@ -1245,11 +1250,14 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
             other => Reply::err(format!("SCAN got no keys: {other:?}")),
         },
         Assemble::Type => match results.into_iter().next() {
-            Some(KVSResult::Value(_) | KVSResult::Siblings(_)) => Reply::simple("string"),
+            Some(KVSResult::Value(_) | KVSResult::Siblings(_) | KVSResult::Integer(_)) => {
+                Reply::simple("string")
+            }
             _ => Reply::simple("none"),
         },
         Assemble::Strlen => match results.into_iter().next() {
             Some(KVSResult::Value(v)) => Reply::Integer(v.len() as i64),
+            Some(KVSResult::Integer(n)) => Reply::Integer(n.to_string().len() as i64),
             Some(KVSResult::Siblings(_)) => Reply::err(
                 "the key has siblings (concurrent writes): read them with GET, then resolve \
                  them with SETCTX",
@@ -1259,8 +1267,8 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
     }
 }
 
-/// One GET result as RESP: a value, nil, or (causal stores) the siblings — a set, since
-/// concurrent versions have no order (RESP3 `~`; an array in RESP2).
+/// One GET result as RESP: a value, nil, (causal stores) the siblings — a set, since
+/// concurrent versions have no order (RESP3 `~`; an array in RESP2) — or a counter's value.
 fn value_reply(result: KVSResult<Bytes>) -> Reply {
     match result {
         KVSResult::Value(v) => Reply::Bulk(v),
@@ -1270,7 +1278,8 @@ fn value_reply(result: KVSResult<Bytes>) -> Reply {
         KVSResult::NotFound | KVSResult::Ok | KVSResult::Aborted => Reply::Nil,
         KVSResult::Error(e) => Reply::err(e),
         KVSResult::Transaction(_) => Reply::err("a transaction's results answer EXEC only"),
-        KVSResult::Integer(n) => Reply::Integer(n),
+        // A replicated store's counter: a string, as Redis stores the integers INCR makes.
+        KVSResult::Integer(n) => Reply::text(n.to_string()),
         KVSResult::Scanned(_, keys) => Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
     }
 }

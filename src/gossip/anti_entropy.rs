@@ -116,11 +116,12 @@ impl<V: Hash> Fingerprint for crate::values::LwwValue<V> {
 
 impl<V: Hash> Fingerprint for crate::values::CausalValue<V> {
     fn fingerprint(&self, key: &[u8]) -> u64 {
-        fingerprint(key, &(self.clock(), self.versions()))
+        fingerprint(key, &(self.clock(), self.versions(), self.counter()))
     }
 
+    /// Only deletes, and a counter that counts nothing (never used, or reset by the delete).
     fn is_tombstone(&self) -> bool {
-        self.versions().iter().all(Option::is_none)
+        self.versions().iter().all(Option::is_none) && self.counter().value().is_none()
     }
 }
 

@@ -38,19 +38,20 @@ check(
   await redis.multi().set('{io}:t1', 'a').set('{io}:t2', 'b').mget('{io}:t1', '{io}:t2').exec(),
   [[null, 'OK'], [null, 'OK'], [null, ['a', 'b']]],
 );
-// Counters: atomic where one copy (or one log) holds the key; refused, with the reason, where
-// replicas accept writes independently.
+// Counters everywhere: atomic where one copy (or one log) holds the key, a PN-counter on the
+// replicated stores (no increment lost). APPEND where one copy holds the key; refused, with
+// the reason, where replicas accept writes independently.
 const atomic = ['local', 'sharded', 'linearizable'].includes(process.env.KVS_ARCH);
-if (atomic) {
-  check('incr', await redis.incr('io:n'), 1);
-  check('incrby', await redis.incrby('io:n', 10), 11);
-  check('decr', await redis.decr('io:n'), 10);
-} else {
+check('incr', await redis.incr('io:n'), 1);
+check('incrby', await redis.incrby('io:n', 10), 11);
+check('decr', await redis.decr('io:n'), 10);
+check('get counter', await redis.get('io:n'), '10');
+if (!atomic) {
   try {
-    await redis.incr('io:n');
-    check('incr refused', 'answered', 'refused');
+    await redis.append('io:s', 'x');
+    check('append refused', 'answered', 'refused');
   } catch (err) {
-    check('incr refused', String(err).includes('losing an increment'), true);
+    check('append refused', String(err).includes('one write would be lost'), true);
   }
 }
 // Expiry: where one copy (or one log) holds the key and judges time; refused elsewhere.

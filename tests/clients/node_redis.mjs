@@ -45,19 +45,20 @@ check(
   await client.multi().set('{node}:t1', 'a').set('{node}:t2', 'b').mGet(['{node}:t1', '{node}:t2']).exec(),
   ['OK', 'OK', ['a', 'b']],
 );
-// Counters: atomic where one copy (or one log) holds the key; refused, with the reason, where
-// replicas accept writes independently.
+// Counters everywhere: atomic where one copy (or one log) holds the key, a PN-counter on the
+// replicated stores (no increment lost). APPEND where one copy holds the key; refused, with
+// the reason, where replicas accept writes independently.
 const atomic = ['local', 'sharded', 'linearizable'].includes(process.env.KVS_ARCH);
-if (atomic) {
-  check('incr', await client.incr('node:n'), 1);
-  check('incrBy', await client.incrBy('node:n', 10), 11);
-  check('decr', await client.decr('node:n'), 10);
-} else {
+check('incr', await client.incr('node:n'), 1);
+check('incrBy', await client.incrBy('node:n', 10), 11);
+check('decr', await client.decr('node:n'), 10);
+check('get counter', await client.get('node:n'), '10');
+if (!atomic) {
   try {
-    await client.incr('node:n');
-    check('incr refused', 'answered', 'refused');
+    await client.append('node:s', 'x');
+    check('append refused', 'answered', 'refused');
   } catch (err) {
-    check('incr refused', String(err).includes('losing an increment'), true);
+    check('append refused', String(err).includes('one write would be lost'), true);
   }
 }
 // Expiry: where one copy (or one log) holds the key and judges time; refused elsewhere.
