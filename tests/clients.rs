@@ -89,6 +89,16 @@ fn rust_client(server: &Server, architecture: &str, protocol: &str) {
         .query(&mut con)
         .unwrap();
     assert_eq!(got, ["a", "b"]);
+    // The keyspace: scan_match follows the cursor across shards until it comes back 0.
+    let _: () = con
+        .mset(&[(key("scan:a"), "1"), (key("scan:b"), "2")])
+        .unwrap();
+    let mut scanned: Vec<String> = con
+        .scan_match::<_, String>(key("scan:*"))
+        .unwrap()
+        .collect();
+    scanned.sort();
+    assert_eq!(scanned, [key("scan:a"), key("scan:b")]);
     // Counters everywhere (a PN-counter on the replicated stores).
     let n: i64 = con.incr(key("n"), 5).unwrap();
     assert_eq!(n, 5);
