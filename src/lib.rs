@@ -25,9 +25,10 @@
 //! - [`paxos`]: Multi-Paxos for the linearizable store — acceptor, proposer (elections,
 //!   recovery, batching, checkpoints), the replica's log and the proxy's client, each a state
 //!   machine tested alone and together over a simulated faulty network, and their dataflows
-//!   ([`paxos::flow`]: the `PaxosRouter` ordering stage).
+//!   ([`paxos::flow`]: the `PaxosRouter` ordering stage, also run by Hydro's simulator).
 //! - [`net`]: how processes reach each other — Hydro's channels, or our fail-stop transport
-//!   that survives a dead peer.
+//!   that survives a dead peer; [`net::links`] makes each edge of a dataflow one call over
+//!   either.
 //! - [`local`]: the Local architecture; [`replicated`]: N replicas, gossip, causal values;
 //!   [`sharded`]: S shards on a consistent-hash ring; [`sharded_replicated`]: S shards of R
 //!   gossiping replicas; [`linearizable`]: every operation ordered by Multi-Paxos.
