@@ -119,6 +119,10 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
 
     /// Gives `key` a deadline (`Some`) or none.
     fn set_deadline(&mut self, key: &Key, deadline: Option<u64>) {
+        // Every SET clears a deadline: with none anywhere, that costs no lookup.
+        if deadline.is_none() && self.deadlines.is_empty() {
+            return;
+        }
         if let Some(old) = self.deadlines.remove(key) {
             self.due.remove(&(old, key.clone()));
         }
