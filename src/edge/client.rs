@@ -57,7 +57,7 @@ pub fn show(reply: &Reply) -> String {
         Reply::Error(e) => format!("(error) {e}"),
         Reply::Integer(n) => format!("(integer) {n}"),
         Reply::Bulk(b) => format!("\"{}\"", String::from_utf8_lossy(b)),
-        Reply::Nil => "(nil)".into(),
+        Reply::Nil | Reply::NilArray => "(nil)".into(),
         Reply::Array(items) | Reply::Set(items) if items.is_empty() => "(empty array)".into(),
         Reply::Array(items) | Reply::Set(items) => items
             .iter()

@@ -493,8 +493,8 @@ pub enum ExecPart {
 pub fn assemble_exec(parts: Vec<ExecPart>, result: KVSResult<Bytes>) -> Reply {
     let results = match result {
         KVSResult::Transaction(results) => results,
-        // A watched key changed: nothing ran, and EXEC answers nil, as Redis does.
-        KVSResult::Aborted => return Reply::Nil,
+        // A watched key changed: nothing ran, and EXEC answers a nil array, as Redis does.
+        KVSResult::Aborted => return Reply::NilArray,
         // The transaction as a whole failed (its shard is down, it timed out): nothing ran.
         KVSResult::Error(e) => return Reply::err(e),
         other => return Reply::err(format!("EXEC got no transaction answer: {other:?}")),
@@ -1862,7 +1862,11 @@ mod tests {
             assemble_exec(parts.clone(), ran),
             Reply::Array(vec![Reply::simple("OK")])
         );
-        assert_eq!(assemble_exec(parts, KVSResult::Aborted), Reply::Nil);
+        assert_eq!(assemble_exec(parts, KVSResult::Aborted), Reply::NilArray);
+        let mut wire = bytes::BytesMut::new();
+        Reply::NilArray.encode_as(Protocol::Resp2, &mut wire);
+        Reply::NilArray.encode_as(Protocol::Resp3, &mut wire);
+        assert_eq!(&wire[..], b"*-1\r\n_\r\n");
     }
 
     /// UNWATCH and DISCARD end the watches in the store; so does an EXEC that a queueing

@@ -227,6 +227,25 @@ impl Connection {
         (&mut self.input, &mut self.outbox)
     }
 
+    /// What the store must hear once this connection has ended, at `at` on the edge's
+    /// clock: the end of its watches, which the store keeps per connection and which a
+    /// closed connection never UNWATCHes. The requests carry ids no command of the
+    /// connection uses (its commands count up from 0), and nobody reads their answers.
+    pub fn goodbye(&mut self, at: u64) -> Vec<KVSRequest<Bytes>> {
+        let client = self.id;
+        self.session
+            .watched
+            .drain(..)
+            .zip((0..u64::MAX).rev())
+            .map(|(key, request)| KVSRequest {
+                at,
+                client,
+                request,
+                op: KVSOperation::Unwatch(key),
+            })
+            .collect()
+    }
+
     /// True when the connection is done: its last reply is written.
     pub fn finished(&self) -> bool {
         self.closing && self.outbox.is_empty()
@@ -720,5 +739,41 @@ mod tests {
         );
         assert!(!conn.finished());
         assert!(conn.wants_input());
+    }
+
+    /// A connection that ends while watching tells the store to forget its watches, with
+    /// request ids its commands never use; one that watched nothing says nothing.
+    #[test]
+    fn a_closing_connection_unwatches_what_it_watched() {
+        let settings = settings();
+        let mut conn = Connection::new(7, &settings, TIMEOUT);
+        assert!(conn.goodbye(5).is_empty());
+        conn.input().extend_from_slice(b"WATCH a b\r\n");
+        let mut sent = Vec::new();
+        conn.plan_input(
+            &settings,
+            Instant::now(),
+            |_| String::new(),
+            |action| {
+                if let Action::Send(request) = action {
+                    sent.push(request);
+                }
+            },
+        );
+        assert_eq!(sent.len(), 2);
+        let goodbye = conn.goodbye(5);
+        let unwatched: Vec<_> = goodbye
+            .iter()
+            .map(|r| (r.client, r.op.clone(), r.at))
+            .collect();
+        assert_eq!(
+            unwatched,
+            [
+                (7, KVSOperation::Unwatch(Bytes::from_static(b"a")), 5),
+                (7, KVSOperation::Unwatch(Bytes::from_static(b"b")), 5),
+            ]
+        );
+        assert!(goodbye.iter().all(|r| r.request > u64::MAX / 2));
+        assert!(conn.goodbye(5).is_empty(), "said once");
     }
 }

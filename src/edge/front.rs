@@ -356,6 +356,10 @@ async fn connection(id: ClientId, socket: TcpStream, shared: Arc<Shared>) {
             }
         }
     }
+    let goodbye = conn.goodbye(crate::edge::commands::unix_ms());
+    if !goodbye.is_empty() {
+        let _ = shared.to_flow.send(goodbye);
+    }
     let _ = wr.shutdown().await;
 }
 

@@ -402,6 +402,9 @@ pub enum Reply {
     Bulk(Bytes),
     /// Redis's nil: `$-1` in RESP2, `_` in RESP3.
     Nil,
+    /// Redis's nil array: `*-1` in RESP2, `_` in RESP3 (`EXEC` of a transaction that a
+    /// changed watched key stopped).
+    NilArray,
     /// `*n` array of replies.
     Array(Vec<Reply>),
     /// A map: `%n` and its keys and values in RESP3; in RESP2 a flat array of keys and
@@ -451,8 +454,9 @@ impl Reply {
                 out.extend_from_slice(b);
                 out.extend_from_slice(b"\r\n");
             }
-            Reply::Nil if resp3 => out.extend_from_slice(b"_\r\n"),
+            Reply::Nil | Reply::NilArray if resp3 => out.extend_from_slice(b"_\r\n"),
             Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
+            Reply::NilArray => out.extend_from_slice(b"*-1\r\n"),
             Reply::Array(items) | Reply::Set(items) => {
                 put_header(out, collection_prefix(self, protocol), items.len());
                 for item in items {
@@ -515,7 +519,7 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, ProtocolError> 
         b'*' | b'~' | b'%' => {
             let n = int()?;
             if n < 0 {
-                return Ok(Some((Reply::Nil, next)));
+                return Ok(Some((Reply::NilArray, next)));
             }
             // A map's entries are two replies each.
             let entries = if kind == b'%' { n.saturating_mul(2) } else { n };
