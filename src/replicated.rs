@@ -21,6 +21,12 @@
 //! at two replicas are both kept, as siblings, until a write that saw them replaces them. No
 //! linearizability: two clients on different replicas can read different values for a while.
 //!
+//! **Counters.** `INCR`/`DECR` are PN-counters (see [`crate::values::causal`]): each replica
+//! counts in its own entry, so increments made at several replicas at once are all counted.
+//! What reads a value and writes what it computed — `APPEND`, `SET NX/XX`, `CAS` — and what
+//! needs one clock or one copy — expiry, `WATCH` — is refused with the reason. `FLUSHDB`
+//! deletes what the client's replica holds, gossiped like any delete.
+//!
 //! **Failures.** `kill -9` of a replica: the proxy stops hearing its heartbeats, suspects it
 //! within about a second, moves its clients to live replicas and re-sends the requests it held.
 //! Writes it acknowledged but had not yet gossiped are lost with it — the price of answering
@@ -115,6 +121,10 @@ impl KVSDemo for Replicated {
             DemoStep::new(
                 "… and, concurrently, at replica 1: neither has seen the other's write",
                 &["REPLICASET", "1", "alpha", "a2"],
+            ),
+            DemoStep::new(
+                "a counter: each replica counts its own increments, so none is lost",
+                &["INCR", "visits"],
             ),
         ]
     }

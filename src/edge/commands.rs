@@ -1101,6 +1101,15 @@ pub const COMMANDS: &[&str] = &[
     "decrby",
     "append",
     "cas",
+    "setex",
+    "psetex",
+    "expire",
+    "pexpire",
+    "expireat",
+    "pexpireat",
+    "ttl",
+    "pttl",
+    "persist",
     "dbsize",
     "keys",
     "scan",
@@ -2003,6 +2012,16 @@ mod tests {
         );
         let none = KVSResult::Transaction(vec![KVSResult::NotFound, KVSResult::NotFound]);
         assert_eq!(assemble(Assemble::GetAnd, smallvec![none]), Reply::Nil);
+    }
+
+    /// Every name `COMMAND COUNT` counts is one the table knows (none is "unknown").
+    #[test]
+    fn every_listed_command_is_known() {
+        for name in COMMANDS {
+            if let Plan::Reply(Reply::Error(e)) = plan_words(&[name]) {
+                assert!(!e.contains("unknown command"), "{name}: {e}");
+            }
+        }
     }
 
     /// The store's operation for each expiry command: relative times become deadlines from
