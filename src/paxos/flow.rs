@@ -20,7 +20,7 @@
 //! ([`Transport::Hydro`]) with the timers replaced by inputs the test sends
 //! ([`PaxosTicks`]): see the sim tests below. The protocol's state machines are also
 //! simulated apart, in `tests/paxos_simulation.rs`, over a network that loses and reorders
-//! messages and with processes that crash — what Hydro's simulator does not model.
+//! messages and with processes that crash, which Hydro's simulator does not model.
 //!
 //! Acceptors keep their promises in memory, not on disk: a killed process never comes back
 //! (crash-stop, which is what HydroDeploy gives us), so nothing it promised can be forgotten
