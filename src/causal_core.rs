@@ -530,16 +530,25 @@ mod tests {
     /// are refused with an error that says why.
     #[test]
     fn read_modify_write_commands_are_refused_with_the_reason() {
+        assert_refused(
+            [
+                KVSOperation::Append(k(), "x"),
+                KVSOperation::PutIf(k(), "x", crate::protocol::Presence::Absent),
+                KVSOperation::Cas(k(), "x", "y"),
+            ],
+            "one write would be lost",
+        );
+    }
+
+    /// Each of `ops`, at a fresh replica, answers an error that says `why`.
+    fn assert_refused(ops: impl IntoIterator<Item = KVSOperation<&'static str>>, why: &str) {
         let mut r0 = CausalStore::new(0);
-        for op in [
-            KVSOperation::Append(k(), "x"),
-            KVSOperation::PutIf(k(), "x", crate::protocol::Presence::Absent),
-            KVSOperation::Cas(k(), "x", "y"),
-        ] {
-            assert!(matches!(
-                result(&mut r0, req(op)),
-                KVSResult::Error(e) if e.contains("one write would be lost")
-            ));
+        for op in ops {
+            let answer = result(&mut r0, req(op.clone()));
+            assert!(
+                matches!(&answer, KVSResult::Error(e) if e.contains(why)),
+                "{op:?}: {answer:?}"
+            );
         }
     }
 
@@ -604,18 +613,27 @@ mod tests {
 
     #[test]
     fn expiry_is_refused_with_the_reason() {
-        let mut r0 = CausalStore::new(0);
-        for op in [
-            KVSOperation::PutExpiring(k(), "x", None, crate::protocol::Expiry::At(5)),
-            KVSOperation::ExpireAt(k(), 5),
-            KVSOperation::Persist(k()),
-            KVSOperation::Ttl(k()),
-        ] {
-            assert!(matches!(
-                result(&mut r0, req(op)),
-                KVSResult::Error(e) if e.contains("expiry needs one clock")
-            ));
-        }
+        assert_refused(
+            [
+                KVSOperation::PutExpiring(k(), "x", None, crate::protocol::Expiry::At(5)),
+                KVSOperation::ExpireAt(k(), 5),
+                KVSOperation::Persist(k()),
+                KVSOperation::Ttl(k()),
+            ],
+            "expiry needs one clock",
+        );
+    }
+
+    #[test]
+    fn watch_is_refused_with_the_reason() {
+        assert_refused(
+            [
+                KVSOperation::Watch(k()),
+                KVSOperation::Unwatch(k()),
+                KVSOperation::Unchanged(k()),
+            ],
+            "WATCH needs one copy",
+        );
     }
 
     /// FLUSHDB deletes what this replica holds, a tombstone per key that gossip carries to

@@ -639,6 +639,31 @@ mod sim_tests {
         });
     }
 
+    /// Requests `requests` of every client in `clients`, all at once (request by request,
+    /// each client's in turn), recorded in `sent`.
+    fn send(
+        d: &Driver,
+        clients: std::ops::RangeInclusive<u64>,
+        requests: std::ops::Range<u64>,
+        sent: &mut BTreeSet<(u64, u64)>,
+    ) {
+        for r in requests {
+            for client in clients.clone() {
+                request(d, client, r);
+                sent.insert((client, r));
+            }
+        }
+    }
+
+    /// Election timeouts elect proposer 0 (the first to stand when no leader was ever
+    /// heard), and its heartbeats reach the others and the proxy.
+    async fn first_leader(d: &Driver) {
+        elect(d, &[0, 1, 2]);
+        quiesce().await;
+        beat(d);
+        quiesce().await;
+    }
+
     /// Three proposers, acceptors and replicas (f = 1, the defaults a process without
     /// settings in its environment takes), the whole ordering stage run by Hydro's
     /// simulator with every timer driven by the test. Each replica answers a request with
@@ -823,23 +848,14 @@ mod sim_tests {
         assert_eq!(&answered, sent);
     }
 
-    /// Election timeouts fed in elect proposer 0 (the first to stand when no leader was ever
-    /// heard); the requests of three clients, sent at once, are then decided and applied in
-    /// one order by every replica, each answered once.
+    /// Election timeouts fed in elect proposer 0; the requests of three clients, sent at
+    /// once, are then decided and applied in one order by every replica, each answered once.
     #[test]
     fn an_elected_leader_orders_concurrent_requests() {
         run_paxos(Transport::Hydro, ITERATIONS, async |d| {
-            elect(d, &[0, 1, 2]);
-            quiesce().await;
-            beat(d);
-            quiesce().await;
+            first_leader(d).await;
             let mut sent = BTreeSet::new();
-            for client in 1..=3 {
-                for r in 0..4 {
-                    request(d, client, r);
-                    sent.insert((client, r));
-                }
-            }
+            send(d, 1..=3, 0..4, &mut sent);
             answers_once(d, &sent).await;
             sent
         });
@@ -853,12 +869,7 @@ mod sim_tests {
     fn requests_sent_before_an_election_are_answered_once() {
         run_paxos(Transport::Hydro, ITERATIONS, async |d| {
             let mut sent = BTreeSet::new();
-            for client in 1..=2 {
-                for r in 0..3 {
-                    request(d, client, r);
-                    sent.insert((client, r));
-                }
-            }
+            send(d, 1..=2, 0..3, &mut sent);
             // Two rounds of retries: each request is now held by more than one proposer.
             for _ in 0..2 * RETRY_TICKS {
                 quiesce().await;
@@ -880,25 +891,16 @@ mod sim_tests {
     #[test]
     fn a_new_leader_takes_over_from_a_silent_one() {
         run_paxos(Transport::Hydro, ITERATIONS, async |d| {
-            elect(d, &[0, 1, 2]);
-            quiesce().await;
-            beat(d);
-            quiesce().await;
+            first_leader(d).await;
             let mut sent = BTreeSet::new();
-            for r in 0..4 {
-                request(d, 1, r);
-                sent.insert((1, r));
-            }
+            send(d, 1..=1, 0..4, &mut sent);
             // Proposers 1 and 2 hear nothing more from 0: 1 stands after its second timeout
             // (the first only clears the heartbeat it heard).
             for _ in 0..2 {
                 elect(d, &[1, 2]);
                 quiesce().await;
             }
-            for r in 0..4 {
-                request(d, 2, r);
-                sent.insert((2, r));
-            }
+            send(d, 2..=2, 0..4, &mut sent);
             for _ in 0..RETRY_TICKS {
                 tick(d);
                 quiesce().await;
@@ -924,29 +926,18 @@ mod sim_tests {
     fn no_slot_is_decided_two_ways_over_a_lossy_network() {
         run_paxos(Transport::HydroLossy, LOSSY_ITERATIONS, async |d| {
             let mut sent = BTreeSet::new();
-            elect(d, &[0, 1, 2]);
-            quiesce().await;
-            beat(d);
-            quiesce().await;
+            first_leader(d).await;
             // The followers' next timeout only clears the heartbeat they heard.
             elect(d, &[1, 2]);
             quiesce().await;
             // Requests from three clients at once, and meanwhile proposer 1's second timeout:
             // it stands while proposer 0's accepts for several slots are in flight, and its
             // prepare races them (messages overtake each other on this network).
-            for r in 0..4 {
-                for client in 1..=3 {
-                    request(d, client, r);
-                    sent.insert((client, r));
-                }
-            }
+            send(d, 1..=3, 0..4, &mut sent);
             elect(d, &[1, 2]);
             quiesce().await;
             beat(d);
-            for r in 4..8 {
-                request(d, 2, r);
-                sent.insert((2, r));
-            }
+            send(d, 2..=2, 4..8, &mut sent);
             for _ in 0..2 * RETRY_TICKS {
                 tick(d);
                 beat(d);
