@@ -23,7 +23,7 @@ for tool in etcd etcdctl; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install etcd-server etcd-client" >&2; exit 1; }
 done
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/common.sh
 
 echo "== building kvs-zoo and the closed-loop client (release)" >&2
 cargo build --release --bin kvs-zoo --example closed_loop >&2
@@ -67,14 +67,7 @@ LEADER=$(ETCDCTL_API=3 etcdctl --endpoints "$ENDPOINTS" endpoint status -w simpl
 echo "   etcd leader: $LEADER" >&2
 
 ZOO_PORT=$(free_port)
-echo "== starting kvs-zoo serve linearizable (the first start builds its processes)" >&2
-./target/release/kvs-zoo serve linearizable --port "$ZOO_PORT" >"$LOG" 2>&1 &
-ZOO_PID=$!
-for _ in $(seq 1 1200); do
-  grep -q "^ready: " "$LOG" && break
-  kill -0 "$ZOO_PID" 2>/dev/null || { cat "$LOG" >&2; echo "kvs-zoo exited" >&2; exit 1; }
-  sleep 0.5
-done
+start_zoo linearizable "$ZOO_PORT" "$LOG"
 
 run() { ./target/release/examples/closed_loop "$@"; }
 field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }

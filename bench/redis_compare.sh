@@ -33,7 +33,7 @@ for tool in redis-server redis-benchmark; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install redis-server redis-tools" >&2; exit 1; }
 done
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/common.sh
 
 echo "== building kvs-zoo (release)" >&2
 cargo build --release --bin kvs-zoo >&2
@@ -51,15 +51,7 @@ trap cleanup EXIT
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/dev/null &
 REDIS_PID=$!
 
-echo "== starting kvs-zoo serve $ARCH (the first start builds its process)" >&2
-./target/release/kvs-zoo serve "$ARCH" --port "$ZOO_PORT" >"$LOG" 2>&1 &
-ZOO_PID=$!
-for _ in $(seq 1 1200); do
-  grep -q "^ready: " "$LOG" && break
-  kill -0 "$ZOO_PID" 2>/dev/null || { cat "$LOG" >&2; echo "kvs-zoo exited" >&2; exit 1; }
-  sleep 0.5
-done
-grep -q "^ready: " "$LOG" || { cat "$LOG" >&2; echo "kvs-zoo never became ready" >&2; exit 1; }
+start_zoo "$ARCH" "$ZOO_PORT" "$LOG"
 
 # CPU time (clock ticks) used so far by a process and all its descendants.
 cpu_ticks() {

@@ -402,6 +402,13 @@ mod tests {
         from.get(&k()).expect("the replica holds k").clone()
     }
 
+    /// Replicas `a` and `b` hear each other's version of `k`, as gossip would bring it.
+    fn exchange(a: &mut CausalStore<&'static str>, b: &mut CausalStore<&'static str>) {
+        let (va, vb) = (version(a), version(b));
+        a.apply(StorageInput::Merge(k(), vb));
+        b.apply(StorageInput::Merge(k(), va));
+    }
+
     fn context(store: &mut CausalStore<&'static str>) -> Context {
         match result(store, req(KVSOperation::GetVersioned(k()))) {
             KVSResult::Versioned(context, _) => context,
@@ -429,9 +436,7 @@ mod tests {
         let (mut r0, mut r1) = (CausalStore::new(0), CausalStore::new(1));
         result(&mut r0, req(KVSOperation::Put(k(), "a1")));
         result(&mut r1, req(KVSOperation::Put(k(), "a2")));
-        let (v0, v1) = (version(&r0), version(&r1));
-        r0.apply(StorageInput::Merge(k(), v1));
-        r1.apply(StorageInput::Merge(k(), v0));
+        exchange(&mut r0, &mut r1);
         for r in [&mut r0, &mut r1] {
             assert_eq!(
                 result(r, req(KVSOperation::Get(k()))),
@@ -570,9 +575,7 @@ mod tests {
             result(&mut r1, req(KVSOperation::Add(k(), 1))),
             KVSResult::Integer(6)
         );
-        let (v0, v1) = (version(&r0), version(&r1));
-        r0.apply(StorageInput::Merge(k(), v1));
-        r1.apply(StorageInput::Merge(k(), v0));
+        exchange(&mut r0, &mut r1);
         for r in [&mut r0, &mut r1] {
             assert_eq!(
                 result(r, req(KVSOperation::Get(k()))),
