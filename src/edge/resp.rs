@@ -177,6 +177,10 @@ impl RespDecoder {
                         return Ok(None);
                     };
                     if first == b'*' {
+                        if let Some((command, used)) = self.decode_whole(buf) {
+                            buf.advance(used);
+                            return Ok(Some(command));
+                        }
                         let Some(n) = take_line(buf, "too big mbulk count string", |l| {
                             l.get(1..).and_then(parse_int)
                         })?
@@ -331,6 +335,114 @@ impl RespDecoder {
             }
         }
     }
+
+    /// The common case in one pass: the multibulk command at the front of `buf` when it is
+    /// there whole, well formed, and its arguments are short enough to share one chunk.
+    /// Returns it and how many bytes it took; `None` leaves everything else (a command cut
+    /// by the end of a read, long or oversized arguments, anything malformed) to the general
+    /// decoder, which gives the same commands and the errors.
+    ///
+    /// Why a second path: the general decoder keeps its place between reads, so it consumes
+    /// each header and argument as it goes and re-checks its state at every step. A pipeline
+    /// read delivers whole commands nearly always, and decoding them was a tenth of the
+    /// server's time per request under `redis-benchmark -P 16`; this path checks the frame
+    /// first and then copies the arguments out with one allocation and one `advance`.
+    fn decode_whole(&self, buf: &[u8]) -> Option<(Command, usize)> {
+        let mut at = 1;
+        let n = header_number(buf, &mut at)?;
+        if n == 0 || n > WHOLE_MAX_ARGS {
+            return None;
+        }
+        // Where each argument is: (start, length).
+        let mut spans: SmallVec<[(usize, usize); 4]> = SmallVec::new();
+        let mut size = 0;
+        for _ in 0..n {
+            if *buf.get(at)? != b'$' {
+                return None;
+            }
+            at += 1;
+            let len = header_number(buf, &mut at)?;
+            if len > self.max_arg || len > SHARE_ARG_MAX {
+                return None;
+            }
+            let end = at + len;
+            if buf.get(end..end + 2)? != b"\r\n" {
+                return None;
+            }
+            spans.push((at, len));
+            size += len + ARG_OVERHEAD;
+            at = end + 2;
+        }
+        if size > self.max_command {
+            return None;
+        }
+        let word = |(start, len): (usize, usize)| &buf[start..start + len];
+        let known = self
+            .names
+            .iter()
+            .find(|name| name.as_bytes().eq_ignore_ascii_case(word(spans[0])));
+        let mut args = Args::new();
+        let in_chunk = match known {
+            Some(name) => {
+                args.push(Bytes::from_static(name.as_bytes()));
+                &spans[1..]
+            }
+            None => &spans[..],
+        };
+        let total: usize = in_chunk.iter().map(|&(_, len)| len).sum();
+        if total > SHARED_CHUNK {
+            return None;
+        }
+        match in_chunk {
+            [] => {}
+            // Alone in its chunk, an argument is the allocation itself (as `seal` does).
+            [alone] => args.push(Bytes::copy_from_slice(word(*alone))),
+            several => {
+                let mut chunk = Vec::with_capacity(total);
+                for &span in several {
+                    chunk.extend_from_slice(word(span));
+                }
+                let shared = Bytes::from(chunk);
+                let mut start = 0;
+                for &(_, len) in several {
+                    args.push(shared.slice(start..start + len));
+                    start += len;
+                }
+            }
+        }
+        Some((
+            Command {
+                args,
+                oversized: false,
+            },
+            at,
+        ))
+    }
+}
+
+/// Most arguments a command may have for [`RespDecoder::decode_whole`] to take it.
+const WHOLE_MAX_ARGS: usize = 64;
+
+/// The number in a `*N` or `$N` header starting at `*at` (after its type byte), moving `at`
+/// past its `\r\n`; `None` unless it is plain digits (at most 10) ended by `\r\n`.
+fn header_number(buf: &[u8], at: &mut usize) -> Option<usize> {
+    let start = *at;
+    let mut n = 0usize;
+    loop {
+        match *buf.get(*at)? {
+            digit @ b'0'..=b'9' if *at - start < 10 => {
+                n = n * 10 + usize::from(digit - b'0');
+                *at += 1;
+            }
+            b'\r' if *at > start => break,
+            _ => return None,
+        }
+    }
+    if *buf.get(*at + 1)? != b'\n' {
+        return None;
+    }
+    *at += 2;
+    Some(n)
 }
 
 fn err(msg: &str) -> ProtocolError {
@@ -789,6 +901,73 @@ mod tests {
             .filter(|w| w[1].as_ptr() != w[0].as_ptr().wrapping_add(w[0].len()))
             .count();
         assert_eq!(breaks, 1);
+    }
+
+    /// Decodes `input` fed one byte at a time: every command then arrives cut, so only the
+    /// general decoder ever sees it.
+    fn decode_bytewise(input: &[u8], max: usize) -> (Vec<Command>, Option<ProtocolError>) {
+        let mut d = RespDecoder::new(max).with_names(&["get", "set"]);
+        let mut buf = BytesMut::new();
+        let mut out = vec![];
+        for &b in input {
+            buf.extend_from_slice(&[b]);
+            loop {
+                match d.decode(&mut buf) {
+                    Ok(Some(c)) => out.push(c),
+                    Ok(None) => break,
+                    Err(e) => return (out, Some(e)),
+                }
+            }
+        }
+        (out, None)
+    }
+
+    proptest::proptest! {
+        /// The one-pass path for whole commands decodes exactly what the general decoder
+        /// does, for commands with short, long, oversized and empty arguments, known and
+        /// unknown names, and malformed frames mixed in.
+        #[test]
+        fn whole_commands_decode_as_the_general_decoder_does(
+            commands in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec!["GET", "set", "Fly", ""]),
+                    proptest::collection::vec(
+                        proptest::prop_oneof![
+                            4 => proptest::collection::vec(proptest::num::u8::ANY, 0..24),
+                            1 => proptest::collection::vec(proptest::num::u8::ANY, 1000..1100),
+                        ],
+                        0..5,
+                    ),
+                    proptest::sample::select(vec!["", "", "", "*0\r\n", "$1\r\n", "*1\n$1\nx\n", "*2\r\n$1\r\nab\r\n"]),
+                ),
+                1..6,
+            ),
+            max in proptest::sample::select(vec![10usize, 100, 2000]),
+        ) {
+            let mut input = vec![];
+            for (name, words, junk) in &commands {
+                input.extend(format!("*{}\r\n${}\r\n{name}\r\n", words.len() + 1, name.len()).bytes());
+                for w in words {
+                    input.extend(format!("${}\r\n", w.len()).bytes());
+                    input.extend_from_slice(w);
+                    input.extend_from_slice(b"\r\n");
+                }
+                input.extend_from_slice(junk.as_bytes());
+            }
+            let mut d = RespDecoder::new(max).with_names(&["get", "set"]);
+            let mut buf = BytesMut::from(&input[..]);
+            let mut whole = vec![];
+            let whole_error = loop {
+                match d.decode(&mut buf) {
+                    Ok(Some(c)) => whole.push(c),
+                    Ok(None) => break None,
+                    Err(e) => break Some(e),
+                }
+            };
+            let (bytewise, bytewise_error) = decode_bytewise(&input, max);
+            proptest::prop_assert_eq!(whole, bytewise);
+            proptest::prop_assert_eq!(whole_error, bytewise_error);
+        }
     }
 
     #[test]
