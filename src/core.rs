@@ -20,10 +20,14 @@ use hydro_lang::live_collections::stream::TotalOrder;
 use hydro_lang::location::Location;
 use hydro_lang::prelude::*;
 
-use crate::lattice_core::{Applied, LatticeStore, StorageInput, StorageOutput, split_applied};
+use crate::lattice_core::{
+    Applied, Effect, LatticeStore, StorageInput, StorageOutput, split_applied,
+};
 use std::collections::{BTreeSet, HashMap};
 
-use crate::protocol::{ClientId, Expiry, KVSOperation, KVSResult, Key, Presence};
+use crate::protocol::{
+    ClientId, Expiry, KVSOperation, KVSRequest, KVSResponse, KVSResult, Key, Presence,
+};
 use crate::values::{LwwValue, Stamp};
 
 /// What the string commands (INCR, APPEND) need of a client value: its bytes, and a value
@@ -66,6 +70,9 @@ pub struct LwwStore<V> {
     due: BTreeSet<(u64, Key)>,
     /// `WATCH`: per client and key, the key's version when the client watched it.
     watches: HashMap<(ClientId, Key), u64>,
+    /// Whether writes are reported as [`Effect::Changed`](crate::lattice_core::Effect): a
+    /// store that is not replicated copies out no changes, since nobody would read them.
+    reports_changes: bool,
 }
 
 impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
@@ -79,7 +86,34 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
             deadlines: HashMap::new(),
             due: BTreeSet::new(),
             watches: HashMap::new(),
+            reports_changes: true,
         }
+    }
+
+    /// A single copy's store ([`KVSCore::answer`]): it reports no changes, and since no
+    /// peer's value is ever merged into it, the writer that breaks ties between stamps is
+    /// never consulted (every write is stamped as writer 0).
+    pub fn single_copy() -> Self {
+        Self {
+            reports_changes: false,
+            ..Self::new(0)
+        }
+    }
+
+    /// Merges a write of this store's own into `key`; reports the change if changes are
+    /// reported.
+    fn commit(&mut self, key: Key, value: LwwValue<V>) -> Option<Effect<LwwValue<V>>> {
+        if self.reports_changes {
+            self.store.merge_changed(key, value)
+        } else {
+            self.store.merge_quietly(key, value);
+            None
+        }
+    }
+
+    /// Answers one client request (a transaction as a whole): what a single copy does.
+    pub fn answer(&mut self, request: KVSRequest<V>) -> KVSResponse<V> {
+        crate::lattice_core::answer_atomically(request, |input| self.apply(input))
     }
 
     /// `key`'s version: the Lamport time of the write (or delete, or expiry) that made its
@@ -113,7 +147,7 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
         if self.live(&key).is_some()
             && let Some(stamp) = self.next_stamp()
         {
-            self.store.merge_changed(key, LwwValue::tombstone(stamp));
+            self.commit(key, LwwValue::tombstone(stamp));
         }
     }
 
@@ -196,7 +230,7 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
                     return (Some(reply_to.respond(clock_exhausted())), None);
                 };
                 self.set_deadline(&key, None);
-                let changed = self.store.merge_changed(key, LwwValue::tombstone(stamp));
+                let changed = self.commit(key, LwwValue::tombstone(stamp));
                 (Some(reply_to.respond(KVSResult::Ok)), changed)
             }
             KVSOperation::GetVersioned(_) | KVSOperation::PutVersioned(..) => (
@@ -364,7 +398,7 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
         let Some(stamp) = self.next_stamp() else {
             return (Some(reply_to.respond(clock_exhausted())), None);
         };
-        let changed = self.store.merge_changed(key, LwwValue::write(stamp, value));
+        let changed = self.commit(key, LwwValue::write(stamp, value));
         (Some(reply_to.respond(answer)), changed)
     }
 }
@@ -424,6 +458,22 @@ impl KVSCore {
             )
             .flatten_ordered();
         split_applied(applied)
+    }
+
+    /// Runs a single-copy [`LwwStore`] at each member of `L` over client `requests`;
+    /// returns the responses. Nothing is copied out for replication: one input, one
+    /// response, with no operator between the store and the reply.
+    pub fn answer<'a, L, V>(
+        requests: Stream<KVSRequest<V>, L, Unbounded, TotalOrder>,
+    ) -> Stream<KVSResponse<V>, L, Unbounded, TotalOrder>
+    where
+        L: Location<'a>,
+        V: Clone + Ord + std::hash::Hash + StringValue + 'a,
+    {
+        requests.scan(
+            q!(|| crate::kvs_core::LwwStore::single_copy()),
+            q!(|store, request| Some(store.answer(request))),
+        )
     }
 }
 

@@ -150,6 +150,19 @@ impl<S: Merge<S> + Clone + Fingerprint> LatticeStore<S> {
         self.map.get(key)
     }
 
+    /// Merges `value` into `key`, copying nothing out: for a store whose changes nobody
+    /// reads.
+    pub fn merge_quietly(&mut self, key: Key, value: S) {
+        match self.map.get_mut(&key) {
+            Some(current) => {
+                current.merge(value);
+            }
+            None => {
+                self.map.insert(key, value);
+            }
+        }
+    }
+
     /// Merges `value` into `key` and reports the change, if any, as an effect.
     pub fn merge_changed(&mut self, key: Key, value: S) -> Option<Effect<S>> {
         self.merge(key, value).map(|(k, v)| Effect::Changed(k, v))
@@ -292,6 +305,33 @@ pub fn apply_atomically<V, S>(
     let result = run_transaction(ops, reply_to, at, &mut apply, &mut out);
     out.push((Some(reply_to.respond(result)), None));
     out
+}
+
+/// Answers one client `request` with `apply` — a transaction's operations one after another,
+/// as [`apply_atomically`] does — and drops every effect: how a core whose changes nobody
+/// reads (a single copy, see [`crate::server::Storage::answer`]) runs.
+pub fn answer_atomically<V, S>(
+    request: KVSRequest<V>,
+    mut apply: impl FnMut(StorageInput<V, S>) -> Applied<V, S>,
+) -> KVSResponse<V> {
+    let at = request.at;
+    let (op, reply_to) = request.into_parts();
+    let result = match op {
+        KVSOperation::Transaction(ops) => {
+            run_transaction(ops, reply_to, at, &mut apply, &mut AppliedAll::new())
+        }
+        op => {
+            let (response, _) = apply(StorageInput::Request(KVSRequest {
+                at,
+                client: reply_to.client,
+                request: reply_to.request,
+                op,
+            }));
+            // Every core answers every request (as in `run_transaction`).
+            response.map_or(KVSResult::Ok, |r| r.result)
+        }
+    };
+    reply_to.respond(result)
 }
 
 /// Applies a transaction's `ops` in order, pushing their effects to `out`; returns their

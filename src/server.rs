@@ -64,7 +64,7 @@ pub trait Storage<V> {
     type Stored: Clone;
 
     /// Applies `inputs` in order at each member of `L`; `member` is that member's id, which
-    /// stamps its writes.
+    /// stamps its writes. Returns the responses and every change the core made.
     fn serve<'a, L: Location<'a>>(
         inputs: Stream<StorageInput<V, Self::Stored>, L, Unbounded, TotalOrder>,
         member: Singleton<u32, L, Bounded>,
@@ -72,6 +72,25 @@ pub trait Storage<V> {
     where
         V: 'a,
         Self::Stored: 'a;
+
+    /// Applies client `requests` in order at each member of `L` and returns only the
+    /// responses: the core of a single copy, whose changes nobody reads. A core may do this
+    /// with less work per request than [`Storage::serve`] (no change is copied out just to
+    /// be dropped); by default it is `serve` with the changes dropped.
+    fn answer<'a, L: Location<'a>>(
+        requests: Stream<KVSRequest<V>, L, Unbounded, TotalOrder>,
+        member: Singleton<u32, L, Bounded>,
+    ) -> Stream<KVSResponse<V>, L, Unbounded, TotalOrder>
+    where
+        V: 'a,
+        Self::Stored: 'a,
+    {
+        let (responses, _changes) = Self::serve(
+            requests.map(q!(|r| crate::lattice_core::StorageInput::Request(r))),
+            member,
+        );
+        responses
+    }
 }
 
 impl<V: Clone + Ord + std::hash::Hash + crate::kvs_core::StringValue> Storage<V> for KVSCore {
@@ -85,6 +104,16 @@ impl<V: Clone + Ord + std::hash::Hash + crate::kvs_core::StringValue> Storage<V>
         V: 'a,
     {
         KVSCore::serve(inputs, member)
+    }
+
+    fn answer<'a, L: Location<'a>>(
+        requests: Stream<KVSRequest<V>, L, Unbounded, TotalOrder>,
+        _member: Singleton<u32, L, Bounded>,
+    ) -> Stream<KVSResponse<V>, L, Unbounded, TotalOrder>
+    where
+        V: 'a,
+    {
+        KVSCore::answer(requests)
     }
 }
 
@@ -178,32 +207,68 @@ impl<'a, V> Router<'a, V> for LocalRouter<'a> {
     }
 }
 
+/// The storage core `S`, ready to run at each member of `L`: what [`KVSServer::serve`] hands
+/// its [`Replication`], which picks how the core runs — with its changes, which replicas pass
+/// on to their peers, or answering only, as a single copy needs.
+pub struct StorageAt<'a, V, S, L: Location<'a>> {
+    member: Singleton<u32, L, Bounded>,
+    _types: PhantomData<fn() -> (&'a (), V, S)>,
+}
+
+impl<'a, V: 'a, S: Storage<V>, L: Location<'a>> StorageAt<'a, V, S, L>
+where
+    S::Stored: 'a,
+{
+    /// The core `S` at each member of `L`, whose id is `member`.
+    pub fn new(member: Singleton<u32, L, Bounded>) -> Self {
+        Self {
+            member,
+            _types: PhantomData,
+        }
+    }
+
+    /// Runs the core over `inputs` (requests, and peers' values): responses and every change.
+    pub fn with_changes(
+        self,
+        inputs: Stream<StorageInput<V, S::Stored>, L, Unbounded, TotalOrder>,
+    ) -> StorageOutput<V, S::Stored, L> {
+        S::serve(inputs, self.member)
+    }
+
+    /// Runs the core over client `requests` alone: responses only.
+    pub fn answers(
+        self,
+        requests: Stream<KVSRequest<V>, L, Unbounded, TotalOrder>,
+    ) -> Stream<KVSResponse<V>, L, Unbounded, TotalOrder> {
+        S::answer(requests, self.member)
+    }
+}
+
 /// Wraps a storage core with whatever keeps replicas' copies in step.
-pub trait Replication<'a, V, S, L: Location<'a>> {
+pub trait Replication<'a, V, S: Storage<V>, L: Location<'a>> {
     /// Feeds `requests` (and, for replicated stores, peers' values) through `storage`,
     /// and returns the responses to the requests.
     fn wire(
         &self,
         requests: Stream<KVSRequest<V>, L, Unbounded, TotalOrder>,
-        storage: impl FnOnce(
-            Stream<StorageInput<V, S>, L, Unbounded, TotalOrder>,
-        ) -> StorageOutput<V, S, L>,
+        storage: StorageAt<'a, V, S, L>,
     ) -> Stream<KVSResponse<V>, L, Unbounded, TotalOrder>;
 }
 
-/// A single copy: requests go straight into the core and changes go nowhere.
+/// A single copy: requests go straight into the core, which reports no changes (nobody
+/// would read them).
 pub struct NoReplication;
 
-impl<'a, V: 'a, S: 'a, L: Location<'a>> Replication<'a, V, S, L> for NoReplication {
+impl<'a, V: 'a, S: Storage<V>, L: Location<'a>> Replication<'a, V, S, L> for NoReplication
+where
+    S::Stored: 'a,
+{
     fn wire(
         &self,
         requests: Stream<KVSRequest<V>, L, Unbounded, TotalOrder>,
-        storage: impl FnOnce(
-            Stream<StorageInput<V, S>, L, Unbounded, TotalOrder>,
-        ) -> StorageOutput<V, S, L>,
+        storage: StorageAt<'a, V, S, L>,
     ) -> Stream<KVSResponse<V>, L, Unbounded, TotalOrder> {
-        let (responses, _changes) = storage(requests.map(q!(|r| StorageInput::Request(r))));
-        responses
+        storage.answers(requests)
     }
 }
 
@@ -242,12 +307,11 @@ impl<V, S, R, Rep> KVSServer<V, S, R, Rep> {
         S: Storage<V>,
         S::Stored: 'a,
         R: Router<'a, V>,
-        Rep: Replication<'a, V, S::Stored, R::Storage>,
+        Rep: Replication<'a, V, S, R::Storage>,
     {
-        let member = self.router.storage().member_id();
+        let storage = StorageAt::new(self.router.storage().member_id());
         self.router.route(requests, |at_storage| {
-            self.replication
-                .wire(at_storage, |inputs| S::serve(inputs, member))
+            self.replication.wire(at_storage, storage)
         })
     }
 }

@@ -33,13 +33,13 @@ use crate::gossip::anti_entropy::Fingerprint;
 use crate::gossip::replica::{GossipEvent, PeerMessage, Version};
 use crate::gossip::rumor::{Feedback, LossOfInterest, RumorConfig};
 use crate::lattice_core::ReadFor;
-use crate::lattice_core::{StorageInput, StorageOutput};
+use crate::lattice_core::StorageInput;
 use crate::net::Transport;
 use crate::net::channel;
 use crate::net::links::between;
 use crate::protocol::{KVSRequest, KVSResponse};
 use crate::routers::ring::Layout;
-use crate::server::{Member, Replication};
+use crate::server::{Member, Replication, Storage, StorageAt};
 
 /// When gossip happens, and how rumors lose interest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,14 +213,13 @@ impl<'a, C: 'a> GossipReplication<'a, C> {
 impl<'a, C: 'a, V, S> Replication<'a, V, S, Cluster<'a, C>> for GossipReplication<'a, C>
 where
     V: 'a,
-    S: Fingerprint + Clone + Serialize + DeserializeOwned + Send + 'static,
+    S: Storage<V>,
+    S::Stored: Fingerprint + Clone + Serialize + DeserializeOwned + Send + 'static,
 {
     fn wire(
         &self,
         requests: Stream<KVSRequest<V>, Cluster<'a, C>, Unbounded, TotalOrder>,
-        storage: impl FnOnce(
-            Stream<StorageInput<V, S>, Cluster<'a, C>, Unbounded, TotalOrder>,
-        ) -> StorageOutput<V, S, Cluster<'a, C>>,
+        storage: StorageAt<'a, V, S, Cluster<'a, C>>,
     ) -> Stream<KVSResponse<V>, Cluster<'a, C>, Unbounded, TotalOrder> {
         let replicas = requests.location().clone();
         let Some(ticks) = self.ticks.borrow_mut().take() else {
@@ -234,9 +233,12 @@ where
         // core; bookkeeping goes to the gossip. Sending reads to itself through the network is
         // what keeps the core → gossip → core loop from being a cycle within one Hydro tick,
         // which Hydro does not run.
-        let (inbound_later, inbound) =
-            replicas
-                .forward_ref::<Stream<(u32, PeerMessage<S>), Cluster<'a, C>, Unbounded, NoOrder>>();
+        let (inbound_later, inbound) = replicas.forward_ref::<Stream<
+            (u32, PeerMessage<S::Stored>),
+            Cluster<'a, C>,
+            Unbounded,
+            NoOrder,
+        >>();
         let (for_core, for_gossip) = inbound.partition(q!(|(_, message)| !matches!(
             message,
             crate::gossip::replica::PeerMessage::Gossip(_)
@@ -252,7 +254,7 @@ where
                 /// read may see a peer's write a moment earlier or later, which is what
                 /// eventual consistency allows.
             ));
-        let (responses, effects) = storage(inputs);
+        let (responses, effects) = storage.with_changes(inputs);
 
         let joined = replicas
             .source_cluster_membership_stream(
@@ -443,7 +445,7 @@ mod sim_tests {
         let gossip = GossipReplication::with_ticks(ticks, "replica", layout, Transport::Hydro);
         let member = replicas.member_id();
         let responses = gossip
-            .wire(requests, |inputs| CausalKVSCore::serve(inputs, member))
+            .wire(requests, StorageAt::<_, CausalKVSCore, _>::new(member))
             .map(q!(|response| response.result))
             .sim_cluster_output();
 
