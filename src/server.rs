@@ -212,7 +212,8 @@ impl<'a, V> Router<'a, V> for LocalRouter<'a> {
 /// on to their peers, or answering only, as a single copy needs.
 pub struct StorageAt<'a, V, S, L: Location<'a>> {
     member: Singleton<u32, L, Bounded>,
-    _types: PhantomData<fn() -> (&'a (), V, S)>,
+    _types: PhantomData<fn() -> (V, S)>,
+    _location: PhantomData<&'a ()>,
 }
 
 impl<'a, V: 'a, S: Storage<V>, L: Location<'a>> StorageAt<'a, V, S, L>
@@ -224,6 +225,7 @@ where
         Self {
             member,
             _types: PhantomData,
+            _location: PhantomData,
         }
     }
 
