@@ -314,23 +314,21 @@ pub fn answer_atomically<V, S>(
     request: KVSRequest<V>,
     mut apply: impl FnMut(StorageInput<V, S>) -> Applied<V, S>,
 ) -> KVSResponse<V> {
-    let at = request.at;
-    let (op, reply_to) = request.into_parts();
-    let result = match op {
-        KVSOperation::Transaction(ops) => {
-            run_transaction(ops, reply_to, at, &mut apply, &mut AppliedAll::new())
-        }
-        op => {
-            let (response, _) = apply(StorageInput::Request(KVSRequest {
-                at,
-                client: reply_to.client,
-                request: reply_to.request,
-                op,
-            }));
-            // Every core answers every request (as in `run_transaction`).
-            response.map_or(KVSResult::Ok, |r| r.result)
-        }
+    let reply_to = crate::protocol::ReplyTo {
+        client: request.client,
+        request: request.request,
     };
+    if !matches!(request.op, KVSOperation::Transaction(_)) {
+        let (response, _) = apply(StorageInput::Request(request));
+        // Every core answers every request (as in `run_transaction`).
+        return response.unwrap_or_else(|| reply_to.respond(KVSResult::Ok));
+    }
+    let at = request.at;
+    let (op, _) = request.into_parts();
+    let KVSOperation::Transaction(ops) = op else {
+        unreachable!("matched as a transaction above")
+    };
+    let result = run_transaction(ops, reply_to, at, &mut apply, &mut AppliedAll::new());
     reply_to.respond(result)
 }
 

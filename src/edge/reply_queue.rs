@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use smallvec::SmallVec;
 
-use crate::edge::commands::{Assemble, ExecPart, assemble, assemble_exec};
+use crate::edge::commands::{Assemble, ExecPart, Results, assemble, assemble_exec};
 use crate::edge::outbox::Outbox;
 use crate::edge::resp::{Protocol, Reply};
 use crate::protocol::{KVSResult, RequestId};
@@ -147,7 +147,7 @@ impl ReplyQueue {
         self.owners.extend(std::iter::repeat_n(seq, ops));
         self.slots.push_back(Slot {
             first,
-            results: (0..ops).map(|_| None).collect(),
+            results: SmallVec::from_elem(None, ops),
             missing: ops,
             ops,
             held: 0,
@@ -247,9 +247,15 @@ impl ReplyQueue {
             }
             let reply = match &mut head.reply {
                 SlotReply::Ready(r) => r.take(),
-                SlotReply::Assemble(kind) => {
-                    Some(assemble(*kind, head.results.drain(..).flatten().collect()))
-                }
+                // One operation (GET, SET, …, most commands): its result moves straight in,
+                // without gathering the slot's results into a new list.
+                SlotReply::Assemble(kind) => Some(match &mut head.results[..] {
+                    [Some(result)] => {
+                        let result = std::mem::replace(result, KVSResult::Ok);
+                        assemble(*kind, Results::from_buf([result]))
+                    }
+                    _ => assemble(*kind, head.results.drain(..).flatten().collect()),
+                }),
                 SlotReply::Exec(parts) => {
                     let result = head.results.drain(..).flatten().next();
                     Some(assemble_exec(
