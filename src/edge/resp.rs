@@ -30,12 +30,6 @@ pub const MAX_COMMAND: usize = 128 * 1024 * 1024;
 
 /// What one buffered argument costs beyond its bytes.
 const ARG_OVERHEAD: usize = std::mem::size_of::<Bytes>();
-/// Arguments up to this long share one allocation with the other short arguments of their
-/// command (see [`RespDecoder`]); longer ones get their own.
-const SHARE_ARG_MAX: usize = 1024;
-/// The most bytes of short arguments that share one allocation.
-const SHARED_CHUNK: usize = 4096;
-
 /// A command's words, inline for up to three (GET k, SET k v: no allocation for the list).
 pub type Args = SmallVec<[Bytes; 3]>;
 
@@ -74,21 +68,12 @@ enum Pending {
     Crlf,
 }
 
-/// One argument of the command being decoded.
-#[derive(Debug)]
-enum Arg {
-    /// Bytes `start..end` of the decoder's shared chunk, not yet sealed.
-    InChunk(usize, usize),
-    /// Its own bytes (or a slice of a sealed chunk).
-    Done(Bytes),
-}
-
 #[derive(Debug)]
 enum State {
     Idle,
     Array {
         remaining: usize,
-        args: SmallVec<[Arg; 3]>,
+        args: Args,
         /// Memory the buffered arguments take, counted against the command limit.
         size: usize,
         oversized: bool,
@@ -99,14 +84,11 @@ enum State {
 /// Incremental RESP2 request decoder. Feed it the connection's read buffer; it consumes the
 /// bytes of every complete command it returns.
 ///
-/// **Where arguments live.** Each argument is copied out of the read buffer, never split off
-/// it: a split-off `Bytes` would share (and keep alive) the whole read buffer, so a stored
-/// 3-byte value would pin 16 KiB. But one allocation per argument is what a command's cost
-/// was made of, so a command's short arguments (up to 1 KiB each) are copied into one shared
-/// chunk of at most 4 KiB, and each argument is a slice of it: a SET costs one allocation for
-/// its name, key and value, and storing or reading the value back only counts references. A
-/// stored value keeps its chunk alive, so it can pin at most 4 KiB, and only that of its own
-/// command's arguments.
+/// **Where arguments live.** Each argument is copied out of the read buffer into an
+/// allocation of its own, never split off it: a split-off `Bytes` would share (and keep
+/// alive) the whole read buffer, so a stored 3-byte value would pin 16 KiB. (Copying a
+/// command's short arguments into one shared chunk was tried: the reference counting and
+/// the chunk's second allocation, made when it is first sliced, cost more than they saved.)
 #[derive(Debug)]
 pub struct RespDecoder {
     max_arg: usize,
@@ -115,28 +97,6 @@ pub struct RespDecoder {
     /// [`RespDecoder::with_names`]).
     names: &'static [&'static str],
     state: State,
-    /// Short arguments of the command being decoded, before they are sealed into a chunk.
-    chunk: Vec<u8>,
-}
-
-/// Turns the chunk into one allocation and every argument still in it into a slice of it.
-fn seal(chunk: &mut Vec<u8>, args: &mut [Arg]) {
-    // (An empty chunk still seals: empty arguments live in it too, and copying nothing
-    // allocates nothing.)
-    let shared = Bytes::copy_from_slice(chunk);
-    chunk.clear();
-    // An argument alone in the chunk (a GET's key) is given the allocation itself: slicing
-    // would make it shared, which costs a second allocation.
-    let mut in_chunk = args.iter_mut().filter(|a| matches!(a, Arg::InChunk(..)));
-    if let (Some(alone), None) = (in_chunk.next(), in_chunk.next()) {
-        *alone = Arg::Done(shared);
-        return;
-    }
-    for arg in args {
-        if let Arg::InChunk(start, end) = *arg {
-            *arg = Arg::Done(shared.slice(start..end));
-        }
-    }
 }
 
 impl RespDecoder {
@@ -154,7 +114,6 @@ impl RespDecoder {
             max_command,
             names: &[],
             state: State::Idle,
-            chunk: Vec::new(),
         }
     }
 
@@ -170,7 +129,6 @@ impl RespDecoder {
     /// bytes are needed. After an error the connection must be closed.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Command>, ProtocolError> {
         loop {
-            let chunk = &mut self.chunk;
             match &mut self.state {
                 State::Idle => {
                     let Some(&first) = buf.first() else {
@@ -226,15 +184,8 @@ impl RespDecoder {
                     pending,
                 } => {
                     if *remaining == 0 {
-                        seal(chunk, args);
                         let command = Command {
-                            args: args
-                                .drain(..)
-                                .filter_map(|a| match a {
-                                    Arg::Done(b) => Some(b),
-                                    Arg::InChunk(..) => None,
-                                })
-                                .collect(),
+                            args: std::mem::take(args),
                             oversized: *oversized,
                         };
                         self.state = State::Idle;
@@ -288,24 +239,13 @@ impl RespDecoder {
                             }
                             // Copied out, not split off (see the type's docs).
                             let known = match args.is_empty() {
-                                true => self
-                                    .names
-                                    .iter()
-                                    .find(|n| n.as_bytes().eq_ignore_ascii_case(word)),
+                                true => known_name(self.names, word),
                                 false => None,
                             };
-                            if let Some(name) = known {
-                                args.push(Arg::Done(Bytes::from_static(name.as_bytes())));
-                            } else if len > SHARE_ARG_MAX {
-                                args.push(Arg::Done(Bytes::copy_from_slice(word)));
-                            } else {
-                                if chunk.len() + len > SHARED_CHUNK {
-                                    seal(chunk, args);
-                                }
-                                let start = chunk.len();
-                                chunk.extend_from_slice(word);
-                                args.push(Arg::InChunk(start, chunk.len()));
-                            }
+                            args.push(match known {
+                                Some(name) => Bytes::from_static(name.as_bytes()),
+                                None => Bytes::copy_from_slice(word),
+                            });
                             buf.advance(len + 2);
                             *remaining -= 1;
                             *pending = Pending::Header;
@@ -337,16 +277,16 @@ impl RespDecoder {
     }
 
     /// The common case in one pass: the multibulk command at the front of `buf` when it is
-    /// there whole, well formed, and its arguments are short enough to share one chunk.
+    /// there whole, well formed, and none of its arguments is oversized.
     /// Returns it and how many bytes it took; `None` leaves everything else (a command cut
-    /// by the end of a read, long or oversized arguments, anything malformed) to the general
+    /// by the end of a read, oversized arguments, anything malformed) to the general
     /// decoder, which gives the same commands and the errors.
     ///
     /// Why a second path: the general decoder keeps its place between reads, so it consumes
     /// each header and argument as it goes and re-checks its state at every step. A pipeline
     /// read delivers whole commands nearly always, and decoding them was a tenth of the
     /// server's time per request under `redis-benchmark -P 16`; this path checks the frame
-    /// first and then copies the arguments out with one allocation and one `advance`.
+    /// first, then copies the arguments out and consumes the command with one `advance`.
     fn decode_whole(&self, buf: &[u8]) -> Option<(Command, usize)> {
         let mut at = 1;
         let n = header_number(buf, &mut at)?;
@@ -362,7 +302,7 @@ impl RespDecoder {
             }
             at += 1;
             let len = header_number(buf, &mut at)?;
-            if len > self.max_arg || len > SHARE_ARG_MAX {
+            if len > self.max_arg {
                 return None;
             }
             let end = at + len;
@@ -377,38 +317,16 @@ impl RespDecoder {
             return None;
         }
         let word = |(start, len): (usize, usize)| &buf[start..start + len];
-        let known = self
-            .names
-            .iter()
-            .find(|name| name.as_bytes().eq_ignore_ascii_case(word(spans[0])));
         let mut args = Args::new();
-        let in_chunk = match known {
-            Some(name) => {
-                args.push(Bytes::from_static(name.as_bytes()));
-                &spans[1..]
-            }
-            None => &spans[..],
-        };
-        let total: usize = in_chunk.iter().map(|&(_, len)| len).sum();
-        if total > SHARED_CHUNK {
-            return None;
-        }
-        match in_chunk {
-            [] => {}
-            // Alone in its chunk, an argument is the allocation itself (as `seal` does).
-            [alone] => args.push(Bytes::copy_from_slice(word(*alone))),
-            several => {
-                let mut chunk = Vec::with_capacity(total);
-                for &span in several {
-                    chunk.extend_from_slice(word(span));
-                }
-                let shared = Bytes::from(chunk);
-                let mut start = 0;
-                for &(_, len) in several {
-                    args.push(shared.slice(start..start + len));
-                    start += len;
-                }
-            }
+        for (i, &span) in spans.iter().enumerate() {
+            let known = match i {
+                0 => known_name(self.names, word(span)),
+                _ => None,
+            };
+            args.push(match known {
+                Some(name) => Bytes::from_static(name.as_bytes()),
+                None => Bytes::copy_from_slice(word(span)),
+            });
         }
         Some((
             Command {
@@ -418,6 +336,16 @@ impl RespDecoder {
             at,
         ))
     }
+}
+
+/// The name in `names` (lower case) that `word` spells, ignoring case. Looked up for every
+/// command: `word` is lower-cased once, on the stack, so each name costs a plain comparison.
+fn known_name(names: &'static [&'static str], word: &[u8]) -> Option<&'static str> {
+    let mut buf = [0u8; 16];
+    let lower = buf.get_mut(..word.len())?;
+    lower.copy_from_slice(word);
+    lower.make_ascii_lowercase();
+    names.iter().copied().find(|name| name.as_bytes() == lower)
 }
 
 /// Most arguments a command may have for [`RespDecoder::decode_whole`] to take it.
@@ -837,26 +765,13 @@ mod tests {
     }
 
     #[test]
-    fn short_arguments_share_one_allocation_and_long_ones_get_their_own() {
-        let long = "x".repeat(SHARE_ARG_MAX + 1);
-        let input = format!(
-            "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n{long}\r\n",
-            long.len()
-        );
-        let (cmds, e, _) = decode_all(input.as_bytes(), 1 << 20);
+    fn arguments_are_copied_out_of_the_read_buffer() {
+        let (mut cmds, e, _) = decode_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", 100);
         assert!(e.is_none());
-        let [name, key, value] = &cmds[0].args[..] else {
-            panic!("three words")
-        };
-        // Side by side in one chunk: "SETkv".
-        assert_eq!(key.as_ptr(), name.as_ptr().wrapping_add(3));
-        assert_eq!(value.as_ptr(), key.as_ptr().wrapping_add(1));
-        let [name, key, value] = &cmds[1].args[..] else {
-            panic!("three words")
-        };
-        assert_eq!(key.as_ptr(), name.as_ptr().wrapping_add(3));
-        assert_eq!(value.as_ref(), long.as_bytes());
-        assert_ne!(value.as_ptr(), key.as_ptr().wrapping_add(1));
+        // Each argument owns its bytes: a stored value keeps nothing else alive.
+        let args = cmds.remove(0).args;
+        assert_eq!(args.len(), 3);
+        assert!(args.into_iter().all(|a| a.try_into_mut().is_ok()));
     }
 
     #[test]
@@ -879,28 +794,6 @@ mod tests {
             vec![&b"FLY"[..]],
             "unknown names keep their spelling"
         );
-    }
-
-    #[test]
-    fn a_chunk_never_grows_past_its_bound() {
-        // 40 arguments of 200 bytes: 8,000 bytes of short arguments, in more than one chunk.
-        let word = "w".repeat(200);
-        let mut input = b"*41\r\n$4\r\nMSET\r\n".to_vec();
-        for _ in 0..40 {
-            input.extend(format!("$200\r\n{word}\r\n").bytes());
-        }
-        let (cmds, e, _) = decode_all(&input, 1 << 20);
-        assert!(e.is_none());
-        let args = &cmds[0].args;
-        assert_eq!(args.len(), 41);
-        assert!(args[1..].iter().all(|a| a.as_ref() == word.as_bytes()));
-        // Each argument follows the one before it in memory, except where a chunk was full:
-        // "MSET" and 20 words fill the first (4,004 bytes), the other 20 words the second.
-        let breaks = args
-            .windows(2)
-            .filter(|w| w[1].as_ptr() != w[0].as_ptr().wrapping_add(w[0].len()))
-            .count();
-        assert_eq!(breaks, 1);
     }
 
     /// Decodes `input` fed one byte at a time: every command then arrives cut, so only the
