@@ -86,6 +86,12 @@ impl Connection {
         &mut self.input
     }
 
+    /// True when [`Connection::plan_input`] has something to do: bytes not yet planned, or
+    /// the end of the client's input not yet acted on.
+    pub fn has_input(&self) -> bool {
+        self.reading && (!self.input.is_empty() || self.eof)
+    }
+
     /// The client sent its last byte (or the socket broke): the commands already read are
     /// still planned and answered (at the next [`Connection::plan_input`]), then it closes.
     pub fn end_of_input(&mut self) {
@@ -104,7 +110,9 @@ impl Connection {
         mut act: impl FnMut(Action),
     ) -> u64 {
         let mut planned = 0;
-        let wall = crate::edge::commands::unix_ms();
+        // The wall clock, read once, and only if a command needs it.
+        let mut wall = None;
+        let mut wall = || *wall.get_or_insert_with(crate::edge::commands::unix_ms);
         while self.reading && self.queue.len() < MAX_IN_FLIGHT {
             let cmd = match self.decoder.decode(&mut self.input) {
                 Ok(None) => {
@@ -125,7 +133,7 @@ impl Connection {
                 }
             };
             planned += 1;
-            let plan = plan(cmd, &mut self.session, settings, wall);
+            let plan = plan(cmd, &mut self.session, settings, wall());
             // A HELLO that switched protocol answers in the new one, and so does every
             // command after it; replies queued before it keep the old.
             self.queue.set_protocol(self.session.protocol);
@@ -142,7 +150,7 @@ impl Connection {
                     let first = self.queue.expect_ops(ops.len(), kind, now);
                     for (request, op) in (first..).zip(ops) {
                         act(Action::Send(KVSRequest {
-                            at: wall,
+                            at: wall(),
                             client: self.id,
                             request,
                             op,
@@ -178,7 +186,7 @@ impl Connection {
                     } else {
                         let request = self.queue.expect_exec(parts, now);
                         act(Action::Send(KVSRequest {
-                            at: wall,
+                            at: wall(),
                             client: self.id,
                             request,
                             op: KVSOperation::Transaction(ops),
