@@ -17,7 +17,8 @@
 //!   [`CausalKVSCore`](crate::causal_core::CausalKVSCore) (vector clocks the replica stamps).
 //! - **Replication** wraps the storage: it sees every change the core made and feeds peers'
 //!   values back into *the same* core, so every write that reaches a replica reaches the state
-//!   that serves its reads. [`NoReplication`] is the single-copy case.
+//!   that serves its reads. [`NoReplication`] is the single-copy case: its core only answers
+//!   ([`StorageAt::answers`]), since nobody would read its changes.
 //!
 //! [`KVSServer::serve`] is the only place these stages are wired together. Storage members
 //! know who they are ([`Member`]): a replica stamps its writes with its own id.
