@@ -12,9 +12,9 @@
 //!   requests. Local: the proxy *is* the store. Sharded: a consistent-hash ring. Linearizable:
 //!   the route runs through Multi-Paxos, so the *ordering stage* is a router whose output is
 //!   the decided log, in slot order.
-//! - **Storage** is a core: [`KVSCore`](crate::kvs_core::KVSCore) (LWW),
-//!   [`LatticeKVSCore`](crate::lattice_core::LatticeKVSCore) (merging values clients stamp) or
-//!   [`CausalKVSCore`](crate::causal_core::CausalKVSCore) (vector clocks the replica stamps).
+//! - **Storage** is a core: [`KVSCore`] (LWW),
+//!   [`LatticeKVSCore`] (merging values clients stamp) or
+//!   [`CausalKVSCore`] (vector clocks the replica stamps).
 //! - **Replication** wraps the storage: it sees every change the core made and feeds peers'
 //!   values back into *the same* core, so every write that reaches a replica reaches the state
 //!   that serves its reads. [`NoReplication`] is the single-copy case: its core only answers

@@ -1,7 +1,7 @@
 //! Per-connection reply ordering: pipelined commands are answered in the order they were
 //! sent, whatever order their results come back in — and never later than a deadline.
 //!
-//! Each command gets a [`Slot`] when it is read. A data command's slot waits for the results of
+//! Each command gets a *slot* when it is read. A data command's slot waits for the results of
 //! its operations; a connection command's slot holds its reply already. Replies leave only
 //! from the head of the queue, so a fast GET behind a slow MSET waits its turn, as Redis
 //! clients expect.
