@@ -320,8 +320,11 @@ pub fn answer_atomically<V, S>(
     };
     if !matches!(request.op, KVSOperation::Transaction(_)) {
         let (response, _) = apply(StorageInput::Request(request));
-        // Every core answers every request (as in `run_transaction`).
-        return response.unwrap_or_else(|| reply_to.respond(KVSResult::Ok));
+        // Every core answers every request it applies; if one ever did not, the client is
+        // told so rather than given an `OK` nothing earned.
+        return response.unwrap_or_else(|| {
+            reply_to.respond(KVSResult::Error("the store gave no answer".into()))
+        });
     }
     let at = request.at;
     let (op, _) = request.into_parts();
