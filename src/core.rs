@@ -524,6 +524,43 @@ mod tests {
         KVSOperation::PutExpiring(k(), n(value), None, Expiry::At(deadline))
     }
 
+    /// A single copy answers exactly as a store that reports its changes, transactions
+    /// included; it just reports none.
+    #[test]
+    fn a_single_copy_answers_as_a_reporting_store_does() {
+        let ops = [
+            KVSOperation::Put(k(), n(1)),
+            KVSOperation::Get(k()),
+            KVSOperation::Add(k(), 4),
+            KVSOperation::Transaction(vec![
+                KVSOperation::Append(k(), n(0)),
+                KVSOperation::Get(k()),
+                KVSOperation::Delete(k()),
+            ]),
+            KVSOperation::Get(k()),
+            KVSOperation::Delete(k()),
+            KVSOperation::Put(Key::from_static(b"other"), n(7)),
+            KVSOperation::Count(0),
+        ];
+        let mut reporting = LwwStore::new(0);
+        let mut single = LwwStore::single_copy();
+        for (request, op) in (0..).zip(ops) {
+            let request = KVSRequest {
+                at: 0,
+                client: 9,
+                request,
+                op,
+            };
+            let reported = crate::lattice_core::apply_atomically(
+                StorageInput::Request(request.clone()),
+                |i| reporting.apply(i),
+            );
+            let answer = reported.into_iter().find_map(|(reply, _)| reply);
+            assert_eq!(Some(single.answer(request)), answer);
+        }
+        assert_eq!(single.live_keys().count(), 1);
+    }
+
     /// The store's time is the requests' time: a key is there until its deadline and gone
     /// from the first request at or after it.
     #[test]
