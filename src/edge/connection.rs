@@ -110,9 +110,7 @@ impl Connection {
         mut act: impl FnMut(Action),
     ) -> u64 {
         let mut planned = 0;
-        // The wall clock, read once, and only if a command needs it.
-        let mut wall = None;
-        let mut wall = || *wall.get_or_insert_with(crate::edge::commands::unix_ms);
+        let wall = crate::edge::commands::unix_ms();
         while self.reading && self.queue.len() < MAX_IN_FLIGHT {
             let cmd = match self.decoder.decode(&mut self.input) {
                 Ok(None) => {
@@ -133,7 +131,7 @@ impl Connection {
                 }
             };
             planned += 1;
-            let plan = plan(cmd, &mut self.session, settings, wall());
+            let plan = plan(cmd, &mut self.session, settings, wall);
             // A HELLO that switched protocol answers in the new one, and so does every
             // command after it; replies queued before it keep the old.
             self.queue.set_protocol(self.session.protocol);
@@ -150,7 +148,7 @@ impl Connection {
                     let first = self.queue.expect_ops(ops.len(), kind, now);
                     for (request, op) in (first..).zip(ops) {
                         act(Action::Send(KVSRequest {
-                            at: wall(),
+                            at: wall,
                             client: self.id,
                             request,
                             op,
@@ -186,7 +184,7 @@ impl Connection {
                     } else {
                         let request = self.queue.expect_exec(parts, now);
                         act(Action::Send(KVSRequest {
-                            at: wall(),
+                            at: wall,
                             client: self.id,
                             request,
                             op: KVSOperation::Transaction(ops),
