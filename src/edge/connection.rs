@@ -227,12 +227,6 @@ impl Connection {
         &mut self.outbox
     }
 
-    /// The input buffer and the outbox at once, for a task that reads and writes
-    /// concurrently.
-    pub fn buffers(&mut self) -> (&mut BytesMut, &mut Outbox) {
-        (&mut self.input, &mut self.outbox)
-    }
-
     /// What the store must hear once this connection has ended, at `at` on the edge's
     /// clock: the end of its watches, which the store keeps per connection and which a
     /// closed connection never UNWATCHes. The requests carry ids no command of the

@@ -2,17 +2,23 @@
 //!
 //! Hydro's many-client external port loses the first reply to a freshly connected client, so
 //! the front is our own tokio code, attached to the dataflow as a Hydro *sidecar*: [`start`]
-//! returns a stream the dataflow reads requests from and a sink it writes responses to. Each
-//! connection is one task that
+//! returns a stream the dataflow reads requests from and a sink it writes responses to.
 //!
-//! - reads the client's bytes into its [`Connection`] (the protocol logic, kept apart from this
-//!   I/O), which decodes RESP, plans each command and numbers its operations; the task sends
-//!   them into the dataflow;
-//! - hands results back to the connection as they arrive (matched by request id: in a sharded
-//!   store replies overtake each other), which keeps one *slot* per command in arrival order
-//!   ([`crate::edge::reply_queue`]) and moves completed replies into its [`Outbox`];
-//! - writes the outbox to the socket in bounded chunks, and answers requests whose deadline
-//!   passed.
+//! **The dataflow drives the connections.** Each connection is a future that reads the
+//! client's bytes into its [`Connection`] (the protocol logic, kept apart from this I/O),
+//! which decodes RESP, plans each command and numbers its operations; the requests go into a
+//! queue the [`RequestStream`] hands to the dataflow. Those futures are polled by the stream
+//! itself, inside the dataflow's run, and the [`ReplySink`] files each result in its
+//! connection ([`crate::edge::reply_queue`] matches it by request id: in a sharded store
+//! replies overtake each other) and writes the completed replies to the socket at once. So a
+//! request read at the start of a run is answered by the end of the same run, with no task
+//! switch and no channel between: the per-request work is what Redis does (read, execute,
+//! write), plus the dataflow's stages. (A task per connection, talking to the dataflow over
+//! channels, cost an extra pass of tokio's scheduler, with its `epoll_wait`, per round trip,
+//! and about a tenth of the server's time under pipelining.) A connection's future wakes only
+//! when its socket has bytes, its socket takes bytes it could not take before, its timer
+//! fires, or the sink needs it (replies left unwritten, a closing reply, room again for
+//! commands).
 //!
 //! A command's slot is queued *before* its operations enter the dataflow, so a result can never
 //! arrive for a slot the connection does not know yet — the race that lost replies on Hydro's
@@ -28,48 +34,134 @@
 //! - time: a request whose result does not come back within `request_timeout` is answered
 //!   with an error and the connection goes on.
 
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::task::AtomicWaker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::task::Unconstrained;
 
 pub use crate::edge::config::FrontConfig;
 use crate::edge::connection::{Action, Connection, OverLimit};
 use crate::edge::outbox::{MAX_SLICES, Outbox};
 use crate::edge::stats::{SAMPLE_EVERY, Stats};
-use crate::protocol::{ClientId, KVSRequest, KVSResponse, KVSResult, RequestId};
+use crate::protocol::{ClientId, KVSRequest, KVSResponse, KVSResult};
 
 /// The requests the front sends into the dataflow.
 pub type FrontRequest = KVSRequest<Bytes>;
 /// The responses the dataflow sends back to the front.
 pub type FrontResponse = KVSResponse<Bytes>;
 
-/// Results for one connection, delivered together.
-type ResultBatch = Vec<(RequestId, KVSResult<Bytes>)>;
-
-/// Each connection's result channel, by client id: where [`ReplySink`] delivers responses.
-type Registry = Arc<Mutex<HashMap<ClientId, UnboundedSender<ResultBatch>>>>;
-
 /// Responses the sink holds before it delivers them even without a flush.
 const MAX_HELD_RESPONSES: usize = 4096;
 
-/// What every connection task shares.
+/// What the accepting task and the statistics sampler share with the connections.
 struct Shared {
     config: FrontConfig,
     stats: Stats,
-    registry: Registry,
-    /// Requests travel to the dataflow in batches, one per read from a connection: one
-    /// channel operation for a pipeline of commands instead of one per command.
-    to_flow: UnboundedSender<Vec<FrontRequest>>,
+}
+
+/// What the connections, the request stream and the reply sink share: all of it lives on the
+/// proxy's one dataflow thread, so plain cells, no locks.
+#[derive(Default)]
+struct Front {
+    /// Requests planned and not yet handed to the dataflow, in arrival order.
+    requests: RefCell<VecDeque<FrontRequest>>,
+    /// Each open connection, by client id: where [`ReplySink`] delivers results.
+    open: RefCell<HashMap<ClientId, Rc<Client>>>,
+}
+
+/// One open connection, as its future and the reply sink share it.
+struct Client {
+    state: RefCell<Connection>,
+    /// The socket's sending side: the sink writes replies as soon as they are ready, the
+    /// connection's future when the socket could not take them at once.
+    writer: OwnedWriteHalf,
+    /// Wakes the connection's future when the sink needs it (see [`settle`]).
+    bell: Bell,
+    /// Whether the future, when it last went to sleep, was waiting for the client's bytes;
+    /// when it was not (too many commands in flight), the sink wakes it once there is room.
+    listening: Cell<bool>,
+}
+
+/// A one-shot wake-up call from the sink to a connection's future.
+#[derive(Default)]
+struct Bell {
+    rung: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+// Free functions, not methods: Hydro's staged copy of this crate keeps the inherent impls of
+// public types only.
+
+/// Rings `bell`: wakes the connection's future if it is waiting for it.
+fn ring(bell: &Bell) {
+    bell.rung.set(true);
+    if let Some(waker) = bell.waker.borrow_mut().take() {
+        waker.wake();
+    }
+}
+
+/// Resolves once `bell` has rung (since it was last heard).
+fn heard(bell: &Bell) -> impl Future<Output = ()> + '_ {
+    std::future::poll_fn(|cx| {
+        if bell.rung.replace(false) {
+            return Poll::Ready(());
+        }
+        let mut waker = bell.waker.borrow_mut();
+        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    })
+}
+
+/// After results were filed in `client`: moves ready replies to the outbox and writes what
+/// the socket takes now. Rings the connection's future when it has something to do that it
+/// is not waiting for — replies the socket did not take, the end of the connection, room
+/// again for more commands, a client over its output limit, a broken socket.
+fn settle(client: &Client, limit: usize) {
+    let mut state = client.state.borrow_mut();
+    let needs_future = match state.prepare_output(limit) {
+        Err(OverLimit { .. }) => true,
+        Ok(()) => {
+            write_now(&client.writer, state.outbox()).is_err()
+                || !state.outbox().is_empty()
+                || state.finished()
+                || (state.wants_input() && !client.listening.get())
+        }
+    };
+    drop(state);
+    if needs_future {
+        ring(&client.bell);
+    }
+}
+
+/// Writes as much of `outbox` as the socket takes now, without waiting.
+fn write_now(writer: &OwnedWriteHalf, outbox: &mut Outbox) -> std::io::Result<()> {
+    while !outbox.is_empty() {
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let n = outbox.fill(&mut slices);
+        match writer.try_write_vectored(&slices[..n]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => outbox.advance(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Starts the front with the settings in this process's environment ([`FrontConfig::to_env`]);
@@ -90,13 +182,9 @@ pub fn start() -> (RequestStream, ReplySink) {
             eprintln!("kvs-zoo: cannot listen on {}: {e}", config.bind);
             std::process::exit(2);
         });
-    let registry: Registry = Arc::default();
-    let (to_flow, from_front) = unbounded_channel();
     let shared = Arc::new(Shared {
         config,
         stats: Stats::new(),
-        registry: registry.clone(),
-        to_flow,
     });
 
     let sampled = shared.clone();
@@ -108,15 +196,21 @@ pub fn start() -> (RequestStream, ReplySink) {
         }
     });
 
+    // Accepting is its own task: connections arrive rarely, and a refused one is answered
+    // without the dataflow. Admitted sockets go to the request stream, which runs them.
+    let (admitted, accepted) = unbounded_channel();
+    let accepting = shared.clone();
     tokio::spawn(async move {
         // Client ids are unique for the life of the process, so a late response for a
         // closed connection can never reach a new one.
         let next_id = AtomicU64::new(1);
         loop {
             match listener.accept().await {
-                Ok((socket, _)) if shared.stats.admit(shared.config.max_clients) => {
+                Ok((socket, _)) if accepting.stats.admit(accepting.config.max_clients) => {
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
-                    tokio::spawn(connection(id, socket, shared.clone()));
+                    if admitted.send((id, socket)).is_err() {
+                        return;
+                    }
                 }
                 Ok((socket, _)) => {
                     tokio::spawn(refuse(socket));
@@ -129,13 +223,17 @@ pub fn start() -> (RequestStream, ReplySink) {
             }
         }
     });
+    let front = Rc::new(Front::default());
     (
         RequestStream {
-            batches: from_front,
-            current: Vec::new().into_iter(),
+            front: front.clone(),
+            shared: shared.clone(),
+            accepted,
+            connections: Connections::default(),
         },
         ReplySink {
-            registry,
+            front,
+            shared,
             held: Vec::new(),
         },
     )
@@ -149,36 +247,136 @@ async fn refuse(mut socket: TcpStream) {
     let _ = socket.shutdown().await;
 }
 
-/// The stream of requests from every connection, in arrival order.
+/// A connection's future, as the request stream runs it.
+type ConnectionFuture = Unconstrained<Pin<Box<dyn Future<Output = ()>>>>;
+
+/// The connections' futures, and which of them were woken: a minimal executor that runs
+/// inside the dataflow's run. (`FuturesUnordered` would do, except that it asks to be polled
+/// again whenever it has polled as many futures as it holds — with one client, on every
+/// request — and each such request costs the dataflow another run.)
+#[derive(Default)]
+struct Connections {
+    /// The futures by slot, with their wakers; `None` marks a free slot.
+    slots: Vec<Option<(ConnectionFuture, Arc<SlotWaker>, Waker)>>,
+    free: Vec<usize>,
+    woken: Arc<Woken>,
+}
+
+/// Which slots were woken since the request stream last ran them, and the stream's own waker.
+#[derive(Default)]
+struct Woken {
+    slots: Mutex<Vec<usize>>,
+    stream: AtomicWaker,
+}
+
+/// One slot's waker: queues the slot (once until it runs) and wakes the request stream.
+struct SlotWaker {
+    slot: usize,
+    queued: AtomicBool,
+    woken: Arc<Woken>,
+}
+
+impl Wake for SlotWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            self.woken
+                .slots
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(self.slot);
+            self.woken.stream.wake();
+        }
+    }
+}
+
+impl Connections {
+    /// Adds a connection; it runs at the next [`Connections::run_woken`].
+    fn add(&mut self, future: ConnectionFuture) {
+        let slot = self.free.pop().unwrap_or(self.slots.len());
+        let waker = Arc::new(SlotWaker {
+            slot,
+            queued: AtomicBool::new(false),
+            woken: self.woken.clone(),
+        });
+        waker.wake_by_ref();
+        let entry = Some((future, waker.clone(), Waker::from(waker)));
+        match self.slots.get_mut(slot) {
+            Some(free) => *free = entry,
+            None => self.slots.push(entry),
+        }
+    }
+
+    /// Polls every connection woken since the last call (and those they wake meanwhile, a
+    /// few rounds at most: the rest wait for the next call, which the wake asks for).
+    fn run_woken(&mut self, cx: &mut Context<'_>) {
+        self.woken.stream.register(cx.waker());
+        for _ in 0..4 {
+            let woken =
+                std::mem::take(&mut *self.woken.slots.lock().unwrap_or_else(|e| e.into_inner()));
+            if woken.is_empty() {
+                return;
+            }
+            for slot in woken {
+                let Some(Some((future, slot_waker, waker))) = self.slots.get_mut(slot) else {
+                    continue;
+                };
+                // The slot may be woken again from here on: it is polled now.
+                slot_waker.queued.store(false, Ordering::Release);
+                if Pin::new(future)
+                    .poll(&mut Context::from_waker(waker))
+                    .is_ready()
+                {
+                    self.slots[slot] = None;
+                    self.free.push(slot);
+                }
+            }
+        }
+    }
+}
+
+/// The stream of requests from every connection, in arrival order. Polling it runs the
+/// connections: each one that has bytes reads and plans them, and their requests come out.
 pub struct RequestStream {
-    batches: UnboundedReceiver<Vec<FrontRequest>>,
-    /// The rest of the batch being handed out.
-    current: std::vec::IntoIter<FrontRequest>,
+    front: Rc<Front>,
+    shared: Arc<Shared>,
+    accepted: UnboundedReceiver<(ClientId, TcpStream)>,
+    connections: Connections,
 }
 
 impl futures::Stream for RequestStream {
     type Item = FrontRequest;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<FrontRequest>> {
-        loop {
-            if let Some(request) = self.current.next() {
-                return Poll::Ready(Some(request));
-            }
-            match self.batches.poll_recv(cx) {
-                Poll::Ready(Some(batch)) => self.current = batch.into_iter(),
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            }
+        if let Some(request) = self.front.requests.borrow_mut().pop_front() {
+            return Poll::Ready(Some(request));
+        }
+        while let Poll::Ready(Some((id, socket))) = self.accepted.poll_recv(cx) {
+            let future = connection(id, socket, self.shared.clone(), self.front.clone());
+            // Tokio's cooperative budget is per task, and every connection runs inside the
+            // dataflow's: a connection is bounded by its in-flight cap instead.
+            let future: Pin<Box<dyn Future<Output = ()>>> = Box::pin(future);
+            self.connections.add(tokio::task::unconstrained(future));
+        }
+        // The connections that were woken read and plan; their requests come out next.
+        self.connections.run_woken(cx);
+        match self.front.requests.borrow_mut().pop_front() {
+            Some(request) => Poll::Ready(Some(request)),
+            None => Poll::Pending,
         }
     }
 }
 
-/// Delivers each response to its connection's task. The dataflow flushes its sink at the end
-/// of every run, so responses are held until then and delivered one batch per connection:
-/// one lock, and one channel operation per connection, instead of one per response.
+/// Delivers each response to its connection and writes the replies it completes. The
+/// dataflow flushes its sink at the end of every run, so responses are held until then and
+/// delivered one run per connection: each connection's replies leave in one write.
 /// Responses for connections that have closed are dropped: nobody is left to read them.
 pub struct ReplySink {
-    registry: Registry,
+    front: Rc<Front>,
+    shared: Arc<Shared>,
     held: Vec<FrontResponse>,
 }
 
@@ -187,21 +385,29 @@ impl ReplySink {
         if self.held.is_empty() {
             return;
         }
-        let writers = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let limit = self.shared.config.client_output_limit;
+        let open = self.front.open.borrow();
         // A connection's requests enter the dataflow together, so its responses come out
-        // side by side: each run of one connection's responses is one batch. (A connection
-        // may get several batches; the order of results does not matter, their ids do.)
+        // side by side: each run of one connection's responses is delivered, then written.
+        // (A connection may get several runs; the order of results does not matter, their
+        // ids do.)
         let mut held = self.held.drain(..).peekable();
         while let Some(first) = held.next() {
-            let client = first.client;
-            // Sized for a typical pipeline, so a batch is one allocation, not several.
-            let mut batch = Vec::with_capacity(16);
-            batch.push((first.request, first.result));
-            while let Some(next) = held.next_if(|r| r.client == client) {
-                batch.push((next.request, next.result));
+            let client = open.get(&first.client);
+            let mut state = client.map(|c| c.state.borrow_mut());
+            let mut file = |response: FrontResponse| {
+                if let Some(state) = &mut state {
+                    state.deliver(response.request, response.result);
+                }
+            };
+            let id = first.client;
+            file(first);
+            while let Some(next) = held.next_if(|r| r.client == id) {
+                file(next);
             }
-            if let Some(writer) = writers.get(&client) {
-                let _ = writer.send(batch);
+            drop(state);
+            if let Some(client) = client {
+                settle(client, limit);
             }
         }
     }
@@ -232,146 +438,163 @@ impl futures::Sink<FrontResponse> for ReplySink {
     }
 }
 
-/// A connection's registration: dropping it (however the task ends) unregisters the
+/// A connection's registration: dropping it (however the future ends) unregisters the
 /// connection and counts it gone.
 struct Registered {
     id: ClientId,
+    front: Rc<Front>,
     shared: Arc<Shared>,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        self.shared
-            .registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
+        self.front.open.borrow_mut().remove(&self.id);
         self.shared.stats.disconnected();
     }
 }
 
-async fn connection(id: ClientId, socket: TcpStream, shared: Arc<Shared>) {
-    let (results_tx, mut results) = unbounded_channel();
-    shared
-        .registry
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(id, results_tx.clone());
-    let registered = Registered { id, shared };
-    let shared = &registered.shared;
+async fn connection(id: ClientId, socket: TcpStream, shared: Arc<Shared>, front: Rc<Front>) {
     let config = &shared.config;
-    let peer = socket
-        .peer_addr()
-        .map_or_else(|_| "?".into(), |a| a.to_string());
+    // How the log names this client: its id and address.
+    let who = format!(
+        "{id} ({})",
+        socket
+            .peer_addr()
+            .map_or_else(|_| "?".into(), |a| a.to_string())
+    );
     // Replies are small and latency matters more than packet count.
     let _ = socket.set_nodelay(true);
-    let (mut rd, mut wr) = socket.into_split();
+    let (mut rd, writer) = socket.into_split();
+    let client = Rc::new(Client {
+        state: RefCell::new(Connection::new(
+            id,
+            &config.commands,
+            config.request_timeout,
+        )),
+        writer,
+        bell: Bell::default(),
+        listening: Cell::new(false),
+    });
+    front.open.borrow_mut().insert(id, client.clone());
+    let registered = Registered {
+        id,
+        front: front.clone(),
+        shared: shared.clone(),
+    };
 
-    let mut conn = Connection::new(id, &config.commands, config.request_timeout);
     // One timer per connection, armed at the oldest waiting request's deadline. It is not
     // re-armed each time the head changes (that would touch the timer wheel on every
     // batch): when it fires, expired requests are answered and it is armed again.
     let timer = tokio::time::sleep(config.request_timeout);
     tokio::pin!(timer);
     let mut armed = false;
-    let mut last_batch = 16;
-    loop {
-        let mut batch = Vec::new();
-        // Most turns of this loop deliver results or write replies; only a turn with input
-        // plans, and only it needs the time.
-        let planned = if !conn.has_input() {
-            0
-        } else {
-            conn.plan_input(
-                &config.commands,
-                Instant::now(),
-                |sections| shared.stats.info(config, sections),
-                |action| match action {
-                    Action::Send(request) => {
-                        // Sized like the last batch, so sending a pipeline is one allocation.
-                        if batch.capacity() == 0 {
-                            batch.reserve(last_batch);
-                        }
-                        batch.push(request);
-                    }
-                    Action::DeliverLater(request, delay) => {
-                        // A stand-in for a slow store: the result comes back through the same
-                        // channel as the store's, just late.
-                        let late = results_tx.clone();
-                        tokio::spawn(async move {
-                            tokio::time::sleep(delay).await;
-                            let _ = late.send(vec![(request, KVSResult::Ok)]);
-                        });
-                    }
-                },
-            )
-        };
-        shared.stats.commands(planned);
-        if !batch.is_empty() {
-            last_batch = batch.len();
-        }
-        // The dataflow is gone only when the process is shutting down.
-        if !batch.is_empty() && shared.to_flow.send(batch).is_err() {
-            return;
-        }
-        if let Err(OverLimit { unsent }) = conn.prepare_output(config.client_output_limit) {
-            eprintln!(
-                "kvs-zoo: closing client {id} ({peer}): {unsent} bytes of unread replies \
-                 passed the client output limit ({} bytes)",
-                config.client_output_limit
-            );
-            break;
-        }
-        if conn.finished() {
-            break;
-        }
-        if !armed && let Some(deadline) = conn.next_deadline() {
+    while let Some(Turn {
+        wants_input,
+        writing,
+        deadline,
+    }) = turn(&client, &front, &shared, &who)
+    {
+        if !armed && let Some(deadline) = deadline {
             timer
                 .as_mut()
                 .reset(tokio::time::Instant::from_std(deadline));
             armed = true;
         }
 
-        let wants_input = conn.wants_input();
-        let (input, outbox) = conn.buffers();
-        let writing = !outbox.is_empty();
+        // The input buffer is borrowed only while a read is waited for; the sink, which runs
+        // between this future's turns, never touches it.
+        let mut input = std::mem::take(client.state.borrow_mut().input());
+        let mut ended = false;
+        let mut broken = false;
         tokio::select! {
-            written = write_some(&mut wr, outbox), if writing => match written {
-                Ok(n) if n > 0 => conn.outbox().advance(n),
-                _ => break,
-            },
-            read = rd.read_buf(input), if wants_input => {
-                if !matches!(read, Ok(n) if n > 0) {
-                    conn.end_of_input();
-                }
+            biased;
+            () = heard(&client.bell) => {}
+            read = rd.read_buf(&mut input), if wants_input => {
+                ended = !matches!(read, Ok(n) if n > 0);
             }
-            Some(batch) = results.recv() => {
-                for (request, result) in batch {
-                    conn.deliver(request, result);
-                }
-                // Take every result already waiting, so one write carries many replies.
-                while let Ok(batch) = results.try_recv() {
-                    for (request, result) in batch {
-                        conn.deliver(request, result);
-                    }
-                }
-            }
+            written = client.writer.writable(), if writing => broken = written.is_err(),
             () = &mut timer, if armed => {
                 armed = false;
-                conn.expire(Instant::now());
+                client.state.borrow_mut().expire(Instant::now());
             }
         }
+        let mut state = client.state.borrow_mut();
+        *state.input() = input;
+        if ended {
+            state.end_of_input();
+        }
+        drop(state);
+        if broken {
+            break;
+        }
     }
-    let goodbye = conn.goodbye(crate::edge::commands::unix_ms());
-    if !goodbye.is_empty() {
-        let _ = shared.to_flow.send(goodbye);
-    }
-    let _ = wr.shutdown().await;
+    let goodbye = client
+        .state
+        .borrow_mut()
+        .goodbye(crate::edge::commands::unix_ms());
+    front.requests.borrow_mut().extend(goodbye);
+    drop(registered);
+    // Dropping the last handle to the sending side closes it (a `DEBUG SLEEP` still pending
+    // holds one until it ends).
 }
 
-/// Writes as much of `outbox` as the socket takes now, in one system call.
-async fn write_some(wr: &mut OwnedWriteHalf, outbox: &mut Outbox) -> std::io::Result<usize> {
-    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-    let n = outbox.fill(&mut slices);
-    wr.write_vectored(&slices[..n]).await
+/// What a connection waits for after a turn.
+struct Turn {
+    /// The client's bytes (it is not past its in-flight cap, and has not finished).
+    wants_input: bool,
+    /// The socket to take more replies.
+    writing: bool,
+    /// When its oldest waiting request times out, if one is waiting.
+    deadline: Option<Instant>,
+}
+
+/// One turn of a connection: plans the commands read (if any), moves ready replies to the
+/// outbox and writes what the socket takes. `None` once the connection is to close: its last
+/// reply is written, its socket broke, or it passed the output limit (logged here).
+fn turn(client: &Rc<Client>, front: &Front, shared: &Shared, who: &str) -> Option<Turn> {
+    let config = &shared.config;
+    let mut state = client.state.borrow_mut();
+    // Most turns write replies or wait; only a turn with input plans, and only it needs the
+    // time.
+    if state.has_input() {
+        let mut requests = front.requests.borrow_mut();
+        let planned = state.plan_input(
+            &config.commands,
+            Instant::now(),
+            |sections| shared.stats.info(config, sections),
+            |action| match action {
+                Action::Send(request) => requests.push_back(request),
+                Action::DeliverLater(request, delay) => {
+                    // A stand-in for a slow store: the result is filed late, as the store's
+                    // would be.
+                    let late = client.clone();
+                    let limit = config.client_output_limit;
+                    tokio::task::spawn_local(async move {
+                        tokio::time::sleep(delay).await;
+                        late.state.borrow_mut().deliver(request, KVSResult::Ok);
+                        settle(&late, limit);
+                    });
+                }
+            },
+        );
+        shared.stats.commands(planned);
+    }
+    if let Err(OverLimit { unsent }) = state.prepare_output(config.client_output_limit) {
+        eprintln!(
+            "kvs-zoo: closing client {who}: {unsent} bytes of unread replies passed the \
+             client output limit ({} bytes)",
+            config.client_output_limit
+        );
+        return None;
+    }
+    if write_now(&client.writer, state.outbox()).is_err() || state.finished() {
+        return None;
+    }
+    let wants_input = state.wants_input();
+    client.listening.set(wants_input);
+    Some(Turn {
+        wants_input,
+        writing: !state.outbox().is_empty(),
+        deadline: state.next_deadline(),
+    })
 }
