@@ -96,6 +96,9 @@ pub struct RespDecoder {
     /// Command names kept as static strings instead of being copied (see
     /// [`RespDecoder::with_names`]).
     names: &'static [&'static str],
+    /// Each name of `names` packed into a number ([`pack_name`]), sorted, with the name's
+    /// index: a name is found by one binary search over numbers, not by comparing strings.
+    packed: Box<[(u128, usize)]>,
     state: State,
 }
 
@@ -113,6 +116,7 @@ impl RespDecoder {
             max_arg,
             max_command,
             names: &[],
+            packed: Box::default(),
             state: State::Idle,
         }
     }
@@ -122,6 +126,13 @@ impl RespDecoder {
     /// the name is only looked at, so copying it is wasted work on every command.
     pub fn with_names(mut self, names: &'static [&'static str]) -> Self {
         self.names = names;
+        let mut packed: Vec<(u128, usize)> = names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| Some((pack_name(name.as_bytes())?, i)))
+            .collect();
+        packed.sort_unstable();
+        self.packed = packed.into_boxed_slice();
         self
     }
 
@@ -239,7 +250,7 @@ impl RespDecoder {
                             }
                             // Copied out, not split off (see the type's docs).
                             let known = match args.is_empty() {
-                                true => known_name(self.names, word),
+                                true => known_name(self.names, &self.packed, word),
                                 false => None,
                             };
                             args.push(match known {
@@ -320,7 +331,7 @@ impl RespDecoder {
         let mut args = Args::new();
         for (i, &span) in spans.iter().enumerate() {
             let known = match i {
-                0 => known_name(self.names, word(span)),
+                0 => known_name(self.names, &self.packed, word(span)),
                 _ => None,
             };
             args.push(match known {
@@ -338,14 +349,31 @@ impl RespDecoder {
     }
 }
 
-/// The name in `names` (lower case) that `word` spells, ignoring case. Looked up for every
-/// command: `word` is lower-cased once, on the stack, so each name costs a plain comparison.
-fn known_name(names: &'static [&'static str], word: &[u8]) -> Option<&'static str> {
+/// The name in `names` (lower case) that `word` spells, ignoring case; `packed` is the
+/// decoder's sorted index of them. Looked up for every command, so it compares numbers:
+/// `word`, lower-cased, is packed as the names were, and binary-searched.
+fn known_name(
+    names: &'static [&'static str],
+    packed: &[(u128, usize)],
+    word: &[u8],
+) -> Option<&'static str> {
+    let key = pack_name(word)?;
+    let at = packed
+        .binary_search_by_key(&key, |&(packed, _)| packed)
+        .ok()?;
+    names.get(packed.get(at)?.1).copied()
+}
+
+/// `word`, lower-cased and zero-padded, as one number; `None` if it is longer than 16 bytes
+/// or holds a zero byte (no command name does; the padding would make it ambiguous).
+fn pack_name(word: &[u8]) -> Option<u128> {
+    if word.contains(&0) {
+        return None;
+    }
     let mut buf = [0u8; 16];
-    let lower = buf.get_mut(..word.len())?;
-    lower.copy_from_slice(word);
-    lower.make_ascii_lowercase();
-    names.iter().copied().find(|name| name.as_bytes() == lower)
+    buf.get_mut(..word.len())?.copy_from_slice(word);
+    buf.make_ascii_lowercase();
+    Some(u128::from_le_bytes(buf))
 }
 
 /// Most arguments a command may have for [`RespDecoder::decode_whole`] to take it.
@@ -793,6 +821,34 @@ mod tests {
             args(&fly),
             vec![&b"FLY"[..]],
             "unknown names keep their spelling"
+        );
+    }
+
+    #[test]
+    fn every_known_name_is_found_in_any_case_and_nothing_else_is() {
+        let names = crate::edge::commands::COMMANDS;
+        let d = RespDecoder::new(100).with_names(names);
+        for name in names {
+            let upper = name.to_ascii_uppercase();
+            assert_eq!(known_name(names, &d.packed, upper.as_bytes()), Some(*name));
+            assert_eq!(known_name(names, &d.packed, name.as_bytes()), Some(*name));
+        }
+        for other in [
+            &b"ge"[..],
+            b"gett",
+            b"get\0",
+            b"",
+            b"sixteen-letters!",
+            b"x\xffy",
+        ] {
+            assert_eq!(known_name(names, &d.packed, other), None, "{other:?}");
+        }
+        // Past 16 bytes nothing is packed, so a long name is never taken for a short one.
+        let d = RespDecoder::new(100).with_names(&["seventeen-letters"]);
+        assert!(d.packed.is_empty());
+        assert_eq!(
+            known_name(&["seventeen-letters"], &d.packed, b"seventeen-letters"),
+            None
         );
     }
 
