@@ -361,15 +361,15 @@ fn known_name(
     let at = packed
         .binary_search_by_key(&key, |&(packed, _)| packed)
         .ok()?;
-    names.get(packed.get(at)?.1).copied()
+    // The padding is zeros: `get\0` packs as `get` does, and only the lengths tell them apart.
+    names
+        .get(packed.get(at)?.1)
+        .copied()
+        .filter(|name| name.len() == word.len())
 }
 
-/// `word`, lower-cased and zero-padded, as one number; `None` if it is longer than 16 bytes
-/// or holds a zero byte (no command name does; the padding would make it ambiguous).
+/// `word`, lower-cased and zero-padded, as one number; `None` if it is longer than 16 bytes.
 fn pack_name(word: &[u8]) -> Option<u128> {
-    if word.contains(&0) {
-        return None;
-    }
     let mut buf = [0u8; 16];
     buf.get_mut(..word.len())?.copy_from_slice(word);
     buf.make_ascii_lowercase();
