@@ -598,3 +598,114 @@ fn turn(client: &Rc<Client>, front: &Front, shared: &Shared, who: &str) -> Optio
         deadline: state.next_deadline(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::rc::Rc;
+    use std::task::{Context, Poll, Waker};
+
+    use super::{ConnectionFuture, Connections};
+
+    /// A connection stand-in: counts its polls, keeps its waker for the test, and ends once
+    /// `done` is set.
+    fn counted(
+        polls: Rc<Cell<usize>>,
+        waker: Rc<Cell<Option<Waker>>>,
+        done: Rc<Cell<bool>>,
+    ) -> ConnectionFuture {
+        let future: Pin<Box<dyn Future<Output = ()>>> = Box::pin(std::future::poll_fn(move |cx| {
+            polls.set(polls.get() + 1);
+            waker.set(Some(cx.waker().clone()));
+            if done.get() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }));
+        tokio::task::unconstrained(future)
+    }
+
+    #[test]
+    fn only_woken_connections_run_and_each_once_per_wake() {
+        let mut connections = Connections::default();
+        let mut cx = Context::from_waker(Waker::noop());
+        let (a, b) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+        let (wa, wb) = (Rc::new(Cell::new(None)), Rc::new(Cell::new(None)));
+        let never = Rc::new(Cell::new(false));
+        connections.add(counted(a.clone(), wa.clone(), never.clone()));
+        connections.add(counted(b.clone(), wb.clone(), never.clone()));
+        connections.run_woken(&mut cx);
+        assert_eq!((a.get(), b.get()), (1, 1), "a new connection runs at once");
+        connections.run_woken(&mut cx);
+        assert_eq!((a.get(), b.get()), (1, 1), "nothing woke them");
+        let waker = wa.take().unwrap();
+        waker.wake_by_ref();
+        waker.wake_by_ref();
+        connections.run_woken(&mut cx);
+        assert_eq!(
+            (a.get(), b.get()),
+            (2, 1),
+            "two wakes before a run are one poll"
+        );
+    }
+
+    #[test]
+    fn an_ended_connection_leaves_and_its_slot_is_reused() {
+        let mut connections = Connections::default();
+        let mut cx = Context::from_waker(Waker::noop());
+        let polls = Rc::new(Cell::new(0));
+        let waker = Rc::new(Cell::new(None));
+        let done = Rc::new(Cell::new(true));
+        connections.add(counted(polls.clone(), waker.clone(), done));
+        connections.run_woken(&mut cx);
+        assert_eq!(polls.get(), 1);
+        assert!(connections.slots.iter().all(Option::is_none));
+        // A late wake of the ended connection runs nothing.
+        waker.take().unwrap().wake();
+        connections.run_woken(&mut cx);
+        assert_eq!(polls.get(), 1);
+        let next = Rc::new(Cell::new(0));
+        connections.add(counted(
+            next.clone(),
+            waker.clone(),
+            Rc::new(Cell::new(false)),
+        ));
+        assert_eq!(connections.slots.len(), 1, "the free slot is taken again");
+        connections.run_woken(&mut cx);
+        assert_eq!((polls.get(), next.get()), (1, 1));
+    }
+
+    #[test]
+    fn a_wake_tells_the_request_stream() {
+        struct Count(std::sync::Mutex<usize>);
+        impl std::task::Wake for Count {
+            fn wake(self: std::sync::Arc<Self>) {
+                *self.0.lock().unwrap() += 1;
+            }
+        }
+        let count = std::sync::Arc::new(Count(std::sync::Mutex::new(0)));
+        let stream_waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&stream_waker);
+        let mut connections = Connections::default();
+        let polls = Rc::new(Cell::new(0));
+        let waker = Rc::new(Cell::new(None));
+        connections.add(counted(
+            polls.clone(),
+            waker.clone(),
+            Rc::new(Cell::new(false)),
+        ));
+        connections.run_woken(&mut cx);
+        let before = *count.0.lock().unwrap();
+        waker.take().unwrap().wake();
+        assert_eq!(
+            *count.0.lock().unwrap(),
+            before + 1,
+            "the stream is asked to run"
+        );
+        connections.run_woken(&mut cx);
+        assert_eq!(polls.get(), 2);
+    }
+}

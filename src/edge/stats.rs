@@ -1,9 +1,9 @@
 //! The front's counters, and the `INFO` reply operators read them in.
 //!
-//! Counters are atomics shared by every connection's task; a connection adds its commands once
-//! per batch it reads, not once per command, so counting costs nothing measurable on the hot
-//! path. `instantaneous_ops_per_sec` is computed as Redis does: the command counter is sampled
-//! every 100 ms, and the rate is taken over the last 16 samples.
+//! Counters are atomics shared by the connections and the accepting task; a connection adds
+//! its commands once per batch it reads, not once per command, so counting costs nothing
+//! measurable on the hot path. `instantaneous_ops_per_sec` is computed as Redis does: the
+//! command counter is sampled every 100 ms, and the rate is taken over the last 16 samples.
 
 use std::collections::VecDeque;
 use std::fmt::Write;
