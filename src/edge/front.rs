@@ -103,8 +103,8 @@ struct Bell {
     waker: RefCell<Option<Waker>>,
 }
 
-// Free functions, not methods: Hydro's staged copy of this crate keeps the inherent impls of
-// public types only.
+// Free functions, not methods: in Hydro's staged copy of this crate (what the store's process
+// is built from) methods of these two private types went missing.
 
 /// Rings `bell`: wakes the connection's future if it is waiting for it.
 fn ring(bell: &Bell) {
@@ -258,14 +258,18 @@ type ConnectionFuture = Unconstrained<Pin<Box<dyn Future<Output = ()>>>>;
 struct Connections {
     /// The futures by slot, with their wakers; `None` marks a free slot.
     slots: Vec<Option<(ConnectionFuture, Arc<SlotWaker>, Waker)>>,
+    /// Slots whose connection has ended, to be given to the next one.
     free: Vec<usize>,
     woken: Arc<Woken>,
 }
 
 /// Which slots were woken since the request stream last ran them, and the stream's own waker.
+/// (Locks and atomics because a `Waker` must be shareable across threads; only the dataflow's
+/// thread ever wakes these, so the lock never waits.)
 #[derive(Default)]
 struct Woken {
     slots: Mutex<Vec<usize>>,
+    /// The waker of the dataflow run that last polled the request stream.
     stream: AtomicWaker,
 }
 
