@@ -7,13 +7,14 @@
 //! Connection-level commands (PING, ECHO, HELLO, …) are answered at once, never reaching the
 //! store.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use bytes::Bytes;
 use smallvec::{SmallVec, smallvec};
 
 use crate::edge::auth::Password;
-use crate::edge::resp::{Args, Command, Protocol, Reply};
+use crate::edge::resp::{Args, Command, CommandNames, Protocol, Reply};
 use crate::protocol::{ClientId, Expiry, KVSOperation, KVSResult, Presence};
 use crate::routers::ring::{Layout, Shards};
 
@@ -1072,6 +1073,10 @@ fn hello(args: &[Bytes], session: &mut Session, settings: &Settings) -> Plan {
 /// protocol the zoo speaks are Redis 7's, which is what clients decide features by. The zoo's
 /// own version is `INFO`'s `kvs_zoo_version`.
 pub const REDIS_VERSION: &str = "7.0.0";
+
+/// [`COMMANDS`], indexed for the decoder once per process: every connection's decoder shares
+/// it.
+pub static COMMAND_NAMES: LazyLock<CommandNames> = LazyLock::new(|| CommandNames::new(COMMANDS));
 
 /// The commands [`plan`] knows, for `COMMAND COUNT` and for the decoder, which keeps their
 /// names without copying them.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use crate::edge::commands::{
-    Assemble, COMMANDS, ExecPart, Plan, Queued, Session, Settings, assemble_exec, plan,
+    Assemble, COMMAND_NAMES, ExecPart, Plan, Queued, Session, Settings, assemble_exec, plan,
 };
 use crate::edge::outbox::Outbox;
 use crate::edge::reply_queue::ReplyQueue;
@@ -64,7 +64,7 @@ impl Connection {
         Self {
             id,
             session: Session::new(id, settings),
-            decoder: RespDecoder::new(settings.max_value_bytes).with_names(COMMANDS),
+            decoder: RespDecoder::new(settings.max_value_bytes).with_names(&COMMAND_NAMES),
             input: BytesMut::with_capacity(16 * 1024),
             queue: ReplyQueue::new(timeout),
             outbox: Outbox::default(),

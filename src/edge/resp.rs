@@ -95,10 +95,7 @@ pub struct RespDecoder {
     max_command: usize,
     /// Command names kept as static strings instead of being copied (see
     /// [`RespDecoder::with_names`]).
-    names: &'static [&'static str],
-    /// Each name of `names` packed into a number ([`pack_name`]), sorted, with the name's
-    /// index: a name is found by one binary search over numbers, not by comparing strings.
-    packed: Box<[(u128, usize)]>,
+    names: Option<&'static CommandNames>,
     state: State,
 }
 
@@ -115,8 +112,7 @@ impl RespDecoder {
         Self {
             max_arg,
             max_command,
-            names: &[],
-            packed: Box::default(),
+            names: None,
             state: State::Idle,
         }
     }
@@ -124,15 +120,8 @@ impl RespDecoder {
     /// A decoder that gives a command whose name is one of `names` (compared ignoring case)
     /// that name as a static string, in lower case, instead of a copy of what the client sent:
     /// the name is only looked at, so copying it is wasted work on every command.
-    pub fn with_names(mut self, names: &'static [&'static str]) -> Self {
-        self.names = names;
-        let mut packed: Vec<(u128, usize)> = names
-            .iter()
-            .enumerate()
-            .filter_map(|(i, name)| Some((pack_name(name.as_bytes())?, i)))
-            .collect();
-        packed.sort_unstable();
-        self.packed = packed.into_boxed_slice();
+    pub fn with_names(mut self, names: &'static CommandNames) -> Self {
+        self.names = Some(names);
         self
     }
 
@@ -250,7 +239,7 @@ impl RespDecoder {
                             }
                             // Copied out, not split off (see the type's docs).
                             let known = match args.is_empty() {
-                                true => known_name(self.names, &self.packed, word),
+                                true => self.names.and_then(|names| names.find(word)),
                                 false => None,
                             };
                             args.push(match known {
@@ -331,7 +320,7 @@ impl RespDecoder {
         let mut args = Args::new();
         for (i, &span) in spans.iter().enumerate() {
             let known = match i {
-                0 => known_name(self.names, &self.packed, word(span)),
+                0 => self.names.and_then(|names| names.find(word(span))),
                 _ => None,
             };
             args.push(match known {
@@ -349,23 +338,47 @@ impl RespDecoder {
     }
 }
 
-/// The name in `names` (lower case) that `word` spells, ignoring case; `packed` is the
-/// decoder's sorted index of them. Looked up for every command, so it compares numbers:
-/// `word`, lower-cased, is packed as the names were, and binary-searched.
-fn known_name(
+/// Command names a decoder recognises ([`RespDecoder::with_names`]), indexed once and shared
+/// by every connection's decoder: each name, lower-cased and zero-padded to 16 bytes, is one
+/// number, and the numbers are sorted, so a name is found by one binary search over numbers,
+/// not by comparing strings.
+#[derive(Debug)]
+pub struct CommandNames {
     names: &'static [&'static str],
-    packed: &[(u128, usize)],
-    word: &[u8],
-) -> Option<&'static str> {
-    let key = pack_name(word)?;
-    let at = packed
-        .binary_search_by_key(&key, |&(packed, _)| packed)
-        .ok()?;
-    // The padding is zeros: `get\0` packs as `get` does, and only the lengths tell them apart.
-    names
-        .get(packed.get(at)?.1)
-        .copied()
-        .filter(|name| name.len() == word.len())
+    /// `(packed name, its index in names)`, sorted.
+    packed: Box<[(u128, usize)]>,
+}
+
+impl CommandNames {
+    /// Indexes `names` (lower case). A name longer than 16 bytes is not indexed: commands
+    /// with it keep the spelling the client sent.
+    pub fn new(names: &'static [&'static str]) -> Self {
+        let mut packed: Vec<(u128, usize)> = names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| Some((pack_name(name.as_bytes())?, i)))
+            .collect();
+        packed.sort_unstable();
+        Self {
+            names,
+            packed: packed.into_boxed_slice(),
+        }
+    }
+
+    /// The name (lower case) that `word` spells, ignoring case.
+    pub fn find(&self, word: &[u8]) -> Option<&'static str> {
+        let key = pack_name(word)?;
+        let at = self
+            .packed
+            .binary_search_by_key(&key, |&(packed, _)| packed)
+            .ok()?;
+        // The padding is zeros: `get\0` packs as `get` does, and only the lengths tell them
+        // apart.
+        self.names
+            .get(self.packed.get(at)?.1)
+            .copied()
+            .filter(|name| name.len() == word.len())
+    }
 }
 
 /// `word`, lower-cased and zero-padded, as one number; `None` if it is longer than 16 bytes.
@@ -649,6 +662,8 @@ fn put_line(out: &mut BytesMut, prefix: u8, body: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::LazyLock;
+
     use super::*;
 
     fn decode_all(input: &[u8], max: usize) -> (Vec<Command>, Option<ProtocolError>, usize) {
@@ -804,7 +819,9 @@ mod tests {
 
     #[test]
     fn known_names_are_not_copied_and_a_lone_argument_is_its_own_allocation() {
-        let mut d = RespDecoder::new(100).with_names(&["get", "echo"]);
+        static GET_ECHO: LazyLock<CommandNames> =
+            LazyLock::new(|| CommandNames::new(&["get", "echo"]));
+        let mut d = RespDecoder::new(100).with_names(&GET_ECHO);
         let mut buf = BytesMut::from(
             &b"*2\r\n$3\r\ngEt\r\n$1\r\nk\r\n*2\r\n$4\r\nECHO\r\n$0\r\n\r\n*1\r\n$3\r\nFLY\r\n"[..],
         );
@@ -824,14 +841,17 @@ mod tests {
         );
     }
 
+    /// The names most tests give their decoder.
+    static GET_SET: LazyLock<CommandNames> = LazyLock::new(|| CommandNames::new(&["get", "set"]));
+
     #[test]
     fn every_known_name_is_found_in_any_case_and_nothing_else_is() {
-        let names = crate::edge::commands::COMMANDS;
-        let d = RespDecoder::new(100).with_names(names);
-        for name in names {
+        let commands = crate::edge::commands::COMMANDS;
+        let names = CommandNames::new(commands);
+        for name in commands {
             let upper = name.to_ascii_uppercase();
-            assert_eq!(known_name(names, &d.packed, upper.as_bytes()), Some(*name));
-            assert_eq!(known_name(names, &d.packed, name.as_bytes()), Some(*name));
+            assert_eq!(names.find(upper.as_bytes()), Some(*name));
+            assert_eq!(names.find(name.as_bytes()), Some(*name));
         }
         for other in [
             &b"ge"[..],
@@ -841,21 +861,18 @@ mod tests {
             b"sixteen-letters!",
             b"x\xffy",
         ] {
-            assert_eq!(known_name(names, &d.packed, other), None, "{other:?}");
+            assert_eq!(names.find(other), None, "{other:?}");
         }
         // Past 16 bytes nothing is packed, so a long name is never taken for a short one.
-        let d = RespDecoder::new(100).with_names(&["seventeen-letters"]);
-        assert!(d.packed.is_empty());
-        assert_eq!(
-            known_name(&["seventeen-letters"], &d.packed, b"seventeen-letters"),
-            None
-        );
+        let long = CommandNames::new(&["seventeen-letters"]);
+        assert!(long.packed.is_empty());
+        assert_eq!(long.find(b"seventeen-letters"), None);
     }
 
     /// Decodes `input` fed one byte at a time: every command then arrives cut, so only the
     /// general decoder ever sees it.
     fn decode_bytewise(input: &[u8], max: usize) -> (Vec<Command>, Option<ProtocolError>) {
-        let mut d = RespDecoder::new(max).with_names(&["get", "set"]);
+        let mut d = RespDecoder::new(max).with_names(&GET_SET);
         let mut buf = BytesMut::new();
         let mut out = vec![];
         for &b in input {
@@ -903,7 +920,7 @@ mod tests {
                 }
                 input.extend_from_slice(junk.as_bytes());
             }
-            let mut d = RespDecoder::new(max).with_names(&["get", "set"]);
+            let mut d = RespDecoder::new(max).with_names(&GET_SET);
             let mut buf = BytesMut::from(&input[..]);
             let mut whole = vec![];
             let whole_error = loop {
