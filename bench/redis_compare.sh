@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side throughput: Redis 7 and `kvs-zoo serve <architecture>`, same redis-benchmark runs.
 #
-#   bash bench/redis_compare.sh            # 200000 requests per run, against `serve local`
+#   bash bench/redis_compare.sh            # 200000 requests per test and run (times the
+#                                          # pipeline depth with -P), against `serve local`
 #   N=50000 bash bench/redis_compare.sh    # quicker
 #   ROUNDS=3 bash bench/redis_compare.sh   # fewer rounds (default 5)
 #   ARCH=sharded CONFIGS="-c 50" bash bench/redis_compare.sh
@@ -64,21 +65,31 @@ cpu_ticks() {
 }
 TICKS=$(getconf CLK_TCK)
 
+# Requests per test for the given redis-benchmark options: N, times the pipeline depth when
+# there is one (-P 16 answers about 16 times as many requests per second, and a run of a
+# fraction of a second would mostly measure connecting and ramping up).
+requests_for() {
+  local depth
+  depth=$(sed -n 's/.*-P \{0,1\}\([0-9][0-9]*\).*/\1/p' <<<"$*")
+  echo $((N * ${depth:-1}))
+}
+
 # Prints "<test> <requests per second> <p50 ms> <p99 ms>" for each test of one
 # redis-benchmark run, then "CPU <server microseconds per request>" for the whole run.
 run() {
   local port=$1 pid=$2; shift 2
-  local before after
+  local before after n
+  n=$(requests_for "$@")
   before=$(cpu_ticks "$pid")
-  redis-benchmark -p "$port" -t get,set -n "$N" --csv "$@" | tail -n +2 | tr -d '"' | awk -F, '{print $1, $2, $5, $7}'
+  redis-benchmark -p "$port" -t get,set -n "$n" --csv "$@" | tail -n +2 | tr -d '"' | awk -F, '{print $1, $2, $5, $7}'
   after=$(cpu_ticks "$pid")
-  awk -v a="$before" -v b="$after" -v t="$TICKS" -v n="$N" 'BEGIN { printf "CPU %.3f\n", (b - a) / t * 1e6 / (2 * n) }'
+  awk -v a="$before" -v b="$after" -v t="$TICKS" -v n="$n" 'BEGIN { printf "CPU %.3f\n", (b - a) / t * 1e6 / (2 * n) }'
 }
 
 # Median of the numbers on stdin.
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-echo "== $ROUNDS rounds of -n $N per configuration; medians" >&2
+echo "== $ROUNDS rounds of -n $N per configuration (times the depth with -P); medians" >&2
 printf '%-14s %-5s %12s %12s %7s   %-17s %-17s\n' "clients" "test" "kvs-zoo" "redis" "ratio" \
   "kvs-zoo p50/p99" "redis p50/p99 (ms)"
 cpu_lines=()
