@@ -25,6 +25,10 @@ use crate::protocol::{ClientId, KVSOperation, KVSRequest, KVSResult, RequestId};
 /// enough that one connection cannot flood the store.
 pub const MAX_IN_FLIGHT: usize = 1024;
 
+/// Bytes a connection's input buffer is allocated with (the front keeps room in it before
+/// each read).
+pub const INPUT_CAPACITY: usize = 16 * 1024;
+
 /// What the connection asks of the world outside it while it plans commands.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action {
@@ -65,7 +69,7 @@ impl Connection {
             id,
             session: Session::new(id, settings),
             decoder: RespDecoder::new(settings.max_value_bytes).with_names(&COMMAND_NAMES),
-            input: BytesMut::with_capacity(16 * 1024),
+            input: BytesMut::with_capacity(INPUT_CAPACITY),
             queue: ReplyQueue::new(timeout),
             outbox: Outbox::default(),
             reading: true,

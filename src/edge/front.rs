@@ -54,7 +54,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::task::Unconstrained;
 
 pub use crate::edge::config::FrontConfig;
-use crate::edge::connection::{Action, Connection, OverLimit};
+use crate::edge::connection::{Action, Connection, INPUT_CAPACITY, OverLimit};
 use crate::edge::outbox::{MAX_SLICES, Outbox};
 use crate::edge::stats::{SAMPLE_EVERY, Stats};
 use crate::protocol::{ClientId, KVSRequest, KVSResponse, KVSResult};
@@ -68,8 +68,8 @@ pub type FrontResponse = KVSResponse<Bytes>;
 const MAX_HELD_RESPONSES: usize = 4096;
 
 /// Spare room in a connection's input buffer before each read (a pipeline of 16 short
-/// commands is under 1 KiB; the buffer itself starts at 16 KiB).
-const MIN_READ: usize = 4 * 1024;
+/// commands is under 1 KiB; the buffer starts at `INPUT_CAPACITY`).
+const MIN_READ: usize = INPUT_CAPACITY / 4;
 
 /// What the accepting task and the statistics sampler share with the connections.
 struct Shared {
