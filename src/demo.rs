@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hydro_deploy::{Deployment, Host};
-use hydro_lang::compile::deploy::DeployFlow;
+use hydro_lang::compile::deploy::{DeployFlow, DeployResult};
 use hydro_lang::deploy::{HydroDeploy, TrybuildHost};
 use hydro_lang::prelude::*;
 
@@ -21,6 +21,7 @@ use crate::edge::client::{RespClient, show};
 use crate::edge::front::FrontConfig;
 use crate::edge::resp::Reply;
 use crate::net::{AddressBook, ENV_PEERS, ENV_SELF, Peer};
+use crate::progress::{BuildReport, LocationNames};
 use crate::server::Proxy;
 
 /// One step of a demo's scenario: a narration and the command to send.
@@ -65,6 +66,8 @@ type DeployCluster<'a> = Box<
 /// One cluster of a [`Topology`].
 struct ClusterRole<'a> {
     role: &'static str,
+    /// The cluster's Rust type, which Hydro names its generated code after.
+    type_name: &'static str,
     members: usize,
     deploy: DeployCluster<'a>,
 }
@@ -98,6 +101,7 @@ impl<'a> Topology<'a> {
         let cluster = cluster.clone();
         self.clusters.push(ClusterRole {
             role,
+            type_name: std::any::type_name::<C>(),
             members,
             deploy: Box::new(move |flow, specs| flow.with_cluster(&cluster, specs)),
         });
@@ -146,8 +150,14 @@ impl Hosts {
         Self {
             proxy: deployment.Localhost(),
             members: deployment.Localhost(),
-            optimized: !cfg!(debug_assertions),
+            optimized: Self::optimized_here(),
         }
+    }
+
+    /// Whether [`Hosts::localhost`] builds optimized processes: when this program is itself
+    /// an optimized (release) build.
+    pub fn optimized_here() -> bool {
+        !cfg!(debug_assertions)
     }
 
     fn spec(&self, host: &Arc<dyn Host>) -> TrybuildHost {
@@ -156,11 +166,11 @@ impl Hosts {
             // Setting rustflags, even none, switches the location to a static build, which a
             // release profile needs (the prebuilt dylib it would otherwise link is a debug
             // build). *None* is deliberate: the location is compiled into this project's
-            // `target/release` with exactly the flags (and, see Cargo.toml, the Hydro
-            // features) the `kvs-zoo` driver was built with, so it reuses the driver's build
-            // of every dependency instead of compiling the whole tree a second time. The
-            // compiler's warnings about Hydro's generated code are hidden by
-            // `crate::console` instead of by flags.
+            // `target/release` with exactly the flags the `kvs-zoo` driver was built with, so
+            // it reuses the driver's build of every dependency below Hydro. Hydro itself, and
+            // this crate, are built twice, on purpose (see Cargo.toml). The compiler's
+            // warnings about Hydro's generated code are hidden by `crate::console` instead of
+            // by flags.
             spec.profile("release").rustflags("")
         } else {
             spec
@@ -171,21 +181,20 @@ impl Hosts {
 /// How long a started deployment may take to answer its first request.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Deploys `demo` on `hosts` with its front at `front`, waits until the front answers a
-/// request that goes through the dataflow, runs `body` with the topology's roles and sizes,
-/// then stops the deployment.
-pub async fn run_deployed<D, F, Fut>(
+/// Builds `demo`'s locations and launches them on `hosts` (without starting their dataflows),
+/// telling on standard error what is being built while it is. Returns the topology's roles
+/// and sizes, and the deployed nodes, which must stay alive while the deployment runs
+/// (dropping them stops it).
+///
+/// Every setting reaches the processes through their environment ([`Topology::env`],
+/// [`FrontConfig::to_env`]), never through their code: two starts with different options
+/// generate the same code, so the second builds nothing.
+pub async fn launch<'a, D: KVSDemo>(
     demo: &D,
     hosts: &Hosts,
     front: &FrontConfig,
     deployment: &mut Deployment,
-    body: F,
-) -> Result<(), String>
-where
-    D: KVSDemo,
-    F: FnOnce(Vec<(&'static str, usize)>) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
-{
+) -> Result<(Vec<(&'static str, usize)>, DeployResult<'a, HydroDeploy>), String> {
     let mut flow = FlowBuilder::new();
     let topology = demo.build(&mut flow);
     let roles = topology.roles();
@@ -194,6 +203,11 @@ where
         clusters,
         env,
     } = topology;
+    let mut names = LocationNames::default();
+    names.add(std::any::type_name::<Proxy>(), "proxy");
+    for cluster in &clusters {
+        names.add(cluster.type_name, cluster.role);
+    }
     let with_env = |spec: TrybuildHost| {
         env.iter()
             .fold(spec, |spec, (k, v)| spec.env(k.clone(), v.clone()))
@@ -230,12 +244,48 @@ where
             .collect();
         deploy_flow = (cluster.deploy)(deploy_flow, specs);
     }
-    // The deployed nodes must stay alive while the deployment runs: dropping them stops it.
-    let _nodes = deploy_flow.deploy(deployment);
-    deployment
-        .deploy()
-        .await
-        .map_err(|e| format!("deploying {}: {e}", demo.name()))?;
+    let nodes = deploy_flow.deploy(deployment);
+    let report = BuildReport::start(names);
+    let deployed = deployment.deploy().await;
+    report.finish(demo.name()).await;
+    deployed.map_err(|e| format!("deploying {}: {e}", demo.name()))?;
+    Ok((roles, nodes))
+}
+
+/// Builds `demo`'s processes on `hosts` ahead of time, so that a later start builds nothing.
+/// hydro_deploy builds only what it deploys, so this launches the processes once (a build is
+/// a deployment that never starts), then kills them.
+pub async fn build<D: KVSDemo>(
+    demo: &D,
+    hosts: &Hosts,
+    mut deployment: Deployment,
+) -> Result<(), String> {
+    let port = free_port().map_err(|e| format!("finding a free port: {e}"))?;
+    let front = FrontConfig::localhost(demo.name(), port);
+    let (_roles, nodes) = launch(demo, hosts, &front, &mut deployment).await?;
+    // Not `deployment.stop()`: a process that was never started takes a stop for a broken
+    // launch, and panics. Dropping the deployment kills them.
+    drop(nodes);
+    drop(deployment);
+    Ok(())
+}
+
+/// Deploys `demo` on `hosts` with its front at `front`, waits until the front answers a
+/// request that goes through the dataflow, runs `body` with the topology's roles and sizes,
+/// then stops the deployment.
+pub async fn run_deployed<D, F, Fut>(
+    demo: &D,
+    hosts: &Hosts,
+    front: &FrontConfig,
+    deployment: &mut Deployment,
+    body: F,
+) -> Result<(), String>
+where
+    D: KVSDemo,
+    F: FnOnce(Vec<(&'static str, usize)>) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let (roles, _nodes) = launch(demo, hosts, front, deployment).await?;
     deployment
         .start()
         .await

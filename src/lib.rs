@@ -71,6 +71,7 @@ pub mod linearizable;
 pub mod local;
 pub mod net;
 pub mod paxos;
+pub mod progress;
 pub mod protocol;
 pub mod replicated;
 pub mod routers;

@@ -1,6 +1,8 @@
-//! `kvs-zoo`: serve one of the zoo's architectures to Redis clients.
+//! `kvs-zoo`: serve one of the zoo's architectures to Redis clients, or build their
+//! processes ahead of time.
 //!
 //! ```text
+//! kvs-zoo build local replicated …      # or --all: a later `serve` of them builds nothing
 //! kvs-zoo serve local [--port 6379] [--bind 127.0.0.1] [--requirepass PASS] …
 //! kvs-zoo serve replicated [--replicas 3] [--gossip-interval 50ms] …
 //! kvs-zoo serve sharded [--shards 3] [--virtual-nodes 512]
@@ -28,6 +30,11 @@ use kvs_zoo::sharded_replicated::ShardedReplicated;
 
 const USAGE: &str = "\
 usage: kvs-zoo serve <architecture> [options]
+       kvs-zoo build <architecture>... | --all
+
+build compiles each named architecture's processes (the first start of an
+architecture does it otherwise: minutes), so that every later serve of it,
+with any options, starts in seconds.
 
 architectures:
   local                       one process, last-writer-wins
@@ -88,6 +95,16 @@ const ARCHITECTURES: &[&str] = &[
 const MAX_F: u32 = 3;
 
 /// What the command line asked for.
+enum Command {
+    /// Serve one architecture.
+    Serve(Box<ServeArgs>),
+    /// Build these architectures' processes.
+    Build(Vec<String>),
+    /// Show the usage.
+    Help,
+}
+
+/// What `serve` was asked for.
 struct ServeArgs {
     architecture: String,
     front: FrontConfig,
@@ -154,14 +171,61 @@ fn takes_option(architecture: &str, flag: &str) -> bool {
     true
 }
 
-fn parse(args: &[String]) -> Result<Option<ServeArgs>, String> {
-    let mut it = args.iter();
-    match it.next().map(String::as_str) {
-        Some("-h" | "--help") => return Ok(None),
-        Some("serve") => {}
-        Some(other) => return Err(format!("unknown command '{other}'")),
-        None => return Err("missing command".into()),
+fn parse(args: &[String]) -> Result<Command, String> {
+    match args.first().map(String::as_str) {
+        Some("-h" | "--help") => Ok(Command::Help),
+        Some("serve") => Ok(parse_serve(&args[1..])?.map_or(Command::Help, |serve| {
+            Command::Serve(Box::new(serve))
+        })),
+        Some("build") => parse_build(&args[1..]),
+        Some(other) => Err(format!("unknown command '{other}'")),
+        None => Err("missing command".into()),
     }
+}
+
+/// `build`'s arguments: architectures, or `--all`.
+fn parse_build(args: &[String]) -> Result<Command, String> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        return Ok(Command::Help);
+    }
+    if args.iter().any(|a| a == "--all") {
+        if args.len() > 1 {
+            return Err("build takes architectures or --all, not both".into());
+        }
+        return Ok(Command::Build(
+            ARCHITECTURES.iter().map(|a| a.to_string()).collect(),
+        ));
+    }
+    if args.is_empty() {
+        return Err("build needs architectures, or --all".into());
+    }
+    let mut architectures: Vec<String> = vec![];
+    for architecture in args {
+        known_architecture(architecture)?;
+        if !architectures.contains(architecture) {
+            architectures.push(architecture.clone());
+        }
+    }
+    Ok(Command::Build(architectures))
+}
+
+/// An error naming the architectures there are, unless `architecture` is one.
+fn known_architecture(architecture: &str) -> Result<(), String> {
+    if architecture.starts_with('-') {
+        return Err(format!("unknown option '{architecture}'"));
+    }
+    if !ARCHITECTURES.contains(&architecture) {
+        return Err(format!(
+            "unknown architecture '{architecture}' (available: {})",
+            ARCHITECTURES.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// `serve`'s arguments; `None` for a request for help.
+fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
+    let mut it = args.iter();
     let architecture = it.next().ok_or("missing architecture")?.clone();
     if architecture == "-h" || architecture == "--help" {
         return Ok(None);
@@ -338,51 +402,17 @@ fn main() -> ExitCode {
 
 async fn run() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let serve = match parse(&args) {
-        Ok(Some(serve)) => serve,
-        Ok(None) => {
+    let result = match parse(&args) {
+        Ok(Command::Help) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
+        Ok(Command::Serve(serve)) => serve_one(*serve).await,
+        Ok(Command::Build(architectures)) => build(&architectures).await,
         Err(e) => {
             eprintln!("kvs-zoo: {e}\n\n{USAGE}");
             return ExitCode::from(2);
         }
-    };
-    let host = serve.front.bind.rsplit_once(':').map_or("", |(h, _)| h);
-    if !is_loopback(host.trim_matches(['[', ']'])) && serve.front.commands.requirepass.is_none() {
-        eprintln!(
-            "kvs-zoo: WARNING: listening on {} without a password: anyone who can reach it can \
-             read and change every key (use --requirepass)",
-            serve.front.bind
-        );
-    }
-    // Fail early and clearly if the port is taken, rather than after building the store.
-    if let Err(e) = std::net::TcpListener::bind(&serve.front.bind) {
-        eprintln!("kvs-zoo: cannot listen on {}: {e}", serve.front.bind);
-        return ExitCode::from(2);
-    }
-    let _console = Console::new(serve.verbose);
-    // Deploying compiles the store's processes first; say so, or the wait looks like a hang.
-    eprintln!(
-        "kvs-zoo: building and starting '{}' (the first start compiles the store: minutes)",
-        serve.architecture
-    );
-    let mut deployment = Deployment::new();
-    let hosts = Hosts::localhost(&mut deployment);
-    let result = match serve.architecture.as_str() {
-        "local" => kvs_zoo::demo::serve(Local, hosts, serve.front, deployment).await,
-        "replicated" => {
-            kvs_zoo::demo::serve(serve.replicated(), hosts, serve.front, deployment).await
-        }
-        "sharded" => kvs_zoo::demo::serve(serve.sharded(), hosts, serve.front, deployment).await,
-        "sharded-replicated" => {
-            kvs_zoo::demo::serve(serve.sharded_replicated(), hosts, serve.front, deployment).await
-        }
-        "linearizable" => {
-            kvs_zoo::demo::serve(serve.linearizable(), hosts, serve.front, deployment).await
-        }
-        other => unreachable!("parse accepts only known architectures, not '{other}'"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -393,13 +423,127 @@ async fn run() -> ExitCode {
     }
 }
 
+async fn serve_one(serve: ServeArgs) -> Result<(), String> {
+    let host = serve.front.bind.rsplit_once(':').map_or("", |(h, _)| h);
+    if !is_loopback(host.trim_matches(['[', ']'])) && serve.front.commands.requirepass.is_none() {
+        eprintln!(
+            "kvs-zoo: WARNING: listening on {} without a password: anyone who can reach it can \
+             read and change every key (use --requirepass)",
+            serve.front.bind
+        );
+    }
+    // Fail early and clearly if the port is taken, rather than after building the store.
+    if let Err(e) = std::net::TcpListener::bind(&serve.front.bind) {
+        return Err(format!("cannot listen on {}: {e}", serve.front.bind));
+    }
+    let _console = Console::new(serve.verbose);
+    eprintln!(
+        "kvs-zoo: starting '{}' ({} processes; the first start of an architecture compiles \
+         them: minutes)",
+        serve.architecture,
+        if Hosts::optimized_here() {
+            "optimized"
+        } else {
+            "debug-built"
+        }
+    );
+    let mut deployment = Deployment::new();
+    let hosts = Hosts::localhost(&mut deployment);
+    let front = serve.front.clone();
+    match serve.architecture.as_str() {
+        "local" => kvs_zoo::demo::serve(Local, hosts, front, deployment).await,
+        "replicated" => kvs_zoo::demo::serve(serve.replicated(), hosts, front, deployment).await,
+        "sharded" => kvs_zoo::demo::serve(serve.sharded(), hosts, front, deployment).await,
+        "sharded-replicated" => {
+            kvs_zoo::demo::serve(serve.sharded_replicated(), hosts, front, deployment).await
+        }
+        "linearizable" => {
+            kvs_zoo::demo::serve(serve.linearizable(), hosts, front, deployment).await
+        }
+        other => unreachable!("parse accepts only known architectures, not '{other}'"),
+    }
+}
+
+/// Builds each architecture's processes, one after the other, saying which and how long.
+async fn build(architectures: &[String]) -> Result<(), String> {
+    let _console = Console::new(false);
+    let total = architectures.len();
+    for (i, architecture) in architectures.iter().enumerate() {
+        eprintln!(
+            "kvs-zoo: [{}/{total}] building '{architecture}' ({})",
+            i + 1,
+            if Hosts::optimized_here() {
+                "optimized"
+            } else {
+                "debug"
+            }
+        );
+        let mut d = Deployment::new();
+        let hosts = Hosts::localhost(&mut d);
+        // Settings reach the processes at run time, so the defaults build the same code as
+        // any options would.
+        match architecture.as_str() {
+            "local" => kvs_zoo::demo::build(&Local, &hosts, d).await,
+            "replicated" => kvs_zoo::demo::build(&Replicated::default(), &hosts, d).await,
+            "sharded" => kvs_zoo::demo::build(&Sharded::default(), &hosts, d).await,
+            "sharded-replicated" => {
+                kvs_zoo::demo::build(&ShardedReplicated::default(), &hosts, d).await
+            }
+            "linearizable" => kvs_zoo::demo::build(&Linearizable::default(), &hosts, d).await,
+            other => unreachable!("parse accepts only known architectures, not '{other}'"),
+        }?;
+    }
+    eprintln!("kvs-zoo: built {total} architecture(s)");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse_words(words: &str) -> Result<Option<ServeArgs>, String> {
+    fn command(words: &str) -> Result<Command, String> {
         let args: Vec<String> = words.split_whitespace().map(String::from).collect();
         parse(&args)
+    }
+
+    /// `serve`'s arguments, `None` for help.
+    fn parse_words(words: &str) -> Result<Option<ServeArgs>, String> {
+        match command(words)? {
+            Command::Serve(serve) => Ok(Some(*serve)),
+            Command::Help => Ok(None),
+            Command::Build(_) => panic!("'{words}' is not a serve command"),
+        }
+    }
+
+    fn built(words: &str) -> Result<Vec<String>, String> {
+        match command(words)? {
+            Command::Build(architectures) => Ok(architectures),
+            _ => panic!("'{words}' is not a build command"),
+        }
+    }
+
+    #[test]
+    fn build_takes_architectures_or_all() {
+        assert_eq!(built("build local").unwrap(), ["local"]);
+        assert_eq!(
+            built("build linearizable local linearizable").unwrap(),
+            ["linearizable", "local"],
+            "each once, in the order given"
+        );
+        assert_eq!(built("build --all").unwrap(), ARCHITECTURES);
+        assert!(matches!(command("build --help"), Ok(Command::Help)));
+        for (words, error) in [
+            ("build", "build needs architectures, or --all"),
+            ("build local --all", "build takes architectures or --all, not both"),
+            (
+                "build paxos",
+                "unknown architecture 'paxos' (available: local, replicated, sharded, \
+                 sharded-replicated, linearizable)",
+            ),
+            ("build local --release", "unknown option '--release'"),
+        ] {
+            assert_eq!(built(words).err().as_deref(), Some(error), "{words}");
+        }
     }
 
     #[test]
