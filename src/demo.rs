@@ -163,20 +163,25 @@ impl Hosts {
     fn spec(&self, host: &Arc<dyn Host>) -> TrybuildHost {
         let spec = TrybuildHost::new(host.clone());
         if self.optimized {
-            // Setting rustflags, even none, switches the location to a static build, which a
-            // release profile needs (the prebuilt dylib it would otherwise link is a debug
-            // build). *None* is deliberate: the location is compiled into this project's
-            // `target/release` with exactly the flags the `kvs-zoo` driver was built with, so
-            // it reuses the driver's build of every dependency below Hydro. Hydro itself, and
-            // this crate, are built twice, on purpose (see Cargo.toml). The compiler's
-            // warnings about Hydro's generated code are hidden by `crate::console` instead of
-            // by flags.
-            spec.profile("release").rustflags("")
+            // Optimized processes build with a profile of their own (see Cargo.toml), into
+            // `target/location-release/`, apart from the driver's `target/release/`. Hydro
+            // builds a location's crates with `STAGELEFT_TRYBUILD_BUILD_STAGED` set, which the
+            // build scripts of hydro_lang, hydro_std and this crate watch: in one directory,
+            // the driver's build and the locations' shared those build scripts' outputs and
+            // overwrote each other's, so every start rebuilt hydro_std and kvs_zoo, for
+            // minutes. Setting rustflags, even none, switches the location to a static build,
+            // which any profile but `dev` needs (the prebuilt dylib Hydro would otherwise
+            // link is a debug build). The compiler's warnings about Hydro's generated code are
+            // hidden by `crate::console` instead of by flags.
+            spec.profile(LOCATION_PROFILE).rustflags("")
         } else {
             spec
         }
     }
 }
+
+/// The Cargo profile optimized processes are built with (declared in Cargo.toml).
+pub const LOCATION_PROFILE: &str = "location-release";
 
 /// How long a started deployment may take to answer its first request.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
