@@ -203,8 +203,7 @@ impl BuildReport {
                 // A start whose processes are built runs `cargo build` for each, briefly,
                 // and compiles nothing: not worth a line.
                 built_anything |= !now.crates.is_empty();
-                if built_anything && (now.examples != announced || last_line.elapsed() >= QUIET)
-                {
+                if built_anything && (now.examples != announced || last_line.elapsed() >= QUIET) {
                     eprintln!("{}", names.line(&now, started.elapsed()));
                     last_line = Instant::now();
                     announced = now.examples;
@@ -254,7 +253,9 @@ mod tests {
             "/root/.rustup/toolchains/x/bin/cargo build --locked --profile location-release \
              --example kvs_zoo__server__Proxy_1A2B3C4D --no-default-features",
         ));
-        b.add_command_line(&words("rustc --crate-name hydro_lang --edition=2024 src/lib.rs"));
+        b.add_command_line(&words(
+            "rustc --crate-name hydro_lang --edition=2024 src/lib.rs",
+        ));
         b.add_command_line(&words("rustc --crate-name build_script_build build.rs"));
         b.add_command_line(&words("cc -o foo foo.c"));
         assert_eq!(

@@ -174,9 +174,10 @@ fn takes_option(architecture: &str, flag: &str) -> bool {
 fn parse(args: &[String]) -> Result<Command, String> {
     match args.first().map(String::as_str) {
         Some("-h" | "--help") => Ok(Command::Help),
-        Some("serve") => Ok(parse_serve(&args[1..])?.map_or(Command::Help, |serve| {
-            Command::Serve(Box::new(serve))
-        })),
+        Some("serve") => {
+            Ok(parse_serve(&args[1..])?
+                .map_or(Command::Help, |serve| Command::Serve(Box::new(serve))))
+        }
         Some("build") => parse_build(&args[1..]),
         Some(other) => Err(format!("unknown command '{other}'")),
         None => Err("missing command".into()),
@@ -534,7 +535,10 @@ mod tests {
         assert!(matches!(command("build --help"), Ok(Command::Help)));
         for (words, error) in [
             ("build", "build needs architectures, or --all"),
-            ("build local --all", "build takes architectures or --all, not both"),
+            (
+                "build local --all",
+                "build takes architectures or --all, not both",
+            ),
             (
                 "build paxos",
                 "unknown architecture 'paxos' (available: local, replicated, sharded, \
