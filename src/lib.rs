@@ -32,9 +32,10 @@
 //! - [`local`]: the Local architecture; [`replicated`]: N replicas, gossip, causal values;
 //!   [`sharded`]: S shards on a consistent-hash ring; [`sharded_replicated`]: S shards of R
 //!   gossiping replicas; [`linearizable`]: every operation ordered by Multi-Paxos.
-//! - [`demo`]: deploying an architecture with hydro_deploy (`run_kvs_demo`, `serve`);
-//!   [`console`] keeps hydro_deploy's build chatter off the terminal unless `--verbose`;
-//!   [`examples_support`] has demo helpers.
+//! - [`demo`]: deploying an architecture with hydro_deploy (`run_kvs_demo`, `serve`, `build`);
+//!   [`progress`] tells what a deployment is compiling while it does; [`console`] keeps
+//!   hydro_deploy's build chatter off the terminal unless `--verbose`; [`examples_support`]
+//!   has demo helpers.
 
 #![warn(missing_docs)]
 
