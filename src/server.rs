@@ -166,8 +166,11 @@ pub trait Router<'a, V> {
     /// *failure path*: a router that sees a member die answers (or re-routes) the requests
     /// it had sent there, so the front's request timeout is the last resort, not the
     /// mechanism.
+    ///
+    /// Routing consumes the router: a router is wired into one dataflow, once, and what it
+    /// was given to wire (a test's heartbeats, timers) is moved into that dataflow.
     fn route(
-        &self,
+        self,
         requests: Stream<KVSRequest<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
         serve: impl FnOnce(
             Stream<KVSRequest<V>, Self::Storage, Unbounded, TotalOrder>,
@@ -197,7 +200,7 @@ impl<'a, V> Router<'a, V> for LocalRouter<'a> {
     }
 
     fn route(
-        &self,
+        self,
         requests: Stream<KVSRequest<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
         serve: impl FnOnce(
             Stream<KVSRequest<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
@@ -250,9 +253,10 @@ where
 /// Wraps a storage core with whatever keeps replicas' copies in step.
 pub trait Replication<'a, V, S: Storage<V>, L: Location<'a>> {
     /// Feeds `requests` (and, for replicated stores, peers' values) through `storage`,
-    /// and returns the responses to the requests.
+    /// and returns the responses to the requests. Wiring consumes the replication, as
+    /// routing consumes the router.
     fn wire(
-        &self,
+        self,
         requests: Stream<KVSRequest<V>, L, Unbounded, TotalOrder>,
         storage: StorageAt<'a, V, S, L>,
     ) -> Stream<KVSResponse<V>, L, Unbounded, TotalOrder>;
@@ -267,7 +271,7 @@ where
     S::Stored: 'a,
 {
     fn wire(
-        &self,
+        self,
         requests: Stream<KVSRequest<V>, L, Unbounded, TotalOrder>,
         storage: StorageAt<'a, V, S, L>,
     ) -> Stream<KVSResponse<V>, L, Unbounded, TotalOrder> {
@@ -302,7 +306,7 @@ impl<V, S, R, Rep> KVSServer<V, S, R, Rep> {
     /// Wires route → replication(storage) → reply: requests at the proxy in, responses at the
     /// proxy out.
     pub fn serve<'a>(
-        &self,
+        self,
         requests: Stream<KVSRequest<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
     ) -> Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, NoOrder>
     where
@@ -312,10 +316,13 @@ impl<V, S, R, Rep> KVSServer<V, S, R, Rep> {
         R: Router<'a, V>,
         Rep: Replication<'a, V, S, R::Storage>,
     {
-        let storage = StorageAt::new(self.router.storage().member_id());
-        self.router.route(requests, |at_storage| {
-            self.replication.wire(at_storage, storage)
-        })
+        let Self {
+            router,
+            replication,
+            ..
+        } = self;
+        let storage = StorageAt::new(router.storage().member_id());
+        router.route(requests, |at_storage| replication.wire(at_storage, storage))
     }
 }
 

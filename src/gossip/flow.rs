@@ -18,7 +18,6 @@
 //! Settings ([`GossipSettings`]) reach each replica's process through its environment, as the
 //! front's do, so changing them does not rebuild the replicas' code.
 
-use std::cell::RefCell;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -162,8 +161,7 @@ pub type Ticks<'a, C> = Stream<GossipTick, Cluster<'a, C>, Unbounded, NoOrder>;
 
 /// Replicas that keep each other up to date by gossip (see the module docs).
 pub struct GossipReplication<'a, C> {
-    /// Taken by [`Replication::wire`]; a `RefCell` because wiring takes `&self`.
-    ticks: RefCell<Option<Ticks<'a, C>>>,
+    ticks: Ticks<'a, C>,
     /// The replicas' role in the topology, as the transport names them.
     role: &'static str,
     /// How the cluster is cut into shards: a replica gossips only with its own shard's
@@ -202,7 +200,7 @@ impl<'a, C: 'a> GossipReplication<'a, C> {
         transport: Transport,
     ) -> Self {
         Self {
-            ticks: RefCell::new(Some(ticks)),
+            ticks,
             role,
             layout,
             transport,
@@ -217,16 +215,12 @@ where
     S::Stored: Fingerprint + Clone + Serialize + DeserializeOwned + Send + 'static,
 {
     fn wire(
-        &self,
+        self,
         requests: Stream<KVSRequest<V>, Cluster<'a, C>, Unbounded, TotalOrder>,
         storage: StorageAt<'a, V, S, Cluster<'a, C>>,
     ) -> Stream<KVSResponse<V>, Cluster<'a, C>, Unbounded, TotalOrder> {
         let replicas = requests.location().clone();
-        let Some(ticks) = self.ticks.borrow_mut().take() else {
-            // Wiring twice would share one tick source between two dataflows: a bug in the
-            // architecture's code, found when its dataflow is built, never at run time.
-            panic!("a GossipReplication is wired once");
-        };
+        let ticks = self.ticks;
 
         // Everything replicas send, this replica's reads to itself included, arrives here
         // from the network (the end of this function sends it). Values and reads go into the

@@ -26,7 +26,6 @@
 //! (crash-stop, which is what HydroDeploy gives us), so nothing it promised can be forgotten
 //! and then contradicted. A deployment whose processes restart would need them on disk.
 
-use std::cell::RefCell;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -307,6 +306,9 @@ pub fn beats<'a, C: 'a>(
     to_proxy(beats, proxy, channel, transport)
 }
 
+/// Every request's answer, as the proxy receives them.
+pub type AnswersAtProxy<'a> = Stream<KVSResponse<Bytes>, Process<'a, Proxy>, Unbounded, NoOrder>;
+
 /// The ordering stage of the linearizable store: requests from the proxy go through
 /// Multi-Paxos, and each replica receives the decided log, in slot order, each request once.
 pub struct PaxosRouter<'a, P, A, R> {
@@ -314,11 +316,8 @@ pub struct PaxosRouter<'a, P, A, R> {
     proposers: Cluster<'a, P>,
     acceptors: Cluster<'a, A>,
     replicas: Cluster<'a, R>,
-    /// Taken by [`Router::route`]; a `RefCell` because routing takes `&self`.
-    ticks: RefCell<Option<PaxosTicks<'a, P, A, R>>>,
+    ticks: PaxosTicks<'a, P, A, R>,
     transport: Transport,
-    /// The decided slots as the replicas receive them, once routed ([`Self::decided`]).
-    decided: RefCell<Option<DecidedAt<'a, R>>>,
 }
 
 impl<'a, P: 'a, A: 'a, R: 'a> PaxosRouter<'a, P, A, R> {
@@ -349,47 +348,37 @@ impl<'a, P: 'a, A: 'a, R: 'a> PaxosRouter<'a, P, A, R> {
             proposers: proposers.clone(),
             acceptors: acceptors.clone(),
             replicas: replicas.clone(),
-            ticks: RefCell::new(Some(ticks)),
+            ticks,
             transport,
-            decided: RefCell::new(None),
         }
     }
 
-    /// Every decided slot as the replicas receive it (re-sent ones again), once the router
-    /// has routed: where a test watches that a slot is only ever decided one way.
-    pub fn decided(&self) -> Option<DecidedAt<'a, R>> {
-        self.decided.borrow().clone()
-    }
-}
-
-impl<'a, P: 'a, A: 'a, R: 'a> Router<'a, Bytes> for PaxosRouter<'a, P, A, R> {
-    type Storage = Cluster<'a, R>;
-
-    fn storage(&self) -> &Cluster<'a, R> {
-        &self.replicas
-    }
-
-    fn route(
-        &self,
+    /// Routes as [`Router::route`] does, and also returns every decided slot as the replicas
+    /// receive it (re-sent ones again): where a test watches that a slot is only ever
+    /// decided one way.
+    pub fn route_watched(
+        self,
         requests: Stream<KVSRequest<Bytes>, Process<'a, Proxy>, Unbounded, TotalOrder>,
         serve: impl FnOnce(
             Stream<KVSRequest<Bytes>, Cluster<'a, R>, Unbounded, TotalOrder>,
         ) -> Stream<KVSResponse<Bytes>, Cluster<'a, R>, Unbounded, TotalOrder>,
-    ) -> Stream<KVSResponse<Bytes>, Process<'a, Proxy>, Unbounded, NoOrder> {
-        let Some(ticks) = self.ticks.borrow_mut().take() else {
-            // Routing twice would share one set of timers between two dataflows: a bug in
-            // the architecture's code, found when its dataflow is built, never at run time.
-            panic!("a PaxosRouter routes once");
-        };
-        let net = self.transport;
-        let (proposers, acceptors, replicas) = (&self.proposers, &self.acceptors, &self.replicas);
+    ) -> (AnswersAtProxy<'a>, DecidedAt<'a, R>) {
+        let Self {
+            proxy,
+            proposers,
+            acceptors,
+            replicas,
+            ticks,
+            transport: net,
+        } = self;
+        let (proxy, proposers, acceptors, replicas) = (&proxy, &proposers, &acceptors, &replicas);
 
         // What proposers hear from each other, from acceptors and from replicas arrives
         // after they speak: a cycle, closed at the end.
         let (proposer_inbox_later, proposer_inbox) =
             proposers
                 .forward_ref::<Stream<Event<Ordered<Bytes>>, Cluster<'a, P>, Unbounded, NoOrder>>();
-        let (proxy_inbox_later, proxy_inbox) = self.proxy.forward_ref::<Stream<
+        let (proxy_inbox_later, proxy_inbox) = proxy.forward_ref::<Stream<
             crate::paxos::client::ClientEvent<Bytes>,
             Process<'a, Proxy>,
             Unbounded,
@@ -438,7 +427,7 @@ impl<'a, P: 'a, A: 'a, R: 'a> Router<'a, Bytes> for PaxosRouter<'a, P, A, R> {
         // every answer back to the proxy, progress to the proposers.
         let at_replicas = between(decided, replicas, "replica", channel::DECIDED, net)
             .map(q!(|(_proposer, decided)| decided));
-        *self.decided.borrow_mut() = Some(at_replicas.clone());
+        let watched = at_replicas.clone();
         let steps = replica_log(at_replicas, ticks.replica.clone());
         let in_order = steps.clone().filter_map(q!(|step| match step {
             crate::paxos::flow::ReplicaStep::Apply(request) => Some(request),
@@ -450,7 +439,7 @@ impl<'a, P: 'a, A: 'a, R: 'a> Router<'a, Bytes> for PaxosRouter<'a, P, A, R> {
                 _ => None,
             }))
             .flat_map_ordered(q!(|next| crate::paxos::flow::to_every_proposer(next)));
-        let responses = to_proxy(serve(in_order), &self.proxy, channel::RESPONSES, net);
+        let responses = to_proxy(serve(in_order), proxy, channel::RESPONSES, net);
 
         // The proxy: requests, what it hears and its timer, through the PaxosClient.
         let heard = proxy_inbox
@@ -539,27 +528,28 @@ impl<'a, P: 'a, A: 'a, R: 'a> Router<'a, Bytes> for PaxosRouter<'a, P, A, R> {
         );
 
         // Everything the proxy hears: answers, leaders' heartbeats, members' beats.
-        let mut heard_by_proxy = responses
-            .map(q!(|(_replica, answer)| {
-                crate::paxos::client::ClientEvent::Response(answer)
-            }))
-            .merge_unordered(
-                to_proxy(leader_to_proxy, &self.proxy, channel::LEADER, net).map(q!(
-                    |(_proposer, ballot)| crate::paxos::client::ClientEvent::Heartbeat(ballot)
-                )),
-            );
+        let mut heard_by_proxy =
+            responses
+                .map(q!(|(_replica, answer)| {
+                    crate::paxos::client::ClientEvent::Response(answer)
+                }))
+                .merge_unordered(
+                    to_proxy(leader_to_proxy, proxy, channel::LEADER, net).map(q!(
+                        |(_proposer, ballot)| crate::paxos::client::ClientEvent::Heartbeat(ballot)
+                    )),
+                );
         for (role, beats) in [
             (
                 "proposer",
-                beats(ticks.heartbeat, &self.proxy, channel::PROPOSER_BEATS, net),
+                beats(ticks.heartbeat, proxy, channel::PROPOSER_BEATS, net),
             ),
             (
                 "acceptor",
-                beats(ticks.acceptor, &self.proxy, channel::ACCEPTOR_BEATS, net),
+                beats(ticks.acceptor, proxy, channel::ACCEPTOR_BEATS, net),
             ),
             (
                 "replica",
-                beats(ticks.replica, &self.proxy, channel::HEARTBEATS, net),
+                beats(ticks.replica, proxy, channel::HEARTBEATS, net),
             ),
         ] {
             heard_by_proxy =
@@ -569,12 +559,31 @@ impl<'a, P: 'a, A: 'a, R: 'a> Router<'a, Bytes> for PaxosRouter<'a, P, A, R> {
         }
         proxy_inbox_later.complete(heard_by_proxy);
 
-        actions
+        let answers = actions
             .filter_map(q!(|action| match action {
                 crate::paxos::client::ClientAction::Reply(response) => Some(response),
                 _ => None,
             }))
-            .weaken_ordering()
+            .weaken_ordering();
+        (answers, watched)
+    }
+}
+
+impl<'a, P: 'a, A: 'a, R: 'a> Router<'a, Bytes> for PaxosRouter<'a, P, A, R> {
+    type Storage = Cluster<'a, R>;
+
+    fn storage(&self) -> &Cluster<'a, R> {
+        &self.replicas
+    }
+
+    fn route(
+        self,
+        requests: Stream<KVSRequest<Bytes>, Process<'a, Proxy>, Unbounded, TotalOrder>,
+        serve: impl FnOnce(
+            Stream<KVSRequest<Bytes>, Cluster<'a, R>, Unbounded, TotalOrder>,
+        ) -> Stream<KVSResponse<Bytes>, Cluster<'a, R>, Unbounded, TotalOrder>,
+    ) -> Stream<KVSResponse<Bytes>, Process<'a, Proxy>, Unbounded, NoOrder> {
+        self.route_watched(requests, serve).0
     }
 }
 
@@ -698,22 +707,22 @@ mod sim_tests {
         let router =
             PaxosRouter::with_ticks(&proxy, &proposers, &acceptors, &replicas, ticks, transport);
         let mut applied = None;
-        let answers = router
-            .route(requests, |at_replicas| {
-                let numbered = at_replicas.enumerate();
-                applied = Some(
-                    numbered
-                        .clone()
-                        .map(q!(|(i, r)| (i, r.client, r.request)))
-                        .sim_cluster_output(),
-                );
-                numbered.map(q!(|(i, request)| {
-                    request
-                        .into_parts()
-                        .1
-                        .respond(KVSResult::Value(Bytes::from(i.to_string())))
-                }))
-            })
+        let (answers, decided) = router.route_watched(requests, |at_replicas| {
+            let numbered = at_replicas.enumerate();
+            applied = Some(
+                numbered
+                    .clone()
+                    .map(q!(|(i, r)| (i, r.client, r.request)))
+                    .sim_cluster_output(),
+            );
+            numbered.map(q!(|(i, request)| {
+                request
+                    .into_parts()
+                    .1
+                    .respond(KVSResult::Value(Bytes::from(i.to_string())))
+            }))
+        });
+        let answers = answers
             .map(q!(|response| (
                 response.client,
                 response.request,
@@ -724,9 +733,7 @@ mod sim_tests {
             ))
             .sim_output();
         let applied = applied.expect("the router serves");
-        let decided = router
-            .decided()
-            .expect("routed")
+        let decided = decided
             .assume_ordering::<TotalOrder>(nondet!(
                 /// The test only collects the decisions each replica received.
             ))

@@ -21,7 +21,6 @@
 //! dataflow receives them. Heartbeats and detector ticks come from timers, which Hydro's
 //! simulator does not run: sim tests feed those events in directly.
 
-use std::cell::RefCell;
 use std::time::Duration;
 
 use hydro_lang::live_collections::stream::{NoOrder, TotalOrder};
@@ -66,9 +65,8 @@ pub struct ClusterRouter<'a, C> {
     /// them.
     role: &'static str,
     transport: Transport,
-    /// Heartbeats and ticks given by a test, taken when the router is wired (a `RefCell`
-    /// because wiring takes `&self`); `None` runs the timers.
-    given: RefCell<Option<GivenLiveness<'a>>>,
+    /// Heartbeats and ticks given by a test; `None` runs the timers.
+    given: Option<GivenLiveness<'a>>,
 }
 
 impl<'a, C> ClusterRouter<'a, C> {
@@ -87,20 +85,22 @@ impl<'a, C> ClusterRouter<'a, C> {
             layout,
             role,
             transport,
-            given: RefCell::new(None),
+            given: None,
         }
     }
 
     /// The same router, with its failure detector driven by `heartbeats` and `ticks` instead
     /// of timers (see [`GivenLiveness`]).
-    pub fn with_liveness(self, (heartbeats, ticks): GivenLiveness<'a>) -> Self {
-        *self.given.borrow_mut() = Some((heartbeats, ticks));
-        self
+    pub fn with_liveness(self, given: GivenLiveness<'a>) -> Self {
+        Self {
+            given: Some(given),
+            ..self
+        }
     }
 
     /// The failure detector's inputs at the proxy: replicas joining, their heartbeats, and
     /// the detector's ticks.
-    fn liveness<V>(&self) -> Stream<RouterEvent<V>, Process<'a, Proxy>, Unbounded, NoOrder>
+    fn liveness<V>(&mut self) -> Stream<RouterEvent<V>, Process<'a, Proxy>, Unbounded, NoOrder>
     where
         C: 'a,
         V: 'a,
@@ -122,8 +122,7 @@ impl<'a, C> ClusterRouter<'a, C> {
                 // Never reported by HydroDeploy; heartbeats are what tell.
                 MembershipEvent::Left => None,
             }));
-        let given = self.given.borrow_mut().take();
-        let (heartbeats, ticks) = match given {
+        let (heartbeats, ticks) = match self.given.take() {
             Some(given) => given,
             None => (
                 self.timed_heartbeats(),
@@ -166,7 +165,7 @@ where
     }
 
     fn route(
-        &self,
+        mut self,
         requests: Stream<KVSRequest<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
         serve: impl FnOnce(
             Stream<KVSRequest<V>, Cluster<'a, C>, Unbounded, TotalOrder>,
