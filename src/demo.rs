@@ -150,14 +150,8 @@ impl Hosts {
         Self {
             proxy: deployment.Localhost(),
             members: deployment.Localhost(),
-            optimized: Self::optimized_here(),
+            optimized: !cfg!(debug_assertions),
         }
-    }
-
-    /// Whether [`Hosts::localhost`] builds optimized processes: when this program is itself
-    /// an optimized (release) build.
-    pub fn optimized_here() -> bool {
-        !cfg!(debug_assertions)
     }
 
     fn spec(&self, host: &Arc<dyn Host>) -> TrybuildHost {

@@ -202,6 +202,9 @@ fn parse_build(args: &[String]) -> Result<Command, String> {
     }
     let mut architectures: Vec<String> = vec![];
     for architecture in args {
+        if architecture.starts_with('-') {
+            return Err(format!("unknown option '{architecture}'"));
+        }
         known_architecture(architecture)?;
         if !architectures.contains(architecture) {
             architectures.push(architecture.clone());
@@ -212,9 +215,6 @@ fn parse_build(args: &[String]) -> Result<Command, String> {
 
 /// An error naming the architectures there are, unless `architecture` is one.
 fn known_architecture(architecture: &str) -> Result<(), String> {
-    if architecture.starts_with('-') {
-        return Err(format!("unknown option '{architecture}'"));
-    }
     if !ARCHITECTURES.contains(&architecture) {
         return Err(format!(
             "unknown architecture '{architecture}' (available: {})",
@@ -231,12 +231,7 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
     if architecture == "-h" || architecture == "--help" {
         return Ok(None);
     }
-    if !ARCHITECTURES.contains(&architecture.as_str()) {
-        return Err(format!(
-            "unknown architecture '{architecture}' (available: {})",
-            ARCHITECTURES.join(", ")
-        ));
-    }
+    known_architecture(&architecture)?;
     let mut front = FrontConfig::localhost(&architecture, 6379);
     let defaults = ShardedReplicated::default();
     let (mut replicas, mut shards, mut virtual_nodes) =
@@ -438,18 +433,14 @@ async fn serve_one(serve: ServeArgs) -> Result<(), String> {
         return Err(format!("cannot listen on {}: {e}", serve.front.bind));
     }
     let _console = Console::new(serve.verbose);
+    let mut deployment = Deployment::new();
+    let hosts = Hosts::localhost(&mut deployment);
     eprintln!(
         "kvs-zoo: starting '{}' ({} processes; the first start of an architecture compiles \
          them: minutes)",
         serve.architecture,
-        if Hosts::optimized_here() {
-            "optimized"
-        } else {
-            "debug-built"
-        }
+        build_kind(&hosts)
     );
-    let mut deployment = Deployment::new();
-    let hosts = Hosts::localhost(&mut deployment);
     let front = serve.front.clone();
     match serve.architecture.as_str() {
         "local" => kvs_zoo::demo::serve(Local, hosts, front, deployment).await,
@@ -465,22 +456,27 @@ async fn serve_one(serve: ServeArgs) -> Result<(), String> {
     }
 }
 
+/// How `hosts` builds the processes, as `serve` and `build` tell the user.
+fn build_kind(hosts: &Hosts) -> &'static str {
+    if hosts.optimized {
+        "optimized"
+    } else {
+        "debug"
+    }
+}
+
 /// Builds each architecture's processes, one after the other, saying which and how long.
 async fn build(architectures: &[String]) -> Result<(), String> {
     let _console = Console::new(false);
     let total = architectures.len();
     for (i, architecture) in architectures.iter().enumerate() {
+        let mut d = Deployment::new();
+        let hosts = Hosts::localhost(&mut d);
         eprintln!(
             "kvs-zoo: [{}/{total}] building '{architecture}' ({})",
             i + 1,
-            if Hosts::optimized_here() {
-                "optimized"
-            } else {
-                "debug"
-            }
+            build_kind(&hosts)
         );
-        let mut d = Deployment::new();
-        let hosts = Hosts::localhost(&mut d);
         // Settings reach the processes at run time, so the defaults build the same code as
         // any options would.
         match architecture.as_str() {
