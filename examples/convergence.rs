@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use hydro_deploy::Deployment;
 use kvs_zoo::Hosts;
-use kvs_zoo::console::Console;
-use kvs_zoo::demo::{connect, free_port, run_deployed};
+use kvs_zoo::architectures::replicated::Replicated;
+use kvs_zoo::deploy::console::Console;
+use kvs_zoo::deploy::{connect, free_port, run_deployed};
 use kvs_zoo::edge::client::RespClient;
 use kvs_zoo::edge::config::FrontConfig;
 use kvs_zoo::edge::resp::Reply;
-use kvs_zoo::replicated::Replicated;
 
 #[tokio::main]
 async fn main() {
@@ -96,7 +96,7 @@ async fn gossip_sent(client: &mut RespClient) -> Result<u64, String> {
     match client.command(&["INFO", "members"]).await {
         Ok(Reply::Bulk(info)) => Ok(String::from_utf8_lossy(&info)
             .lines()
-            .filter_map(kvs_zoo::edge::members::parse_line)
+            .filter_map(kvs_zoo::membership::view::parse_line)
             .map(|m| m.gossip_sent)
             .sum()),
         other => Err(format!("INFO members: {other:?}")),

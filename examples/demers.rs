@@ -1,5 +1,5 @@
 //! Demers et al.'s Tables 1 and 2, reproduced with the replicas' own rumor-mongering code
-//! (`kvs_zoo::gossip::rumor`, driven by `kvs_zoo::gossip::demers`): push rumor mongering on
+//! (`kvs_zoo::replication::gossip::rumor`, driven by `kvs_zoo::testing::demers`): push rumor mongering on
 //! 1000 sites, feedback + counter and blind + coin, k = 1..5, beside the paper's figures.
 //!
 //! ```text
@@ -8,7 +8,7 @@
 
 use std::process::ExitCode;
 
-use kvs_zoo::gossip::demers::{DEFAULT_SITES, table};
+use kvs_zoo::testing::demers::{DEFAULT_SITES, table};
 
 /// Parses the optional positional argument `index`, or returns `default`.
 fn arg<T: std::str::FromStr>(index: usize, default: T) -> Result<T, String> {

@@ -8,8 +8,8 @@
 //! ```
 
 use hydro_deploy::Deployment;
-use kvs_zoo::console::Console;
-use kvs_zoo::linearizable::Linearizable;
+use kvs_zoo::architectures::linearizable::Linearizable;
+use kvs_zoo::deploy::console::Console;
 use kvs_zoo::{Hosts, run_kvs_demo};
 
 #[tokio::main]

@@ -6,8 +6,8 @@
 //! ```
 
 use hydro_deploy::Deployment;
-use kvs_zoo::console::Console;
-use kvs_zoo::local::Local;
+use kvs_zoo::architectures::local::Local;
+use kvs_zoo::deploy::console::Console;
 use kvs_zoo::{Hosts, run_kvs_demo};
 
 #[tokio::main]

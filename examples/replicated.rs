@@ -11,15 +11,15 @@ use std::time::{Duration, Instant};
 
 use hydro_deploy::Deployment;
 use kvs_zoo::Hosts;
-use kvs_zoo::console::Console;
-use kvs_zoo::demo::{connect, free_port, run_deployed};
+use kvs_zoo::architectures::replicated::Replicated;
+use kvs_zoo::deploy::console::Console;
+use kvs_zoo::deploy::{connect, free_port, run_deployed};
 use kvs_zoo::edge::client::{RespClient, show};
 use kvs_zoo::edge::config::FrontConfig;
 use kvs_zoo::edge::resp::Reply;
-use kvs_zoo::examples_support::{CausalString, generate_causal_operations, log_operation};
-use kvs_zoo::lattice_core::{LatticeStore, StorageInput};
 use kvs_zoo::protocol::{KVSOperation, KVSRequest, KVSResult};
-use kvs_zoo::replicated::Replicated;
+use kvs_zoo::store::lattice_core::{LatticeStore, StorageInput};
+use kvs_zoo::testing::examples_support::{CausalString, generate_causal_operations, log_operation};
 use kvs_zoo::values::causal::siblings;
 
 const REPLICAS: u32 = 3;

@@ -7,8 +7,8 @@
 //! ```
 
 use hydro_deploy::Deployment;
-use kvs_zoo::console::Console;
-use kvs_zoo::sharded_replicated::ShardedReplicated;
+use kvs_zoo::architectures::sharded_replicated::ShardedReplicated;
+use kvs_zoo::deploy::console::Console;
 use kvs_zoo::{Hosts, run_kvs_demo};
 
 #[tokio::main]

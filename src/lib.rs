@@ -55,35 +55,25 @@ mod allocator {
     static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 }
 
-pub mod causal_core;
-pub mod console;
-pub mod demo;
+pub mod architectures;
+pub mod consensus;
+pub mod deploy;
 pub mod edge;
-pub mod examples_support;
-pub mod gossip;
-// The file is `core.rs`, but a top-level module named `core` would shadow the `core` crate in
-// the code Hydro generates for each location (it glob-imports this crate's root).
-pub mod keyspace;
-#[path = "core.rs"]
-pub mod kvs_core;
-pub mod lattice_core;
-pub mod linearizability;
-pub mod linearizable;
-pub mod local;
+pub mod hashing;
+pub mod membership;
 pub mod net;
-pub mod paxos;
-pub mod progress;
 pub mod protocol;
-pub mod replicated;
-pub mod routers;
+pub mod replication;
+pub mod routing;
 pub mod server;
-pub mod sharded;
-pub mod sharded_replicated;
+pub mod store;
+#[doc(hidden)]
+pub mod testing;
 pub mod values;
 
-pub use crate::causal_core::CausalKVSCore;
-pub use crate::demo::{Hosts, KVSDemo, run_kvs_demo};
-pub use crate::kvs_core::KVSCore;
-pub use crate::lattice_core::LatticeKVSCore;
+pub use crate::deploy::{Hosts, KVSDemo, run_kvs_demo};
 pub use crate::server::KVSServer;
+pub use crate::store::causal_core::CausalKVSCore;
+pub use crate::store::kvs_core::KVSCore;
+pub use crate::store::lattice_core::LatticeKVSCore;
 pub use crate::values::VectorClock;

@@ -60,7 +60,7 @@ pub enum KVSOperation<V> {
     /// `DBSIZE`, for one shard: how many live keys the member serving it holds.
     Count(u32),
     /// `SCAN` / `KEYS`, for one shard: up to `count` of its keys at or after scan position
-    /// `from` (see [`crate::keyspace`]), those matching `pattern`.
+    /// `from` (see [`crate::store::keyspace`]), those matching `pattern`.
     Scan {
         /// The shard scanned.
         shard: u32,

@@ -30,10 +30,10 @@ use hydro_lang::location::Location;
 use hydro_lang::location::cluster::CLUSTER_SELF_ID;
 use hydro_lang::prelude::*;
 
-use crate::causal_core::CausalKVSCore;
-use crate::kvs_core::KVSCore;
-use crate::lattice_core::{LatticeKVSCore, StorageInput, StorageOutput};
 use crate::protocol::{KVSRequest, KVSResponse};
+use crate::store::causal_core::CausalKVSCore;
+use crate::store::kvs_core::KVSCore;
+use crate::store::lattice_core::{LatticeKVSCore, StorageInput, StorageOutput};
 use crate::values::{CausalValue, LwwValue};
 
 /// Tag type of the process that runs the RESP front and receives every client request.
@@ -87,14 +87,16 @@ pub trait Storage<V> {
         Self::Stored: 'a,
     {
         let (responses, _changes) = Self::serve(
-            requests.map(q!(|r| crate::lattice_core::StorageInput::Request(r))),
+            requests.map(q!(|r| crate::store::lattice_core::StorageInput::Request(r))),
             member,
         );
         responses
     }
 }
 
-impl<V: Clone + Ord + std::hash::Hash + crate::kvs_core::StringValue> Storage<V> for KVSCore {
+impl<V: Clone + Ord + std::hash::Hash + crate::store::kvs_core::StringValue> Storage<V>
+    for KVSCore
+{
     type Stored = LwwValue<V>;
 
     fn serve<'a, L: Location<'a>>(
@@ -118,9 +120,7 @@ impl<V: Clone + Ord + std::hash::Hash + crate::kvs_core::StringValue> Storage<V>
     }
 }
 
-impl<V: lattices::Merge<V> + Clone + crate::gossip::anti_entropy::Fingerprint> Storage<V>
-    for LatticeKVSCore
-{
+impl<V: lattices::Merge<V> + Clone + crate::values::Fingerprint> Storage<V> for LatticeKVSCore {
     type Stored = V;
 
     fn serve<'a, L: Location<'a>>(

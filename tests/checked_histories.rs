@@ -1,5 +1,5 @@
 //! Histories recorded against deployed stores, checked for linearizability
-//! ([`kvs_zoo::linearizability`]): concurrent clients run random `GET`, `SET` and `CAS` on a
+//! ([`kvs_zoo::testing::linearizability`]): concurrent clients run random `GET`, `SET` and `CAS` on a
 //! few keys, and the checker searches for an order of their operations that a single copy of
 //! each key would have produced, within each operation's call and return.
 //!

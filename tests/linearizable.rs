@@ -145,7 +145,7 @@ fn info_names_the_leader_and_every_member() {
     let info: String = redis::cmd("INFO").arg("members").query(&mut con).unwrap();
     let members: Vec<_> = info
         .lines()
-        .filter_map(kvs_zoo::edge::members::parse_line)
+        .filter_map(kvs_zoo::membership::view::parse_line)
         .collect();
     for role in ["proposer", "acceptor", "replica"] {
         let alive = members
@@ -189,7 +189,8 @@ fn history_with_a_kill(name: &str, victim: impl FnOnce(&mut Connection, &Server)
     let recovered = history
         .iter()
         .filter(|op| {
-            op.called >= kill_ns && op.outcome != kvs_zoo::linearizability::Outcome::Unknown
+            op.called >= kill_ns
+                && op.outcome != kvs_zoo::testing::linearizability::Outcome::Unknown
         })
         .map(|op| op.returned)
         .min()
@@ -198,7 +199,7 @@ fn history_with_a_kill(name: &str, victim: impl FnOnce(&mut Connection, &Server)
         "{name}: killed {killed}; the first operation called after the kill completed {:?} \
          later (election timeout {:?})",
         Duration::from_nanos(recovered - kill_ns),
-        kvs_zoo::paxos::flow::ELECTION_EVERY
+        kvs_zoo::consensus::paxos::flow::ELECTION_EVERY
     );
     assert_linearizable(name, &history);
     // The store still serves, and says who leads now.

@@ -11,12 +11,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
-use kvs_zoo::gossip::rng::Rng;
-use kvs_zoo::paxos::acceptor::Acceptor;
-use kvs_zoo::paxos::log::ReplicaLog;
-use kvs_zoo::paxos::proposer::{Event, Output, Proposer, Settings};
-use kvs_zoo::paxos::{Entry, Ordered, Slot, ToAcceptor};
+use kvs_zoo::consensus::paxos::acceptor::Acceptor;
+use kvs_zoo::consensus::paxos::log::ReplicaLog;
+use kvs_zoo::consensus::paxos::proposer::{Event, Output, Proposer, Settings};
+use kvs_zoo::consensus::paxos::{Entry, Ordered, Slot, ToAcceptor};
 use kvs_zoo::protocol::{KVSOperation, KVSRequest};
+use kvs_zoo::replication::gossip::rng::Rng;
 
 type Command = Ordered<Bytes>;
 

@@ -11,8 +11,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use kvs_zoo::routers::ring::Shards;
-use kvs_zoo::sharded::Sharded;
+use kvs_zoo::architectures::sharded::Sharded;
+use kvs_zoo::routing::ring::Shards;
 use redis::{Commands, Value};
 use support::Server;
 use support::redis_client::{

@@ -11,9 +11,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use kvs_zoo::routers::ring::{Layout, Shards};
-use kvs_zoo::routers::sticky::StickyRouter;
-use kvs_zoo::sharded_replicated::ShardedReplicated;
+use kvs_zoo::architectures::sharded_replicated::ShardedReplicated;
+use kvs_zoo::routing::ring::{Layout, Shards};
+use kvs_zoo::routing::sticky::StickyRouter;
 use redis::{Commands, Value};
 use support::Server;
 use support::redis_client::{

@@ -17,16 +17,16 @@ use std::time::Duration;
 
 use hydro_deploy::Deployment;
 use kvs_zoo::Hosts;
-use kvs_zoo::console::Console;
+use kvs_zoo::architectures::linearizable::Linearizable;
+use kvs_zoo::architectures::local::Local;
+use kvs_zoo::architectures::replicated::Replicated;
+use kvs_zoo::architectures::sharded::Sharded;
+use kvs_zoo::architectures::sharded_replicated::ShardedReplicated;
+use kvs_zoo::deploy::console::Console;
 use kvs_zoo::edge::auth::Password;
 use kvs_zoo::edge::config::FrontConfig;
-use kvs_zoo::gossip::flow::GossipSettings;
-use kvs_zoo::gossip::rumor::{Feedback, LossOfInterest};
-use kvs_zoo::linearizable::Linearizable;
-use kvs_zoo::local::Local;
-use kvs_zoo::replicated::Replicated;
-use kvs_zoo::sharded::Sharded;
-use kvs_zoo::sharded_replicated::ShardedReplicated;
+use kvs_zoo::replication::gossip::flow::GossipSettings;
+use kvs_zoo::replication::gossip::rumor::{Feedback, LossOfInterest};
 
 const USAGE: &str = "\
 usage: kvs-zoo serve <architecture> [options]
@@ -79,7 +79,7 @@ replicated, sharded-replicated:
 Build with --release for benchmarks: the store's processes are then built optimized.";
 
 /// The most shards a store may have: a SCAN cursor names its shard in its top bits.
-const MAX_SHARDS: u32 = 1 << (64 - kvs_zoo::keyspace::POSITION_BITS);
+const MAX_SHARDS: u32 = 1 << (64 - kvs_zoo::store::keyspace::POSITION_BITS);
 
 /// The architectures `serve` knows.
 const ARCHITECTURES: &[&str] = &[
@@ -265,7 +265,7 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
         let rumor = &mut gossip.rumor;
         match flag.as_str() {
             "--replicas" => replicas = positive_u32()?,
-            // A SCAN cursor names its shard in 8 bits (see kvs_zoo::keyspace).
+            // A SCAN cursor names its shard in 8 bits (see kvs_zoo::store::keyspace).
             "--shards" => {
                 shards = positive_u32()?;
                 if shards > MAX_SHARDS {
@@ -443,14 +443,14 @@ async fn serve_one(serve: ServeArgs) -> Result<(), String> {
     );
     let front = serve.front.clone();
     match serve.architecture.as_str() {
-        "local" => kvs_zoo::demo::serve(Local, hosts, front, deployment).await,
-        "replicated" => kvs_zoo::demo::serve(serve.replicated(), hosts, front, deployment).await,
-        "sharded" => kvs_zoo::demo::serve(serve.sharded(), hosts, front, deployment).await,
+        "local" => kvs_zoo::deploy::serve(Local, hosts, front, deployment).await,
+        "replicated" => kvs_zoo::deploy::serve(serve.replicated(), hosts, front, deployment).await,
+        "sharded" => kvs_zoo::deploy::serve(serve.sharded(), hosts, front, deployment).await,
         "sharded-replicated" => {
-            kvs_zoo::demo::serve(serve.sharded_replicated(), hosts, front, deployment).await
+            kvs_zoo::deploy::serve(serve.sharded_replicated(), hosts, front, deployment).await
         }
         "linearizable" => {
-            kvs_zoo::demo::serve(serve.linearizable(), hosts, front, deployment).await
+            kvs_zoo::deploy::serve(serve.linearizable(), hosts, front, deployment).await
         }
         other => unreachable!("parse accepts only known architectures, not '{other}'"),
     }
@@ -480,13 +480,13 @@ async fn build(architectures: &[String]) -> Result<(), String> {
         // Settings reach the processes at run time, so the defaults build the same code as
         // any options would.
         match architecture.as_str() {
-            "local" => kvs_zoo::demo::build(&Local, &hosts, d).await,
-            "replicated" => kvs_zoo::demo::build(&Replicated::default(), &hosts, d).await,
-            "sharded" => kvs_zoo::demo::build(&Sharded::default(), &hosts, d).await,
+            "local" => kvs_zoo::deploy::build(&Local, &hosts, d).await,
+            "replicated" => kvs_zoo::deploy::build(&Replicated::default(), &hosts, d).await,
+            "sharded" => kvs_zoo::deploy::build(&Sharded::default(), &hosts, d).await,
             "sharded-replicated" => {
-                kvs_zoo::demo::build(&ShardedReplicated::default(), &hosts, d).await
+                kvs_zoo::deploy::build(&ShardedReplicated::default(), &hosts, d).await
             }
-            "linearizable" => kvs_zoo::demo::build(&Linearizable::default(), &hosts, d).await,
+            "linearizable" => kvs_zoo::deploy::build(&Linearizable::default(), &hosts, d).await,
             other => unreachable!("parse accepts only known architectures, not '{other}'"),
         }?;
     }

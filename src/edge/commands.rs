@@ -16,7 +16,7 @@ use smallvec::{SmallVec, smallvec};
 use crate::edge::auth::Password;
 use crate::edge::resp::{Args, Command, CommandNames, Protocol, Reply};
 use crate::protocol::{ClientId, Expiry, KVSOperation, KVSResult, Presence};
-use crate::routers::ring::{Layout, Shards};
+use crate::routing::ring::{Layout, Shards};
 
 /// How the results of a data command's operations become its reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -756,8 +756,8 @@ fn scan(cursor: &Bytes, options: &[Bytes], shards: u32) -> Plan {
     else {
         return Plan::Reply(Reply::err("invalid cursor"));
     };
-    let shard = cursor >> crate::keyspace::POSITION_BITS;
-    let from = cursor & ((1 << crate::keyspace::POSITION_BITS) - 1);
+    let shard = cursor >> crate::store::keyspace::POSITION_BITS;
+    let from = cursor & ((1 << crate::store::keyspace::POSITION_BITS) - 1);
     let Some(shard) = u32::try_from(shard).ok().filter(|s| *s < shards) else {
         return Plan::Reply(Reply::err("invalid cursor"));
     };
@@ -1249,7 +1249,7 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
         ),
         Assemble::Scan { shard, shards } => match results.into_iter().next() {
             Some(KVSResult::Scanned(next, keys)) => {
-                let bits = crate::keyspace::POSITION_BITS;
+                let bits = crate::store::keyspace::POSITION_BITS;
                 let cursor = match next {
                     Some(position) => (u64::from(shard) << bits) | position,
                     // This shard is done: on to the next, or 0 when it was the last.
@@ -2258,7 +2258,7 @@ mod tests {
         assert!(matches!(plan(&["FLUSHDB"]), Plan::Store(ops, Assemble::Set) if ops.len() == 3));
         assert!(matches!(plan(&["FLUSHALL", "ASYNC"]), Plan::Store(ops, _) if ops.len() == 3));
         // The cursor's top bits name the shard, the rest the position in it.
-        let on_shard_1 = (1u64 << crate::keyspace::POSITION_BITS) | 42;
+        let on_shard_1 = (1u64 << crate::store::keyspace::POSITION_BITS) | 42;
         assert_eq!(
             plan(&["SCAN", &on_shard_1.to_string(), "MATCH", "k*", "COUNT", "5"]),
             Plan::Store(
@@ -2274,7 +2274,7 @@ mod tests {
                 }
             )
         );
-        let on_shard_3 = 3u64 << crate::keyspace::POSITION_BITS;
+        let on_shard_3 = 3u64 << crate::store::keyspace::POSITION_BITS;
         for bad in ["x", "-1", &on_shard_3.to_string()] {
             assert_eq!(
                 plan(&["SCAN", bad]),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::edge::auth::Password;
 use crate::edge::commands::Settings;
-use crate::routers::ring::{Layout, Shards};
+use crate::routing::ring::{Layout, Shards};
 
 /// Where and how the front listens, and what it bounds.
 #[derive(Clone, Debug, PartialEq, Eq)]

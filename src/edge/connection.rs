@@ -282,7 +282,7 @@ mod tests {
                 .cloned()
                 .map_or(KVSResult::NotFound, KVSResult::Value),
             KVSOperation::GetVersioned(_) | KVSOperation::PutVersioned(..) => {
-                crate::lattice_core::not_causal()
+                crate::store::lattice_core::not_causal()
             }
             KVSOperation::Put(k, v) | KVSOperation::PutAt(_, k, v) => {
                 store.insert(k, v);
@@ -321,7 +321,7 @@ mod tests {
                     .filter(|k| {
                         pattern
                             .as_ref()
-                            .is_none_or(|p| crate::keyspace::glob_match(p, k))
+                            .is_none_or(|p| crate::store::keyspace::glob_match(p, k))
                     })
                     .cloned()
                     .collect();

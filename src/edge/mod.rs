@@ -22,7 +22,6 @@ pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod front;
-pub mod members;
 pub mod outbox;
 pub mod reply_queue;
 pub mod resp;

@@ -100,7 +100,7 @@ impl Stats {
                 .any(|s| matches!(s.as_str(), "default" | "all" | "everything"));
         let mut out = String::new();
         // Architectures without members beyond the proxy have no members or ring section.
-        let mut members = crate::edge::members::section();
+        let mut members = crate::membership::view::section();
         let clustered = members.is_some();
         for section in SECTIONS {
             if !all && !sections.iter().any(|s| s == section) {
@@ -141,7 +141,7 @@ impl Stats {
                 }
                 "members" => out.write_str(&members.take().unwrap_or_default()),
                 "ring" => out.write_str(&config.commands.shards.info_section()),
-                "paxos" => out.write_str(&crate::edge::members::paxos_section()),
+                "paxos" => out.write_str(&crate::membership::view::paxos_section()),
                 "clients" => write!(
                     out,
                     "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n",

@@ -12,7 +12,7 @@
 //!
 //! A process finds its peers in its environment: [`AddressBook::from_env`] reads
 //! `KVS_ZOO_PEERS` (every process's `role/member=address`) and `KVS_ZOO_SELF` (its own
-//! `role/member`), which the deployment sets from its topology (see `crate::demo`).
+//! `role/member`), which the deployment sets from its topology (see `crate::deploy`).
 
 pub mod links;
 pub mod transport;

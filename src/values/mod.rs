@@ -5,12 +5,17 @@
 //! - [`lww`]: last-writer-wins, ordered by a `(timestamp, writer)` stamp.
 //! - [`vector_clock`]: the causal history of a value.
 //! - [`causal`]: a vector clock dominating a set of sibling values.
+//! - [`fingerprint`]: what replication reads of a value (its fingerprint, tombstones).
+//!
+//! This folder may import [`crate::protocol`] and [`crate::hashing`] only.
 
 pub mod causal;
+pub mod fingerprint;
 pub mod lww;
 pub mod vector_clock;
 
 pub use causal::CausalValue;
+pub use fingerprint::Fingerprint;
 pub use lww::{LwwValue, Stamp};
 pub use vector_clock::VectorClock;
 

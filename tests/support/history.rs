@@ -1,5 +1,5 @@
 //! Recording histories against a deployed store, for the linearizability checker
-//! ([`kvs_zoo::linearizability`]): concurrent clients each run random `GET`, `SET` and `CAS`
+//! ([`kvs_zoo::testing::linearizability`]): concurrent clients each run random `GET`, `SET` and `CAS`
 //! on a few keys, one operation at a time, and note when each was called, when it returned
 //! and what came back. A request that fails (timeout, lost connection) is recorded as
 //! indeterminate, and the client reconnects.
@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use kvs_zoo::gossip::rng::Rng;
-use kvs_zoo::linearizability::{Call, Operation, Outcome};
+use kvs_zoo::replication::gossip::rng::Rng;
+use kvs_zoo::testing::linearizability::{Call, Operation, Outcome};
 use redis::{Connection, Value};
 
 /// One client's share of a recorded history.
@@ -88,7 +88,7 @@ pub fn assert_linearizable(name: &str, history: &History) -> usize {
         .iter()
         .filter(|op| op.outcome == Outcome::Swapped(true))
         .count();
-    let report = kvs_zoo::linearizability::check(history);
+    let report = kvs_zoo::testing::linearizability::check(history);
     println!(
         "{name}: {} operations on {} keys ({unknown} indeterminate, {swapped} successful CAS) \
          checked in {:?}, {} configurations explored",

@@ -36,7 +36,7 @@ impl Server {
     /// Serves `architecture` on a free port with the extra `args`, and waits for `ready:`.
     pub fn start(architecture: &str, args: &[&str]) -> Server {
         let _starting = STARTING.lock().unwrap_or_else(|e| e.into_inner());
-        let port = kvs_zoo::demo::free_port().expect("a free port");
+        let port = kvs_zoo::deploy::free_port().expect("a free port");
         let mut child = Command::new(env!("CARGO_BIN_EXE_kvs-zoo"))
             .args(["serve", architecture, "--port", &port.to_string()])
             .args(args)

@@ -131,7 +131,7 @@ pub fn assert_members_alive(con: &mut Connection, role: &str, count: usize) {
     let info: String = redis::cmd("INFO").arg("members").query(con).unwrap();
     let members: Vec<_> = info
         .lines()
-        .filter_map(kvs_zoo::edge::members::parse_line)
+        .filter_map(kvs_zoo::membership::view::parse_line)
         .collect();
     assert_eq!(members.len(), count, "{info}");
     for (member, line) in members.into_iter().enumerate() {

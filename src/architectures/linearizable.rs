@@ -1,0 +1,124 @@
+//! The Linearizable architecture: every operation ordered by Multi-Paxos, applied by every
+//! replica in the decided order.
+//!
+//! ```text
+//!                               ┌─▶ proposer 0 ─┐      ┌─▶ acceptor 0
+//!   redis-cli ─RESP─▶ [ proxy ] ┼─▶ proposer 1 ─┼─────▶┼─▶ acceptor 1      (majority decides)
+//!   (front, PaxosClient)  ▲     └─▶ proposer 2 ─┘      └─▶ acceptor 2
+//!                         │            │ decided log, slot by slot
+//!                         │            ▼
+//!                         └── [ replica 0 | replica 1 | replica 2 ]: KVSCore each
+//! ```
+//!
+//! Plug-ins of the one [`KVSServer`] composition: the **router** is the ordering stage
+//! ([`PaxosRouter`]): its output, at each replica, is the decided log in slot order; the
+//! **storage** is the LWW [`KVSCore`]; there is no replication plug-in — replicas agree
+//! because they apply the same log, not because they exchange state.
+//!
+//! **Guarantees.** Linearizable: every operation — reads too, which go through the log —
+//! takes effect at one point between its call and its answer, as if one copy served them one
+//! at a time. `CAS`, `INCR`, `SET NX` and `MULTI`/`EXEC` are atomic (each is one log entry).
+//! With `--f F` (default 1): 2F + 1 proposers and acceptors, 2F + 1 replicas.
+//!
+//! **Failures.** Any F acceptors and any proposers but one may be killed (`kill -9`), the
+//! leader included: after about one or two election timeouts (1 s each) the next proposer
+//! leads, recovers what the old leader may have decided, and the store serves again; clients'
+//! requests are retried by the proxy meanwhile and answered once. Replicas: the store
+//! answers while one lives. See [`crate::consensus::paxos`] for the protocol.
+
+use bytes::Bytes;
+use hydro_lang::prelude::*;
+
+use crate::consensus::paxos::flow::PaxosRouter;
+use crate::deploy::{DemoStep, KVSDemo, Topology};
+use crate::server::{KVSServer, Proxy};
+use crate::store::kvs_core::KVSCore;
+
+/// Tag type of the proposer cluster.
+pub struct Proposer;
+/// Tag type of the acceptor cluster.
+pub struct Acceptor;
+/// Tag type of the replica cluster.
+pub struct Replica;
+
+/// The Linearizable architecture (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Linearizable {
+    /// Failures tolerated: 2f + 1 proposers, acceptors and replicas.
+    pub f: u32,
+}
+
+impl Default for Linearizable {
+    /// f = 1: three of each.
+    fn default() -> Self {
+        Self { f: 1 }
+    }
+}
+
+/// Wires the Linearizable architecture: the proxy's RESP front, through the one
+/// [`KVSServer`] composition, ordered by Multi-Paxos among `proposers` and `acceptors`, to
+/// the `replicas`.
+pub fn linearizable_kvs<'a>(
+    proxy: &Process<'a, Proxy>,
+    proposers: &Cluster<'a, Proposer>,
+    acceptors: &Cluster<'a, Acceptor>,
+    replicas: &Cluster<'a, Replica>,
+) {
+    let (requests, replies) = proxy
+        .sidecar_bidi::<crate::edge::front::FrontRequest, crate::edge::front::FrontResponse, _>(
+            q!(|| { crate::edge::front::start() }),
+        );
+    let server = KVSServer::<Bytes, KVSCore, _>::new(PaxosRouter::new(
+        proxy, proposers, acceptors, replicas,
+    ));
+    replies.complete(server.serve(requests));
+}
+
+impl KVSDemo for Linearizable {
+    fn name(&self) -> &'static str {
+        "linearizable"
+    }
+
+    fn build<'a>(&self, flow: &mut FlowBuilder<'a>) -> Topology<'a> {
+        let proxy = flow.process::<Proxy>();
+        let proposers = flow.cluster::<Proposer>();
+        let acceptors = flow.cluster::<Acceptor>();
+        let replicas = flow.cluster::<Replica>();
+        linearizable_kvs(&proxy, &proposers, &acceptors, &replicas);
+        let n = (2 * self.f + 1) as usize;
+        Topology::new(&proxy)
+            .cluster("proposer", &proposers, n)
+            .cluster("acceptor", &acceptors, n)
+            .cluster("replica", &replicas, n)
+            .envs(crate::consensus::paxos::flow::settings_env(
+                self.f, n as u32,
+            ))
+    }
+
+    fn script(&self) -> Vec<DemoStep> {
+        vec![
+            DemoStep::new(
+                "write a key: decided in one slot",
+                &["SET", "color", "blue"],
+            ),
+            DemoStep::new(
+                "read it back: reads go through the log too",
+                &["GET", "color"],
+            ),
+            DemoStep::new(
+                "compare-and-set from the value it holds: swapped",
+                &["CAS", "color", "blue", "green"],
+            ),
+            DemoStep::new(
+                "the same swap again: the key no longer holds blue",
+                &["CAS", "color", "blue", "red"],
+            ),
+            DemoStep::new("the value after the swaps", &["GET", "color"]),
+            DemoStep::new(
+                "a counter: each INCR one log entry, none lost",
+                &["INCR", "visits"],
+            ),
+            DemoStep::new("who leads, and under which ballot", &["INFO", "paxos"]),
+        ]
+    }
+}

@@ -1,0 +1,131 @@
+//! The Replicated architecture: N replicas that keep each other up to date by gossip, with
+//! causal values.
+//!
+//! ```text
+//!                         ┌──▶ [ replica 0: CausalKVSCore + gossip ] ◀─┐
+//!   redis-cli ──RESP──▶ [ proxy ] ──▶ [ replica 1: …                 ] ◀─┼─ gossip
+//!   (front, sticky router) └──▶ [ replica 2: …                 ] ◀─┘
+//! ```
+//!
+//! Three plug-ins of the one [`KVSServer`] composition:
+//! - **router** [`ClusterRouter`]: each connection sticks to one live replica; heartbeats tell
+//!   the proxy which replicas live; requests a dead replica held are re-sent or answered;
+//! - **storage** [`CausalKVSCore`]: each replica stamps writes with its own vector-clock entry,
+//!   so concurrent writes at different replicas become siblings;
+//! - **replication** [`GossipReplication`]: rumor mongering with feedback pushes each change to
+//!   random peers; anti-entropy compares digests and repairs what rumors missed.
+//!
+//! **Guarantees.** Every replica converges to the same value for every key once writes stop
+//! (merges are a lattice's: any order, any number of times). A client sees its own writes,
+//! in order, while its replica lives (it reads where it writes). Writes accepted concurrently
+//! at two replicas are both kept, as siblings, until a write that saw them replaces them. No
+//! linearizability: two clients on different replicas can read different values for a while.
+//!
+//! **Counters.** `INCR`/`DECR` are PN-counters (see [`crate::values::causal`]): each replica
+//! counts in its own entry, so increments made at several replicas at once are all counted.
+//! What reads a value and writes what it computed — `APPEND`, `SET NX/XX`, `CAS` — and what
+//! needs one clock or one copy — expiry, `WATCH` — is refused with the reason. `FLUSHDB`
+//! deletes what the client's replica holds, gossiped like any delete.
+//!
+//! **Failures.** `kill -9` of a replica: the proxy stops hearing its heartbeats, suspects it
+//! within about a second, moves its clients to live replicas and re-sends the requests it held.
+//! Writes it acknowledged but had not yet gossiped are lost with it — the price of answering
+//! before replicating.
+
+use bytes::Bytes;
+use hydro_lang::prelude::*;
+
+use crate::deploy::{DemoStep, KVSDemo, Topology};
+use crate::net::Transport;
+use crate::replication::gossip::flow::{GossipReplication, GossipSettings};
+use crate::routing::cluster::ClusterRouter;
+use crate::routing::ring::Layout;
+use crate::server::{KVSServer, Proxy};
+use crate::store::causal_core::CausalKVSCore;
+
+/// Tag type of the replica cluster.
+pub struct Replica;
+
+/// The Replicated architecture (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replicated {
+    /// How many replicas to deploy.
+    pub replicas: usize,
+    /// When and how the replicas gossip.
+    pub gossip: GossipSettings,
+}
+
+impl Default for Replicated {
+    /// Three replicas, default gossip.
+    fn default() -> Self {
+        Self {
+            replicas: 3,
+            gossip: GossipSettings::default(),
+        }
+    }
+}
+
+/// Wires the Replicated architecture: the proxy's RESP front, through the one [`KVSServer`]
+/// composition, to the `replicas` cluster, cut into shards as the [`Layout`] in each
+/// process's environment says — one shard here; the sharded + replicated store
+/// ([`crate::architectures::sharded_replicated`]) is this same wiring under a layout of several.
+pub fn replicated_kvs<'a, C: 'a>(proxy: &Process<'a, Proxy>, replicas: &Cluster<'a, C>) {
+    let (requests, replies) = proxy
+        .sidecar_bidi::<crate::edge::front::FrontRequest, crate::edge::front::FrontResponse, _>(
+            q!(|| { crate::edge::front::start() }),
+        );
+    let server = KVSServer::<Bytes, CausalKVSCore, _, _>::with_replication(
+        ClusterRouter::new(
+            proxy,
+            replicas,
+            "replica",
+            proxy.singleton(q!(crate::routing::ring::Layout::current())),
+            Transport::Zoo,
+        ),
+        GossipReplication::new(
+            replicas,
+            "replica",
+            replicas.singleton(q!(crate::routing::ring::Layout::current())),
+            Transport::Zoo,
+        ),
+    );
+    replies.complete(server.serve(requests));
+}
+
+impl KVSDemo for Replicated {
+    fn name(&self) -> &'static str {
+        "replicated"
+    }
+
+    fn build<'a>(&self, flow: &mut FlowBuilder<'a>) -> Topology<'a> {
+        let proxy = flow.process::<Proxy>();
+        let replicas = flow.cluster::<Replica>();
+        replicated_kvs(&proxy, &replicas);
+        let layout = Layout::unsharded(self.replicas as u32);
+        Topology::new(&proxy)
+            .cluster("replica", &replicas, self.replicas)
+            .envs(self.gossip.to_env().into_iter().chain(layout.to_env()))
+    }
+
+    fn script(&self) -> Vec<DemoStep> {
+        vec![
+            DemoStep::new("write a key through the proxy", &["SET", "color", "blue"]),
+            DemoStep::new(
+                "read it back (same replica: read your writes)",
+                &["GET", "color"],
+            ),
+            DemoStep::new(
+                "write alpha at replica 0 …",
+                &["REPLICASET", "0", "alpha", "a1"],
+            ),
+            DemoStep::new(
+                "… and, concurrently, at replica 1: neither has seen the other's write",
+                &["REPLICASET", "1", "alpha", "a2"],
+            ),
+            DemoStep::new(
+                "a counter: each replica counts its own increments, so none is lost",
+                &["INCR", "visits"],
+            ),
+        ]
+    }
+}

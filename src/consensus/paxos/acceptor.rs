@@ -1,0 +1,183 @@
+//! The acceptor: the protocol's memory (see [`crate::consensus::paxos`]).
+
+use std::collections::BTreeMap;
+
+use super::{Ballot, Entry, FromAcceptor, Slot, ToAcceptor};
+
+/// One acceptor's state: its promise, and what it accepted for each slot it still keeps.
+#[derive(Clone, Debug)]
+pub struct Acceptor<C> {
+    promised: Ballot,
+    accepted: BTreeMap<Slot, (Ballot, Entry<C>)>,
+    checkpoint: Slot,
+}
+
+impl<C> Default for Acceptor<C> {
+    fn default() -> Self {
+        Self {
+            promised: Ballot::default(),
+            accepted: BTreeMap::new(),
+            checkpoint: 0,
+        }
+    }
+}
+
+impl<C: Clone> Acceptor<C> {
+    /// An acceptor that has promised and accepted nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Answers one message of a proposer.
+    pub fn handle(&mut self, message: ToAcceptor<C>) -> FromAcceptor<C> {
+        match message {
+            ToAcceptor::Prepare(ballot) => {
+                // Promising is monotonic: a lower ballot gets the current promise back, which
+                // tells its proposer to give up.
+                self.promised = self.promised.max(ballot);
+                FromAcceptor::Promise {
+                    promised: self.promised,
+                    accepted: self
+                        .accepted
+                        .iter()
+                        .map(|(slot, (ballot, entry))| (*slot, *ballot, entry.clone()))
+                        .collect(),
+                    checkpoint: self.checkpoint,
+                }
+            }
+            ToAcceptor::Accept {
+                ballot,
+                slot,
+                entry,
+                checkpoint,
+            } => {
+                // Accepting under a ballot is also promising it: a higher ballot's accept
+                // comes from a leader that already won a majority's promises.
+                if ballot >= self.promised {
+                    self.promised = ballot;
+                    if slot >= self.checkpoint {
+                        self.accepted.insert(slot, (ballot, entry));
+                    }
+                }
+                self.forget_below(checkpoint);
+                FromAcceptor::Accepted {
+                    promised: self.promised,
+                    slot,
+                }
+            }
+        }
+    }
+
+    /// Drops every slot below `checkpoint`: all live replicas have applied them, so no leader
+    /// will need to recover them.
+    fn forget_below(&mut self, checkpoint: Slot) {
+        if checkpoint > self.checkpoint {
+            self.checkpoint = checkpoint;
+            self.accepted = self.accepted.split_off(&checkpoint);
+        }
+    }
+
+    /// How many slots the acceptor keeps: bounded by the distance between the checkpoint and
+    /// the newest slot.
+    pub fn kept(&self) -> usize {
+        self.accepted.len()
+    }
+
+    /// The ballot the acceptor has promised.
+    pub fn promised(&self) -> Ballot {
+        self.promised
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ballot(round: u64, proposer: u32) -> Ballot {
+        Ballot { round, proposer }
+    }
+
+    fn accept(b: Ballot, slot: Slot, value: u32, checkpoint: Slot) -> ToAcceptor<u32> {
+        ToAcceptor::Accept {
+            ballot: b,
+            slot,
+            entry: Entry::Batch(vec![value]),
+            checkpoint,
+        }
+    }
+
+    #[test]
+    fn a_promise_reports_what_was_accepted() {
+        let mut a = Acceptor::new();
+        a.handle(accept(ballot(1, 0), 0, 10, 0));
+        let FromAcceptor::Promise {
+            promised, accepted, ..
+        } = a.handle(ToAcceptor::Prepare(ballot(2, 1)))
+        else {
+            panic!("a promise")
+        };
+        assert_eq!(promised, ballot(2, 1));
+        assert_eq!(accepted, vec![(0, ballot(1, 0), Entry::Batch(vec![10]))]);
+    }
+
+    #[test]
+    fn an_older_ballot_is_refused_after_a_promise() {
+        let mut a = Acceptor::new();
+        a.handle(ToAcceptor::Prepare(ballot(3, 2)));
+        // The old leader's accept is refused, and nothing is stored.
+        assert_eq!(
+            a.handle(accept(ballot(2, 0), 5, 1, 0)),
+            FromAcceptor::Accepted {
+                promised: ballot(3, 2),
+                slot: 5
+            }
+        );
+        assert_eq!(a.kept(), 0);
+        // An older prepare gets the newer promise back.
+        let FromAcceptor::Promise { promised, .. } = a.handle(ToAcceptor::Prepare(ballot(1, 1)))
+        else {
+            panic!("a promise")
+        };
+        assert_eq!(promised, ballot(3, 2));
+    }
+
+    #[test]
+    fn a_later_accept_replaces_the_value_of_its_slot() {
+        let mut a = Acceptor::new();
+        a.handle(accept(ballot(1, 0), 0, 10, 0));
+        a.handle(accept(ballot(2, 1), 0, 20, 0));
+        let FromAcceptor::Promise { accepted, .. } = a.handle(ToAcceptor::Prepare(ballot(3, 0)))
+        else {
+            panic!("a promise")
+        };
+        assert_eq!(accepted, vec![(0, ballot(2, 1), Entry::Batch(vec![20]))]);
+    }
+
+    #[test]
+    fn slots_below_the_checkpoint_are_forgotten() {
+        let mut a = Acceptor::new();
+        for slot in 0..100 {
+            a.handle(accept(
+                ballot(1, 0),
+                slot,
+                slot as u32,
+                slot.saturating_sub(10),
+            ));
+        }
+        // The last accept said every replica applied the slots below 89.
+        assert_eq!(a.kept(), 11);
+        let FromAcceptor::Promise {
+            accepted,
+            checkpoint,
+            ..
+        } = a.handle(ToAcceptor::Prepare(ballot(2, 0)))
+        else {
+            panic!("a promise")
+        };
+        assert_eq!(checkpoint, 89);
+        assert_eq!(accepted.first().map(|a| a.0), Some(89));
+        // A late accept for a forgotten slot is not stored again.
+        a.handle(accept(ballot(2, 0), 3, 0, 0));
+        assert_eq!(a.kept(), 11);
+    }
+}

@@ -1,0 +1,811 @@
+//! The proposer: leader election, recovery, and the ordering of clients' requests (see
+//! [`crate::consensus::paxos`]).
+//!
+//! A proposer is in one of three roles:
+//!
+//! - **Follower.** It knows the leader from its heartbeats and forwards requests to it; a
+//!   request that arrives while no leader is known waits here (nothing is dropped) and is
+//!   forwarded as soon as one is.
+//! - **Candidate.** Its election timeouts passed with no heartbeat: it chose a ballot above
+//!   every ballot it has seen and asked the acceptors to promise it (phase 1).
+//! - **Leader.** A majority promised. From their promises it recovered every slot that may
+//!   have been decided, re-proposed those values (the value accepted under the highest
+//!   ballot — Paxos's rule, which is what keeps a decided value decided) and filled the holes
+//!   with no-ops; then it proposes requests, batched, with a bounded window of slots in
+//!   flight, and sends heartbeats.
+//!
+//! **Who stands first.** After the leader goes quiet, its successor in id order starts an
+//! election after one election timeout, the next after two, and so on: in the common case
+//! one candidate, no duelling ballots. A candidate whose election does not finish within a
+//! timeout (its acceptors are slow or dead, or a higher ballot appeared) tries again with a
+//! higher ballot.
+//!
+//! **Replicas' progress.** Replicas report the slot they will apply next. The proposer
+//! re-sends decided entries to a replica that reports no progress while entries it lacks
+//! are decided (a message lost to a dead connection), and takes the lowest progress among
+//! replicas it heard from recently as the *checkpoint*: acceptors and this proposer forget
+//! the slots below it, so the log's memory stays bounded. A replica silent for
+//! [`Settings::replica_silence`] election timeouts is taken for dead (crash-stop: it never
+//! comes back) and no longer holds the checkpoint back. If it was only slow, it has lost the
+//! slots it lacks: the leader tells it so ([`Output::Behind`]) rather than leave it waiting.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::{Ballot, Entry, FromAcceptor, Slot, ToAcceptor, quorum};
+
+/// The sizes and limits a proposer works with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Proposers in the deployment (ids 0..proposers).
+    pub proposers: u32,
+    /// Acceptors in the deployment: a majority of them decides.
+    pub acceptors: u32,
+    /// Replicas in the deployment (ids 0..replicas): the checkpoint waits for each until it
+    /// is taken for dead.
+    pub replicas: u32,
+    /// Slots the leader may have proposed and not yet seen decided. Requests that arrive
+    /// while the window is full wait and go out together in the next slot: the busier the
+    /// store, the bigger the batches.
+    pub window: usize,
+    /// Requests in one slot, at most.
+    pub max_batch: usize,
+    /// Election timeouts without a report after which a replica is taken for dead.
+    pub replica_silence: u32,
+}
+
+impl Settings {
+    /// The settings for `f` tolerated failures: 2f + 1 proposers and acceptors, f + 1
+    /// replicas at least (the defaults run 2f + 1, so that a replica's death leaves more than
+    /// one copy).
+    pub fn tolerating(f: u32) -> Self {
+        Self {
+            proposers: 2 * f + 1,
+            acceptors: 2 * f + 1,
+            replicas: 2 * f + 1,
+            window: 8,
+            max_batch: 1024,
+            replica_silence: 3,
+        }
+    }
+}
+
+/// What happens to a proposer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event<C> {
+    /// A client's request, from the proxy or forwarded by another proposer.
+    Request(C),
+    /// An acceptor's answer.
+    Acceptor(u32, FromAcceptor<C>),
+    /// The leader of `Ballot` is alive.
+    Heartbeat(Ballot),
+    /// An election timeout passed (a timer, or a test).
+    ElectionTimeout,
+    /// Time for the leader to send heartbeats and re-send what was not answered.
+    HeartbeatTimeout,
+    /// A replica will apply slot `next` next.
+    Applied {
+        /// The replica.
+        replica: u32,
+        /// Every slot below this is applied there.
+        next: Slot,
+    },
+}
+
+/// What a proposer sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output<C> {
+    /// To every acceptor.
+    ToAcceptors(ToAcceptor<C>),
+    /// A heartbeat, to every other proposer and to the proxy.
+    Heartbeat(Ballot),
+    /// A request, to the leader proposer.
+    Forward(u32, C),
+    /// A decided slot, to every replica.
+    Decided(Slot, Entry<C>),
+    /// A decided slot, again, to one replica that lacks it.
+    Resend(u32, Slot, Entry<C>),
+    /// To a replica that reported progress below the checkpoint: the slots it lacks are
+    /// forgotten, it can no longer catch up from the log. (It was taken for dead after a
+    /// long silence and was only slow; it must be restored from another replica's state.)
+    Behind(u32, Slot),
+}
+
+/// A slot the leader proposed and has not seen decided.
+#[derive(Clone, Debug)]
+struct InFlight<C> {
+    entry: Entry<C>,
+    /// Acceptors that accepted it under the current ballot.
+    accepted_by: Vec<u32>,
+    /// Heartbeat timeouts since it was (re)sent.
+    age: u32,
+}
+
+#[derive(Clone, Debug)]
+enum Role<C> {
+    Follower { leader: Option<u32> },
+    Candidate { promises: BTreeMap<u32, Promise<C>> },
+    Leader,
+}
+
+/// What one acceptor promised: what it accepted at or above its checkpoint.
+#[derive(Clone, Debug)]
+struct Promise<C> {
+    accepted: Vec<(Slot, Ballot, Entry<C>)>,
+    checkpoint: Slot,
+}
+
+/// What the proposer knows of one replica.
+#[derive(Clone, Copy, Debug)]
+struct Progress {
+    next: Slot,
+    /// Election timeouts since its last report.
+    silent: u32,
+    /// Whether it reported at all.
+    reported: bool,
+    /// Whether it was told it fell behind (once is enough).
+    told_behind: bool,
+}
+
+/// One proposer's state (see the module docs).
+#[derive(Clone, Debug)]
+pub struct Proposer<C> {
+    me: u32,
+    settings: Settings,
+    /// The highest ballot seen: this proposer's own while it is a candidate or the leader.
+    ballot: Ballot,
+    role: Role<C>,
+    /// Whether the leader was heard from since the last election timeout.
+    heard: bool,
+    /// Election timeouts in a row with no word from the leader.
+    missed: u32,
+    /// The last leader heard from: its successor stands first.
+    last_leader: Option<u32>,
+    /// Requests not yet proposed (leader) or forwarded (no leader known).
+    pending: VecDeque<C>,
+    next_slot: Slot,
+    in_flight: BTreeMap<Slot, InFlight<C>>,
+    /// Decided slots at or above the checkpoint, for replicas that lack them.
+    decided: BTreeMap<Slot, Entry<C>>,
+    replicas: BTreeMap<u32, Progress>,
+    checkpoint: Slot,
+}
+
+impl<C: Clone> Proposer<C> {
+    /// Proposer `me`, a follower that knows no leader yet.
+    pub fn new(me: u32, settings: Settings) -> Self {
+        Self {
+            me,
+            settings,
+            ballot: Ballot::default(),
+            role: Role::Follower { leader: None },
+            heard: false,
+            missed: 0,
+            last_leader: None,
+            pending: VecDeque::new(),
+            next_slot: 0,
+            in_flight: BTreeMap::new(),
+            decided: BTreeMap::new(),
+            // Every replica starts at slot 0 and, until it reports, is as fresh as if it had
+            // just reported: one that never reports is taken for dead like any other.
+            replicas: (0..settings.replicas)
+                .map(|r| {
+                    let fresh = Progress {
+                        next: 0,
+                        silent: 0,
+                        reported: false,
+                        told_behind: false,
+                    };
+                    (r, fresh)
+                })
+                .collect(),
+            checkpoint: 0,
+        }
+    }
+
+    /// The leader this proposer knows of (itself, if it leads), and its ballot.
+    pub fn leader(&self) -> Option<(u32, Ballot)> {
+        match self.role {
+            Role::Leader => Some((self.me, self.ballot)),
+            Role::Follower {
+                leader: Some(leader),
+            } => Some((leader, self.ballot)),
+            _ => None,
+        }
+    }
+
+    /// Whether this proposer leads.
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader)
+    }
+
+    /// Decided slots kept for replicas that may lack them.
+    pub fn kept(&self) -> usize {
+        self.decided.len()
+    }
+
+    /// The checkpoint: every live replica has applied the slots below it.
+    pub fn checkpoint(&self) -> Slot {
+        self.checkpoint
+    }
+
+    /// Handles one event; returns the messages to send, in order.
+    pub fn handle(&mut self, event: Event<C>) -> Vec<Output<C>> {
+        let mut out = Vec::new();
+        match event {
+            Event::Request(request) => match self.role {
+                Role::Leader => {
+                    self.pending.push_back(request);
+                    self.propose_pending(&mut out);
+                }
+                Role::Follower {
+                    leader: Some(leader),
+                } => out.push(Output::Forward(leader, request)),
+                _ => self.pending.push_back(request),
+            },
+            Event::Acceptor(
+                from,
+                FromAcceptor::Promise {
+                    promised,
+                    accepted,
+                    checkpoint,
+                },
+            ) => {
+                if promised > self.ballot {
+                    self.ballot = promised;
+                    self.step_down(None, &mut out);
+                } else if promised == self.ballot
+                    && let Role::Candidate { promises } = &mut self.role
+                {
+                    promises.insert(
+                        from,
+                        Promise {
+                            accepted,
+                            checkpoint,
+                        },
+                    );
+                    if promises.len() >= quorum(self.settings.acceptors) {
+                        self.lead(&mut out);
+                    }
+                }
+            }
+            Event::Acceptor(from, FromAcceptor::Accepted { promised, slot }) => {
+                if promised > self.ballot {
+                    self.ballot = promised;
+                    self.step_down(None, &mut out);
+                } else if promised == self.ballot && self.is_leader() {
+                    self.accepted(from, slot, &mut out);
+                }
+            }
+            Event::Heartbeat(ballot) => {
+                if ballot > self.ballot || (ballot == self.ballot && ballot.proposer != self.me) {
+                    self.ballot = ballot;
+                    self.last_leader = Some(ballot.proposer);
+                    self.step_down(Some(ballot.proposer), &mut out);
+                    self.heard = true;
+                }
+            }
+            Event::ElectionTimeout => {
+                self.age_replicas();
+                match self.role {
+                    Role::Leader => {}
+                    Role::Candidate { .. } => self.stand(&mut out),
+                    Role::Follower { .. } if std::mem::take(&mut self.heard) => {
+                        self.missed = 0;
+                    }
+                    Role::Follower { .. } => {
+                        self.missed += 1;
+                        if self.missed > self.rank() {
+                            self.stand(&mut out);
+                        }
+                    }
+                }
+            }
+            Event::HeartbeatTimeout => {
+                if self.is_leader() {
+                    out.push(Output::Heartbeat(self.ballot));
+                    self.resend_old_accepts(&mut out);
+                }
+            }
+            Event::Applied { replica, next } => self.applied(replica, next, &mut out),
+        }
+        out
+    }
+
+    /// How many election timeouts this follower waits before standing: 0 for the last
+    /// leader's successor, 1 for the next, …
+    fn rank(&self) -> u32 {
+        let n = self.settings.proposers;
+        match self.last_leader {
+            Some(leader) => (self.me + n - leader - 1) % n,
+            None => self.me,
+        }
+    }
+
+    /// Starts an election with a ballot above every ballot seen.
+    fn stand(&mut self, out: &mut Vec<Output<C>>) {
+        self.requeue_in_flight();
+        self.ballot = Ballot {
+            round: self.ballot.round + 1,
+            proposer: self.me,
+        };
+        self.role = Role::Candidate {
+            promises: BTreeMap::new(),
+        };
+        self.missed = 0;
+        out.push(Output::ToAcceptors(ToAcceptor::Prepare(self.ballot)));
+    }
+
+    /// A majority promised: recover, fill holes, and start proposing.
+    fn lead(&mut self, out: &mut Vec<Output<C>>) {
+        let Role::Candidate { promises } = std::mem::replace(&mut self.role, Role::Leader) else {
+            return;
+        };
+        // Slots below the highest checkpoint were applied by every live replica: nothing
+        // there needs recovering.
+        let start = promises
+            .values()
+            .map(|p| p.checkpoint)
+            .chain([self.checkpoint])
+            .max()
+            .unwrap_or(0);
+        self.forget_below(start);
+        let mut recovered: BTreeMap<Slot, (Ballot, Entry<C>)> = BTreeMap::new();
+        for (slot, ballot, entry) in promises.into_values().flat_map(|p| p.accepted) {
+            if slot < start {
+                continue;
+            }
+            match recovered.get(&slot) {
+                Some((seen, _)) if *seen >= ballot => {}
+                _ => {
+                    recovered.insert(slot, (ballot, entry));
+                }
+            }
+        }
+        let end = recovered
+            .last_key_value()
+            .map_or(start, |(slot, _)| slot + 1)
+            .max(start);
+        // Every slot up to the last one any promise mentions is proposed again: a recovered
+        // value may have been decided and must stay so, and a hole becomes a no-op so that
+        // the slots after it can be applied.
+        self.in_flight.clear();
+        for slot in start..end {
+            let entry = recovered
+                .remove(&slot)
+                .map_or(Entry::Noop, |(_, entry)| entry);
+            self.propose(slot, entry, out);
+        }
+        self.next_slot = end;
+        self.last_leader = Some(self.me);
+        self.missed = 0;
+        out.push(Output::Heartbeat(self.ballot));
+        self.propose_pending(out);
+    }
+
+    /// Sends an accept for `slot` under the current ballot and waits for a majority.
+    fn propose(&mut self, slot: Slot, entry: Entry<C>, out: &mut Vec<Output<C>>) {
+        out.push(Output::ToAcceptors(ToAcceptor::Accept {
+            ballot: self.ballot,
+            slot,
+            entry: entry.clone(),
+            checkpoint: self.checkpoint,
+        }));
+        self.in_flight.insert(
+            slot,
+            InFlight {
+                entry,
+                accepted_by: Vec::new(),
+                age: 0,
+            },
+        );
+    }
+
+    /// Proposes waiting requests, a batch per slot, while the window has room.
+    fn propose_pending(&mut self, out: &mut Vec<Output<C>>) {
+        while self.in_flight.len() < self.settings.window && !self.pending.is_empty() {
+            let take = self.pending.len().min(self.settings.max_batch);
+            let batch: Vec<C> = self.pending.drain(..take).collect();
+            let slot = self.next_slot;
+            self.next_slot += 1;
+            self.propose(slot, Entry::Batch(batch), out);
+        }
+    }
+
+    fn accepted(&mut self, from: u32, slot: Slot, out: &mut Vec<Output<C>>) {
+        let Some(in_flight) = self.in_flight.get_mut(&slot) else {
+            return; // decided already, or from an older leadership
+        };
+        if !in_flight.accepted_by.contains(&from) {
+            in_flight.accepted_by.push(from);
+        }
+        if in_flight.accepted_by.len() >= quorum(self.settings.acceptors)
+            && let Some(done) = self.in_flight.remove(&slot)
+        {
+            self.decided.insert(slot, done.entry.clone());
+            out.push(Output::Decided(slot, done.entry));
+            self.propose_pending(out);
+        }
+    }
+
+    /// Accepts unanswered for two heartbeat timeouts are sent again: a message to an
+    /// acceptor may have been lost with its connection.
+    fn resend_old_accepts(&mut self, out: &mut Vec<Output<C>>) {
+        for (slot, in_flight) in &mut self.in_flight {
+            in_flight.age += 1;
+            if in_flight.age >= 2 {
+                in_flight.age = 0;
+                out.push(Output::ToAcceptors(ToAcceptor::Accept {
+                    ballot: self.ballot,
+                    slot: *slot,
+                    entry: in_flight.entry.clone(),
+                    checkpoint: self.checkpoint,
+                }));
+            }
+        }
+    }
+
+    /// Becomes a follower of `leader` (or of no one known). Requests this proposer held
+    /// go to the leader: those it proposed and may not see decided too (a replica drops a
+    /// request applied twice).
+    fn step_down(&mut self, leader: Option<u32>, out: &mut Vec<Output<C>>) {
+        self.requeue_in_flight();
+        self.role = Role::Follower { leader };
+        self.missed = 0;
+        if let Some(leader) = leader.filter(|l| *l != self.me) {
+            out.extend(self.pending.drain(..).map(|r| Output::Forward(leader, r)));
+        }
+    }
+
+    /// Puts the requests of every slot in flight back at the head of the queue.
+    fn requeue_in_flight(&mut self) {
+        let in_flight = std::mem::take(&mut self.in_flight);
+        for (_, slot) in in_flight.into_iter().rev() {
+            if let Entry::Batch(batch) = slot.entry {
+                for request in batch.into_iter().rev() {
+                    self.pending.push_front(request);
+                }
+            }
+        }
+    }
+
+    fn applied(&mut self, replica: u32, next: Slot, out: &mut Vec<Output<C>>) {
+        let (leading, checkpoint) = (self.is_leader(), self.checkpoint);
+        let Some(progress) = self.replicas.get_mut(&replica) else {
+            return; // not a replica of this deployment
+        };
+        // Reports can arrive out of order: only the furthest one counts.
+        let stuck = next <= progress.next && progress.reported;
+        progress.next = progress.next.max(next);
+        progress.silent = 0;
+        progress.reported = true;
+        if progress.next < checkpoint {
+            // The slots it lacks are forgotten: say so, once.
+            if leading && !std::mem::replace(&mut progress.told_behind, true) {
+                out.push(Output::Behind(replica, checkpoint));
+            }
+        } else if stuck && leading {
+            // No progress since its last report while this leader holds decided slots it
+            // lacks: the decision messages were lost; send them again (a bounded number at a
+            // time).
+            out.extend(
+                self.decided
+                    .range(next..)
+                    .take(self.settings.window * 4)
+                    .map(|(slot, entry)| Output::Resend(replica, *slot, entry.clone())),
+            );
+        }
+        self.advance_checkpoint();
+    }
+
+    fn age_replicas(&mut self) {
+        for progress in self.replicas.values_mut() {
+            progress.silent = progress.silent.saturating_add(1);
+        }
+        self.advance_checkpoint();
+    }
+
+    /// The lowest progress among replicas heard from recently; never moves back.
+    fn advance_checkpoint(&mut self) {
+        let live = self
+            .replicas
+            .values()
+            // A replica below the checkpoint cannot hold back what is already forgotten.
+            .filter(|p| p.silent < self.settings.replica_silence && p.next >= self.checkpoint)
+            .map(|p| p.next)
+            .min();
+        if let Some(lowest) = live {
+            self.forget_below(lowest);
+        }
+    }
+
+    fn forget_below(&mut self, checkpoint: Slot) {
+        if checkpoint > self.checkpoint {
+            self.checkpoint = checkpoint;
+            self.decided = self.decided.split_off(&checkpoint);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            window: 2,
+            ..Settings::tolerating(1)
+        }
+    }
+
+    fn promise(promised: Ballot, accepted: Vec<(Slot, Ballot, Entry<u32>)>) -> FromAcceptor<u32> {
+        FromAcceptor::Promise {
+            promised,
+            accepted,
+            checkpoint: 0,
+        }
+    }
+
+    fn b(round: u64, proposer: u32) -> Ballot {
+        Ballot { round, proposer }
+    }
+
+    /// Proposer 0 elected with empty promises from acceptors 0 and 1.
+    fn elected() -> Proposer<u32> {
+        let mut p = Proposer::new(0, settings());
+        let out = p.handle(Event::ElectionTimeout);
+        assert_eq!(out, vec![Output::ToAcceptors(ToAcceptor::Prepare(b(1, 0)))]);
+        assert!(
+            p.handle(Event::Acceptor(0, promise(b(1, 0), vec![])))
+                .is_empty()
+        );
+        let out = p.handle(Event::Acceptor(1, promise(b(1, 0), vec![])));
+        assert_eq!(out, vec![Output::Heartbeat(b(1, 0))]);
+        assert!(p.is_leader());
+        p
+    }
+
+    fn accepts(out: &[Output<u32>]) -> Vec<(Slot, Entry<u32>)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::ToAcceptors(ToAcceptor::Accept { slot, entry, .. }) => {
+                    Some((*slot, entry.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_request_is_decided_by_a_majority() {
+        let mut p = elected();
+        let out = p.handle(Event::Request(7));
+        assert_eq!(accepts(&out), vec![(0, Entry::Batch(vec![7]))]);
+        let ok = |promised| FromAcceptor::Accepted { promised, slot: 0 };
+        assert!(p.handle(Event::Acceptor(2, ok(b(1, 0)))).is_empty());
+        // The same acceptor twice is not a majority.
+        assert!(p.handle(Event::Acceptor(2, ok(b(1, 0)))).is_empty());
+        assert_eq!(
+            p.handle(Event::Acceptor(0, ok(b(1, 0)))),
+            vec![Output::Decided(0, Entry::Batch(vec![7]))]
+        );
+    }
+
+    #[test]
+    fn requests_wait_for_the_window_and_then_go_out_together() {
+        let mut p = elected();
+        p.handle(Event::Request(1));
+        p.handle(Event::Request(2));
+        // Window of 2 slots: the next requests wait ...
+        assert!(p.handle(Event::Request(3)).is_empty());
+        assert!(p.handle(Event::Request(4)).is_empty());
+        for acceptor in [0, 1] {
+            let out = p.handle(Event::Acceptor(
+                acceptor,
+                FromAcceptor::Accepted {
+                    promised: b(1, 0),
+                    slot: 0,
+                },
+            ));
+            if acceptor == 1 {
+                // ... and go out in one slot when slot 0 is decided.
+                assert_eq!(accepts(&out), vec![(2, Entry::Batch(vec![3, 4]))]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_leader_recovers_the_highest_ballot_value_and_fills_holes() {
+        let mut p = Proposer::new(1, Settings::tolerating(1));
+        // It heard leader 0, which then went quiet: as 0's successor it stands first.
+        p.handle(Event::Heartbeat(b(1, 0)));
+        assert!(p.handle(Event::ElectionTimeout).is_empty());
+        assert_eq!(
+            p.handle(Event::ElectionTimeout),
+            vec![Output::ToAcceptors(ToAcceptor::Prepare(b(2, 1)))]
+        );
+        // Acceptor 0 accepted slot 0 under ballot 1 and slot 2; acceptor 2 accepted another
+        // value for slot 0 under an older ballot. Slot 1 is a hole.
+        p.handle(Event::Acceptor(
+            0,
+            promise(
+                b(2, 1),
+                vec![
+                    (0, b(1, 0), Entry::Batch(vec![10])),
+                    (2, b(1, 0), Entry::Batch(vec![30])),
+                ],
+            ),
+        ));
+        let out = p.handle(Event::Acceptor(
+            2,
+            promise(b(2, 1), vec![(0, b(0, 2), Entry::Batch(vec![99]))]),
+        ));
+        assert_eq!(
+            accepts(&out),
+            vec![
+                (0, Entry::Batch(vec![10])),
+                (1, Entry::Noop),
+                (2, Entry::Batch(vec![30]))
+            ]
+        );
+        // New requests go after the recovered slots.
+        assert_eq!(
+            accepts(&p.handle(Event::Request(5))),
+            vec![(3, Entry::Batch(vec![5]))]
+        );
+    }
+
+    #[test]
+    fn requests_without_a_leader_wait_and_are_forwarded_once_one_is_known() {
+        let mut p = Proposer::new(2, settings());
+        assert!(p.handle(Event::Request(1)).is_empty());
+        assert!(p.handle(Event::Request(2)).is_empty());
+        assert_eq!(
+            p.handle(Event::Heartbeat(b(1, 0))),
+            vec![Output::Forward(0, 1), Output::Forward(0, 2)]
+        );
+        assert_eq!(p.handle(Event::Request(3)), vec![Output::Forward(0, 3)]);
+    }
+
+    #[test]
+    fn a_leader_that_meets_a_higher_ballot_steps_down_and_hands_over_its_requests() {
+        let mut p = elected();
+        p.handle(Event::Request(1));
+        // An acceptor promised a higher ballot: the accept is refused.
+        let out = p.handle(Event::Acceptor(
+            0,
+            FromAcceptor::Accepted {
+                promised: b(2, 1),
+                slot: 0,
+            },
+        ));
+        assert!(out.is_empty());
+        assert!(!p.is_leader());
+        // The request it had proposed goes to the new leader once it is heard from.
+        assert_eq!(
+            p.handle(Event::Heartbeat(b(2, 1))),
+            vec![Output::Forward(1, 1)]
+        );
+    }
+
+    #[test]
+    fn the_leaders_successor_stands_first() {
+        let mut p1 = Proposer::<u32>::new(1, settings());
+        let mut p2 = Proposer::<u32>::new(2, settings());
+        for p in [&mut p1, &mut p2] {
+            p.handle(Event::Heartbeat(b(1, 0)));
+        }
+        // The timeout right after a heartbeat only marks the period.
+        assert!(p1.handle(Event::ElectionTimeout).is_empty());
+        assert!(p2.handle(Event::ElectionTimeout).is_empty());
+        assert!(!p1.handle(Event::ElectionTimeout).is_empty());
+        assert!(p2.handle(Event::ElectionTimeout).is_empty());
+        // If proposer 1 is dead too, proposer 2 stands one timeout later.
+        assert!(!p2.handle(Event::ElectionTimeout).is_empty());
+    }
+
+    #[test]
+    fn a_heartbeat_holds_elections_off() {
+        let mut p = Proposer::<u32>::new(1, settings());
+        p.handle(Event::Heartbeat(b(1, 0)));
+        for _ in 0..5 {
+            assert!(p.handle(Event::ElectionTimeout).is_empty());
+            p.handle(Event::Heartbeat(b(1, 0)));
+        }
+        assert_eq!(p.leader(), Some((0, b(1, 0))));
+    }
+
+    #[test]
+    fn the_checkpoint_follows_the_slowest_live_replica() {
+        let mut p = elected();
+        for slot in 0..6u64 {
+            p.handle(Event::Request(slot as u32));
+            for acceptor in [0, 1] {
+                p.handle(Event::Acceptor(
+                    acceptor,
+                    FromAcceptor::Accepted {
+                        promised: b(1, 0),
+                        slot,
+                    },
+                ));
+            }
+        }
+        assert_eq!(p.kept(), 6);
+        p.handle(Event::Applied {
+            replica: 0,
+            next: 6,
+        });
+        p.handle(Event::Applied {
+            replica: 1,
+            next: 4,
+        });
+        // Replica 2 has not reported: it holds everything back.
+        assert_eq!((p.checkpoint(), p.kept()), (0, 6));
+        p.handle(Event::Applied {
+            replica: 2,
+            next: 6,
+        });
+        assert_eq!((p.checkpoint(), p.kept()), (4, 2));
+        // Replica 1 goes silent: after `replica_silence` timeouts it no longer holds the
+        // checkpoint back.
+        for _ in 0..settings().replica_silence {
+            p.handle(Event::ElectionTimeout);
+            p.handle(Event::Applied {
+                replica: 0,
+                next: 6,
+            });
+            p.handle(Event::Applied {
+                replica: 2,
+                next: 6,
+            });
+        }
+        assert_eq!((p.checkpoint(), p.kept()), (6, 0));
+        // Replica 1 was only slow: the leader tells it that it can no longer catch up.
+        assert_eq!(
+            p.handle(Event::Applied {
+                replica: 1,
+                next: 4
+            }),
+            vec![Output::Behind(1, 6)]
+        );
+        // The checkpoint travels with the next accept.
+        let out = p.handle(Event::Request(9));
+        assert!(matches!(
+            out.as_slice(),
+            [Output::ToAcceptors(ToAcceptor::Accept {
+                checkpoint: 6,
+                ..
+            })]
+        ));
+    }
+
+    #[test]
+    fn a_replica_that_reports_no_progress_gets_the_decided_slots_again() {
+        let mut p = elected();
+        p.handle(Event::Request(1));
+        for acceptor in [0, 1] {
+            p.handle(Event::Acceptor(
+                acceptor,
+                FromAcceptor::Accepted {
+                    promised: b(1, 0),
+                    slot: 0,
+                },
+            ));
+        }
+        // First report: maybe the decision is on its way.
+        assert!(
+            p.handle(Event::Applied {
+                replica: 2,
+                next: 0
+            })
+            .is_empty()
+        );
+        // Still nothing: send it again.
+        assert_eq!(
+            p.handle(Event::Applied {
+                replica: 2,
+                next: 0
+            }),
+            vec![Output::Resend(2, 0, Entry::Batch(vec![1]))]
+        );
+    }
+}

@@ -1,0 +1,641 @@
+//! One replica's gossip, as a state machine: rumor mongering with feedback, and anti-entropy
+//! as the backstop. No values live here — only keys and fingerprints. Values are read from
+//! the storage core when a message is sent and merged into it when one arrives, so the lattice
+//! store stays the one place that holds them.
+//!
+//! ```text
+//!   storage core ──Changed / Heard / Read──▶ Gossip::step ──Send(peer, message)──▶ peers
+//!        ▲                                     │   ▲
+//!        └────── Merge / Rumor / Read ◀────────┘   └── messages from peers, ticks, joins
+//! ```
+//!
+//! Every gossip tick a replica pushes its hot keys ([`RumorStore`]) to `fanout` random peers;
+//! each peer merges what it got and answers, key by key, whether it already had it — Demers'
+//! feedback — and the sender loses interest as its [`RumorConfig`] says. Every anti-entropy
+//! tick a replica sends one random peer its digest ([`DigestIndex`]); the two then swap
+//! `(key, fingerprint)` lists for the buckets that differ and repair exactly the keys that
+//! differ (see [`crate::replication::gossip::anti_entropy`] for the exchange).
+//!
+//! **Deletes** are tombstones that win over the versions they saw. Every anti-entropy tick a
+//! replica also tells each peer which tombstones it holds ([`GossipMessage::Holding`]); once
+//! every peer has said so, the tombstone is collected (see `Gossip::collect` for why no older
+//! value can then come back).
+//!
+//! [`Gossip::step`] is driven by the replica's dataflow (see [`crate::replication::gossip::flow`]) and by
+//! the unit tests below alike.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::Key;
+use crate::replication::gossip::anti_entropy::{
+    Digest, DigestIndex, differing_buckets, keys_to_send,
+};
+use crate::replication::gossip::rng::Rng;
+use crate::replication::gossip::rumor::{RumorConfig, RumorStore};
+pub use crate::store::lattice_core::ReadFor;
+
+/// What a replica's gossip sends: values, which go straight into the receiving replica's
+/// storage core; requests to read values for sending, which a replica sends *itself* (its
+/// gossip holds no values, its core does); and bookkeeping for the receiver's [`Gossip`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerMessage<S> {
+    /// Keys and their current values: rumors (answered with feedback) or anti-entropy
+    /// repairs (merged, no feedback).
+    Values(ReadFor, Vec<(Key, S)>),
+    /// Read these keys from the core and send their values to replica `to`.
+    Read(u32, ReadFor, Vec<Key>),
+    /// Drop this key from the core if it still holds exactly this tombstone (fingerprint).
+    Collect(Key, u64),
+    /// Feedback and anti-entropy bookkeeping.
+    Gossip(GossipMessage),
+}
+
+/// Gossip bookkeeping between replicas: keys and fingerprints, never values.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GossipMessage {
+    /// For each key of a rumor push: whether the receiver already had it, and the
+    /// fingerprint of the version it now holds. The fingerprint ties the answer to one
+    /// version: feedback about a version the sender has since replaced (it arrives late, after
+    /// a new write) must not retire the new version's rumor.
+    Feedback(Vec<(Key, bool, u64)>),
+    /// Anti-entropy, first step: the sender's digest.
+    Digest(Digest),
+    /// Anti-entropy, second step: the buckets that differ, and the answerer's `(key,
+    /// fingerprint)` pairs in them.
+    Buckets(Vec<usize>, Vec<(Key, u64)>),
+    /// Anti-entropy, third step: the initiator's pairs in those buckets, so the answerer can
+    /// send what the initiator lacks.
+    Keys(Vec<usize>, Vec<(Key, u64)>),
+    /// The tombstones the sender holds, by fingerprint: its acknowledgement, sent after it
+    /// got them, that it holds them.
+    Holding(Vec<(Key, u64)>),
+}
+
+/// A key's new version, as the gossip sees it: a fingerprint, and whether it is a tombstone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Version {
+    /// The fingerprint of the key's new value.
+    pub print: u64,
+    /// The value only says the key was deleted.
+    pub tombstone: bool,
+}
+
+/// What the storage core tells the gossip (its replication effects), and what else drives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GossipEvent<S> {
+    /// This replica joined, or learned of a peer (cluster membership).
+    Joined(u32),
+    /// A key's value changed here.
+    Changed(Key, Version),
+    /// A rumor from peer `from` was merged: whether this replica already had it, and the
+    /// fingerprint of the key's new value if the merge changed it.
+    Heard {
+        /// The peer that pushed the rumor.
+        from: u32,
+        /// The key.
+        key: Key,
+        /// The merge changed nothing: the peer's feedback is "I had it".
+        had_it: bool,
+        /// The key's new version, when the merge changed it.
+        changed: Option<Version>,
+    },
+    /// Values the core read, to be sent to `to`.
+    Read {
+        /// The peer the values go to.
+        to: u32,
+        /// What they are for.
+        why: ReadFor,
+        /// The keys and their current values.
+        values: Vec<(Key, S)>,
+    },
+    /// Bookkeeping from peer `from`.
+    Message(u32, GossipMessage),
+    /// Time to push rumors (and to send pending feedback).
+    GossipTick,
+    /// Time to start an anti-entropy exchange.
+    AntiEntropyTick,
+}
+
+/// A message for replica `.0` (this replica itself for [`PeerMessage::Read`]).
+pub type Outgoing<S> = (u32, PeerMessage<S>);
+
+/// Anti-entropy rounds a replica keeps acknowledging a tombstone it collected, for peers that
+/// have not collected it yet (about ten seconds with the default one-second interval).
+pub const REMEMBER_COLLECTED_ROUNDS: u32 = 10;
+
+/// One replica's gossip state (see the module docs).
+#[derive(Debug)]
+pub struct Gossip {
+    me: u32,
+    peers: BTreeSet<u32>,
+    rumors: RumorStore<Key>,
+    digest: DigestIndex<Key>,
+    /// Feedback owed to each peer, sent with the next gossip tick.
+    feedback: BTreeMap<u32, Vec<(Key, bool, u64)>>,
+    /// Tombstones held here, by fingerprint, with the peers known to hold them too.
+    tombstones: HashMap<Key, (u64, BTreeSet<u32>)>,
+    /// Tombstones collected here, with the anti-entropy rounds left to remember them. While
+    /// remembered, a collected tombstone is still acknowledged to peers (they may not have
+    /// collected it yet, and wait for every replica's word), and one that comes back from a
+    /// peer is collected again at once.
+    collected: HashMap<Key, (u64, u32)>,
+    rng: Rng,
+}
+
+impl Gossip {
+    /// The gossip of replica `me`, with rumor mongering set by `config`.
+    pub fn new(me: u32, config: RumorConfig) -> Self {
+        Self {
+            me,
+            peers: BTreeSet::new(),
+            rumors: RumorStore::new(config),
+            digest: DigestIndex::new(),
+            feedback: BTreeMap::new(),
+            tombstones: HashMap::new(),
+            collected: HashMap::new(),
+            // Seeded by the member id: each replica picks different peers, and a run is
+            // reproducible (which Hydro's simulator needs).
+            rng: Rng::new(0x676f_7373_6970 ^ u64::from(me)),
+        }
+    }
+
+    /// Reacts to one event.
+    pub fn step<S>(&mut self, event: GossipEvent<S>) -> Vec<Outgoing<S>> {
+        match event {
+            GossipEvent::Joined(member) => {
+                if member != self.me {
+                    self.peers.insert(member);
+                }
+                vec![]
+            }
+            GossipEvent::Changed(key, version) => self.changed(key, version),
+            GossipEvent::Heard {
+                from,
+                key,
+                had_it,
+                changed,
+            } => {
+                let print = changed
+                    .map(|v| v.print)
+                    .or_else(|| self.digest.fingerprint(&key));
+                if let Some(print) = print {
+                    self.feedback
+                        .entry(from)
+                        .or_default()
+                        .push((key.clone(), had_it, print));
+                }
+                match changed {
+                    Some(version) => self.changed(key, version),
+                    None => vec![],
+                }
+            }
+            GossipEvent::Read { to, why, values } => vec![(to, PeerMessage::Values(why, values))],
+            GossipEvent::Message(from, message) => self.received(from, message),
+            GossipEvent::GossipTick => self.push_rumors(),
+            GossipEvent::AntiEntropyTick => self.start_anti_entropy(),
+        }
+    }
+
+    /// A key changed here: it is news (a hot rumor), and the digest must say so. A tombstone
+    /// this replica already collected is collected again instead.
+    fn changed<S>(&mut self, key: Key, version: Version) -> Vec<Outgoing<S>> {
+        if version.tombstone && self.collected.get(&key).map(|c| c.0) == Some(version.print) {
+            return vec![(self.me, PeerMessage::Collect(key, version.print))];
+        }
+        self.collected.remove(&key);
+        if version.tombstone {
+            self.tombstones
+                .insert(key.clone(), (version.print, BTreeSet::new()));
+        } else {
+            self.tombstones.remove(&key);
+        }
+        self.digest.set(&key, version.print);
+        self.rumors.heard(key);
+        vec![]
+    }
+
+    /// Collects every tombstone that every peer is known to hold: out of the digest and the
+    /// rumors here, and out of the core (a message to itself).
+    ///
+    /// Why this is safe: a peer's [`GossipMessage::Holding`] is sent after it got the
+    /// tombstone, and each peer's messages to this replica arrive in the order it sent them
+    /// (one connection, never re-dialled). So every message a peer sent *before* it held the
+    /// tombstone — any that could carry the older value — has already arrived here, and a peer
+    /// that holds the tombstone can never send the older value again. Nothing can bring the
+    /// key back but a new write. (A replica that is down acknowledges nothing, so its peers
+    /// keep their tombstones until it is back or removed.)
+    fn collect<S>(&mut self) -> Vec<Outgoing<S>> {
+        let peers = &self.peers;
+        let stable: Vec<(Key, u64)> = self
+            .tombstones
+            .iter()
+            .filter(|(_, (_, acked))| !peers.is_empty() && peers.is_subset(acked))
+            .map(|(key, (print, _))| (key.clone(), *print))
+            .collect();
+        stable
+            .into_iter()
+            .map(|(key, print)| {
+                self.tombstones.remove(&key);
+                self.digest.remove(&key);
+                self.rumors.forget(&key);
+                self.collected
+                    .insert(key.clone(), (print, REMEMBER_COLLECTED_ROUNDS));
+                (self.me, PeerMessage::Collect(key, print))
+            })
+            .collect()
+    }
+
+    fn received<S>(&mut self, from: u32, message: GossipMessage) -> Vec<Outgoing<S>> {
+        let send = |message| (from, PeerMessage::Gossip(message));
+        match message {
+            GossipMessage::Feedback(answers) => {
+                for (key, had_it, print) in answers {
+                    // Only feedback about the version this replica holds now counts.
+                    if self.digest.fingerprint(&key) == Some(print) {
+                        self.rumors.contacted(&key, had_it, &mut self.rng);
+                    }
+                }
+                vec![]
+            }
+            GossipMessage::Digest(theirs) => {
+                let differ = differing_buckets(&self.digest.digest(), &theirs);
+                if differ.is_empty() {
+                    return vec![];
+                }
+                let mine = self.digest.keys_in(&differ);
+                vec![send(GossipMessage::Buckets(differ, mine))]
+            }
+            GossipMessage::Buckets(differ, theirs) => {
+                let mine = self.digest.keys_in(&differ);
+                let keys = keys_to_send(&mine, &theirs);
+                let mut actions = vec![send(GossipMessage::Keys(differ, mine))];
+                if !keys.is_empty() {
+                    actions.push(self.read(from, ReadFor::Repair, keys));
+                }
+                actions
+            }
+            GossipMessage::Holding(held) => {
+                for (key, print) in held {
+                    if let Some((mine, acked)) = self.tombstones.get_mut(&key)
+                        && *mine == print
+                    {
+                        acked.insert(from);
+                    }
+                }
+                self.collect()
+            }
+            GossipMessage::Keys(differ, theirs) => {
+                let mine = self.digest.keys_in(&differ);
+                let keys = keys_to_send(&mine, &theirs);
+                if keys.is_empty() {
+                    return vec![];
+                }
+                vec![self.read(from, ReadFor::Repair, keys)]
+            }
+        }
+    }
+
+    /// A gossip tick: owed feedback goes out, and every hot key goes to `fanout` random
+    /// peers (one read per peer, for all the keys it gets).
+    fn push_rumors<S>(&mut self) -> Vec<Outgoing<S>> {
+        let mut actions: Vec<Outgoing<S>> = std::mem::take(&mut self.feedback)
+            .into_iter()
+            .map(|(peer, answers)| (peer, PeerMessage::Gossip(GossipMessage::Feedback(answers))))
+            .collect();
+        if self.peers.is_empty() {
+            return actions;
+        }
+        let peers: Vec<u32> = self.peers.iter().copied().collect();
+        let fanout = self.rumors.config().fanout;
+        let mut per_peer: BTreeMap<u32, Vec<Key>> = BTreeMap::new();
+        let hot: Vec<Key> = self.rumors.hot_keys().cloned().collect();
+        for key in hot {
+            // `peers.len()` as "me": every listed peer is a candidate (self is not listed).
+            for i in self.rng.pick_peers(peers.len(), peers.len(), fanout) {
+                if let Some(&peer) = peers.get(i) {
+                    per_peer.entry(peer).or_default().push(key.clone());
+                }
+            }
+        }
+        for (to, keys) in per_peer {
+            actions.push(self.read(to, ReadFor::Rumor, keys));
+        }
+        actions
+    }
+
+    /// An anti-entropy tick: send one random peer this replica's digest, and every peer the
+    /// tombstones held here (so each can tell when every replica holds one).
+    fn start_anti_entropy<S>(&mut self) -> Vec<Outgoing<S>> {
+        let peers: Vec<u32> = self.peers.iter().copied().collect();
+        let Some(&peer) = peers.get(self.rng.below(peers.len().max(1))) else {
+            return vec![];
+        };
+        let mut out = vec![(
+            peer,
+            PeerMessage::Gossip(GossipMessage::Digest(self.digest.digest())),
+        )];
+        let held: Vec<(Key, u64)> = self
+            .tombstones
+            .iter()
+            .map(|(key, (print, _))| (key.clone(), *print))
+            .chain(
+                self.collected
+                    .iter()
+                    .map(|(key, (print, _))| (key.clone(), *print)),
+            )
+            .collect();
+        if !held.is_empty() {
+            for &to in &peers {
+                out.push((
+                    to,
+                    PeerMessage::Gossip(GossipMessage::Holding(held.clone())),
+                ));
+            }
+        }
+        // Forget collected tombstones after a while: by then every live peer has collected
+        // them too.
+        self.collected.retain(|_, (_, rounds)| {
+            *rounds = rounds.saturating_sub(1);
+            *rounds > 0
+        });
+        out
+    }
+
+    /// A request to this replica's own core: read `keys`, and send their values to `to`.
+    fn read<S>(&self, to: u32, why: ReadFor, keys: Vec<Key>) -> Outgoing<S> {
+        (self.me, PeerMessage::Read(to, why, keys))
+    }
+
+    /// How many keys are hot rumors here.
+    pub fn hot_rumors(&self) -> usize {
+        self.rumors.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::replication::gossip::rumor::{Feedback, LossOfInterest};
+
+    /// Three replicas wired by hand: a map per replica stands in for its storage core (a
+    /// `u64` value per key, merged by max, fingerprinted by itself), and messages are
+    /// delivered at once. Tests drive ticks and inspect the maps.
+    struct Cluster {
+        gossip: Vec<Gossip>,
+        stores: Vec<HashMap<Key, u64>>,
+        sent: usize,
+        /// Of those, messages carrying values.
+        values_sent: usize,
+    }
+
+    fn config(k: u32) -> RumorConfig {
+        RumorConfig {
+            feedback: Feedback::Feedback,
+            loss: LossOfInterest::Counter,
+            k,
+            fanout: 1,
+        }
+    }
+
+    fn cluster(n: u32, config: RumorConfig) -> Cluster {
+        let mut c = Cluster {
+            gossip: (0..n).map(|me| Gossip::new(me, config)).collect(),
+            stores: (0..n).map(|_| HashMap::new()).collect(),
+            sent: 0,
+            values_sent: 0,
+        };
+        for me in 0..n as usize {
+            for member in 0..n {
+                let out = c.gossip[me].step::<u64>(GossipEvent::Joined(member));
+                assert!(out.is_empty());
+            }
+        }
+        c
+    }
+
+    /// Test values are numbers, merged by max; 0 stands for a tombstone.
+    fn version(value: u64) -> Version {
+        Version {
+            print: value,
+            tombstone: value == 0,
+        }
+    }
+
+    fn key(k: &str) -> Key {
+        Key::from(k.to_string())
+    }
+
+    impl Cluster {
+        /// A client writes `value` to `k` at replica `at`.
+        fn write(&mut self, at: usize, k: &str, value: u64) {
+            self.stores[at].insert(key(k), value);
+            self.deliver(at, GossipEvent::Changed(key(k), version(value)));
+        }
+
+        /// Feeds `event` to replica `at`, and everything it causes, until quiet.
+        fn deliver(&mut self, at: usize, event: GossipEvent<u64>) {
+            let mut queue = vec![(at, event)];
+            while let Some((at, event)) = queue.pop() {
+                for (to, message) in self.gossip[at].step(event) {
+                    let to = to as usize;
+                    match message {
+                        PeerMessage::Gossip(message) => {
+                            self.sent += 1;
+                            queue.push((to, GossipEvent::Message(at as u32, message)));
+                        }
+                        PeerMessage::Values(why, values) => {
+                            self.sent += 1;
+                            self.values_sent += 1;
+                            for (key, value) in values {
+                                queue.extend(self.merge(to, at as u32, why, key, value));
+                            }
+                        }
+                        PeerMessage::Collect(key, print) => {
+                            assert_eq!(to, at, "collection is the replica's own business");
+                            if self.stores[at].get(&key) == Some(&print) && print == 0 {
+                                self.stores[at].remove(&key);
+                            }
+                        }
+                        PeerMessage::Read(peer, why, keys) => {
+                            assert_eq!(to, at, "reads go to the replica's own core");
+                            let values = keys
+                                .into_iter()
+                                .filter_map(|k| self.stores[at].get(&k).map(|v| (k, *v)))
+                                .collect();
+                            queue.push((
+                                at,
+                                GossipEvent::Read {
+                                    to: peer,
+                                    why,
+                                    values,
+                                },
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+
+        /// What replica `at`'s core does with a value from `from`: merge by max, and report
+        /// what the real core reports (see `crate::store::lattice_core::Effect`).
+        fn merge(
+            &mut self,
+            at: usize,
+            from: u32,
+            why: ReadFor,
+            key: Key,
+            value: u64,
+        ) -> Option<(usize, GossipEvent<u64>)> {
+            let old = self.stores[at].get(&key).copied();
+            let changed = old.is_none_or(|old| value > old);
+            if changed {
+                self.stores[at].insert(key.clone(), value);
+            }
+            let print = changed.then_some(value);
+            let event = match why {
+                ReadFor::Rumor => GossipEvent::Heard {
+                    from,
+                    key,
+                    had_it: !changed,
+                    changed: print.map(version),
+                },
+                ReadFor::Repair => GossipEvent::Changed(key, version(print?)),
+            };
+            Some((at, event))
+        }
+
+        fn tick(&mut self, event: fn() -> GossipEvent<u64>) {
+            for at in 0..self.gossip.len() {
+                self.deliver(at, event());
+            }
+        }
+
+        fn agree_on(&self, k: &str) -> bool {
+            let k = key(k);
+            self.stores
+                .iter()
+                .all(|s| s.get(&k) == self.stores[0].get(&k))
+        }
+    }
+
+    #[test]
+    fn a_rumor_reaches_every_replica_and_then_dies_down() {
+        let mut c = cluster(3, config(2));
+        c.write(0, "a", 7);
+        for _ in 0..20 {
+            c.tick(|| GossipEvent::GossipTick);
+        }
+        assert!(c.agree_on("a"), "{:?}", c.stores);
+        assert!(
+            c.gossip.iter().all(|g| g.hot_rumors() == 0),
+            "rumors never retired"
+        );
+        // Quiet now: ticks send nothing.
+        let before = c.sent;
+        c.tick(|| GossipEvent::GossipTick);
+        assert_eq!(c.sent, before);
+    }
+
+    #[test]
+    fn feedback_retires_a_rumor_after_k_peers_already_had_it() {
+        let mut c = cluster(2, config(2));
+        c.stores[1].insert(key("a"), 7);
+        c.gossip[1].step::<u64>(GossipEvent::Changed(key("a"), version(7)));
+        c.write(0, "a", 7);
+        // Replica 1 already holds it: each push is answered "had it" at the next tick.
+        c.tick(|| GossipEvent::GossipTick);
+        assert_eq!(
+            c.gossip[0].hot_rumors(),
+            1,
+            "one 'had it' is fewer than k = 2"
+        );
+        c.tick(|| GossipEvent::GossipTick);
+        c.tick(|| GossipEvent::GossipTick);
+        assert_eq!(c.gossip[0].hot_rumors(), 0);
+    }
+
+    #[test]
+    fn anti_entropy_repairs_what_rumors_missed_in_both_directions() {
+        // k = 1 and no gossip ticks: the rumors never travel, only anti-entropy does.
+        let mut c = cluster(2, config(1));
+        c.write(0, "only-at-0", 1);
+        c.write(1, "only-at-1", 2);
+        c.write(0, "both", 3);
+        c.write(1, "both", 4);
+        c.deliver(0, GossipEvent::AntiEntropyTick);
+        for k in ["only-at-0", "only-at-1", "both"] {
+            assert!(c.agree_on(k), "{k}: {:?}", c.stores);
+        }
+        assert_eq!(c.stores[0][&key("both")], 4);
+        // Once they agree, an exchange is one digest and nothing else.
+        let before = c.sent;
+        c.deliver(1, GossipEvent::AntiEntropyTick);
+        assert_eq!(c.sent, before + 1);
+    }
+
+    #[test]
+    fn late_feedback_about_an_older_version_does_not_retire_a_new_rumor() {
+        let mut g = Gossip::new(0, config(1));
+        g.step::<u64>(GossipEvent::Joined(1));
+        g.step::<u64>(GossipEvent::Changed(key("a"), version(1)));
+        // The peer answers "had it" about version 1 after version 2 was written here.
+        g.step::<u64>(GossipEvent::Changed(key("a"), version(2)));
+        let stale = GossipMessage::Feedback(vec![(key("a"), true, 1)]);
+        g.step::<u64>(GossipEvent::Message(1, stale));
+        assert_eq!(g.hot_rumors(), 1, "stale feedback retired the new rumor");
+        let current = GossipMessage::Feedback(vec![(key("a"), true, 2)]);
+        g.step::<u64>(GossipEvent::Message(1, current));
+        assert_eq!(g.hot_rumors(), 0);
+    }
+
+    #[test]
+    fn a_tombstone_every_replica_holds_is_collected_everywhere_and_stays_collected() {
+        let mut c = cluster(3, config(2));
+        c.write(0, "gone", 0);
+        for _ in 0..3 {
+            c.tick(|| GossipEvent::GossipTick);
+        }
+        assert!(c.stores.iter().all(|s| s.get(&key("gone")) == Some(&0)));
+        // One anti-entropy tick: every replica tells every peer which tombstones it holds.
+        c.tick(|| GossipEvent::AntiEntropyTick);
+        assert!(
+            c.stores.iter().all(|s| !s.contains_key(&key("gone"))),
+            "{:?}",
+            c.stores
+        );
+        // A copy of the tombstone still on its way is collected again on arrival.
+        c.stores[2].insert(key("gone"), 0);
+        c.deliver(2, GossipEvent::Changed(key("gone"), version(0)));
+        assert!(!c.stores[2].contains_key(&key("gone")));
+        // And the digests agree again: an exchange repairs nothing.
+        let before = c.values_sent;
+        c.deliver(1, GossipEvent::AntiEntropyTick);
+        assert_eq!(c.values_sent, before);
+    }
+
+    #[test]
+    fn a_tombstone_is_kept_while_a_replica_has_not_acknowledged_it() {
+        let mut c = cluster(3, config(2));
+        // Replica 2 never hears of the delete: no rumors, and its acknowledgements never come.
+        c.stores[0].insert(key("gone"), 0);
+        c.deliver(0, GossipEvent::Changed(key("gone"), version(0)));
+        c.stores[1].insert(key("gone"), 0);
+        c.deliver(1, GossipEvent::Changed(key("gone"), version(0)));
+        let holding = GossipMessage::Holding(vec![(key("gone"), 0)]);
+        c.deliver(0, GossipEvent::Message(1, holding));
+        assert_eq!(c.stores[0].get(&key("gone")), Some(&0));
+    }
+
+    #[test]
+    fn a_replica_alone_sends_nothing() {
+        let mut g = Gossip::new(0, config(1));
+        g.step::<u64>(GossipEvent::Joined(0));
+        g.step::<u64>(GossipEvent::Changed(key("a"), version(1)));
+        assert!(g.step::<u64>(GossipEvent::GossipTick).is_empty());
+        assert!(g.step::<u64>(GossipEvent::AntiEntropyTick).is_empty());
+    }
+}

@@ -1,0 +1,20 @@
+//! Storage: the state machines that hold the keys, and the seam every core shares.
+//!
+//! - [`lattice_core`]: `LatticeKVSCore`, a store whose values are lattices, merged on every
+//!   write; also the seam between a core and the stages around it (`StorageInput`, `Effect`,
+//!   `apply_atomically`, the refusal texts).
+//! - [`kvs_core`] (file `core.rs`): `KVSCore`, last writer wins, with expiry and counters.
+//! - [`causal_core`]: `CausalKVSCore`, the lattice store over causal values, stamped by the
+//!   replica (vector clocks, siblings).
+//! - [`keyspace`]: Redis glob patterns and the hash order `SCAN` walks keys in.
+//!
+//! Each core is plain Rust with no I/O, run as a Hydro dataflow by its `serve`. This folder
+//! may import [`crate::protocol`], [`crate::values`] and [`crate::hashing`], nothing above.
+
+pub mod causal_core;
+pub mod keyspace;
+// The file is `core.rs`, as in the book; the module is `kvs_core`, because a module named
+// `core` would shadow the `core` crate in code that glob-imports this one.
+#[path = "core.rs"]
+pub mod kvs_core;
+pub mod lattice_core;
