@@ -12,7 +12,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use kvs_zoo::architectures::sharded_replicated::ShardedReplicated;
-use kvs_zoo::routing::ring::{Layout, Shards};
+use kvs_zoo::membership::Layout;
+use kvs_zoo::routing::ring::Shards;
 use kvs_zoo::routing::sticky::StickyRouter;
 use redis::{Commands, Value};
 use support::Server;

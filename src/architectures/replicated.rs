@@ -36,10 +36,10 @@ use bytes::Bytes;
 use hydro_lang::prelude::*;
 
 use crate::deploy::{DemoStep, KVSDemo, Topology};
+use crate::membership::Layout;
 use crate::net::Transport;
 use crate::replication::gossip::flow::{GossipReplication, GossipSettings};
 use crate::routing::cluster::ClusterRouter;
-use crate::routing::ring::Layout;
 use crate::server::{KVSServer, Proxy};
 use crate::store::causal_core::CausalKVSCore;
 
@@ -79,13 +79,13 @@ pub fn replicated_kvs<'a, C: 'a>(proxy: &Process<'a, Proxy>, replicas: &Cluster<
             proxy,
             replicas,
             "replica",
-            proxy.singleton(q!(crate::routing::ring::Layout::current())),
+            proxy.singleton(q!(crate::membership::layout::Layout::current())),
             Transport::Zoo,
         ),
         GossipReplication::new(
             replicas,
             "replica",
-            replicas.singleton(q!(crate::routing::ring::Layout::current())),
+            replicas.singleton(q!(crate::membership::layout::Layout::current())),
             Transport::Zoo,
         ),
     );

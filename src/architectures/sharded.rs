@@ -35,9 +35,10 @@ use bytes::Bytes;
 use hydro_lang::prelude::*;
 
 use crate::deploy::{DemoStep, KVSDemo, Topology};
+use crate::membership::Layout;
+use crate::membership::layout::DEFAULT_VIRTUAL_NODES;
 use crate::net::Transport;
 use crate::routing::cluster::ClusterRouter;
-use crate::routing::ring::{DEFAULT_VIRTUAL_NODES, Layout};
 use crate::server::{KVSServer, Proxy};
 use crate::store::kvs_core::KVSCore;
 
@@ -85,7 +86,7 @@ pub fn sharded_kvs<'a>(proxy: &Process<'a, Proxy>, shards: &Cluster<'a, Shard>) 
         proxy,
         shards,
         "shard",
-        proxy.singleton(q!(crate::routing::ring::Layout::current())),
+        proxy.singleton(q!(crate::membership::layout::Layout::current())),
         Transport::Zoo,
     ));
     replies.complete(server.serve(requests));
@@ -143,9 +144,9 @@ mod sim_tests {
     use hydro_lang::sim::quiesce;
 
     use super::*;
+    use crate::membership::liveness::Beat;
     use crate::protocol::{KVSOperation, KVSRequest, KVSResult};
     use crate::routing::ring::Shards;
-    use crate::routing::sticky::Beat;
 
     /// The sharded composition (ring router, one LWW core per shard), run by Hydro's
     /// simulator: every write reaches the shard the ring names, and only that shard — each
@@ -170,7 +171,7 @@ mod sim_tests {
             &proxy,
             &shards,
             "shard",
-            proxy.singleton(q!(crate::routing::ring::Layout::sharded(3, 1))),
+            proxy.singleton(q!(crate::membership::layout::Layout::sharded(3, 1))),
             Transport::Hydro,
         )
         .with_liveness((beats, ticks));

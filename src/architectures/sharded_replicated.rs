@@ -41,8 +41,9 @@ use hydro_lang::prelude::*;
 
 use crate::architectures::replicated::replicated_kvs;
 use crate::deploy::{DemoStep, KVSDemo, Topology};
+use crate::membership::Layout;
+use crate::membership::layout::DEFAULT_VIRTUAL_NODES;
 use crate::replication::gossip::flow::GossipSettings;
-use crate::routing::ring::{DEFAULT_VIRTUAL_NODES, Layout};
 use crate::server::Proxy;
 
 /// Tag type of the cluster holding every shard's replicas.
@@ -144,10 +145,10 @@ mod sim_tests {
     use hydro_lang::sim::quiesce;
 
     use super::*;
+    use crate::membership::liveness::Beat;
     use crate::protocol::{KVSOperation, KVSRequest, KVSResult};
     use crate::replication::gossip::flow::GossipTick;
     use crate::routing::ring::Shards;
-    use crate::routing::sticky::Beat;
 
     /// Two shards of two replicas, the whole composition (ring router, causal cores, gossip
     /// inside each shard) run by Hydro's simulator with gossip driven by hand: once gossip
@@ -177,14 +178,14 @@ mod sim_tests {
             &proxy,
             &replicas,
             "replica",
-            proxy.singleton(q!(crate::routing::ring::Layout::sharded(2, 2))),
+            proxy.singleton(q!(crate::membership::layout::Layout::sharded(2, 2))),
             Transport::Hydro,
         )
         .with_liveness((beats, ticks));
         let gossip = GossipReplication::with_ticks(
             gossip_ticks,
             "replica",
-            replicas.singleton(q!(crate::routing::ring::Layout::sharded(2, 2))),
+            replicas.singleton(q!(crate::membership::layout::Layout::sharded(2, 2))),
             Transport::Hydro,
         );
         let responses = KVSServer::<Bytes, CausalKVSCore, _, _>::with_replication(router, gossip)

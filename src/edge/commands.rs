@@ -15,8 +15,9 @@ use smallvec::{SmallVec, smallvec};
 
 use crate::edge::auth::Password;
 use crate::edge::resp::{Args, Command, CommandNames, Protocol, Reply};
+use crate::membership::Layout;
 use crate::protocol::{ClientId, Expiry, KVSOperation, KVSResult, Presence};
-use crate::routing::ring::{Layout, Shards};
+use crate::routing::ring::Shards;
 
 /// How the results of a data command's operations become its reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

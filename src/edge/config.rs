@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use crate::edge::auth::Password;
 use crate::edge::commands::Settings;
-use crate::routing::ring::{Layout, Shards};
+use crate::membership::Layout;
+use crate::routing::ring::Shards;
 
 /// Where and how the front listens, and what it bounds.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,8 +1,19 @@
-//! Membership: who the deployment's members are and which of them are alive.
+//! Membership: who the deployment's members are, how a storage cluster is cut into shards,
+//! and which members are alive — one view that the routers, Paxos and `INFO` share.
 //!
-//! - [`view`]: the members as the proxy sees them (beats, states, the leader), shared by the
-//!   routers, Paxos and `INFO`.
+//! - [`ids`]: [`MemberId`] and [`ShardId`], so a member and a shard are never confused.
+//! - [`layout`]: which members make up each shard of a storage cluster ([`Layout`]).
+//! - [`liveness`]: the failure detector (heartbeats, ticks, suspicion) every router runs.
+//! - [`view`]: the members and the leader as the proxy last saw them, published by the
+//!   routers' dataflows and read by `INFO`.
 //!
 //! It may import [`crate::protocol`] only.
 
+pub mod ids;
+pub mod layout;
+pub mod liveness;
 pub mod view;
+
+pub use ids::{MemberId, ShardId};
+pub use layout::Layout;
+pub use liveness::{Beat, Liveness, MemberView};

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
-use crate::routing::sticky::Beat;
+use crate::membership::liveness::Beat;
 
 /// One member's status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -29,12 +29,13 @@ use hydro_lang::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::membership::Beat;
+use crate::membership::Layout;
 use crate::net::Transport;
 use crate::net::channel;
 use crate::net::links::{from_proxy, to_proxy};
 use crate::protocol::{KVSRequest, KVSResponse};
-use crate::routing::ring::Layout;
-use crate::routing::sticky::{Beat, RouterEvent};
+use crate::routing::sticky::RouterEvent;
 use crate::server::{Proxy, Router};
 
 /// How often each replica tells the proxy it is alive.
@@ -146,7 +147,7 @@ impl<'a, C> ClusterRouter<'a, C> {
         let beats = self
             .replicas
             .source_interval(q!(crate::routing::cluster::HEARTBEAT_EVERY))
-            .map(q!(|_| crate::routing::sticky::Beat {
+            .map(q!(|_| crate::membership::liveness::Beat {
                 pid: std::process::id(),
                 gossip_sent: crate::net::transport::sent(crate::net::channel::GOSSIP),
             }));
@@ -261,7 +262,7 @@ mod sim_tests {
         let (requests_in, requests) = proxy.sim_input();
         let (beats_in, beats) = proxy.sim_input();
         let (ticks_in, ticks) = proxy.sim_input();
-        let layout = proxy.singleton(q!(crate::routing::ring::Layout::unsharded(2)));
+        let layout = proxy.singleton(q!(crate::membership::layout::Layout::unsharded(2)));
         let router = ClusterRouter::new(&proxy, &replicas, "replica", layout, Transport::Hydro)
             .with_liveness((beats, ticks));
         // Each replica answers with its own member id.
@@ -282,7 +283,8 @@ mod sim_tests {
             .sim_output();
 
         // A client whose replica, while both live, is replica 1.
-        let mut both = StickyRouter::<Bytes>::new(1, crate::routing::ring::Layout::unsharded(2));
+        let mut both =
+            StickyRouter::<Bytes>::new(1, crate::membership::layout::Layout::unsharded(2));
         both.joined(0);
         both.joined(1);
         let client = (0..).find(|&c| both.member_for(c, b"k") == Ok(1)).unwrap();

@@ -1,7 +1,7 @@
 //! Routers: how the proxy decides which storage member serves each request.
 //!
 //! - [`ring`]: consistent hashing — which shard holds a key, and which members make up a
-//!   shard (the [`ring::Layout`] of a storage cluster);
+//!   shard (cut as the [`Layout`](crate::membership::Layout) of a storage cluster says);
 //! - [`sticky`]: the routing decisions, kept apart from the dataflow so they can be tested
 //!   alone — each request goes to its key's shard and, inside the shard, each connection
 //!   sticks to one live member (rendezvous hashing); members are watched by heartbeats, and

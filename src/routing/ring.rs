@@ -14,9 +14,8 @@
 //! `std::hash::DefaultHasher` makes no such promise across Rust releases, so the ring uses
 //! [`crate::hashing::stable_hash`], written out and pinned by tests.
 //!
-//! **The layout.** A sharded deployment is one Hydro cluster of `shards × replicas` members:
-//! member `m` belongs to shard `m / replicas`, so shard `s` is members
-//! `s·replicas .. (s+1)·replicas`. [`Shards`] puts the ring and that layout together:
+//! **The layout.** A sharded deployment is one Hydro cluster of `shards × replicas` members
+//! (see [`Layout`]). [`Shards`] puts the ring and that layout together:
 //! [`Shards::locate`] is the one function that says where a key lives, called by the router
 //! for every request and by `KEYSHARD` for a curious client alike.
 
@@ -24,18 +23,10 @@ use std::ops::Range;
 use std::sync::OnceLock;
 
 use crate::hashing::{mix, stable_hash};
-
-/// Virtual nodes per shard unless configured otherwise: enough that, over a million keys,
-/// the most-loaded of 3, 5 or 8 shards holds under 1.1× the mean (see the balance test), and
-/// few enough that the ring (S × 512 points) fits in a few cache-friendly kilobytes.
-pub const DEFAULT_VIRTUAL_NODES: u32 = 512;
-
-/// The environment variables that carry a [`Layout`] to every process of a deployment.
-pub const ENV_SHARDS: &str = "KVS_ZOO_SHARDS";
-/// See [`ENV_SHARDS`].
-pub const ENV_REPLICAS_PER_SHARD: &str = "KVS_ZOO_REPLICAS_PER_SHARD";
-/// See [`ENV_SHARDS`].
-pub const ENV_VIRTUAL_NODES: &str = "KVS_ZOO_VIRTUAL_NODES";
+use crate::membership::Layout;
+pub use crate::membership::layout::{
+    DEFAULT_VIRTUAL_NODES, ENV_REPLICAS_PER_SHARD, ENV_SHARDS, ENV_VIRTUAL_NODES,
+};
 
 /// The part of `key` that places it: as in Redis Cluster, the text between the first `{` and
 /// the first `}` after it, when that is not empty; otherwise the whole key. So `{user:7}:name`
@@ -123,87 +114,6 @@ fn point(shard: u32, vnode: u32) -> u64 {
     mix(mix(u64::from(shard) ^ 0x7368_6172_6421_0000) ^ u64::from(vnode))
 }
 
-/// How a deployment's storage cluster is cut into shards (see the module docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Layout {
-    /// How many shards.
-    pub shards: u32,
-    /// Members per shard, each holding a copy of the shard's keys.
-    pub replicas: u32,
-    /// Points per shard on the ring.
-    pub virtual_nodes: u32,
-}
-
-impl Layout {
-    /// One shard of `replicas` members: every member may hold every key (Local is
-    /// `unsharded(1)`; the replicated store `unsharded(N)`).
-    pub fn unsharded(replicas: u32) -> Self {
-        Self::sharded(1, replicas)
-    }
-
-    /// `shards` shards of `replicas` members each, with the default virtual nodes.
-    pub fn sharded(shards: u32, replicas: u32) -> Self {
-        Self {
-            shards: shards.max(1),
-            replicas: replicas.max(1),
-            virtual_nodes: DEFAULT_VIRTUAL_NODES,
-        }
-    }
-
-    /// How many members the storage cluster has.
-    pub fn members(&self) -> u32 {
-        self.shards.saturating_mul(self.replicas)
-    }
-
-    /// The shard member `member` belongs to.
-    pub fn shard_of_member(&self, member: u32) -> u32 {
-        member / self.replicas.max(1)
-    }
-
-    /// The members of `shard`.
-    pub fn members_of(&self, shard: u32) -> Range<u32> {
-        let first = shard.saturating_mul(self.replicas);
-        first..first.saturating_add(self.replicas)
-    }
-
-    /// The layout as environment variables, for the deployment to give every process.
-    pub fn to_env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            (ENV_SHARDS, self.shards.to_string()),
-            (ENV_REPLICAS_PER_SHARD, self.replicas.to_string()),
-            (ENV_VIRTUAL_NODES, self.virtual_nodes.to_string()),
-        ]
-    }
-
-    /// Reads what [`Self::to_env`] wrote, through `var`. With none of the variables set it is
-    /// a single unsharded member (the Local architecture).
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let read = |name: &str, default: u32| -> Result<u32, String> {
-            match var(name) {
-                None => Ok(default),
-                Some(text) => text
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("{name}={text:?} is not a positive number")),
-            }
-        };
-        Ok(Self {
-            shards: read(ENV_SHARDS, 1)?,
-            replicas: read(ENV_REPLICAS_PER_SHARD, 1)?,
-            virtual_nodes: read(ENV_VIRTUAL_NODES, DEFAULT_VIRTUAL_NODES)?,
-        })
-    }
-
-    /// This process's layout, read from its environment. A malformed variable is a bug in
-    /// the deployment, which sets them: the process says so and stops rather than routing
-    /// keys to the wrong shards.
-    pub fn current() -> Layout {
-        Shards::current().layout
-    }
-}
-
 /// A [`Layout`] with its ring built: the answer to "where does this key live?".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shards {
@@ -232,13 +142,7 @@ impl Shards {
     /// The shards of this process's [`Layout`] (from its environment), built once.
     pub fn current() -> &'static Shards {
         static CURRENT: OnceLock<Shards> = OnceLock::new();
-        CURRENT.get_or_init(|| {
-            let layout = Layout::from_vars(|name| std::env::var(name).ok()).unwrap_or_else(|e| {
-                eprintln!("kvs-zoo: bad shard layout in the environment: {e}");
-                std::process::exit(2)
-            });
-            Shards::new(layout)
-        })
+        CURRENT.get_or_init(|| Shards::new(Layout::current()))
     }
 
     /// The layout.

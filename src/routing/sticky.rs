@@ -34,8 +34,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::hashing::mix;
+use crate::membership::Layout;
+use crate::membership::{Beat, Liveness, MemberView};
 use crate::protocol::{ClientId, KVSRequest, KVSResponse, KVSResult, RequestId};
-use crate::routing::ring::{Layout, Shards};
+use crate::routing::ring::Shards;
 
 /// Mixed into every rendezvous weight (any constant will do; it must only never change).
 const WEIGHT_SEED: u64 = 0x6b76_732d_7a6f_6f21;
@@ -49,15 +51,6 @@ pub enum Routed<V> {
     Reply(KVSResponse<V>),
     /// How the router now sees replica `member` (for `INFO`): sent when it changes.
     View(u32, MemberView),
-}
-
-/// What a replica's heartbeat says besides "alive": numbers an operator reads in `INFO`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Beat {
-    /// The replica's process id.
-    pub pid: u32,
-    /// Gossip messages the replica has sent its peers so far.
-    pub gossip_sent: u64,
 }
 
 /// Everything the router reacts to, in the order the proxy received it.
@@ -75,23 +68,11 @@ pub enum RouterEvent<V> {
     Response(KVSResponse<V>),
 }
 
-/// A replica as the proxy sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MemberView {
-    /// Detector ticks since the replica was last heard from.
-    pub silent_ticks: u64,
-    /// Whether requests are routed to it.
-    pub alive: bool,
-    /// What its last heartbeat said (zeros until the first one).
-    pub beat: Beat,
-}
-
 /// The sticky router's state (see the module docs).
 #[derive(Debug)]
 pub struct StickyRouter<V> {
-    members: BTreeMap<u32, MemberView>,
+    members: Liveness<u32>,
     shards: Shards,
-    timeout_ticks: u64,
     in_flight: HashMap<(ClientId, RequestId), (u32, KVSRequest<V>)>,
 }
 
@@ -100,9 +81,8 @@ impl<V: Clone> StickyRouter<V> {
     /// member after `timeout_ticks` silent detector ticks.
     pub fn new(timeout_ticks: u64, layout: Layout) -> Self {
         Self {
-            members: BTreeMap::new(),
+            members: Liveness::new(timeout_ticks),
             shards: Shards::new(layout),
-            timeout_ticks: timeout_ticks.max(1),
             in_flight: HashMap::new(),
         }
     }
@@ -120,64 +100,48 @@ impl<V: Clone> StickyRouter<V> {
             }
             membership => membership,
         };
-        let before = self.members.clone();
-        let mut out = match membership {
+        let view = |member: u32, view: MemberView| Routed::View(member, view);
+        match membership {
             RouterEvent::Joined(member) => {
-                self.joined(member);
-                vec![]
+                let joined = self.members.joined(member);
+                joined.map(|v| view(member, v)).into_iter().collect()
             }
             RouterEvent::Heartbeat(member, beat) => {
-                self.heartbeat(member, beat);
-                vec![]
+                let changed = self.members.heartbeat(member, beat);
+                changed.map(|v| view(member, v)).into_iter().collect()
             }
-            _ => self.tick(),
-        };
-        for (&member, view) in &self.members {
-            let changed = before
-                .get(&member)
-                .is_none_or(|old| (old.alive, old.beat) != (view.alive, view.beat));
-            if changed {
-                out.push(Routed::View(member, *view));
+            _ => {
+                let suspected = self.members.tick();
+                let mut out = self.reroute(&suspected);
+                out.extend(suspected.into_iter().map(|(m, v)| view(m, v)));
+                out
             }
         }
-        out
     }
 
     /// A replica joined the deployment. It is live until it falls silent.
     pub fn joined(&mut self, member: u32) {
-        self.members.entry(member).or_insert(MemberView {
-            silent_ticks: 0,
-            alive: true,
-            beat: Beat::default(),
-        });
+        self.members.joined(member);
     }
 
     /// A heartbeat from `member`: it is alive.
     pub fn heartbeat(&mut self, member: u32, beat: Beat) {
-        self.joined(member);
-        if let Some(view) = self.members.get_mut(&member) {
-            *view = MemberView {
-                silent_ticks: 0,
-                alive: true,
-                beat,
-            };
-        }
+        self.members.heartbeat(member, beat);
     }
 
     /// One detector tick: replicas silent for too long are suspected, and their requests
     /// still in flight are re-routed (or answered with an error if no replica is left).
     pub fn tick(&mut self) -> Vec<Routed<V>> {
-        let mut newly_dead = vec![];
-        for (&member, view) in self.members.iter_mut() {
-            view.silent_ticks = view.silent_ticks.saturating_add(1);
-            if view.alive && view.silent_ticks > self.timeout_ticks {
-                view.alive = false;
-                newly_dead.push(member);
-            }
-        }
-        if newly_dead.is_empty() {
+        let suspected = self.members.tick();
+        self.reroute(&suspected)
+    }
+
+    /// Re-routes the requests in flight at the `suspected` members.
+    fn reroute(&mut self, suspected: &[(u32, MemberView)]) -> Vec<Routed<V>> {
+        if suspected.is_empty() {
             return vec![];
         }
+        let newly_dead: Vec<u32> = suspected.iter().map(|&(member, _)| member).collect();
         let stranded: Vec<KVSRequest<V>> = {
             let keys: Vec<_> = self
                 .in_flight
@@ -213,7 +177,7 @@ impl<V: Clone> StickyRouter<V> {
             .shard()
             .unwrap_or_else(|| self.shards.locate(request.op.key()).shard);
         let target = match request.op.member() {
-            Some(member) if self.members.get(&member).is_some_and(|v| v.alive) => member,
+            Some(member) if self.members.is_alive(&member) => member,
             Some(member) => return error(format!("replica {member} is not alive")),
             None => match self.member_in_shard(request.client, shard) {
                 Ok(member) => member,
@@ -248,6 +212,7 @@ impl<V: Clone> StickyRouter<V> {
     /// when none of its members is alive.
     pub fn member_in_shard(&self, client: ClientId, shard: u32) -> Result<u32, u32> {
         self.members
+            .members()
             .range(self.shards.layout().members_of(shard))
             .filter(|(_, view)| view.alive)
             .max_by_key(|&(&member, _)| weight(client, member))
@@ -257,7 +222,7 @@ impl<V: Clone> StickyRouter<V> {
 
     /// Every replica the router has heard of, by member id.
     pub fn members(&self) -> &BTreeMap<u32, MemberView> {
-        &self.members
+        self.members.members()
     }
 
     /// Requests sent to a replica and not yet answered.

@@ -16,11 +16,11 @@
 //!   answered it with a timeout error); if a copy is still decided later, replicas drop it
 //!   unless it was applied before, and either way nobody waits for it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use super::{Ballot, Ordered};
+use crate::membership::{Beat, Liveness};
 use crate::protocol::{ClientId, KVSRequest, KVSResponse, RequestId};
-use crate::routing::sticky::Beat;
 
 /// Ticks (of the proxy's timer, every 100 ms deployed) before a request is sent again.
 pub const RETRY_TICKS: u32 = 5;
@@ -57,14 +57,6 @@ pub enum ClientAction<V> {
     View(&'static str, u32, bool, Beat),
 }
 
-/// What the proxy knows of one member.
-#[derive(Clone, Copy, Debug)]
-struct Seen {
-    beat: Beat,
-    silent: u32,
-    alive: bool,
-}
-
 #[derive(Clone, Debug)]
 struct Outstanding<V> {
     request: KVSRequest<V>,
@@ -83,7 +75,8 @@ pub struct PaxosClient<V> {
     outstanding: HashMap<(ClientId, RequestId), Outstanding<V>>,
     /// Per client, its requests not yet answered.
     open: HashMap<ClientId, BTreeSet<RequestId>>,
-    members: BTreeMap<(&'static str, u32), Seen>,
+    /// Every member's liveness, by role and member id (for `INFO members`).
+    members: Liveness<(&'static str, u32)>,
 }
 
 impl<V: Clone> PaxosClient<V> {
@@ -94,7 +87,8 @@ impl<V: Clone> PaxosClient<V> {
             leader: None,
             outstanding: HashMap::new(),
             open: HashMap::new(),
-            members: BTreeMap::new(),
+            // Suspected at the SUSPECT_AFTER_TICKS-th silent tick.
+            members: Liveness::new(u64::from(SUSPECT_AFTER_TICKS) - 1),
         }
     }
 
@@ -142,27 +136,15 @@ impl<V: Clone> PaxosClient<V> {
                 }
             },
             ClientEvent::Beat(role, member, beat) => {
-                let seen = self.members.insert(
-                    (role, member),
-                    Seen {
-                        beat,
-                        silent: 0,
-                        alive: true,
-                    },
-                );
-                match seen {
-                    Some(before) if before.alive && before.beat == beat => vec![],
-                    _ => vec![ClientAction::View(role, member, true, beat)],
+                match self.members.heartbeat((role, member), beat) {
+                    Some(_) => vec![ClientAction::View(role, member, true, beat)],
+                    None => vec![],
                 }
             }
             ClientEvent::Tick => {
                 let mut actions = self.tick();
-                for (&(role, member), seen) in &mut self.members {
-                    seen.silent += 1;
-                    if seen.alive && seen.silent >= SUSPECT_AFTER_TICKS {
-                        seen.alive = false;
-                        actions.push(ClientAction::View(role, member, false, seen.beat));
-                    }
+                for ((role, member), view) in self.members.tick() {
+                    actions.push(ClientAction::View(role, member, false, view.beat));
                 }
                 actions
             }

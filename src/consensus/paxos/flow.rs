@@ -36,11 +36,11 @@ use hydro_lang::prelude::*;
 use super::log::ReplicaLog;
 use super::proposer::{Event, Output, Settings};
 use super::{Ballot, Entry, FromAcceptor, Ordered, Slot, ToAcceptor};
+use crate::membership::liveness::Beat;
 use crate::net::Transport;
 use crate::net::channel;
 use crate::net::links::{between, from_proxy, to_proxy};
 use crate::protocol::{KVSRequest, KVSResponse};
-use crate::routing::sticky::Beat;
 use crate::server::{Member, Proxy, Router};
 
 /// How often the leader sends heartbeats (and re-sends unanswered accepts).
@@ -303,7 +303,7 @@ pub fn beats<'a, C: 'a>(
     transport: Transport,
 ) -> Stream<(u32, Beat), Process<'a, Proxy>, Unbounded, NoOrder> {
     let beats = ticks
-        .map(q!(|_| crate::routing::sticky::Beat {
+        .map(q!(|_| crate::membership::liveness::Beat {
             pid: std::process::id(),
             gossip_sent: 0,
         }))

@@ -28,13 +28,13 @@ use hydro_lang::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::membership::Layout;
 use crate::net::Transport;
 use crate::net::channel;
 use crate::net::links::between;
 use crate::protocol::{KVSRequest, KVSResponse};
 use crate::replication::gossip::replica::{GossipEvent, PeerMessage, Version};
 use crate::replication::gossip::rumor::{Feedback, LossOfInterest, RumorConfig};
-use crate::routing::ring::Layout;
 use crate::server::{Member, Replication, Storage, StorageAt};
 use crate::store::lattice_core::ReadFor;
 use crate::store::lattice_core::StorageInput;
@@ -443,7 +443,7 @@ mod sim_tests {
         let replicas = flow.cluster::<crate::architectures::replicated::Replica>();
         let (requests_in, requests) = replicas.sim_input();
         let (ticks_in, ticks) = replicas.sim_input();
-        let layout = replicas.singleton(q!(crate::routing::ring::Layout::unsharded(3)));
+        let layout = replicas.singleton(q!(crate::membership::layout::Layout::unsharded(3)));
         let gossip = GossipReplication::with_ticks(ticks, "replica", layout, Transport::Hydro);
         let member = replicas.member_id();
         let responses = gossip
