@@ -10,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::membership::{MemberId, ShardId};
+
 /// Identifies one client connection at the front (unique for the life of a server process).
 pub type ClientId = u64;
 
@@ -40,10 +42,10 @@ pub enum KVSOperation<V> {
     PutVersioned(Key, Context, V),
     /// Read a key at one chosen storage member, whatever the router would pick: how tests
     /// and readers look at one replica's copy.
-    GetAt(u32, Key),
+    GetAt(MemberId, Key),
     /// Write a value at one chosen storage member: how a demo makes two replicas accept
     /// concurrent writes.
-    PutAt(u32, Key, V),
+    PutAt(MemberId, Key, V),
     /// `INCRBY` (and INCR, DECR, DECRBY): add to the integer a key holds (0 when missing),
     /// answering the sum — read, add and write in one step, so no increment is lost.
     Add(Key, i64),
@@ -58,12 +60,12 @@ pub enum KVSOperation<V> {
     /// The register operation Maelstrom's lin-kv workload and the linearizability checker use.
     Cas(Key, V, V),
     /// `DBSIZE`, for one shard: how many live keys the member serving it holds.
-    Count(u32),
+    Count(ShardId),
     /// `SCAN` / `KEYS`, for one shard: up to `count` of its keys at or after scan position
     /// `from` (see [`crate::store::keyspace`]), those matching `pattern`.
     Scan {
         /// The shard scanned.
-        shard: u32,
+        shard: ShardId,
         /// The scan position to start at.
         from: u64,
         /// How many keys to look at (more when positions collide).
@@ -72,7 +74,7 @@ pub enum KVSOperation<V> {
         pattern: Option<Key>,
     },
     /// `FLUSHDB` / `FLUSHALL`, for one shard: remove every key.
-    Flush(u32),
+    Flush(ShardId),
     /// `SET … EX/PX/EXAT/PXAT/KEEPTTL` (with `NX`/`XX` or not), `SETEX`, `PSETEX`: write
     /// the value — only when the key is missing / present, if a [`Presence`] is given — and
     /// give it `Expiry`. Answers `Ok` when written, `NotFound` when the condition failed.
@@ -158,7 +160,7 @@ impl<V> KVSOperation<V> {
 
     /// The shard this operation must run at, when it names one rather than a key (the
     /// keyspace commands, which the edge sends to every shard).
-    pub fn shard(&self) -> Option<u32> {
+    pub fn shard(&self) -> Option<ShardId> {
         match self {
             KVSOperation::Count(shard)
             | KVSOperation::Scan { shard, .. }
@@ -168,7 +170,7 @@ impl<V> KVSOperation<V> {
     }
 
     /// The storage member this operation must run at, when it names one.
-    pub fn member(&self) -> Option<u32> {
+    pub fn member(&self) -> Option<MemberId> {
         match self {
             KVSOperation::GetAt(member, _) | KVSOperation::PutAt(member, _, _) => Some(*member),
             _ => None,
@@ -290,12 +292,12 @@ mod tests {
             KVSOperation::Delete(k.clone()),
             KVSOperation::GetVersioned(k.clone()),
             KVSOperation::PutVersioned(k.clone(), Context::new(), ()),
-            KVSOperation::GetAt(2, k.clone()),
-            KVSOperation::PutAt(2, k.clone(), ()),
+            KVSOperation::GetAt(MemberId(2), k.clone()),
+            KVSOperation::PutAt(MemberId(2), k.clone(), ()),
         ] {
             assert_eq!(op.key(), &k);
             let targeted = matches!(op, KVSOperation::GetAt(..) | KVSOperation::PutAt(..));
-            assert_eq!(op.member(), targeted.then_some(2));
+            assert_eq!(op.member(), targeted.then_some(MemberId(2)));
         }
     }
 }

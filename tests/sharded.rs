@@ -43,7 +43,7 @@ fn each_key_lands_on_the_shard_the_ring_names_and_only_there() {
         let key = format!("placed:{i}");
         let _: () = con.set(&key, i).unwrap();
         let (shard, members) = key_shard(&mut con, &key);
-        assert_eq!(shard, ring.locate(key.as_bytes()).shard, "{key}");
+        assert_eq!(shard, ring.locate(key.as_bytes()).shard.0, "{key}");
         assert_eq!(members, vec![shard], "{key}: one member per shard");
         for member in 0..SHARDS {
             let want = if member == shard {
@@ -139,7 +139,7 @@ fn killing_a_shard_fails_only_its_keys_promptly_and_the_rest_keep_serving() {
         .into_iter()
         .flat_map(|c| c.join().expect("a client thread panicked"))
         .collect();
-    let on_dead = |key: &str| ring.locate(key.as_bytes()).shard == DEAD;
+    let on_dead = |key: &str| ring.locate(key.as_bytes()).shard.0 == DEAD;
     let detected = kill_at + Duration::from_secs(2);
     let failed = log.iter().filter(|(_, _, _, ok)| !ok).count();
     println!("{} writes, {failed} answered CLUSTERDOWN", log.len());

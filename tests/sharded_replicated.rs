@@ -12,7 +12,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use kvs_zoo::architectures::sharded_replicated::ShardedReplicated;
-use kvs_zoo::membership::Layout;
+use kvs_zoo::membership::{Layout, MemberId, ShardId};
 use kvs_zoo::routing::ring::Shards;
 use kvs_zoo::routing::sticky::StickyRouter;
 use redis::{Commands, Value};
@@ -51,10 +51,11 @@ fn a_key_reaches_every_replica_of_its_shard_and_no_other() {
         let _: () = con.set(&key, i).unwrap();
         let (shard, members) = key_shard(&mut con, &key);
         let place = ring.locate(key.as_bytes());
-        assert_eq!(shard, place.shard, "{key}");
-        assert_eq!(members, place.members.clone().collect::<Vec<_>>(), "{key}");
-        until_members_have(&mut con, place.members, &key, &bulk(&i.to_string()));
-        for member in (0..layout().members()).filter(|&m| layout().shard_of_member(m) != shard) {
+        let place_members: Vec<u32> = place.members.into_iter().map(|m| m.0).collect();
+        assert_eq!(shard, place.shard.0, "{key}");
+        assert_eq!(members, place_members, "{key}");
+        until_members_have(&mut con, place_members, &key, &bulk(&i.to_string()));
+        for member in (0..layout().members()).filter(|&m| !place.members.contains(&MemberId(m))) {
             assert_eq!(
                 member_copy(&mut con, member, &key),
                 Value::Nil,
@@ -124,15 +125,16 @@ fn killing_a_replica_leaves_its_shard_serving_and_loses_nothing_a_survivor_had()
         .unwrap();
     let mut router = StickyRouter::<bytes::Bytes>::new(1, layout());
     for member in 0..layout().members() {
-        router.joined(member);
+        router.joined(MemberId(member));
     }
     let shard_0_key = (0..)
         .map(|i| format!("probe:{i}"))
-        .find(|k| ring.locate(k.as_bytes()).shard == 0)
+        .find(|k| ring.locate(k.as_bytes()).shard == ShardId(0))
         .unwrap();
     let dead = router
         .member_for(client_id, shard_0_key.as_bytes())
-        .unwrap();
+        .unwrap()
+        .0;
     let victim = server.pids[&format!("replica/{dead}")];
     let started = Instant::now();
     let kill_at = Duration::from_secs(3);
@@ -167,7 +169,7 @@ fn killing_a_replica_leaves_its_shard_serving_and_loses_nothing_a_survivor_had()
     let after_detection = kill_at + Duration::from_secs(2);
     let on_shard_0_late = acked
         .iter()
-        .any(|(key, at)| ring.locate(key.as_bytes()).shard == 0 && *at > after_detection);
+        .any(|(key, at)| ring.locate(key.as_bytes()).shard == ShardId(0) && *at > after_detection);
     assert!(
         on_shard_0_late,
         "shard 0 acknowledged nothing after its replica died"
@@ -182,7 +184,13 @@ fn killing_a_replica_leaves_its_shard_serving_and_loses_nothing_a_survivor_had()
     let safe = |at: Duration| at + Duration::from_secs(1) < kill_at || at > after_detection;
     for (key, _) in acked.iter().filter(|(_, at)| safe(*at)) {
         let want = bulk(key.rsplit(':').next().unwrap());
-        let survivors = ring.locate(key.as_bytes()).members.filter(|&m| m != dead);
+        let survivors: Vec<u32> = ring
+            .locate(key.as_bytes())
+            .members
+            .into_iter()
+            .map(|m| m.0)
+            .filter(|&m| m != dead)
+            .collect();
         until_members_have(&mut con, survivors, key, &want);
     }
     server.stop();

@@ -145,6 +145,7 @@ mod sim_tests {
 
     use super::*;
     use crate::membership::liveness::Beat;
+    use crate::membership::{MemberId, ShardId};
     use crate::protocol::{KVSOperation, KVSRequest, KVSResult};
     use crate::routing::ring::Shards;
 
@@ -155,11 +156,14 @@ mod sim_tests {
     fn each_key_lives_on_the_shard_the_ring_names_and_nowhere_else() {
         let layout = Layout::sharded(3, 1);
         let keys: Vec<Bytes> = (0..12).map(|i| Bytes::from(format!("key:{i}"))).collect();
-        let homes: Vec<u32> = keys
+        let homes: Vec<ShardId> = keys
             .iter()
             .map(|k| Shards::new(layout).locate(k).shard)
             .collect();
-        assert!((0..3).all(|s| homes.contains(&s)), "keys on every shard");
+        assert!(
+            (0..3).all(|s| homes.contains(&ShardId(s))),
+            "keys on every shard"
+        );
 
         let mut flow = FlowBuilder::new();
         let proxy = flow.process::<Proxy>();
@@ -202,13 +206,14 @@ mod sim_tests {
                 assert_eq!(run(put).await, KVSResult::Ok);
             }
             for (key, &home) in keys.iter().zip(&homes) {
-                for shard in 0..3 {
+                for shard in (0..3).map(ShardId) {
                     let want = if shard == home {
                         KVSResult::Value(key.clone())
                     } else {
                         KVSResult::NotFound
                     };
-                    let got = run(KVSOperation::GetAt(shard, key.clone())).await;
+                    // One member per shard: shard s is member s.
+                    let got = run(KVSOperation::GetAt(MemberId(shard.0), key.clone())).await;
                     assert_eq!(got, want, "{key:?} at shard {shard} (home {home})");
                 }
             }

@@ -135,6 +135,7 @@ impl KVSDemo for ShardedReplicated {
 mod sim_tests {
     use bytes::Bytes;
 
+    use crate::membership::{MemberId, ShardId};
     use crate::net::Transport;
     use crate::replication::gossip::flow::GossipReplication;
     use crate::routing::cluster::ClusterRouter;
@@ -158,12 +159,12 @@ mod sim_tests {
     fn a_shards_replicas_converge_and_other_shards_never_see_its_keys() {
         let layout = Layout::sharded(2, 2);
         let keys: Vec<Bytes> = (0..6).map(|i| Bytes::from(format!("key:{i}"))).collect();
-        let homes: Vec<u32> = keys
+        let homes: Vec<ShardId> = keys
             .iter()
             .map(|k| Shards::new(layout).locate(k).shard)
             .collect();
         assert!(
-            homes.contains(&0) && homes.contains(&1),
+            homes.contains(&ShardId(0)) && homes.contains(&ShardId(1)),
             "keys on both shards"
         );
 
@@ -229,7 +230,7 @@ mod sim_tests {
                 quiesce().await;
                 let mut all_home = true;
                 for (key, &home) in keys.iter().zip(&homes) {
-                    for member in 0..4 {
+                    for member in (0..4).map(MemberId) {
                         let got = run(KVSOperation::GetAt(member, key.clone())).await;
                         if layout.shard_of_member(member) == home {
                             all_home &= got == KVSResult::Value(key.clone());

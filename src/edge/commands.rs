@@ -15,7 +15,7 @@ use smallvec::{SmallVec, smallvec};
 
 use crate::edge::auth::Password;
 use crate::edge::resp::{Args, Command, CommandNames, Protocol, Reply};
-use crate::membership::Layout;
+use crate::membership::{Layout, MemberId, ShardId};
 use crate::protocol::{ClientId, Expiry, KVSOperation, KVSResult, Presence};
 use crate::routing::ring::Shards;
 
@@ -670,9 +670,10 @@ fn data(name: &[u8], all: Args, now_ms: u64) -> Plan {
             _ => wrong_arity(name),
         },
         b"replicaget" if n == 2 => match (args.next().as_deref().and_then(member), args.next()) {
-            (Some(member), Some(key)) => {
-                Plan::Store(smallvec![KVSOperation::GetAt(member, key)], Assemble::Get)
-            }
+            (Some(member), Some(key)) => Plan::Store(
+                smallvec![KVSOperation::GetAt(MemberId(member), key)],
+                Assemble::Get,
+            ),
             _ => Plan::Reply(Reply::err(
                 "REPLICAGET wants a replica number and a key, e.g. REPLICAGET 0 key",
             )),
@@ -684,7 +685,7 @@ fn data(name: &[u8], all: Args, now_ms: u64) -> Plan {
                 args.next(),
             ) {
                 (Some(member), Some(key), Some(value)) => Plan::Store(
-                    smallvec![KVSOperation::PutAt(member, key, value)],
+                    smallvec![KVSOperation::PutAt(MemberId(member), key, value)],
                     Assemble::Set,
                 ),
                 _ => Plan::Reply(Reply::err(
@@ -709,11 +710,12 @@ fn data(name: &[u8], all: Args, now_ms: u64) -> Plan {
 fn key_shard(shards: &Shards, key: &[u8]) -> Reply {
     let place = shards.locate(key);
     Reply::Array(vec![
-        Reply::Integer(i64::from(place.shard)),
+        Reply::Integer(i64::from(place.shard.0)),
         Reply::Array(
             place
                 .members
-                .map(|m| Reply::Integer(i64::from(m)))
+                .into_iter()
+                .map(|m| Reply::Integer(i64::from(m.0)))
                 .collect(),
         ),
     ])
@@ -724,8 +726,9 @@ fn key_shard(shards: &Shards, key: &[u8]) -> Reply {
 /// cursor's top bits name the shard, the rest the scan position in it), `FLUSHDB` and
 /// `FLUSHALL` (every shard).
 fn keyspace(name: &[u8], args: &[Bytes], shards: u32) -> Plan {
-    let every_shard =
-        |op: &dyn Fn(u32) -> KVSOperation<Bytes>| -> Ops { (0..shards).map(op).collect() };
+    let every_shard = |op: &dyn Fn(ShardId) -> KVSOperation<Bytes>| -> Ops {
+        (0..shards).map(ShardId).map(op).collect()
+    };
     match (name, args) {
         (b"dbsize", []) => Plan::Store(every_shard(&KVSOperation::Count), Assemble::Sum),
         (b"keys", [pattern]) => Plan::Store(
@@ -786,7 +789,7 @@ fn scan(cursor: &Bytes, options: &[Bytes], shards: u32) -> Plan {
     }
     Plan::Store(
         smallvec![KVSOperation::Scan {
-            shard,
+            shard: ShardId(shard),
             from,
             count,
             pattern
@@ -1356,12 +1359,15 @@ mod tests {
         );
         assert_eq!(
             plan_words(&["REPLICAGET", "2", "k"]),
-            Plan::Store(smallvec![KVSOperation::GetAt(2, b("k"))], Assemble::Get)
+            Plan::Store(
+                smallvec![KVSOperation::GetAt(MemberId(2), b("k"))],
+                Assemble::Get
+            )
         );
         assert_eq!(
             plan_words(&["replicaset", "1", "k", "v"]),
             Plan::Store(
-                smallvec![KVSOperation::PutAt(1, b("k"), b("v"))],
+                smallvec![KVSOperation::PutAt(MemberId(1), b("k"), b("v"))],
                 Assemble::Set
             )
         );
@@ -1489,11 +1495,11 @@ mod tests {
                 &settings,
                 NOW,
             );
-            let first = i64::from(place.members.start);
+            let first = i64::from(place.members.start.0);
             assert_eq!(
                 plan,
                 Plan::Reply(Reply::Array(vec![
-                    Reply::Integer(i64::from(place.shard)),
+                    Reply::Integer(i64::from(place.shard.0)),
                     Reply::Array(vec![Reply::Integer(first), Reply::Integer(first + 1)]),
                 ]))
             );
@@ -2251,7 +2257,10 @@ mod tests {
             |words: &[&str]| plan(cmd(words), &mut Session::new(1, &settings), &settings, NOW);
         assert_eq!(
             plan(&["DBSIZE"]),
-            Plan::Store((0..3).map(KVSOperation::Count).collect(), Assemble::Sum)
+            Plan::Store(
+                (0..3).map(ShardId).map(KVSOperation::Count).collect(),
+                Assemble::Sum
+            )
         );
         assert!(
             matches!(plan(&["KEYS", "a*"]), Plan::Store(ops, Assemble::Keys) if ops.len() == 3)
@@ -2264,7 +2273,7 @@ mod tests {
             plan(&["SCAN", &on_shard_1.to_string(), "MATCH", "k*", "COUNT", "5"]),
             Plan::Store(
                 smallvec![KVSOperation::Scan {
-                    shard: 1,
+                    shard: ShardId(1),
                     from: 42,
                     count: 5,
                     pattern: Some(b("k*"))

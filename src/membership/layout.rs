@@ -5,8 +5,9 @@
 //! Every process of the deployment reads the same layout from its environment (set by the
 //! deployment, see [`Layout::to_env`]), so the proxy, the edge and the members agree on it.
 
-use std::ops::Range;
 use std::sync::OnceLock;
+
+use crate::membership::ids::{MemberId, MemberRange, ShardId};
 
 /// Virtual nodes per shard unless configured otherwise: enough that, over a million keys,
 /// the most-loaded of 3, 5 or 8 shards holds under 1.1× the mean (see the balance test), and
@@ -53,14 +54,17 @@ impl Layout {
     }
 
     /// The shard member `member` belongs to.
-    pub fn shard_of_member(&self, member: u32) -> u32 {
-        member / self.replicas.max(1)
+    pub fn shard_of_member(&self, member: MemberId) -> ShardId {
+        ShardId(member.0 / self.replicas.max(1))
     }
 
     /// The members of `shard`.
-    pub fn members_of(&self, shard: u32) -> Range<u32> {
-        let first = shard.saturating_mul(self.replicas);
-        first..first.saturating_add(self.replicas)
+    pub fn members_of(&self, shard: ShardId) -> MemberRange {
+        let first = shard.0.saturating_mul(self.replicas);
+        MemberRange {
+            start: MemberId(first),
+            end: MemberId(first.saturating_add(self.replicas)),
+        }
     }
 
     /// The layout as environment variables, for the deployment to give every process.

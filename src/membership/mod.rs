@@ -14,6 +14,6 @@ pub mod layout;
 pub mod liveness;
 pub mod view;
 
-pub use ids::{MemberId, ShardId};
+pub use ids::{MemberId, MemberRange, ShardId};
 pub use layout::Layout;
 pub use liveness::{Beat, Liveness, MemberView};

@@ -118,7 +118,7 @@ impl<'a, C> ClusterRouter<'a, C> {
             .entries()
             .filter_map(q!(|(member, event)| match event {
                 MembershipEvent::Joined => Some(crate::routing::sticky::RouterEvent::Joined(
-                    member.get_raw_id()
+                    crate::membership::ids::MemberId(member.get_raw_id())
                 )),
                 // Never reported by HydroDeploy; heartbeats are what tell.
                 MembershipEvent::Left => None,
@@ -133,7 +133,10 @@ impl<'a, C> ClusterRouter<'a, C> {
             ),
         };
         let heartbeats = heartbeats.map(q!(|(member, beat)| {
-            crate::routing::sticky::RouterEvent::Heartbeat(member, beat)
+            crate::routing::sticky::RouterEvent::Heartbeat(
+                crate::membership::ids::MemberId(member),
+                beat,
+            )
         }));
         let ticks = ticks.map(q!(|_| crate::routing::sticky::RouterEvent::Tick));
         joined.merge_unordered(heartbeats).merge_unordered(ticks)
@@ -210,7 +213,7 @@ where
         let role = self.role;
         routed.clone().for_each(q!(move |routed| {
             if let crate::routing::sticky::Routed::View(member, view) = routed {
-                crate::membership::view::publish(role, member, view.alive, view.beat);
+                crate::membership::view::publish(role, member.0, view.alive, view.beat);
             }
         }));
         let answered_here = routed.clone().filter_map(q!(|routed| match routed {
@@ -218,7 +221,8 @@ where
             _ => None,
         }));
         let sends = routed.filter_map(q!(|routed| match routed {
-            crate::routing::sticky::Routed::Send(member, request) => Some((member, request)),
+            // The transport addresses a cluster member by its raw index.
+            crate::routing::sticky::Routed::Send(member, request) => Some((member.0, request)),
             _ => None,
         }));
         let at_replicas = from_proxy(
@@ -248,6 +252,7 @@ mod sim_tests {
     use hydro_lang::sim::quiesce;
 
     use super::*;
+    use crate::membership::MemberId;
     use crate::protocol::{KVSOperation, KVSResult};
     use crate::routing::sticky::StickyRouter;
 
@@ -285,9 +290,11 @@ mod sim_tests {
         // A client whose replica, while both live, is replica 1.
         let mut both =
             StickyRouter::<Bytes>::new(1, crate::membership::layout::Layout::unsharded(2));
-        both.joined(0);
-        both.joined(1);
-        let client = (0..).find(|&c| both.member_for(c, b"k") == Ok(1)).unwrap();
+        both.joined(MemberId(0));
+        both.joined(MemberId(1));
+        let client = (0..)
+            .find(|&c| both.member_for(c, b"k") == Ok(MemberId(1)))
+            .unwrap();
         let get = move |request| KVSRequest {
             at: 0,
             client,

@@ -19,14 +19,14 @@
 //! [`Shards::locate`] is the one function that says where a key lives, called by the router
 //! for every request and by `KEYSHARD` for a curious client alike.
 
-use std::ops::Range;
 use std::sync::OnceLock;
 
 use crate::hashing::{mix, stable_hash};
-use crate::membership::Layout;
+use crate::membership::ids::MemberRange;
 pub use crate::membership::layout::{
     DEFAULT_VIRTUAL_NODES, ENV_REPLICAS_PER_SHARD, ENV_SHARDS, ENV_VIRTUAL_NODES,
 };
+use crate::membership::{Layout, ShardId};
 
 /// The part of `key` that places it: as in Redis Cluster, the text between the first `{` and
 /// the first `}` after it, when that is not empty; otherwise the whole key. So `{user:7}:name`
@@ -125,9 +125,9 @@ pub struct Shards {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Location {
     /// The shard the ring names.
-    pub shard: u32,
+    pub shard: ShardId,
     /// The members holding the shard's keys.
-    pub members: Range<u32>,
+    pub members: MemberRange,
 }
 
 impl Shards {
@@ -158,7 +158,7 @@ impl Shards {
     /// Where `key` lives. The router routes by it and `KEYSHARD` reports it: one function, so
     /// the two cannot disagree.
     pub fn locate(&self, key: &[u8]) -> Location {
-        let shard = self.ring.shard_of(key).unwrap_or(0);
+        let shard = ShardId(self.ring.shard_of(key).unwrap_or(0));
         Location {
             shard,
             members: self.layout.members_of(shard),
@@ -177,7 +177,7 @@ impl Shards {
             "# Ring\r\nshards:{shards}\r\nreplicas_per_shard:{replicas}\r\nvirtual_nodes:{virtual_nodes}\r\nhash:fnv1a64+splitmix64\r\n"
         );
         for (shard, share) in self.ring.shares() {
-            let members = self.layout.members_of(shard);
+            let members = self.layout.members_of(ShardId(shard)).into_iter();
             let members: Vec<String> = members.map(|m| m.to_string()).collect();
             out.push_str(&format!(
                 "shard{shard}:members={},share={share:.4}\r\n",
@@ -191,6 +191,7 @@ impl Shards {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::membership::MemberId;
 
     const KEYS: u32 = 1_000_000;
 
@@ -311,9 +312,12 @@ mod tests {
     fn a_shards_members_are_a_contiguous_block() {
         let layout = Layout::sharded(3, 3);
         assert_eq!(layout.members(), 9);
-        assert_eq!(layout.members_of(1), 3..6);
-        assert_eq!(layout.shard_of_member(5), 1);
-        assert_eq!(layout.shard_of_member(6), 2);
+        assert_eq!(
+            layout.members_of(ShardId(1)).iter().collect::<Vec<_>>(),
+            [MemberId(3), MemberId(4), MemberId(5)]
+        );
+        assert_eq!(layout.shard_of_member(MemberId(5)), ShardId(1));
+        assert_eq!(layout.shard_of_member(MemberId(6)), ShardId(2));
         let shards = Shards::new(layout);
         let place = shards.locate(b"color");
         assert_eq!(place.members, layout.members_of(place.shard));

@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::hashing::mix;
 use crate::membership::Layout;
-use crate::membership::{Beat, Liveness, MemberView};
+use crate::membership::{Beat, Liveness, MemberId, MemberView, ShardId};
 use crate::protocol::{ClientId, KVSRequest, KVSResponse, KVSResult, RequestId};
 use crate::routing::ring::Shards;
 
@@ -46,20 +46,20 @@ const WEIGHT_SEED: u64 = 0x6b76_732d_7a6f_6f21;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Routed<V> {
     /// Send the request to replica `member`.
-    Send(u32, KVSRequest<V>),
+    Send(MemberId, KVSRequest<V>),
     /// Answer the client directly (its request could not be served).
     Reply(KVSResponse<V>),
     /// How the router now sees replica `member` (for `INFO`): sent when it changes.
-    View(u32, MemberView),
+    View(MemberId, MemberView),
 }
 
 /// Everything the router reacts to, in the order the proxy received it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RouterEvent<V> {
     /// A replica joined the deployment.
-    Joined(u32),
+    Joined(MemberId),
     /// A heartbeat from a replica.
-    Heartbeat(u32, Beat),
+    Heartbeat(MemberId, Beat),
     /// A tick of the failure detector.
     Tick,
     /// A client's request.
@@ -71,9 +71,9 @@ pub enum RouterEvent<V> {
 /// The sticky router's state (see the module docs).
 #[derive(Debug)]
 pub struct StickyRouter<V> {
-    members: Liveness<u32>,
+    members: Liveness<MemberId>,
     shards: Shards,
-    in_flight: HashMap<(ClientId, RequestId), (u32, KVSRequest<V>)>,
+    in_flight: HashMap<(ClientId, RequestId), (MemberId, KVSRequest<V>)>,
 }
 
 impl<V: Clone> StickyRouter<V> {
@@ -100,7 +100,7 @@ impl<V: Clone> StickyRouter<V> {
             }
             membership => membership,
         };
-        let view = |member: u32, view: MemberView| Routed::View(member, view);
+        let view = |member: MemberId, view: MemberView| Routed::View(member, view);
         match membership {
             RouterEvent::Joined(member) => {
                 let joined = self.members.joined(member);
@@ -120,12 +120,12 @@ impl<V: Clone> StickyRouter<V> {
     }
 
     /// A replica joined the deployment. It is live until it falls silent.
-    pub fn joined(&mut self, member: u32) {
+    pub fn joined(&mut self, member: MemberId) {
         self.members.joined(member);
     }
 
     /// A heartbeat from `member`: it is alive.
-    pub fn heartbeat(&mut self, member: u32, beat: Beat) {
+    pub fn heartbeat(&mut self, member: MemberId, beat: Beat) {
         self.members.heartbeat(member, beat);
     }
 
@@ -137,11 +137,11 @@ impl<V: Clone> StickyRouter<V> {
     }
 
     /// Re-routes the requests in flight at the `suspected` members.
-    fn reroute(&mut self, suspected: &[(u32, MemberView)]) -> Vec<Routed<V>> {
+    fn reroute(&mut self, suspected: &[(MemberId, MemberView)]) -> Vec<Routed<V>> {
         if suspected.is_empty() {
             return vec![];
         }
-        let newly_dead: Vec<u32> = suspected.iter().map(|&(member, _)| member).collect();
+        let newly_dead: Vec<MemberId> = suspected.iter().map(|&(member, _)| member).collect();
         let stranded: Vec<KVSRequest<V>> = {
             let keys: Vec<_> = self
                 .in_flight
@@ -204,13 +204,13 @@ impl<V: Clone> StickyRouter<V> {
     /// The member `client`'s requests for `key` go to: of the live members of the key's
     /// shard, the one with the highest rendezvous weight. `Err(shard)` when none of the
     /// shard's members is alive.
-    pub fn member_for(&self, client: ClientId, key: &[u8]) -> Result<u32, u32> {
+    pub fn member_for(&self, client: ClientId, key: &[u8]) -> Result<MemberId, ShardId> {
         self.member_in_shard(client, self.shards.locate(key).shard)
     }
 
     /// The member `client`'s requests to `shard` go to (see [`Self::member_for`]); `Err(shard)`
     /// when none of its members is alive.
-    pub fn member_in_shard(&self, client: ClientId, shard: u32) -> Result<u32, u32> {
+    pub fn member_in_shard(&self, client: ClientId, shard: ShardId) -> Result<MemberId, ShardId> {
         self.members
             .members()
             .range(self.shards.layout().members_of(shard))
@@ -221,7 +221,7 @@ impl<V: Clone> StickyRouter<V> {
     }
 
     /// Every replica the router has heard of, by member id.
-    pub fn members(&self) -> &BTreeMap<u32, MemberView> {
+    pub fn members(&self) -> &BTreeMap<MemberId, MemberView> {
         self.members.members()
     }
 
@@ -235,8 +235,8 @@ impl<V: Clone> StickyRouter<V> {
 /// SplitMix64 finalizer) so it is the same in every process and every build. A fast hasher
 /// made for hash tables is not enough: over consecutive client ids it gave one replica of
 /// three 25% of the clients.
-pub fn weight(client: ClientId, member: u32) -> u64 {
-    mix(client ^ mix(u64::from(member) ^ WEIGHT_SEED))
+pub fn weight(client: ClientId, member: MemberId) -> u64 {
+    mix(client ^ mix(u64::from(member.0) ^ WEIGHT_SEED))
 }
 
 #[cfg(test)]
@@ -264,14 +264,14 @@ mod tests {
     fn router(members: u32) -> StickyRouter<Bytes> {
         let mut r = StickyRouter::new(3, Layout::unsharded(members));
         for m in 0..members {
-            r.joined(m);
+            r.joined(MemberId(m));
         }
         r
     }
 
     fn sent_to(routed: &Routed<Bytes>) -> Option<u32> {
         match routed {
-            Routed::Send(m, _) => Some(*m),
+            Routed::Send(m, _) => Some(m.0),
             Routed::Reply(_) | Routed::View(..) => None,
         }
     }
@@ -282,17 +282,23 @@ mod tests {
         let views = |out: Vec<Routed<Bytes>>| -> Vec<(u32, bool, u32)> {
             out.into_iter()
                 .filter_map(|o| match o {
-                    Routed::View(m, v) => Some((m, v.alive, v.beat.pid)),
+                    Routed::View(m, v) => Some((m.0, v.alive, v.beat.pid)),
                     _ => None,
                 })
                 .collect()
         };
-        assert_eq!(views(r.step(RouterEvent::Joined(0))), vec![(0, true, 0)]);
         assert_eq!(
-            views(r.step(RouterEvent::Heartbeat(0, beat(42)))),
+            views(r.step(RouterEvent::Joined(MemberId(0)))),
+            vec![(0, true, 0)]
+        );
+        assert_eq!(
+            views(r.step(RouterEvent::Heartbeat(MemberId(0), beat(42)))),
             vec![(0, true, 42)]
         );
-        assert_eq!(views(r.step(RouterEvent::Heartbeat(0, beat(42)))), vec![]);
+        assert_eq!(
+            views(r.step(RouterEvent::Heartbeat(MemberId(0), beat(42)))),
+            vec![]
+        );
         assert_eq!(views(r.step(RouterEvent::Tick)), vec![]);
         assert_eq!(views(r.step(RouterEvent::Tick)), vec![(0, false, 42)]);
         assert_eq!(views(r.step(RouterEvent::Tick)), vec![]);
@@ -312,7 +318,7 @@ mod tests {
         let r = router(3);
         let mut per_member = [0usize; 3];
         for client in 0..3000 {
-            per_member[r.member_for(client, b"k").unwrap() as usize] += 1;
+            per_member[r.member_for(client, b"k").unwrap().0 as usize] += 1;
         }
         for count in per_member {
             assert!((800..1200).contains(&count), "{per_member:?}");
@@ -322,22 +328,22 @@ mod tests {
     #[test]
     fn a_silent_replica_is_suspected_after_the_timeout_and_only_its_clients_move() {
         let mut r = router(3);
-        let before: Vec<_> = (0..300).map(|c| r.member_for(c, b"k").unwrap()).collect();
+        let before: Vec<_> = (0..300).map(|c| r.member_for(c, b"k").unwrap().0).collect();
         for _ in 0..3 {
-            r.heartbeat(0, beat(10));
-            r.heartbeat(2, beat(12));
+            r.heartbeat(MemberId(0), beat(10));
+            r.heartbeat(MemberId(2), beat(12));
             r.tick();
         }
         assert!(
-            r.members()[&1].alive,
+            r.members()[&MemberId(1)].alive,
             "three silent ticks are within the timeout"
         );
-        r.heartbeat(0, beat(10));
-        r.heartbeat(2, beat(12));
+        r.heartbeat(MemberId(0), beat(10));
+        r.heartbeat(MemberId(2), beat(12));
         r.tick();
-        assert!(!r.members()[&1].alive);
+        assert!(!r.members()[&MemberId(1)].alive);
         for (client, was) in before.into_iter().enumerate() {
-            let now = r.member_for(client as u64, b"k").unwrap();
+            let now = r.member_for(client as u64, b"k").unwrap().0;
             assert_ne!(now, 1);
             if was != 1 {
                 assert_eq!(now, was, "client {client} moved though its replica lives");
@@ -349,7 +355,7 @@ mod tests {
     fn requests_in_flight_to_a_dead_replica_are_resent_in_order_to_a_live_one() {
         let mut r = router(2);
         let client = (0..)
-            .find(|&c| r.member_for(c, b"k").ok() == Some(0))
+            .find(|&c| r.member_for(c, b"k").ok() == Some(MemberId(0)))
             .unwrap();
         r.request(get(client, 0));
         r.request(get(client, 1));
@@ -361,12 +367,12 @@ mod tests {
         });
         let mut resent = vec![];
         for _ in 0..4 {
-            r.heartbeat(1, beat(0));
+            r.heartbeat(MemberId(1), beat(0));
             resent.extend(r.tick());
         }
         let want: Vec<_> = [0, 2]
             .into_iter()
-            .map(|request| Routed::Send(1, get(client, request)))
+            .map(|request| Routed::Send(MemberId(1), get(client, request)))
             .collect();
         assert_eq!(resent, want);
         assert_eq!(r.in_flight(), 2, "the resent requests are in flight again");
@@ -391,7 +397,7 @@ mod tests {
             at: 0,
             client,
             request: 0,
-            op: KVSOperation::<Bytes>::GetAt(member, Bytes::from_static(b"k")),
+            op: KVSOperation::<Bytes>::GetAt(MemberId(member), Bytes::from_static(b"k")),
         };
         for client in 0..20 {
             assert_eq!(sent_to(&r.request(at(2, client))), Some(2));
@@ -409,16 +415,16 @@ mod tests {
             r.tick();
         }
         assert_eq!(r.member_for(5, b"k").ok(), None);
-        r.heartbeat(0, beat(99));
-        assert_eq!(r.member_for(5, b"k").ok(), Some(0));
-        assert_eq!(r.members()[&0].beat.pid, 99);
+        r.heartbeat(MemberId(0), beat(99));
+        assert_eq!(r.member_for(5, b"k").ok(), Some(MemberId(0)));
+        assert_eq!(r.members()[&MemberId(0)].beat.pid, 99);
     }
 
     /// A router over `layout`, every member joined.
     fn sharded(layout: Layout) -> StickyRouter<Bytes> {
         let mut r = StickyRouter::new(3, layout);
         for m in 0..layout.members() {
-            r.joined(m);
+            r.joined(MemberId(m));
         }
         r
     }
@@ -442,7 +448,10 @@ mod tests {
             let key = format!("key:{i}");
             let member = sent_to(&r.request(put(i % 7, i, &key))).expect("sent");
             let place = shards.locate(key.as_bytes());
-            assert!(place.members.contains(&member), "{key}: {member} {place:?}");
+            assert!(
+                place.members.contains(&MemberId(member)),
+                "{key}: {member} {place:?}"
+            );
             shards_seen.insert(place.shard);
         }
         assert_eq!(shards_seen.len(), 3, "200 keys fall on every shard");
@@ -456,7 +465,7 @@ mod tests {
         let keys: Vec<String> = (0..60).map(|i| format!("key:{i}")).collect();
         let on = |shard: u32| -> Vec<String> {
             keys.iter()
-                .filter(|k| shards.locate(k.as_bytes()).shard == shard)
+                .filter(|k| shards.locate(k.as_bytes()).shard == ShardId(shard))
                 .cloned()
                 .collect()
         };
@@ -465,8 +474,8 @@ mod tests {
         let in_flight = on(dead)[0].clone();
         assert_eq!(sent_to(&r.request(put(9, 0, &in_flight))), Some(dead));
         for _ in 0..4 {
-            r.heartbeat(0, beat(10));
-            r.heartbeat(2, beat(12));
+            r.heartbeat(MemberId(0), beat(10));
+            r.heartbeat(MemberId(2), beat(12));
             let out = r.step(RouterEvent::Tick);
             if let Some(Routed::Reply(response)) =
                 out.iter().find(|o| matches!(o, Routed::Reply(_)))
@@ -488,7 +497,7 @@ mod tests {
         }
         for key in on(0).into_iter().chain(on(2)) {
             let shard = shards.locate(key.as_bytes()).shard;
-            assert_eq!(sent_to(&r.request(put(1, 99, &key))), Some(shard));
+            assert_eq!(sent_to(&r.request(put(1, 99, &key))), Some(shard.0));
         }
     }
 
@@ -503,9 +512,13 @@ mod tests {
             .find(|&c| r.member_for(c, key.as_bytes()) == Ok(place.members.start))
             .unwrap();
         for _ in 0..4 {
-            for m in layout.members_of(0).chain(layout.members_of(1)) {
+            for m in layout
+                .members_of(ShardId(0))
+                .into_iter()
+                .chain(layout.members_of(ShardId(1)))
+            {
                 if m != place.members.start {
-                    r.heartbeat(m, beat(m));
+                    r.heartbeat(m, beat(m.0));
                 }
             }
             r.step(RouterEvent::Tick);
@@ -526,11 +539,13 @@ mod tests {
                 at: 0,
                 client: 5,
                 request: u64::from(shard),
-                op: KVSOperation::Count(shard),
+                op: KVSOperation::Count(ShardId(shard)),
             };
             let member = sent_to(&r.request(request)).expect("sent");
             assert!(
-                layout.members_of(shard).contains(&member),
+                layout
+                    .members_of(ShardId(shard))
+                    .contains(&MemberId(member)),
                 "{shard}: {member}"
             );
         }

@@ -381,6 +381,7 @@ impl CausalKVSCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::membership::ShardId;
     use crate::protocol::{KVSRequest, KVSResponse};
 
     type Input = StorageInput<&'static str, CausalValue<&'static str>>;
@@ -656,7 +657,7 @@ mod tests {
         r1.apply(StorageInput::Merge(k(), version(&r0)));
         // r1 writes k again before it hears of the flush.
         result(&mut r1, req(KVSOperation::Put(k(), "later")));
-        let applied = r0.apply_all(req(KVSOperation::Flush(0)));
+        let applied = r0.apply_all(req(KVSOperation::Flush(ShardId(0))));
         let (reply, effects): (Vec<_>, Vec<_>) =
             applied.into_iter().partition(|(r, _)| r.is_some());
         assert_eq!(reply.len(), 1);

@@ -488,6 +488,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::membership::ShardId;
     use crate::protocol::KVSRequest;
     use crate::store::lattice_core::Effect;
 
@@ -546,7 +547,7 @@ mod tests {
             KVSOperation::Get(k()),
             KVSOperation::Delete(k()),
             KVSOperation::Put(Key::from_static(b"other"), n(7)),
-            KVSOperation::Count(0),
+            KVSOperation::Count(ShardId(0)),
         ];
         let mut reporting = LwwStore::new(0);
         let mut single = LwwStore::single_copy();
@@ -686,15 +687,15 @@ mod tests {
             at(0, KVSOperation::Put(Key::from_static(b"stays"), n(2))),
         );
         assert_eq!(
-            result(&mut s, at(999, KVSOperation::Count(0))),
+            result(&mut s, at(999, KVSOperation::Count(ShardId(0)))),
             KVSResult::Integer(2)
         );
         assert_eq!(
-            result(&mut s, at(1000, KVSOperation::Count(0))),
+            result(&mut s, at(1000, KVSOperation::Count(ShardId(0)))),
             KVSResult::Integer(1)
         );
         let scan = KVSOperation::Scan {
-            shard: 0,
+            shard: ShardId(0),
             from: 0,
             count: 10,
             pattern: None,
@@ -1046,12 +1047,15 @@ mod tests {
             run(&mut s, KVSOperation::Put(text(key), text("v")));
         }
         run(&mut s, KVSOperation::Delete(text("gone")));
-        assert_eq!(run(&mut s, KVSOperation::Count(0)), KVSResult::Integer(3));
+        assert_eq!(
+            run(&mut s, KVSOperation::Count(ShardId(0))),
+            KVSResult::Integer(3)
+        );
         let scan = |s: &mut LwwStore<Bytes>, pattern: Option<&str>| {
             run(
                 s,
                 KVSOperation::Scan {
-                    shard: 0,
+                    shard: ShardId(0),
                     from: 0,
                     count: u32::MAX,
                     pattern: pattern.map(text),
@@ -1063,8 +1067,11 @@ mod tests {
         };
         keys.sort();
         assert_eq!(keys, [text("a1"), text("a2")]);
-        assert_eq!(run(&mut s, KVSOperation::Flush(0)), KVSResult::Ok);
-        assert_eq!(run(&mut s, KVSOperation::Count(0)), KVSResult::Integer(0));
+        assert_eq!(run(&mut s, KVSOperation::Flush(ShardId(0))), KVSResult::Ok);
+        assert_eq!(
+            run(&mut s, KVSOperation::Count(ShardId(0))),
+            KVSResult::Integer(0)
+        );
         assert_eq!(
             run(&mut s, KVSOperation::Get(text("a1"))),
             KVSResult::NotFound

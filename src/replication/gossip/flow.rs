@@ -271,7 +271,11 @@ where
             .cross_singleton(self.layout.clone())
             .filter_map(q!(move |(member, layout)| {
                 let me = CLUSTER_SELF_ID.get_raw_id();
-                (layout.shard_of_member(member) == layout.shard_of_member(me)).then_some(
+                let same_shard = |a, b| {
+                    use crate::membership::ids::MemberId;
+                    layout.shard_of_member(MemberId(a)) == layout.shard_of_member(MemberId(b))
+                };
+                same_shard(member, me).then_some(
                     crate::replication::gossip::replica::GossipEvent::Joined(member),
                 )
             }));
