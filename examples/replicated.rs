@@ -18,7 +18,8 @@ use kvs_zoo::edge::client::{RespClient, show};
 use kvs_zoo::edge::config::FrontConfig;
 use kvs_zoo::edge::resp::Reply;
 use kvs_zoo::protocol::{KVSOperation, KVSRequest, KVSResult};
-use kvs_zoo::store::lattice_core::{LatticeStore, StorageInput};
+use kvs_zoo::store::lattice_core::LatticeStore;
+use kvs_zoo::store::seam::StorageInput;
 use kvs_zoo::testing::examples_support::{CausalString, generate_causal_operations, log_operation};
 use kvs_zoo::values::causal::siblings;
 

@@ -12,7 +12,8 @@ use bytes::Bytes;
 use hydro_lang::prelude::*;
 
 use crate::deploy::{DemoStep, KVSDemo, Topology};
-use crate::server::{KVSServer, LocalRouter, Proxy};
+use crate::routing::local::LocalRouter;
+use crate::server::{KVSServer, Proxy};
 use crate::store::kvs_core::KVSCore;
 
 /// The Local architecture (see the module docs).

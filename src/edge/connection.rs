@@ -282,7 +282,7 @@ mod tests {
                 .cloned()
                 .map_or(KVSResult::NotFound, KVSResult::Value),
             KVSOperation::GetVersioned(_) | KVSOperation::PutVersioned(..) => {
-                crate::store::lattice_core::not_causal()
+                crate::store::refusals::not_causal()
             }
             KVSOperation::Put(k, v) | KVSOperation::PutAt(_, k, v) => {
                 store.insert(k, v);

@@ -11,8 +11,9 @@
 //!   shards of one member, the sharded + replicated store with S shards of R.
 //!
 //! Local's router, which keeps the store in the proxy itself, is
-//! [`crate::server::LocalRouter`].
+//! [`local::LocalRouter`].
 
 pub mod cluster;
+pub mod local;
 pub mod ring;
 pub mod sticky;

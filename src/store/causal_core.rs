@@ -32,8 +32,9 @@ use hydro_lang::prelude::*;
 use lattices::Merge;
 
 use crate::protocol::{Context, KVSOperation, KVSRequest, KVSResult, Key};
-use crate::store::lattice_core::{
-    Applied, AppliedAll, LatticeStore, StorageInput, StorageOutput, apply_atomically, split_applied,
+use crate::store::lattice_core::LatticeStore;
+use crate::store::seam::{
+    Applied, AppliedAll, StorageInput, StorageOutput, apply_atomically, split_applied,
 };
 use crate::values::VectorClock;
 use crate::values::causal::{CausalValue, PnCounter, causal_delete, causal_write, siblings};
@@ -262,11 +263,9 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
                     Err(refused) => (refused, None),
                 }
             }
-            KVSOperation::Transaction(_) => {
-                (crate::store::lattice_core::transaction_at_core(), None)
-            }
+            KVSOperation::Transaction(_) => (crate::store::refusals::transaction_at_core(), None),
             KVSOperation::Append(..) | KVSOperation::PutIf(..) | KVSOperation::Cas(..) => {
-                (crate::store::lattice_core::needs_one_copy(), None)
+                (crate::store::refusals::needs_one_copy(), None)
             }
             // One input, one effect: a flush changes many keys, so `apply_all` takes it.
             KVSOperation::Flush(_) => (
@@ -276,9 +275,9 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
             KVSOperation::PutExpiring(..)
             | KVSOperation::ExpireAt(..)
             | KVSOperation::Persist(_)
-            | KVSOperation::Ttl(_) => (crate::store::lattice_core::expiry_needs_one_copy(), None),
+            | KVSOperation::Ttl(_) => (crate::store::refusals::expiry_needs_one_copy(), None),
             KVSOperation::Watch(_) | KVSOperation::Unwatch(_) | KVSOperation::Unchanged(_) => {
-                (crate::store::lattice_core::watch_needs_one_copy(), None)
+                (crate::store::refusals::watch_needs_one_copy(), None)
             }
             // This replica's view: keys with a live version here.
             KVSOperation::Count(_) => {

@@ -20,9 +20,8 @@ use hydro_lang::live_collections::stream::TotalOrder;
 use hydro_lang::location::Location;
 use hydro_lang::prelude::*;
 
-use crate::store::lattice_core::{
-    Applied, Effect, LatticeStore, StorageInput, StorageOutput, split_applied,
-};
+use crate::store::lattice_core::LatticeStore;
+use crate::store::seam::{Applied, Effect, StorageInput, StorageOutput, split_applied};
 use std::collections::{BTreeSet, HashMap};
 
 use crate::protocol::{
@@ -70,7 +69,7 @@ pub struct LwwStore<V> {
     due: BTreeSet<(u64, Key)>,
     /// `WATCH`: per client and key, the key's version when the client watched it.
     watches: HashMap<(ClientId, Key), u64>,
-    /// Whether writes are reported as [`Effect::Changed`](crate::store::lattice_core::Effect): a
+    /// Whether writes are reported as [`Effect::Changed`](crate::store::seam::Effect): a
     /// store that is not replicated copies out no changes, since nobody would read them.
     reports_changes: bool,
 }
@@ -113,7 +112,7 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
 
     /// Answers one client request (a transaction as a whole): what a single copy does.
     pub fn answer(&mut self, request: KVSRequest<V>) -> KVSResponse<V> {
-        crate::store::lattice_core::answer_atomically(request, |input| self.apply(input))
+        crate::store::seam::answer_atomically(request, |input| self.apply(input))
     }
 
     /// `key`'s version: the Lamport time of the write (or delete, or expiry) that made its
@@ -234,11 +233,11 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
                 (Some(reply_to.respond(KVSResult::Ok)), changed)
             }
             KVSOperation::GetVersioned(_) | KVSOperation::PutVersioned(..) => (
-                Some(reply_to.respond(crate::store::lattice_core::not_causal())),
+                Some(reply_to.respond(crate::store::refusals::not_causal())),
                 None,
             ),
             KVSOperation::Transaction(_) => (
-                Some(reply_to.respond(crate::store::lattice_core::transaction_at_core())),
+                Some(reply_to.respond(crate::store::refusals::transaction_at_core())),
                 None,
             ),
             // Read, compute and write in one step of this one store: nothing can come
@@ -456,10 +455,9 @@ impl KVSCore {
                     let store = store.get_or_insert_with(|| {
                         crate::store::kvs_core::LwwStore::new(u64::from(member))
                     });
-                    Some(crate::store::lattice_core::apply_atomically(
-                        input,
-                        |input| store.apply(input),
-                    ))
+                    Some(crate::store::seam::apply_atomically(input, |input| {
+                        store.apply(input)
+                    }))
                 }),
             )
             .flatten_ordered();
@@ -490,7 +488,7 @@ mod tests {
     use super::*;
     use crate::membership::ShardId;
     use crate::protocol::KVSRequest;
-    use crate::store::lattice_core::Effect;
+    use crate::store::seam::Effect;
 
     fn req(request: u64, op: KVSOperation<Bytes>) -> StorageInput<Bytes, LwwValue<Bytes>> {
         StorageInput::Request(KVSRequest {
@@ -558,10 +556,10 @@ mod tests {
                 request,
                 op,
             };
-            let reported = crate::store::lattice_core::apply_atomically(
-                StorageInput::Request(request.clone()),
-                |i| reporting.apply(i),
-            );
+            let reported =
+                crate::store::seam::apply_atomically(StorageInput::Request(request.clone()), |i| {
+                    reporting.apply(i)
+                });
             let answer = reported.into_iter().find_map(|(reply, _)| reply);
             assert_eq!(Some(single.answer(request)), answer);
         }
@@ -710,7 +708,7 @@ mod tests {
         s: &mut LwwStore<Bytes>,
         input: StorageInput<Bytes, LwwValue<Bytes>>,
     ) -> KVSResult<Bytes> {
-        let mut applied = crate::store::lattice_core::apply_atomically(input, |i| s.apply(i));
+        let mut applied = crate::store::seam::apply_atomically(input, |i| s.apply(i));
         applied
             .pop()
             .and_then(|(reply, _)| reply)
@@ -894,7 +892,7 @@ mod tests {
                 KVSOperation::Get(k()),
             ]),
         );
-        let out = crate::store::lattice_core::apply_atomically(transaction, |i| s.apply(i));
+        let out = crate::store::seam::apply_atomically(transaction, |i| s.apply(i));
         // Two changes (the write, the tombstone), then the one response.
         assert_eq!(out.len(), 3);
         assert!(out[..2].iter().all(|(r, e)| r.is_none() && e.is_some()));
@@ -917,7 +915,7 @@ mod tests {
                 KVSOperation::Transaction(vec![KVSOperation::Get(k()), KVSOperation::Delete(k())]),
             ]),
         );
-        let out = crate::store::lattice_core::apply_atomically(nested, |i| s.apply(i));
+        let out = crate::store::seam::apply_atomically(nested, |i| s.apply(i));
         assert_eq!(
             out.last().and_then(|(r, _)| r.clone()).map(|r| r.result),
             Some(KVSResult::Transaction(vec![
@@ -927,9 +925,7 @@ mod tests {
         );
         // Anything else is applied as it is.
         let out =
-            crate::store::lattice_core::apply_atomically(req(8, KVSOperation::Get(k())), |i| {
-                s.apply(i)
-            });
+            crate::store::seam::apply_atomically(req(8, KVSOperation::Get(k())), |i| s.apply(i));
         assert_eq!(out.len(), 1);
     }
 

@@ -1,15 +1,19 @@
 //! Storage: the state machines that hold the keys, and the seam every core shares.
 //!
+//! - [`seam`]: what a core consumes (`StorageInput`) and produces (a reply and an `Effect`
+//!   for replication), and `apply_atomically`, which applies a transaction as one step.
+//! - [`refusals`]: the errors a store answers when an operation would break a guarantee it
+//!   cannot keep.
 //! - [`lattice_core`]: `LatticeKVSCore`, a store whose values are lattices, merged on every
-//!   write; also the seam between a core and the stages around it (`StorageInput`, `Effect`,
-//!   `apply_atomically`, the refusal texts).
+//!   write — the map every other core is built on.
 //! - [`kvs_core`] (file `core.rs`): `KVSCore`, last writer wins, with expiry and counters.
 //! - [`causal_core`]: `CausalKVSCore`, the lattice store over causal values, stamped by the
 //!   replica (vector clocks, siblings).
 //! - [`keyspace`]: Redis glob patterns and the hash order `SCAN` walks keys in.
 //!
 //! Each core is plain Rust with no I/O, run as a Hydro dataflow by its `serve`. This folder
-//! may import [`crate::protocol`], [`crate::values`] and [`crate::hashing`], nothing above.
+//! may import [`crate::protocol`], [`crate::values`], [`crate::membership`] (ids) and
+//! [`crate::hashing`], nothing above them.
 
 pub mod causal_core;
 pub mod keyspace;
@@ -18,3 +22,5 @@ pub mod keyspace;
 #[path = "core.rs"]
 pub mod kvs_core;
 pub mod lattice_core;
+pub mod refusals;
+pub mod seam;

@@ -45,7 +45,8 @@ pub fn generate_causal_operations(key: &str) -> Vec<KVSOperation<CausalString>> 
 mod tests {
     use super::*;
     use crate::protocol::{KVSRequest, KVSResult};
-    use crate::store::lattice_core::{LatticeStore, StorageInput};
+    use crate::store::lattice_core::LatticeStore;
+    use crate::store::seam::StorageInput;
     use crate::values::causal::siblings;
 
     #[test]

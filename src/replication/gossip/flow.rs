@@ -36,8 +36,8 @@ use crate::protocol::{KVSRequest, KVSResponse};
 use crate::replication::gossip::replica::{GossipEvent, PeerMessage, Version};
 use crate::replication::gossip::rumor::{Feedback, LossOfInterest, RumorConfig};
 use crate::server::{Member, Replication, Storage, StorageAt};
-use crate::store::lattice_core::ReadFor;
-use crate::store::lattice_core::StorageInput;
+use crate::store::seam::ReadFor;
+use crate::store::seam::StorageInput;
 use crate::values::Fingerprint;
 
 /// When gossip happens, and how rumors lose interest.
@@ -242,7 +242,7 @@ where
             crate::replication::gossip::replica::PeerMessage::Gossip(_)
         )));
         let inputs = requests
-            .map(q!(|r| crate::store::lattice_core::StorageInput::Request(r)))
+            .map(q!(|r| crate::store::seam::StorageInput::Request(r)))
             .merge_unordered(for_core.flat_map_ordered(q!(|(from, message)| {
                 crate::replication::gossip::flow::core_inputs(from, message)
             })))
@@ -331,8 +331,8 @@ where
 }
 
 /// What the gossip makes of one of the core's effects.
-pub fn event_of<S: Fingerprint>(effect: crate::store::lattice_core::Effect<S>) -> GossipEvent<S> {
-    use crate::store::lattice_core::Effect;
+pub fn event_of<S: Fingerprint>(effect: crate::store::seam::Effect<S>) -> GossipEvent<S> {
+    use crate::store::seam::Effect;
     let version = |key: &[u8], value: &S| Version {
         print: value.fingerprint(key),
         tombstone: value.is_tombstone(),

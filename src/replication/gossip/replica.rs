@@ -34,7 +34,7 @@ use crate::replication::gossip::anti_entropy::{
 };
 use crate::replication::gossip::rng::Rng;
 use crate::replication::gossip::rumor::{RumorConfig, RumorStore};
-pub use crate::store::lattice_core::ReadFor;
+pub use crate::store::seam::ReadFor;
 
 /// What a replica's gossip sends: values, which go straight into the receiving replica's
 /// storage core; requests to read values for sending, which a replica sends *itself* (its
@@ -481,7 +481,7 @@ mod tests {
         }
 
         /// What replica `at`'s core does with a value from `from`: merge by max, and report
-        /// what the real core reports (see `crate::store::lattice_core::Effect`).
+        /// what the real core reports (see `crate::store::seam::Effect`).
         fn merge(
             &mut self,
             at: usize,

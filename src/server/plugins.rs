@@ -1,27 +1,13 @@
-//! `KVSServer<V, Storage, Router, Replication>`: the one composition every architecture is built from.
+//! The plug-in traits every architecture is composed of, and the locations they run at.
 //!
-//! ```text
-//!   clients ──RESP──▶ front ──▶ Router::route ─────▶ Replication::wire( Storage ) ──┐
-//!   (proxy process)      ▲       (picks the member,   (the core, plus gossip         │
-//!                        │        fixes the order)      between replicas)            │
-//!                        └────── responses, and the router's own answers ◀───────────┘
-//!                                for requests a dead member held (the failure path)
-//! ```
+//! - [`Router`]: carries requests from the proxy to the storage members, in the order they
+//!   must apply them, and every answer back (the failure path included).
+//! - [`Storage`]: a core — a state machine over [`StorageInput`] — with the [`Member`] it runs
+//!   at, handed over as a [`StorageAt`].
+//! - [`Replication`]: wraps the storage, seeing every change the core made and feeding peers'
+//!   values back into it; [`NoReplication`] is the single-copy case.
 //!
-//! - **Router** decides which storage member serves a request and in what order members see
-//!   requests. Local: the proxy *is* the store. Sharded: a consistent-hash ring. Linearizable:
-//!   the route runs through Multi-Paxos, so the *ordering stage* is a router whose output is
-//!   the decided log, in slot order.
-//! - **Storage** is a core: [`KVSCore`] (LWW),
-//!   [`LatticeKVSCore`] (merging values clients stamp) or
-//!   [`CausalKVSCore`] (vector clocks the replica stamps).
-//! - **Replication** wraps the storage: it sees every change the core made and feeds peers'
-//!   values back into *the same* core, so every write that reaches a replica reaches the state
-//!   that serves its reads. [`NoReplication`] is the single-copy case: its core only answers
-//!   ([`StorageAt::answers`]), since nobody would read its changes.
-//!
-//! [`KVSServer::serve`] is the only place these stages are wired together. Storage members
-//! know who they are ([`Member`]): a replica stamps its writes with its own id.
+//! [`KVSServer`](crate::server::KVSServer) wires one of each together.
 
 use std::marker::PhantomData;
 
@@ -33,7 +19,8 @@ use hydro_lang::prelude::*;
 use crate::protocol::{KVSRequest, KVSResponse};
 use crate::store::causal_core::CausalKVSCore;
 use crate::store::kvs_core::KVSCore;
-use crate::store::lattice_core::{LatticeKVSCore, StorageInput, StorageOutput};
+use crate::store::lattice_core::LatticeKVSCore;
+use crate::store::seam::{StorageInput, StorageOutput};
 use crate::values::{CausalValue, LwwValue};
 
 /// Tag type of the process that runs the RESP front and receives every client request.
@@ -87,7 +74,7 @@ pub trait Storage<V> {
         Self::Stored: 'a,
     {
         let (responses, _changes) = Self::serve(
-            requests.map(q!(|r| crate::store::lattice_core::StorageInput::Request(r))),
+            requests.map(q!(|r| crate::store::seam::StorageInput::Request(r))),
             member,
         );
         responses
@@ -178,39 +165,6 @@ pub trait Router<'a, V> {
     ) -> Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, NoOrder>;
 }
 
-/// Routes to the proxy process itself: the Local architecture's single node.
-pub struct LocalRouter<'a> {
-    proxy: Process<'a, Proxy>,
-}
-
-impl<'a> LocalRouter<'a> {
-    /// A router whose storage runs on `proxy`.
-    pub fn new(proxy: &Process<'a, Proxy>) -> Self {
-        Self {
-            proxy: proxy.clone(),
-        }
-    }
-}
-
-impl<'a, V> Router<'a, V> for LocalRouter<'a> {
-    type Storage = Process<'a, Proxy>;
-
-    fn storage(&self) -> &Process<'a, Proxy> {
-        &self.proxy
-    }
-
-    fn route(
-        self,
-        requests: Stream<KVSRequest<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
-        serve: impl FnOnce(
-            Stream<KVSRequest<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
-        ) -> Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
-    ) -> Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, NoOrder> {
-        // The store is here: nothing travels, nothing can be lost on the way.
-        serve(requests).weaken_ordering()
-    }
-}
-
 /// The storage core `S`, ready to run at each member of `L`: what [`KVSServer::serve`] hands
 /// its [`Replication`], which picks how the core runs — with its changes, which replicas pass
 /// on to their peers, or answering only, as a single copy needs.
@@ -276,122 +230,5 @@ where
         storage: StorageAt<'a, V, S, L>,
     ) -> Stream<KVSResponse<V>, L, Unbounded, TotalOrder> {
         storage.answers(requests)
-    }
-}
-
-/// An architecture: values `V` kept by `S` at the members `R` routes to, kept in step by `Rep`.
-pub struct KVSServer<V, S, R, Rep = NoReplication> {
-    router: R,
-    replication: Rep,
-    _types: PhantomData<fn() -> (V, S)>,
-}
-
-impl<V, S, R> KVSServer<V, S, R, NoReplication> {
-    /// A single-copy server behind `router`.
-    pub fn new(router: R) -> Self {
-        Self::with_replication(router, NoReplication)
-    }
-}
-
-impl<V, S, R, Rep> KVSServer<V, S, R, Rep> {
-    /// A server behind `router` whose members are kept in step by `replication`.
-    pub fn with_replication(router: R, replication: Rep) -> Self {
-        Self {
-            router,
-            replication,
-            _types: PhantomData,
-        }
-    }
-
-    /// Wires route → replication(storage) → reply: requests at the proxy in, responses at the
-    /// proxy out.
-    pub fn serve<'a>(
-        self,
-        requests: Stream<KVSRequest<V>, Process<'a, Proxy>, Unbounded, TotalOrder>,
-    ) -> Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, NoOrder>
-    where
-        V: 'a,
-        S: Storage<V>,
-        S::Stored: 'a,
-        R: Router<'a, V>,
-        Rep: Replication<'a, V, S, R::Storage>,
-    {
-        let Self {
-            router,
-            replication,
-            ..
-        } = self;
-        let storage = StorageAt::new(router.storage().member_id());
-        router.route(requests, |at_storage| replication.wire(at_storage, storage))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use bytes::Bytes;
-    use hydro_lang::prelude::*;
-
-    use super::*;
-    use crate::protocol::{KVSOperation, KVSResult};
-
-    fn req(client: u64, request: u64, op: KVSOperation<Bytes>) -> KVSRequest<Bytes> {
-        KVSRequest {
-            at: 0,
-            client,
-            request,
-            op,
-        }
-    }
-
-    fn b(s: &'static str) -> Bytes {
-        Bytes::from_static(s.as_bytes())
-    }
-
-    /// The Local composition, run by Hydro's simulator: each reply goes to the client and
-    /// request that asked, and reads see the latest write in arrival order.
-    #[test]
-    fn local_composition_answers_each_request_by_id() {
-        let mut flow = FlowBuilder::new();
-        let proxy = flow.process::<Proxy>();
-        let (requests_in, requests) = proxy.sim_input();
-        let server = KVSServer::<Bytes, KVSCore, _>::new(LocalRouter::new(&proxy));
-        let responses = server.serve(requests).sim_output();
-
-        flow.sim().exhaustive(async || {
-            requests_in.send(req(1, 0, KVSOperation::Put(b("k"), b("v1"))));
-            requests_in.send(req(2, 0, KVSOperation::Get(b("k"))));
-            requests_in.send(req(1, 1, KVSOperation::Delete(b("k"))));
-            requests_in.send(req(2, 1, KVSOperation::Get(b("k"))));
-            requests_in.send(req(2, 2, KVSOperation::Delete(b("k"))));
-            responses
-                .assert_yields_only_unordered([
-                    KVSResponse {
-                        client: 1,
-                        request: 0,
-                        result: KVSResult::Ok,
-                    },
-                    KVSResponse {
-                        client: 2,
-                        request: 0,
-                        result: KVSResult::Value(b("v1")),
-                    },
-                    KVSResponse {
-                        client: 1,
-                        request: 1,
-                        result: KVSResult::Ok,
-                    },
-                    KVSResponse {
-                        client: 2,
-                        request: 1,
-                        result: KVSResult::NotFound,
-                    },
-                    KVSResponse {
-                        client: 2,
-                        request: 2,
-                        result: KVSResult::NotFound,
-                    },
-                ])
-                .await;
-        });
     }
 }
