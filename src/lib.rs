@@ -56,6 +56,7 @@ mod allocator {
 }
 
 pub mod architectures;
+pub mod capabilities;
 pub mod consensus;
 pub mod deploy;
 pub mod edge;

@@ -31,16 +31,33 @@ fn install_clients() {
     });
 }
 
-/// Runs one client script against `server` (serving `architecture`, which the script is
-/// told in `KVS_ARCH`); fails with its output if it fails or takes
-/// longer than a minute (a client that hangs on a reply).
+/// True if `architecture` keeps one copy of each key (read-modify-write, expiry and WATCH
+/// work there), as the registry says.
+fn one_copy_per_key(architecture: &str) -> bool {
+    kvs_zoo::architectures::find(architecture)
+        .expect("a registered architecture")
+        .capabilities()
+        .one_copy_per_key
+}
+
+/// Runs one client script against `server` (serving `architecture`; the script is told
+/// whether it keeps one copy of each key, in `KVS_ONE_COPY_PER_KEY`);
+/// fails with its output if it fails or takes longer than a minute (a client that hangs on a
+/// reply).
 fn run_client(server: &Server, architecture: &str, program: &str, script: &str) {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
     let out = Command::new("timeout")
         .args(["60", program, &format!("{dir}/{script}")])
         .current_dir(dir)
         .env("KVS_URL", &server.url)
-        .env("KVS_ARCH", architecture)
+        .env(
+            "KVS_ONE_COPY_PER_KEY",
+            if one_copy_per_key(architecture) {
+                "1"
+            } else {
+                "0"
+            },
+        )
         .output()
         .expect("the client runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -105,7 +122,7 @@ fn rust_client(server: &Server, architecture: &str, protocol: &str) {
     let n: i64 = con.decr(key("n"), 2).unwrap();
     assert_eq!(n, 3);
     // Expiry where one copy (or one log) holds a key; refused elsewhere.
-    if matches!(architecture, "local" | "sharded" | "linearizable") {
+    if one_copy_per_key(architecture) {
         let _: () = con.set_ex(key("ttl"), "v", 100).unwrap();
         let ttl: i64 = con.ttl(key("ttl")).unwrap();
         assert!((98..=100).contains(&ttl), "TTL {ttl}");

@@ -29,17 +29,19 @@
 use bytes::Bytes;
 use hydro_lang::prelude::*;
 
+use crate::architectures::Architecture;
+use crate::architectures::options::{self, OptionHelp};
+use crate::capabilities::Capabilities;
 use crate::consensus::paxos::flow::PaxosRouter;
 use crate::deploy::{DemoStep, KVSDemo, Topology};
 use crate::server::{KVSServer, Proxy};
 use crate::store::kvs_core::KVSCore;
 
-/// Tag type of the proposer cluster.
-pub struct Proposer;
-/// Tag type of the acceptor cluster.
-pub struct Acceptor;
-/// Tag type of the replica cluster.
-pub struct Replica;
+pub use crate::consensus::paxos::roles::{Acceptor, Proposer, Replica};
+
+/// The most failures `--f` may ask for: 2f + 1 processes of each role, 22 processes at
+/// f = 3, already more than a laptop runs comfortably.
+pub const MAX_F: u32 = 3;
 
 /// The Linearizable architecture (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +97,14 @@ impl KVSDemo for Linearizable {
             ))
     }
 
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            one_copy_per_key: true,
+            causal_values: false,
+            consensus: true,
+        }
+    }
+
     fn script(&self) -> Vec<DemoStep> {
         vec![
             DemoStep::new(
@@ -121,4 +131,61 @@ impl KVSDemo for Linearizable {
             DemoStep::new("who leads, and under which ballot", &["INFO", "paxos"]),
         ]
     }
+}
+
+impl Architecture for Linearizable {
+    fn summary(&self) -> &'static str {
+        "Multi-Paxos orders every operation; 2f+1 proposers, acceptors and replicas"
+    }
+
+    fn options(&self) -> Vec<OptionHelp> {
+        vec![OptionHelp {
+            flag: "--f",
+            value: "<F>",
+            help: "failures tolerated: 2F+1 of each role (at most 3)",
+        }]
+    }
+
+    fn set_option(&mut self, flag: &str, value: &str) -> Result<(), String> {
+        if flag != "--f" {
+            return Err(format!("unknown option '{flag}'"));
+        }
+        let f = options::positive(flag, value)?;
+        if f > MAX_F {
+            return Err(format!("--f is at most {MAX_F}"));
+        }
+        self.f = f;
+        Ok(())
+    }
+
+    fn option_value(&self, flag: &str) -> Option<String> {
+        (flag == "--f").then(|| self.f.to_string())
+    }
+
+    fn commands(&self) -> &'static [&'static str] {
+        Self::COMMANDS
+    }
+}
+
+impl Linearizable {
+    /// This architecture's column of the command matrix (see [`super::MATRIX_ROWS`]).
+    const COMMANDS: &'static [&'static str] = &[
+        "linearizable: each one log entry, reads too",
+        "one log entry per key: each linearizable, together not atomic (use `MULTI`)",
+        "error: one version per key",
+        "through the log, like `GET`/`SET`: every replica applies it, the first to answer answers (`n` is not used)",
+        "`[0, [0]]`",
+        "one log entry: atomic",
+        "the store, at one point of the log",
+        "one log entry: empties the store",
+        "one log entry each: no update lost",
+        "one log entry each",
+        "one log entry: atomic (what the checked histories use)",
+        "deadline and time in the log: every replica expires the key at the same log position",
+        "the same",
+        "atomic: the whole transaction is one log entry",
+        "checks in the log: the same at every replica",
+        "members (proposers, acceptors, replicas); `INFO paxos`: the leader and its ballot",
+        "the leader: the next proposer leads within 1–2 s, requests wait and are answered; up to F acceptors, any replicas but one: nothing a client sees",
+    ];
 }

@@ -11,6 +11,9 @@
 use bytes::Bytes;
 use hydro_lang::prelude::*;
 
+use crate::architectures::Architecture;
+use crate::architectures::options::OptionHelp;
+use crate::capabilities::Capabilities;
 use crate::deploy::{DemoStep, KVSDemo, Topology};
 use crate::routing::local::LocalRouter;
 use crate::server::{KVSServer, Proxy};
@@ -43,6 +46,14 @@ impl KVSDemo for Local {
         Topology::new(&proxy)
     }
 
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            one_copy_per_key: true,
+            causal_values: false,
+            consensus: false,
+        }
+    }
+
     fn script(&self) -> Vec<DemoStep> {
         vec![
             DemoStep::new("write a key", &["SET", "color", "blue"]),
@@ -68,4 +79,49 @@ impl KVSDemo for Local {
             ),
         ]
     }
+}
+
+impl Architecture for Local {
+    fn summary(&self) -> &'static str {
+        "one process, last-writer-wins"
+    }
+
+    fn options(&self) -> Vec<OptionHelp> {
+        vec![]
+    }
+
+    fn set_option(&mut self, flag: &str, _value: &str) -> Result<(), String> {
+        Err(format!("unknown option '{flag}'"))
+    }
+
+    fn option_value(&self, _flag: &str) -> Option<String> {
+        None
+    }
+
+    fn commands(&self) -> &'static [&'static str] {
+        Self::COMMANDS
+    }
+}
+
+impl Local {
+    /// This architecture's column of the command matrix (see [`super::MATRIX_ROWS`]).
+    const COMMANDS: &'static [&'static str] = &[
+        "linearizable",
+        "one operation per key, in order; another client's operations may interleave (not atomic yet)",
+        "error: one version per key",
+        "`n` = 0",
+        "`[0, [0]]`",
+        "read and write in one step",
+        "the store",
+        "empties the store",
+        "read, compute and write in one step: no update lost",
+        "read, compute and write in one step",
+        "`:1` if `k` held exactly `expected` and now holds `new`, else `:0` (a missing key never matches); in one step",
+        "deadlines from the proxy's clock; a key is gone from its deadline on",
+        "`string`/`none`; length",
+        "atomic",
+        "`EXEC` answers nil if a watched key changed",
+        "—",
+        "—",
+    ];
 }

@@ -35,6 +35,9 @@
 use bytes::Bytes;
 use hydro_lang::prelude::*;
 
+use crate::architectures::Architecture;
+use crate::architectures::options::{self, OptionHelp};
+use crate::capabilities::Capabilities;
 use crate::deploy::{DemoStep, KVSDemo, Topology};
 use crate::membership::Layout;
 use crate::net::Transport;
@@ -43,8 +46,7 @@ use crate::routing::cluster::ClusterRouter;
 use crate::server::{KVSServer, Proxy};
 use crate::store::causal_core::CausalKVSCore;
 
-/// Tag type of the replica cluster.
-pub struct Replica;
+pub use crate::replication::gossip::Replica;
 
 /// The Replicated architecture (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,6 +109,14 @@ impl KVSDemo for Replicated {
             .envs(self.gossip.to_env().into_iter().chain(layout.to_env()))
     }
 
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            one_copy_per_key: false,
+            causal_values: true,
+            consensus: false,
+        }
+    }
+
     fn script(&self) -> Vec<DemoStep> {
         vec![
             DemoStep::new("write a key through the proxy", &["SET", "color", "blue"]),
@@ -128,4 +138,59 @@ impl KVSDemo for Replicated {
             ),
         ]
     }
+}
+
+impl Architecture for Replicated {
+    fn summary(&self) -> &'static str {
+        "N replicas, gossip, causal values (siblings)"
+    }
+
+    fn options(&self) -> Vec<OptionHelp> {
+        [options::REPLICAS]
+            .into_iter()
+            .chain(options::GOSSIP.iter().copied())
+            .collect()
+    }
+
+    fn set_option(&mut self, flag: &str, value: &str) -> Result<(), String> {
+        match flag {
+            "--replicas" => self.replicas = options::positive(flag, value)?,
+            _ => options::set_gossip(&mut self.gossip, flag, value)?,
+        }
+        Ok(())
+    }
+
+    fn option_value(&self, flag: &str) -> Option<String> {
+        match flag {
+            "--replicas" => Some(self.replicas.to_string()),
+            _ => options::gossip_value(&self.gossip, flag),
+        }
+    }
+
+    fn commands(&self) -> &'static [&'static str] {
+        Self::COMMANDS
+    }
+}
+
+impl Replicated {
+    /// This architecture's column of the command matrix (see [`super::MATRIX_ROWS`]).
+    const COMMANDS: &'static [&'static str] = &[
+        "your replica: read-your-writes, eventual elsewhere; siblings",
+        "each key at your replica; not atomic",
+        "causal context read-modify-write",
+        "replica `n`'s own copy",
+        "`[0, [0…N−1]]`",
+        "in one step at your replica",
+        "your replica's view (it may not have heard of every write yet)",
+        "deletes every key your replica holds (a tombstone each, gossiped to the others); a write your replica had not seen is concurrent with the flush and survives it",
+        "a PN-counter: each replica counts its own increments and decrements, merged entry by entry, so none is lost (a read-modify-write of a value would lose one: two replicas read 5, both write 6); your replica answers the sum it knows; a counter key takes only these, `GET` and `DEL` (which resets it; an increment it had not seen survives)",
+        "error: two replicas would both read the same value and both write, losing one write",
+        "error, as `APPEND`",
+        "error: expiry needs one clock per key (each replica would expire at its own time; gossip could bring an expired value back)",
+        "the same at your replica (`STRLEN` of a key with siblings: an error saying so)",
+        "atomic at your replica",
+        "error: a replica cannot tell whether another changed the key",
+        "members; one shard",
+        "clients move to a live replica",
+    ];
 }

@@ -34,6 +34,9 @@
 use bytes::Bytes;
 use hydro_lang::prelude::*;
 
+use crate::architectures::Architecture;
+use crate::architectures::options::{self, OptionHelp};
+use crate::capabilities::Capabilities;
 use crate::deploy::{DemoStep, KVSDemo, Topology};
 use crate::membership::Layout;
 use crate::membership::layout::DEFAULT_VIRTUAL_NODES;
@@ -106,6 +109,14 @@ impl KVSDemo for Sharded {
             .envs(self.layout().to_env())
     }
 
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            one_copy_per_key: true,
+            causal_values: false,
+            consensus: false,
+        }
+    }
+
     fn script(&self) -> Vec<DemoStep> {
         vec![
             DemoStep::new("write a key", &["SET", "color", "blue"]),
@@ -134,6 +145,51 @@ impl KVSDemo for Sharded {
             DemoStep::new("the ring and its members", &["INFO", "ring"]),
         ]
     }
+}
+
+impl Architecture for Sharded {
+    fn summary(&self) -> &'static str {
+        "S shards on a consistent-hash ring, last-writer-wins"
+    }
+
+    fn options(&self) -> Vec<OptionHelp> {
+        options::SHARDING.to_vec()
+    }
+
+    fn set_option(&mut self, flag: &str, value: &str) -> Result<(), String> {
+        options::set_sharding(&mut self.shards, &mut self.virtual_nodes, flag, value)
+    }
+
+    fn option_value(&self, flag: &str) -> Option<String> {
+        options::sharding_value(self.shards, self.virtual_nodes, flag)
+    }
+
+    fn commands(&self) -> &'static [&'static str] {
+        Self::COMMANDS
+    }
+}
+
+impl Sharded {
+    /// This architecture's column of the command matrix (see [`super::MATRIX_ROWS`]).
+    const COMMANDS: &'static [&'static str] = &[
+        "linearizable per key (its shard)",
+        "split by shard, answered in your order; **not atomic across shards**",
+        "error: one version per key",
+        "shard `n`'s copy",
+        "`[s, [s]]`",
+        "in one step at the key's shard",
+        "every shard, combined; `SCAN` walks them in turn",
+        "empties every shard (not atomically across shards)",
+        "in one step at the key's shard",
+        "in one step at the key's shard",
+        "in one step at the key's shard",
+        "at the key's shard, judged by the proxy's clock",
+        "the same",
+        "atomic within one shard; `CROSSSLOT` across shards",
+        "at the key's shard (with the transaction's keys)",
+        "members; the ring",
+        "`-ERR shard n is down … (CLUSTERDOWN)` for its keys only",
+    ];
 }
 
 #[cfg(test)]

@@ -39,7 +39,10 @@
 
 use hydro_lang::prelude::*;
 
+use crate::architectures::Architecture;
+use crate::architectures::options::{self, OptionHelp};
 use crate::architectures::replicated::replicated_kvs;
+use crate::capabilities::Capabilities;
 use crate::deploy::{DemoStep, KVSDemo, Topology};
 use crate::membership::Layout;
 use crate::membership::layout::DEFAULT_VIRTUAL_NODES;
@@ -105,6 +108,14 @@ impl KVSDemo for ShardedReplicated {
             )
     }
 
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            one_copy_per_key: false,
+            causal_values: true,
+            consensus: false,
+        }
+    }
+
     fn script(&self) -> Vec<DemoStep> {
         vec![
             DemoStep::new("write a key", &["SET", "color", "blue"]),
@@ -129,6 +140,69 @@ impl KVSDemo for ShardedReplicated {
             DemoStep::new("the ring and its shards' replicas", &["INFO", "ring"]),
         ]
     }
+}
+
+impl Architecture for ShardedReplicated {
+    fn summary(&self) -> &'static str {
+        "S shards of R replicas, gossip inside each shard"
+    }
+
+    fn options(&self) -> Vec<OptionHelp> {
+        options::SHARDING
+            .iter()
+            .copied()
+            .chain([options::REPLICAS])
+            .chain(options::GOSSIP.iter().copied())
+            .collect()
+    }
+
+    fn set_option(&mut self, flag: &str, value: &str) -> Result<(), String> {
+        match flag {
+            "--replicas" => self.replicas = options::positive(flag, value)?,
+            "--shards" | "--virtual-nodes" => {
+                options::set_sharding(&mut self.shards, &mut self.virtual_nodes, flag, value)?
+            }
+            _ => options::set_gossip(&mut self.gossip, flag, value)?,
+        }
+        Ok(())
+    }
+
+    fn option_value(&self, flag: &str) -> Option<String> {
+        match flag {
+            "--replicas" => Some(self.replicas.to_string()),
+            "--shards" | "--virtual-nodes" => {
+                options::sharding_value(self.shards, self.virtual_nodes, flag)
+            }
+            _ => options::gossip_value(&self.gossip, flag),
+        }
+    }
+
+    fn commands(&self) -> &'static [&'static str] {
+        Self::COMMANDS
+    }
+}
+
+impl ShardedReplicated {
+    /// This architecture's column of the command matrix (see [`super::MATRIX_ROWS`]).
+    const COMMANDS: &'static [&'static str] = &[
+        "as replicated, inside the key's shard",
+        "split by shard; not atomic",
+        "causal context, inside the key's shard",
+        "member `n`'s copy (shard `n / R`)",
+        "`[s, [s·R … s·R+R−1]]`",
+        "in one step at your replica of the key's shard",
+        "your replica of every shard",
+        "as replicated, at your replica of every shard",
+        "as replicated, inside the key's shard",
+        "error, as replicated",
+        "error, as replicated",
+        "error, as replicated",
+        "the same",
+        "atomic at your replica of one shard; `CROSSSLOT` across shards",
+        "error, as replicated",
+        "members; the ring",
+        "clients move to a live replica of the shard",
+    ];
 }
 
 #[cfg(test)]

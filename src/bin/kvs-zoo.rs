@@ -10,23 +10,18 @@
 //! kvs-zoo serve linearizable [--f 1]
 //! ```
 //!
-//! `kvs-zoo serve --help` lists every option.
+//! The architectures, their options and their defaults come from the registry
+//! ([`kvs_zoo::architectures::registry`]); `kvs-zoo serve --help` lists them.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use hydro_deploy::Deployment;
 use kvs_zoo::Hosts;
-use kvs_zoo::architectures::linearizable::Linearizable;
-use kvs_zoo::architectures::local::Local;
-use kvs_zoo::architectures::replicated::Replicated;
-use kvs_zoo::architectures::sharded::Sharded;
-use kvs_zoo::architectures::sharded_replicated::ShardedReplicated;
+use kvs_zoo::architectures::options::{self, parse_bytes, parse_duration};
+use kvs_zoo::architectures::{self as registry, Architecture};
 use kvs_zoo::deploy::console::Console;
 use kvs_zoo::edge::auth::Password;
 use kvs_zoo::edge::config::FrontConfig;
-use kvs_zoo::replication::gossip::flow::GossipSettings;
-use kvs_zoo::replication::gossip::rumor::{Feedback, LossOfInterest};
 
 const USAGE: &str = "\
 usage: kvs-zoo serve <architecture> [options]
@@ -34,16 +29,9 @@ usage: kvs-zoo serve <architecture> [options]
 
 build compiles each named architecture's processes (the first start of an
 architecture does it otherwise: minutes), so that every later serve of it,
-with any options, starts in seconds.
+with any options, starts in seconds.";
 
-architectures:
-  local                       one process, last-writer-wins
-  replicated                  N replicas, gossip, causal values (siblings)
-  sharded                     S shards on a consistent-hash ring, last-writer-wins
-  sharded-replicated          S shards of R replicas, gossip inside each shard
-  linearizable                Multi-Paxos orders every operation; 2f+1 proposers,
-                              acceptors and replicas
-
+const FRONT_OPTIONS: &str = "\
 options:
   --port <P>                  TCP port to listen on (default 6379)
   --bind <ADDR>               address to listen on (default 127.0.0.1)
@@ -55,120 +43,36 @@ options:
   --request-timeout <T>       answer a request with an error if the store has not
                               within T (default 5s; e.g. 1.5s, 500ms)
   --enable-debug-command      accept DEBUG SLEEP <seconds> (for testing timeouts)
-sharded, sharded-replicated:
-  --shards <S>                how many shards (default 3, at most 256)
-  --virtual-nodes <V>         points per shard on the hash ring (default 512)
-linearizable:
-  --f <F>                     failures tolerated (default 1: 3 of each role; at most 3)
-replicated, sharded-replicated:
-  --replicas <N>              how many replicas (per shard; default 3)
-  --gossip-interval <T>       how often replicas push hot rumors (default 50ms)
-  --anti-entropy-interval <T> how often a replica compares digests with a peer
-                              (default 1s)
-  --fanout <N>                peers each rumor goes to per round (default 3)
-  --rumor-k <K>               interest lost after K contacts, or with chance 1/K
-                              (default 2)
-  --rumor-feedback <MODE>     feedback (count contacts with peers that already had
-                              it) or blind (count every contact); default feedback
-  --rumor-loss <MODE>         counter or coin (default counter)
-
   --verbose                   show hydro_deploy's launch commands and the compiler's
                               warnings about generated code
-  -h, --help                  show this help
+  -h, --help                  show this help";
 
-Build with --release for benchmarks: the store's processes are then built optimized.";
-
-/// The most shards a store may have: a SCAN cursor names its shard in its top bits.
-const MAX_SHARDS: u32 = 1 << (64 - kvs_zoo::store::keyspace::POSITION_BITS);
-
-/// The architectures `serve` knows.
-const ARCHITECTURES: &[&str] = &[
-    "local",
-    "replicated",
-    "sharded",
-    "sharded-replicated",
-    "linearizable",
-];
-
-/// The most failures `--f` may ask the linearizable store to tolerate: 2f + 1 processes of
-/// each role, 22 processes at f = 3, already more than a laptop runs comfortably.
-const MAX_F: u32 = 3;
+/// The whole `--help`: usage, the registry's architectures and their options, the front's
+/// options.
+fn usage() -> String {
+    format!(
+        "{USAGE}\n\n{}\n{FRONT_OPTIONS}\n\nBuild with --release for benchmarks: the store's \
+         processes are then built optimized.",
+        registry::help()
+    )
+}
 
 /// What the command line asked for.
 enum Command {
     /// Serve one architecture.
     Serve(Box<ServeArgs>),
     /// Build these architectures' processes.
-    Build(Vec<String>),
+    Build(Vec<Box<dyn Architecture>>),
     /// Show the usage.
     Help,
 }
 
 /// What `serve` was asked for.
 struct ServeArgs {
-    architecture: String,
+    /// The architecture, with its options set.
+    architecture: Box<dyn Architecture>,
     front: FrontConfig,
-    /// Replicas (per shard), for the replicated architectures.
-    replicas: u32,
-    /// Shards and points per shard on the ring, for the sharded architectures.
-    shards: u32,
-    virtual_nodes: u32,
-    /// How replicas gossip, for the replicated architectures.
-    gossip: GossipSettings,
-    /// Failures tolerated, for the linearizable architecture.
-    f: u32,
     verbose: bool,
-}
-
-impl ServeArgs {
-    fn replicated(&self) -> Replicated {
-        Replicated {
-            replicas: self.replicas as usize,
-            gossip: self.gossip,
-        }
-    }
-
-    fn sharded(&self) -> Sharded {
-        Sharded {
-            shards: self.shards,
-            virtual_nodes: self.virtual_nodes,
-        }
-    }
-
-    fn linearizable(&self) -> Linearizable {
-        Linearizable { f: self.f }
-    }
-
-    fn sharded_replicated(&self) -> ShardedReplicated {
-        ShardedReplicated {
-            shards: self.shards,
-            replicas: self.replicas,
-            virtual_nodes: self.virtual_nodes,
-            gossip: self.gossip,
-        }
-    }
-}
-
-/// Which architectures take an option (by its prefix); options of none are unknown.
-fn takes_option(architecture: &str, flag: &str) -> bool {
-    let sharded = ["--shards", "--virtual-nodes"];
-    let replicated = [
-        "--replicas",
-        "--gossip",
-        "--anti-entropy",
-        "--fanout",
-        "--rumor",
-    ];
-    if sharded.iter().any(|p| flag.starts_with(p)) {
-        return architecture.starts_with("sharded");
-    }
-    if replicated.iter().any(|p| flag.starts_with(p)) {
-        return architecture.ends_with("replicated");
-    }
-    if flag == "--f" {
-        return architecture == "linearizable";
-    }
-    true
 }
 
 fn parse(args: &[String]) -> Result<Command, String> {
@@ -193,52 +97,34 @@ fn parse_build(args: &[String]) -> Result<Command, String> {
         if args.len() > 1 {
             return Err("build takes architectures or --all, not both".into());
         }
-        return Ok(Command::Build(
-            ARCHITECTURES.iter().map(|a| a.to_string()).collect(),
-        ));
+        return Ok(Command::Build(registry::registry()));
     }
     if args.is_empty() {
         return Err("build needs architectures, or --all".into());
     }
-    let mut architectures: Vec<String> = vec![];
-    for architecture in args {
-        if architecture.starts_with('-') {
-            return Err(format!("unknown option '{architecture}'"));
+    let mut architectures: Vec<Box<dyn Architecture>> = vec![];
+    for name in args {
+        if name.starts_with('-') {
+            return Err(format!("unknown option '{name}'"));
         }
-        known_architecture(architecture)?;
-        if !architectures.contains(architecture) {
-            architectures.push(architecture.clone());
+        let architecture = registry::find(name)?;
+        if !architectures.iter().any(|a| a.name() == name) {
+            architectures.push(architecture);
         }
     }
     Ok(Command::Build(architectures))
 }
 
-/// An error naming the architectures there are, unless `architecture` is one.
-fn known_architecture(architecture: &str) -> Result<(), String> {
-    if !ARCHITECTURES.contains(&architecture) {
-        return Err(format!(
-            "unknown architecture '{architecture}' (available: {})",
-            ARCHITECTURES.join(", ")
-        ));
-    }
-    Ok(())
-}
-
 /// `serve`'s arguments; `None` for a request for help.
 fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
     let mut it = args.iter();
-    let architecture = it.next().ok_or("missing architecture")?.clone();
-    if architecture == "-h" || architecture == "--help" {
+    let name = it.next().ok_or("missing architecture")?;
+    if name == "-h" || name == "--help" {
         return Ok(None);
     }
-    known_architecture(&architecture)?;
-    let mut front = FrontConfig::localhost(&architecture, 6379);
-    let defaults = ShardedReplicated::default();
-    let (mut replicas, mut shards, mut virtual_nodes) =
-        (defaults.replicas, defaults.shards, defaults.virtual_nodes);
-    let mut gossip = defaults.gossip;
+    let mut architecture = registry::find(name)?;
+    let mut front = FrontConfig::localhost(name, 6379);
     let mut verbose = false;
-    let mut f = Linearizable::default().f;
     let (mut port, mut bind) = (6379u16, "127.0.0.1".to_string());
     while let Some(flag) = it.next() {
         match flag.as_str() {
@@ -254,63 +140,25 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
             _ => {}
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let bad = || format!("bad {flag} '{value}'");
-        let positive = || positive_number::<usize>(value).ok_or_else(bad);
-        let positive_u32 = || positive_number::<u32>(value).ok_or_else(bad);
-        if !takes_option(&architecture, flag) {
-            return Err(format!(
-                "{flag} is not an option of '{architecture}' (see --help)"
-            ));
+        let bad = || options::bad(flag, value);
+        if architecture.options().iter().any(|o| o.flag == flag) {
+            architecture.set_option(flag, value)?;
+            continue;
         }
-        let rumor = &mut gossip.rumor;
+        // An option of another architecture is a mistake worth naming as such.
+        let elsewhere = registry::registry()
+            .iter()
+            .any(|a| a.options().iter().any(|o| o.flag == flag));
+        if elsewhere {
+            return Err(format!("{flag} is not an option of '{name}' (see --help)"));
+        }
         match flag.as_str() {
-            "--replicas" => replicas = positive_u32()?,
-            // A SCAN cursor names its shard in 8 bits (see kvs_zoo::store::keyspace).
-            "--shards" => {
-                shards = positive_u32()?;
-                if shards > MAX_SHARDS {
-                    return Err(format!("--shards is at most {MAX_SHARDS}"));
-                }
-            }
-            "--virtual-nodes" => virtual_nodes = positive_u32()?,
-            "--f" => {
-                f = positive_u32()?;
-                if f > MAX_F {
-                    return Err(format!("--f is at most {MAX_F}"));
-                }
-            }
-            "--gossip-interval" => gossip.interval = parse_duration(value).ok_or_else(bad)?,
-            "--anti-entropy-interval" => {
-                gossip.anti_entropy_interval = parse_duration(value).ok_or_else(bad)?
-            }
-            "--fanout" => rumor.fanout = positive()?,
-            "--rumor-k" => {
-                rumor.k = value
-                    .parse()
-                    .ok()
-                    .filter(|k: &u32| *k > 0)
-                    .ok_or_else(bad)?
-            }
-            "--rumor-feedback" => {
-                rumor.feedback = match value.as_str() {
-                    "feedback" => Feedback::Feedback,
-                    "blind" => Feedback::Blind,
-                    _ => return Err(bad()),
-                }
-            }
-            "--rumor-loss" => {
-                rumor.loss = match value.as_str() {
-                    "counter" => LossOfInterest::Counter,
-                    "coin" => LossOfInterest::Coin,
-                    _ => return Err(bad()),
-                }
-            }
             "--port" => port = value.parse().map_err(|_| format!("bad port '{value}'"))?,
             "--bind" => bind = value.clone(),
             "--requirepass" if value.is_empty() => return Err(bad()),
             "--requirepass" => front.commands.requirepass = Some(Password::new(value.as_bytes())),
-            "--max-value-bytes" => front.commands.max_value_bytes = positive()?,
-            "--max-clients" => front.max_clients = positive()?,
+            "--max-value-bytes" => front.commands.max_value_bytes = options::positive(flag, value)?,
+            "--max-clients" => front.max_clients = options::positive(flag, value)?,
             "--client-output-limit" => {
                 front.client_output_limit = parse_bytes(value).ok_or_else(bad)?
             }
@@ -323,56 +171,11 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
     } else {
         format!("{bind}:{port}")
     };
-    // Gossip timers count whole milliseconds.
-    for (name, interval) in [
-        ("--gossip-interval", gossip.interval),
-        ("--anti-entropy-interval", gossip.anti_entropy_interval),
-    ] {
-        if interval < Duration::from_millis(1) {
-            return Err(format!("{name} must be at least 1ms"));
-        }
-    }
     Ok(Some(ServeArgs {
         architecture,
         front,
-        replicas,
-        shards,
-        virtual_nodes,
-        gossip,
-        f,
         verbose,
     }))
-}
-
-/// A number above zero.
-fn positive_number<N: std::str::FromStr + PartialOrd + Default>(text: &str) -> Option<N> {
-    text.parse().ok().filter(|n| *n > N::default())
-}
-
-/// `1048576`, `64kb`, `64mb`, `1gb` (powers of 1024, as Redis reads `kb`/`mb`/`gb`); not zero.
-fn parse_bytes(text: &str) -> Option<usize> {
-    let lower = text.to_ascii_lowercase();
-    let (digits, unit) = [("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10)]
-        .into_iter()
-        .find_map(|(suffix, unit)| lower.strip_suffix(suffix).map(|d| (d, unit)))
-        .unwrap_or((&lower, 1));
-    digits
-        .parse::<usize>()
-        .ok()?
-        .checked_mul(unit)
-        .filter(|n| *n > 0)
-}
-
-/// `5` or `5s` (seconds, fractions allowed) or `500ms`; more than zero, at most a day.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let (number, scale) = match text.strip_suffix("ms") {
-        Some(ms) => (ms, 1e-3),
-        None => (text.strip_suffix('s').unwrap_or(text), 1.0),
-    };
-    let seconds = number.parse::<f64>().ok()? * scale;
-    Duration::try_from_secs_f64(seconds)
-        .ok()
-        .filter(|d| !d.is_zero() && *d <= Duration::from_secs(86_400))
 }
 
 /// True for addresses only this machine can reach.
@@ -400,13 +203,13 @@ async fn run() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match parse(&args) {
         Ok(Command::Help) => {
-            println!("{USAGE}");
+            println!("{}", usage());
             return ExitCode::SUCCESS;
         }
         Ok(Command::Serve(serve)) => serve_one(*serve).await,
         Ok(Command::Build(architectures)) => build(&architectures).await,
         Err(e) => {
-            eprintln!("kvs-zoo: {e}\n\n{USAGE}");
+            eprintln!("kvs-zoo: {e}\n\n{}", usage());
             return ExitCode::from(2);
         }
     };
@@ -438,22 +241,10 @@ async fn serve_one(serve: ServeArgs) -> Result<(), String> {
     eprintln!(
         "kvs-zoo: starting '{}' ({} processes; the first start of an architecture compiles \
          them: minutes)",
-        serve.architecture,
+        serve.architecture.name(),
         build_kind(&hosts)
     );
-    let front = serve.front.clone();
-    match serve.architecture.as_str() {
-        "local" => kvs_zoo::deploy::serve(Local, hosts, front, deployment).await,
-        "replicated" => kvs_zoo::deploy::serve(serve.replicated(), hosts, front, deployment).await,
-        "sharded" => kvs_zoo::deploy::serve(serve.sharded(), hosts, front, deployment).await,
-        "sharded-replicated" => {
-            kvs_zoo::deploy::serve(serve.sharded_replicated(), hosts, front, deployment).await
-        }
-        "linearizable" => {
-            kvs_zoo::deploy::serve(serve.linearizable(), hosts, front, deployment).await
-        }
-        other => unreachable!("parse accepts only known architectures, not '{other}'"),
-    }
+    kvs_zoo::deploy::serve(&*serve.architecture, hosts, serve.front, deployment).await
 }
 
 /// How `hosts` builds the processes, as `serve` and `build` tell the user.
@@ -466,29 +257,21 @@ fn build_kind(hosts: &Hosts) -> &'static str {
 }
 
 /// Builds each architecture's processes, one after the other, saying which and how long.
-async fn build(architectures: &[String]) -> Result<(), String> {
+async fn build(architectures: &[Box<dyn Architecture>]) -> Result<(), String> {
     let _console = Console::new(false);
     let total = architectures.len();
     for (i, architecture) in architectures.iter().enumerate() {
         let mut d = Deployment::new();
         let hosts = Hosts::localhost(&mut d);
         eprintln!(
-            "kvs-zoo: [{}/{total}] building '{architecture}' ({})",
+            "kvs-zoo: [{}/{total}] building '{}' ({})",
             i + 1,
+            architecture.name(),
             build_kind(&hosts)
         );
         // Settings reach the processes at run time, so the defaults build the same code as
         // any options would.
-        match architecture.as_str() {
-            "local" => kvs_zoo::deploy::build(&Local, &hosts, d).await,
-            "replicated" => kvs_zoo::deploy::build(&Replicated::default(), &hosts, d).await,
-            "sharded" => kvs_zoo::deploy::build(&Sharded::default(), &hosts, d).await,
-            "sharded-replicated" => {
-                kvs_zoo::deploy::build(&ShardedReplicated::default(), &hosts, d).await
-            }
-            "linearizable" => kvs_zoo::deploy::build(&Linearizable::default(), &hosts, d).await,
-            other => unreachable!("parse accepts only known architectures, not '{other}'"),
-        }?;
+        kvs_zoo::deploy::build(&**architecture, &hosts, d).await?;
     }
     eprintln!("kvs-zoo: built {total} architecture(s)");
     Ok(())
@@ -497,6 +280,7 @@ async fn build(architectures: &[String]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn command(words: &str) -> Result<Command, String> {
         let args: Vec<String> = words.split_whitespace().map(String::from).collect();
@@ -512,11 +296,17 @@ mod tests {
         }
     }
 
-    fn built(words: &str) -> Result<Vec<String>, String> {
+    fn built(words: &str) -> Result<Vec<&'static str>, String> {
         match command(words)? {
-            Command::Build(architectures) => Ok(architectures),
+            Command::Build(architectures) => Ok(architectures.iter().map(|a| a.name()).collect()),
             _ => panic!("'{words}' is not a build command"),
         }
+    }
+
+    /// The value `serve` would run with for `flag`, after parsing `words`.
+    fn setting(words: &str, flag: &str) -> String {
+        let serve = parse_words(words).unwrap().unwrap();
+        serve.architecture.option_value(flag).unwrap()
     }
 
     #[test]
@@ -527,7 +317,7 @@ mod tests {
             ["linearizable", "local"],
             "each once, in the order given"
         );
-        assert_eq!(built("build --all").unwrap(), ARCHITECTURES);
+        assert_eq!(built("build --all").unwrap(), registry::names());
         assert!(matches!(command("build --help"), Ok(Command::Help)));
         for (words, error) in [
             ("build", "build needs architectures, or --all"),
@@ -549,7 +339,7 @@ mod tests {
     #[test]
     fn defaults_and_options() {
         let serve = parse_words("serve local").unwrap().unwrap();
-        assert_eq!(serve.architecture, "local");
+        assert_eq!(serve.architecture.name(), "local");
         assert_eq!(serve.front, FrontConfig::localhost("local", 6379));
         let serve = parse_words(
             "serve local --port 7000 --bind ::1 --max-value-bytes 10 --requirepass pw \
@@ -570,78 +360,30 @@ mod tests {
     }
 
     #[test]
-    fn replicated_options() {
-        let serve = parse_words(
-            "serve replicated --replicas 5 --gossip-interval 20ms --anti-entropy-interval 2s \
-             --fanout 1 --rumor-k 4 --rumor-feedback blind --rumor-loss coin",
-        )
-        .unwrap()
-        .unwrap();
-        let r = serve.replicated();
-        assert_eq!(r.replicas, 5);
-        assert_eq!(r.gossip.interval, Duration::from_millis(20));
-        assert_eq!(r.gossip.anti_entropy_interval, Duration::from_secs(2));
-        assert_eq!(
-            (r.gossip.rumor.fanout, r.gossip.rumor.k),
-            (1, 4),
-            "fanout and k"
-        );
-        assert_eq!(r.gossip.rumor.feedback, Feedback::Blind);
-        assert_eq!(r.gossip.rumor.loss, LossOfInterest::Coin);
-        assert_eq!(
-            parse_words("serve replicated")
-                .unwrap()
-                .unwrap()
-                .replicated(),
-            Replicated::default()
-        );
-    }
-
-    #[test]
-    fn sharded_options() {
-        let serve = parse_words("serve sharded --shards 5 --virtual-nodes 64")
-            .unwrap()
-            .unwrap();
-        let layout = serve.sharded().layout();
-        assert_eq!(
-            (layout.shards, layout.replicas, layout.virtual_nodes),
-            (5, 1, 64)
-        );
-        assert_eq!(
-            parse_words("serve sharded").unwrap().unwrap().sharded(),
-            Sharded::default()
-        );
-        let serve = parse_words("serve sharded-replicated --shards 2 --replicas 4 --fanout 1")
-            .unwrap()
-            .unwrap();
-        let both = serve.sharded_replicated();
-        assert_eq!(
-            (both.shards, both.replicas, both.gossip.rumor.fanout),
-            (2, 4, 1)
-        );
-        assert_eq!(
-            parse_words("serve sharded-replicated")
-                .unwrap()
-                .unwrap()
-                .sharded_replicated(),
-            ShardedReplicated::default()
-        );
-    }
-
-    #[test]
-    fn sizes_and_durations_read_as_redis_users_write_them() {
-        assert_eq!(parse_bytes("100"), Some(100));
-        assert_eq!(parse_bytes("64KB"), Some(64 << 10));
-        assert_eq!(parse_bytes("1gb"), Some(1 << 30));
-        for bad in ["", "0", "mb", "-1", "1.5mb", "99999999999999999999gb"] {
-            assert_eq!(parse_bytes(bad), None, "{bad}");
+    fn architecture_options_reach_the_architecture() {
+        let words = "serve replicated --replicas 5 --gossip-interval 20ms \
+                     --anti-entropy-interval 2s --fanout 1 --rumor-k 4 --rumor-feedback blind \
+                     --rumor-loss coin";
+        for (flag, want) in [
+            ("--replicas", "5"),
+            ("--gossip-interval", "20ms"),
+            ("--anti-entropy-interval", "2s"),
+            ("--fanout", "1"),
+            ("--rumor-k", "4"),
+            ("--rumor-feedback", "blind"),
+            ("--rumor-loss", "coin"),
+        ] {
+            assert_eq!(setting(words, flag), want, "{flag}");
         }
-        assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("20ms"), Some(Duration::from_millis(20)));
-        for bad in ["", "0", "-1", "x", "2d", "NaN", "1e30"] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
-        }
+        let words = "serve sharded-replicated --shards 2 --replicas 4 --fanout 1";
+        assert_eq!(setting(words, "--shards"), "2");
+        assert_eq!(setting(words, "--replicas"), "4");
+        assert_eq!(
+            setting("serve sharded --virtual-nodes 64", "--virtual-nodes"),
+            "64"
+        );
+        assert_eq!(setting("serve linearizable --f 2", "--f"), "2");
+        assert_eq!(setting("serve linearizable", "--f"), "1");
     }
 
     #[test]
@@ -655,18 +397,19 @@ mod tests {
     }
 
     #[test]
-    fn help_is_not_an_error() {
+    fn help_is_not_an_error_and_lists_every_architecture_and_option() {
         for words in ["--help", "serve -h", "serve local --port 1 -h"] {
             assert!(parse_words(words).unwrap().is_none(), "{words}");
         }
-    }
-
-    #[test]
-    fn linearizable_options() {
-        let serve = parse_words("serve linearizable").unwrap().unwrap();
-        assert_eq!(serve.linearizable(), Linearizable::default());
-        let serve = parse_words("serve linearizable --f 2").unwrap().unwrap();
-        assert_eq!(serve.linearizable(), Linearizable { f: 2 });
+        let help = usage();
+        for a in registry::registry() {
+            assert!(help.contains(a.summary()), "{}", a.name());
+            for o in a.options() {
+                assert!(help.contains(o.flag), "{}", o.flag);
+            }
+        }
+        assert!(help.contains("--replicas <N>"), "{help}");
+        assert!(help.contains("(default 50ms)"), "{help}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use hydro_lang::compile::deploy::{DeployFlow, DeployResult};
 use hydro_lang::deploy::{HydroDeploy, TrybuildHost};
 use hydro_lang::prelude::*;
 
+use crate::capabilities::Capabilities;
 use crate::deploy::progress::{BuildReport, LocationNames};
 use crate::edge::client::{RespClient, show};
 use crate::edge::front::FrontConfig;
@@ -59,6 +60,9 @@ pub trait KVSDemo {
 
     /// The scripted scenario [`run_kvs_demo`] plays.
     fn script(&self) -> Vec<DemoStep>;
+
+    /// What the architecture can honestly do; `INFO` and the client suite read it.
+    fn capabilities(&self) -> Capabilities;
 }
 
 /// Adds a cluster's members to a deployment: one location spec per member.
@@ -191,7 +195,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Every setting reaches the processes through their environment ([`Topology::env`],
 /// [`FrontConfig::to_env`]), never through their code: two starts with different options
 /// generate the same code, so the second builds nothing.
-pub async fn launch<'a, D: KVSDemo>(
+pub async fn launch<'a, D: KVSDemo + ?Sized>(
     demo: &D,
     hosts: &Hosts,
     front: &FrontConfig,
@@ -231,6 +235,11 @@ pub async fn launch<'a, D: KVSDemo>(
             .env(ENV_PEERS, peers.clone())
             .env(ENV_SELF, me.to_string())
     };
+    // The front reports what this architecture can do (`INFO`), whoever built `front`.
+    let front = FrontConfig {
+        capabilities: demo.capabilities(),
+        ..front.clone()
+    };
     let proxy_spec = front.to_env().into_iter().fold(
         named(hosts.spec(&hosts.proxy), &proxy_peer),
         |spec, (k, v)| spec.env(k, v),
@@ -257,7 +266,7 @@ pub async fn launch<'a, D: KVSDemo>(
 /// Builds `demo`'s processes on `hosts` ahead of time, so that a later start builds nothing.
 /// hydro_deploy builds only what it deploys, so this launches the processes once (a build is
 /// a deployment that never starts), then kills them.
-pub async fn build<D: KVSDemo>(
+pub async fn build<D: KVSDemo + ?Sized>(
     demo: &D,
     hosts: &Hosts,
     mut deployment: Deployment,
@@ -283,7 +292,7 @@ pub async fn run_deployed<D, F, Fut>(
     body: F,
 ) -> Result<(), String>
 where
-    D: KVSDemo,
+    D: KVSDemo + ?Sized,
     F: FnOnce(Vec<(&'static str, usize)>) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
@@ -376,14 +385,14 @@ pub async fn run_kvs_demo<D: KVSDemo>(
 }
 
 /// Serves `demo` on `hosts` at `front` until Ctrl-C, announcing `ready:` once it answers.
-pub async fn serve<D: KVSDemo>(
-    demo: D,
+pub async fn serve<D: KVSDemo + ?Sized>(
+    demo: &D,
     hosts: Hosts,
     front: FrontConfig,
     mut deployment: Deployment,
 ) -> Result<(), String> {
     let front = &front;
-    run_deployed(&demo, &hosts, front, &mut deployment, |roles| async move {
+    run_deployed(demo, &hosts, front, &mut deployment, |roles| async move {
         // Ctrl-C is caught from here on, *before* `ready:` is printed: a user (or a test) that
         // presses it the moment the store is ready must get a clean stop, not the default
         // action of SIGINT, which kills this driver and leaves its processes behind.

@@ -241,8 +241,8 @@ mod tests {
 
     fn names() -> LocationNames {
         let mut names = LocationNames::default();
-        names.add("kvs_zoo::server::Proxy", "proxy");
-        names.add("kvs_zoo::architectures::replicated::Replica", "replica");
+        names.add("kvs_zoo::server::plugins::Proxy", "proxy");
+        names.add("kvs_zoo::replication::gossip::Replica", "replica");
         names
     }
 
@@ -251,7 +251,7 @@ mod tests {
         let mut b = Building::default();
         b.add_command_line(&words(
             "/root/.rustup/toolchains/x/bin/cargo build --locked --profile location-release \
-             --example kvs_zoo__server__Proxy_1A2B3C4D --no-default-features",
+             --example kvs_zoo__server__plugins__Proxy_1A2B3C4D --no-default-features",
         ));
         b.add_command_line(&words(
             "rustc --crate-name hydro_lang --edition=2024 src/lib.rs",
@@ -260,7 +260,7 @@ mod tests {
         b.add_command_line(&words("cc -o foo foo.c"));
         assert_eq!(
             b.examples,
-            BTreeSet::from(["kvs_zoo__server__Proxy_1A2B3C4D".to_string()])
+            BTreeSet::from(["kvs_zoo__server__plugins__Proxy_1A2B3C4D".to_string()])
         );
         assert_eq!(b.crates, BTreeSet::from(["hydro_lang".to_string()]));
     }
@@ -268,10 +268,10 @@ mod tests {
     #[test]
     fn examples_are_named_by_their_role() {
         let names = names();
-        assert_eq!(names.role_of("kvs_zoo__server__Proxy_1A2B3C4D"), "proxy");
+        assert_eq!(names.role_of("kvs_zoo__server__plugins__Proxy_1A2B3C4D"), "proxy");
         // A cluster's name hint carries its location key: `Replica (cluster 2)`.
         assert_eq!(
-            names.role_of("kvs_zoo__replicated__Replica_cluster_2_99AA00BB"),
+            names.role_of("kvs_zoo__replication__gossip__Replica_cluster_2_99AA00BB"),
             "replica"
         );
         assert_eq!(names.role_of("other_ABCD"), "other_ABCD");
@@ -282,12 +282,12 @@ mod tests {
         let names = names();
         let b = Building {
             examples: BTreeSet::from([
-                "kvs_zoo__server__Proxy_1A2B3C4D".to_string(),
-                "kvs_zoo__replicated__Replica_cluster_2_99AA00BB".to_string(),
+                "kvs_zoo__server__plugins__Proxy_1A2B3C4D".to_string(),
+                "kvs_zoo__replication__gossip__Replica_cluster_2_99AA00BB".to_string(),
             ]),
             crates: BTreeSet::from([
                 "hydro_lang".to_string(),
-                "kvs_zoo__server__Proxy_1A2B3C4D".to_string(),
+                "kvs_zoo__server__plugins__Proxy_1A2B3C4D".to_string(),
             ]),
         };
         assert_eq!(

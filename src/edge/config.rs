@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::capabilities::Capabilities;
 use crate::edge::auth::Password;
 use crate::edge::commands::Settings;
 use crate::membership::Layout;
@@ -16,6 +17,9 @@ use crate::routing::ring::Shards;
 pub struct FrontConfig {
     /// The architecture served, as `INFO` reports it (`kvs_zoo_architecture`).
     pub architecture: String,
+    /// What the architecture can honestly do (which `INFO` sections it has); the deployment
+    /// sets it from the architecture it deploys.
+    pub capabilities: Capabilities,
     /// `host:port` to listen on; `127.0.0.1` unless the user asks otherwise.
     pub bind: String,
     /// What the command table enforces: value limit, password, DEBUG.
@@ -40,6 +44,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Environment variable names, one per setting.
 const ARCHITECTURE: &str = "KVS_ZOO_ARCHITECTURE";
+const CAPABILITIES: &str = "KVS_ZOO_CAPABILITIES";
 const BIND: &str = "KVS_ZOO_BIND";
 const MAX_VALUE: &str = "KVS_ZOO_MAX_VALUE_BYTES";
 const REQUIREPASS: &str = "KVS_ZOO_REQUIREPASS_SHA256";
@@ -53,6 +58,7 @@ impl FrontConfig {
     pub fn localhost(architecture: &str, port: u16) -> Self {
         Self {
             architecture: architecture.into(),
+            capabilities: Capabilities::default(),
             bind: format!("127.0.0.1:{port}"),
             commands: Settings::new(),
             max_clients: DEFAULT_MAX_CLIENTS,
@@ -74,6 +80,7 @@ impl FrontConfig {
     pub fn to_env(&self) -> Vec<(&'static str, String)> {
         let mut env = vec![
             (ARCHITECTURE, self.architecture.clone()),
+            (CAPABILITIES, self.capabilities.to_words()),
             (BIND, self.bind.clone()),
             (MAX_VALUE, self.commands.max_value_bytes.to_string()),
             (DEBUG_COMMAND, self.commands.debug_command.to_string()),
@@ -97,6 +104,7 @@ impl FrontConfig {
         };
         Ok(Self {
             architecture: get(ARCHITECTURE)?,
+            capabilities: Capabilities::from_words(&get(CAPABILITIES)?)?,
             bind: get(BIND)?,
             commands: Settings {
                 max_value_bytes: number(MAX_VALUE)? as usize,

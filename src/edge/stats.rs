@@ -109,8 +109,9 @@ impl Stats {
             if matches!(*section, "members" | "ring") && !clustered {
                 continue;
             }
-            // The linearizable store has a leader and no ring; the others the other way round.
-            let ordered = config.architecture == "linearizable";
+            // A store ordered by consensus has a leader and no ring; the others the other way
+            // round.
+            let ordered = config.capabilities.consensus;
             if (*section == "paxos" && !ordered) || (*section == "ring" && ordered) {
                 continue;
             }

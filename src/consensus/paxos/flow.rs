@@ -616,8 +616,8 @@ mod sim_tests {
     use hydro_lang::sim::quiesce;
 
     use super::*;
-    use crate::architectures::linearizable::{Acceptor, Proposer, Replica};
     use crate::consensus::paxos::client::RETRY_TICKS;
+    use crate::consensus::paxos::roles::{Acceptor, Proposer, Replica};
     use crate::protocol::{KVSOperation, KVSResult};
 
     type Sender<T, O> = hydro_lang::sim::SimSender<T, O, ExactlyOnce>;

@@ -33,6 +33,7 @@ pub mod client;
 pub mod flow;
 pub mod log;
 pub mod proposer;
+pub mod roles;
 
 use serde::{Deserialize, Serialize};
 

@@ -444,7 +444,7 @@ mod sim_tests {
     #[test]
     fn replicas_converge_once_gossip_has_run() {
         let mut flow = FlowBuilder::new();
-        let replicas = flow.cluster::<crate::architectures::replicated::Replica>();
+        let replicas = flow.cluster::<crate::replication::gossip::Replica>();
         let (requests_in, requests) = replicas.sim_input();
         let (ticks_in, ticks) = replicas.sim_input();
         let layout = replicas.singleton(q!(crate::membership::layout::Layout::unsharded(3)));

@@ -29,3 +29,6 @@ pub mod flow;
 pub mod replica;
 pub mod rng;
 pub mod rumor;
+
+/// Tag type of a cluster of gossiping replicas (the replicated store's storage cluster).
+pub struct Replica;
