@@ -268,7 +268,10 @@ mod tests {
     #[test]
     fn examples_are_named_by_their_role() {
         let names = names();
-        assert_eq!(names.role_of("kvs_zoo__server__plugins__Proxy_1A2B3C4D"), "proxy");
+        assert_eq!(
+            names.role_of("kvs_zoo__server__plugins__Proxy_1A2B3C4D"),
+            "proxy"
+        );
         // A cluster's name hint carries its location key: `Replica (cluster 2)`.
         assert_eq!(
             names.role_of("kvs_zoo__replication__gossip__Replica_cluster_2_99AA00BB"),
