@@ -9,180 +9,27 @@
 //! to virtual machines — a change of host, not of code.
 
 pub mod console;
+pub mod hosts;
 pub mod progress;
+pub mod topology;
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hydro_deploy::{Deployment, Host};
-use hydro_lang::compile::deploy::{DeployFlow, DeployResult};
+use hydro_deploy::Deployment;
+use hydro_lang::compile::deploy::DeployResult;
 use hydro_lang::deploy::{HydroDeploy, TrybuildHost};
 use hydro_lang::prelude::*;
 
-use crate::capabilities::Capabilities;
+use crate::deploy::hosts::peer_address;
+pub use crate::deploy::hosts::{Hosts, LOCATION_PROFILE, free_port};
 use crate::deploy::progress::{BuildReport, LocationNames};
+pub use crate::deploy::topology::{DemoStep, KVSDemo, Topology};
 use crate::edge::client::{RespClient, show};
 use crate::edge::front::FrontConfig;
 use crate::edge::resp::Reply;
 use crate::net::{AddressBook, ENV_PEERS, ENV_SELF, Peer};
 use crate::server::Proxy;
-
-/// One step of a demo's scenario: a narration and the command to send.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DemoStep {
-    /// What the step shows.
-    pub narration: String,
-    /// The Redis command, word by word.
-    pub command: Vec<String>,
-}
-
-impl DemoStep {
-    /// A step sending `command` with the narration `narration`.
-    pub fn new(narration: &str, command: &[&str]) -> Self {
-        Self {
-            narration: narration.into(),
-            command: command.iter().map(|w| w.to_string()).collect(),
-        }
-    }
-}
-
-/// An architecture that can be deployed and demonstrated.
-pub trait KVSDemo {
-    /// The architecture's name, as in `kvs-zoo serve <name>`.
-    fn name(&self) -> &'static str;
-
-    /// Adds the architecture's locations and dataflow to `flow`; returns its [`Topology`]:
-    /// the proxy process, which runs the RESP front (configured at deploy time, see
-    /// [`FrontConfig::to_env`]), and every cluster with its size. Sizes are declared here
-    /// once, and deployment takes them from the topology.
-    fn build<'a>(&self, flow: &mut FlowBuilder<'a>) -> Topology<'a>;
-
-    /// The scripted scenario [`run_kvs_demo`] plays.
-    fn script(&self) -> Vec<DemoStep>;
-
-    /// What the architecture can honestly do; `INFO` and the client suite read it.
-    fn capabilities(&self) -> Capabilities;
-}
-
-/// Adds a cluster's members to a deployment: one location spec per member.
-type DeployCluster<'a> = Box<
-    dyn FnOnce(DeployFlow<'a, HydroDeploy>, Vec<TrybuildHost>) -> DeployFlow<'a, HydroDeploy> + 'a,
->;
-
-/// One cluster of a [`Topology`].
-struct ClusterRole<'a> {
-    role: &'static str,
-    /// The cluster's Rust type, which Hydro names its generated code after.
-    type_name: &'static str,
-    members: usize,
-    deploy: DeployCluster<'a>,
-}
-
-/// An architecture's locations, declared once: the proxy, and each cluster with its role
-/// name (as in `process <role>/<member> pid …` and `INFO members`) and its number of
-/// members. [`run_deployed`] deploys exactly this.
-pub struct Topology<'a> {
-    proxy: Process<'a, Proxy>,
-    clusters: Vec<ClusterRole<'a>>,
-    env: Vec<(String, String)>,
-}
-
-impl<'a> Topology<'a> {
-    /// A deployment of `proxy` alone.
-    pub fn new(proxy: &Process<'a, Proxy>) -> Self {
-        Self {
-            proxy: proxy.clone(),
-            clusters: vec![],
-            env: vec![],
-        }
-    }
-
-    /// Adds `cluster`, deployed with `members` members, known as `role`.
-    pub fn cluster<C: 'a>(
-        mut self,
-        role: &'static str,
-        cluster: &Cluster<'a, C>,
-        members: usize,
-    ) -> Self {
-        let cluster = cluster.clone();
-        self.clusters.push(ClusterRole {
-            role,
-            type_name: std::any::type_name::<C>(),
-            members,
-            deploy: Box::new(move |flow, specs| flow.with_cluster(&cluster, specs)),
-        });
-        self
-    }
-
-    /// Sets an environment variable in every process of the deployment: how run-time
-    /// settings (gossip intervals, …) reach the members without rebuilding their code.
-    pub fn env(mut self, name: &str, value: impl ToString) -> Self {
-        self.env.push((name.to_string(), value.to_string()));
-        self
-    }
-
-    /// Sets each `(name, value)` of `vars` with [`Topology::env`].
-    pub fn envs(self, vars: impl IntoIterator<Item = (&'static str, String)>) -> Self {
-        vars.into_iter()
-            .fold(self, |topology, (name, value)| topology.env(name, value))
-    }
-
-    /// The clusters' roles and sizes, in declaration order.
-    pub fn roles(&self) -> Vec<(&'static str, usize)> {
-        self.clusters.iter().map(|c| (c.role, c.members)).collect()
-    }
-
-    /// The proxy process.
-    pub fn proxy(&self) -> &Process<'a, Proxy> {
-        &self.proxy
-    }
-}
-
-/// The machines an architecture's locations run on, and how their code is built.
-#[derive(Clone)]
-pub struct Hosts {
-    /// Runs the proxy (and with it the RESP front).
-    pub proxy: Arc<dyn Host>,
-    /// Runs the members of every cluster.
-    pub members: Arc<dyn Host>,
-    /// Build the locations optimized (release profile). Debug builds are much quicker to
-    /// compile and 3–10× slower to run.
-    pub optimized: bool,
-}
-
-impl Hosts {
-    /// Everything on this machine, optimized when the driver itself is a release build.
-    pub fn localhost(deployment: &mut Deployment) -> Self {
-        Self {
-            proxy: deployment.Localhost(),
-            members: deployment.Localhost(),
-            optimized: !cfg!(debug_assertions),
-        }
-    }
-
-    fn spec(&self, host: &Arc<dyn Host>) -> TrybuildHost {
-        let spec = TrybuildHost::new(host.clone());
-        if self.optimized {
-            // Optimized processes build with a profile of their own (see Cargo.toml), into
-            // `target/location-release/`, apart from the driver's `target/release/`. Hydro
-            // builds a location's crates with `STAGELEFT_TRYBUILD_BUILD_STAGED` set, which the
-            // build scripts of hydro_lang, hydro_std and this crate watch: in one directory,
-            // the driver's build and the locations' shared those build scripts' outputs and
-            // overwrote each other's, so every start rebuilt hydro_std and kvs_zoo, for
-            // minutes. Setting rustflags, even none, switches the location to a static build,
-            // which any profile but `dev` needs (the prebuilt dylib Hydro would otherwise
-            // link is a debug build). The compiler's warnings about Hydro's generated code are
-            // hidden by `crate::deploy::console` instead of by flags.
-            spec.profile(LOCATION_PROFILE).rustflags("")
-        } else {
-            spec
-        }
-    }
-}
-
-/// The Cargo profile optimized processes are built with (declared in Cargo.toml).
-pub const LOCATION_PROFILE: &str = "location-release";
 
 /// How long a started deployment may take to answer its first request.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -453,86 +300,5 @@ async fn process_ids(
             ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// An address on this machine for a process to receive its peers' messages on.
-fn peer_address() -> Result<String, String> {
-    let port = free_port().map_err(|e| format!("finding a free port: {e}"))?;
-    Ok(format!("127.0.0.1:{port}"))
-}
-
-/// A TCP port on 127.0.0.1 that is free right now, for a process started later to listen on.
-///
-/// The port is only *checked* here: the process that listens on it binds it later, so anything
-/// that binds in between wins it. Two things would, if we asked the kernel for port 0: the
-/// kernel hands out ports from its ephemeral range to every outgoing connection too, and it
-/// hands the same freed port to the next caller soon after (several deployments starting at
-/// once in one test binary collided that way: "Address already in use"). So ports come from
-/// below the ephemeral range, where the kernel never picks on its own, starting at a random
-/// place, and this process never hands out the same port twice.
-pub fn free_port() -> std::io::Result<u16> {
-    use std::collections::HashSet;
-    use std::sync::{Mutex, OnceLock};
-    static GIVEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
-    let given = GIVEN.get_or_init(Mutex::default);
-    let (low, high) = listen_port_range();
-    let span = usize::from(high.saturating_sub(low));
-    // Where to start looking: different in each process, so concurrent test binaries and
-    // `serve`s rarely probe the same ports.
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-        ^ (u64::from(std::process::id()) << 32);
-    let mut rng = crate::replication::gossip::rng::Rng::new(seed);
-    let start = rng.below(span);
-    let mut given = given
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    for step in 0..span {
-        // `span` fits in a u16, and so does any remainder of it.
-        let port = low + ((start + step) % span) as u16;
-        if given.contains(&port) {
-            continue;
-        }
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            given.insert(port);
-            return Ok(port);
-        }
-    }
-    // Every port of the range is taken: let the kernel choose.
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// The ports [`free_port`] chooses from: the registered ports below the kernel's ephemeral
-/// range (`/proc/sys/net/ipv4/ip_local_port_range`, 32768–60999 by default on Linux).
-fn listen_port_range() -> (u16, u16) {
-    const LOW: u16 = 10_000;
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32_768);
-    // An unusual ephemeral range that starts this low leaves no room: the range is then
-    // empty, and the kernel chooses.
-    (LOW, ephemeral_low.max(LOW))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn free_ports_are_distinct_and_below_the_ephemeral_range() {
-        let (low, high) = listen_port_range();
-        let ports: Vec<u16> = (0..200).map(|_| free_port().unwrap()).collect();
-        let distinct: std::collections::HashSet<_> = ports.iter().collect();
-        assert_eq!(distinct.len(), ports.len(), "a port was handed out twice");
-        assert!(
-            ports.iter().all(|&p| (low..high).contains(&p)),
-            "{ports:?} not all in {low}..{high}"
-        );
     }
 }
