@@ -1,41 +1,36 @@
 //! # KVS Zoo
 //!
 //! Key-value stores, one per distributed architecture, built on the Hydro dataflow framework
-//! and served over the Redis protocol. A map of the crate:
+//! and served over the Redis protocol. A map of the crate, from the top down; a module may
+//! import only from modules below it (`farm-studio look` counts the arrows that do not).
 //!
-//! - [`protocol`]: the typed requests and responses every stage passes along.
-//! - [`values`]: lattice values — last-writer-wins, vector clocks, causal siblings.
-//! - [`lattice_core`] and [`kvs_core`] (file `core.rs`): the storage cores, `LatticeKVSCore` (merges values) and
-//!   `KVSCore` (last writer wins), each a pure state machine run as a Hydro dataflow;
-//!   [`causal_core`]: `CausalKVSCore`, the lattice store over causal values with writes
-//!   stamped by the replica (vector clocks, siblings).
-//! - [`keyspace`]: Redis glob patterns and the hash order `SCAN` walks keys in.
-//! - [`linearizability`]: a Wing–Gong–Lowe checker for histories recorded against a store,
-//!   key by key.
-//! - [`server`]: `KVSServer<V, Storage, Router, Replication>`, the one composition of route →
-//!   storage → replication that every architecture is built from.
-//! - [`edge`]: the Redis-protocol edge — RESP parsing, the command table, AUTH, per-connection
-//!   reply ordering and request deadlines, bounded output, `INFO` counters, and the TCP server
-//!   that feeds the dataflow from inside the proxy process.
-//! - [`routers`]: how the proxy picks a member for each request — a consistent-hash ring
-//!   ([`routers::ring`]) and sticky routing inside a shard over members watched by
-//!   heartbeats ([`routers::sticky`]).
-//! - [`gossip`]: Demers-style gossip — rumor mongering, anti-entropy, their simulation, and
-//!   the gossip `Replication` that wires them around a replica's core.
-//! - [`paxos`]: Multi-Paxos for the linearizable store — acceptor, proposer (elections,
-//!   recovery, batching, checkpoints), the replica's log and the proxy's client, each a state
-//!   machine tested alone and together over a simulated faulty network, and their dataflows
-//!   ([`paxos::flow`]: the `PaxosRouter` ordering stage, also run by Hydro's simulator).
-//! - [`net`]: how processes reach each other — Hydro's channels, or our fail-stop transport
-//!   that survives a dead peer; [`net::links`] makes each edge of a dataflow one call over
-//!   either.
-//! - [`local`]: the Local architecture; [`replicated`]: N replicas, gossip, causal values;
-//!   [`sharded`]: S shards on a consistent-hash ring; [`sharded_replicated`]: S shards of R
-//!   gossiping replicas; [`linearizable`]: every operation ordered by Multi-Paxos.
-//! - [`demo`]: deploying an architecture with hydro_deploy (`run_kvs_demo`, `serve`, `build`);
-//!   [`progress`] tells what a deployment is compiling while it does; [`console`] keeps
-//!   hydro_deploy's build chatter off the terminal unless `--verbose`; [`examples_support`]
-//!   has demo helpers.
+//! - [`architectures`]: the five stores — `local.rs`, `replicated.rs`, `sharded.rs`,
+//!   `sharded_replicated.rs`, `linearizable.rs` (the book's file names) — each a short
+//!   composition of plug-ins, and the registry that lists them ([`architectures::registry`]):
+//!   `kvs-zoo serve`, `--help`, `INFO` and the README's command matrix read it.
+//! - [`testing`] (beside the map, for tests and examples only): the linearizability
+//!   checker, the Demers simulation, example helpers.
+//! - [`deploy`]: deploying an architecture with hydro_deploy — its [`Topology`](deploy::Topology)
+//!   and [`KVSDemo`], the [`Hosts`] it runs on, `serve`, `build`, [`run_kvs_demo`]; build
+//!   progress and the console.
+//! - [`edge`]: the Redis-protocol edge in the proxy — RESP, the command table
+//!   (`edge/commands/`), sessions, reply order and deadlines, bounded output, `INFO`.
+//! - The plug-ins, side by side: [`routing`] (which member serves a request: Local's identity,
+//!   the consistent-hash ring, sticky routing over live members), [`replication`] (Demers
+//!   gossip: rumor mongering and anti-entropy) and [`consensus`] (Multi-Paxos, the
+//!   linearizable store's ordering stage).
+//! - [`net`]: how processes reach each other — Hydro's channels, or our fail-stop transport.
+//! - [`server`]: [`KVSServer`]`<V, Storage, Router, Replication>`, the one composition every
+//!   architecture is built from, and the plug-in traits ([`server::plugins`]).
+//! - [`store`]: the storage cores, each a pure state machine run as a dataflow —
+//!   `lattice_core.rs` ([`LatticeKVSCore`]), `core.rs` ([`KVSCore`], last writer wins),
+//!   `causal_core.rs` ([`CausalKVSCore`]) — the seam they share, their refusals, the keyspace.
+//! - [`values`]: lattice values — last-writer-wins, vector clocks, causal siblings — and
+//!   what replication reads of them (fingerprints).
+//! - [`protocol`] (`protocol.rs`): the typed requests and responses every stage passes along.
+//! - At the bottom, importing nothing from the crate: [`membership`] (member and shard ids,
+//!   the shard layout, the one liveness view), [`hashing`] (the stable hashes) and
+//!   [`capabilities`] (what a store can honestly do, as data).
 
 #![warn(missing_docs)]
 

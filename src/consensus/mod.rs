@@ -3,6 +3,7 @@
 //! - [`paxos`]: Multi-Paxos — acceptor, proposer, the replica's log and the proxy's client,
 //!   each a state machine tested alone, and their dataflow, the `PaxosRouter` ordering stage.
 //!
-//! This folder may import the server's plug-in traits and everything below them.
+//! This folder may import the server's plug-in traits, [`crate::net`], [`crate::membership`]
+//! and everything below them; not routing, replication or the edge.
 
 pub mod paxos;

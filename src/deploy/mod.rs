@@ -7,6 +7,14 @@
 //! The hosts come from the caller ([`Hosts`]): on this machine `Hosts::localhost`, and with
 //! hydro_deploy's cloud hosts (e.g. `deployment.GcpComputeEngineHost()`) the same code deploys
 //! to virtual machines — a change of host, not of code.
+//!
+//! - [`topology`]: what an architecture declares ([`KVSDemo`], [`Topology`]).
+//! - [`hosts`]: where the processes run and how they are built.
+//! - [`progress`]: what is being compiled, while it is; [`console`]: hydro_deploy's chatter
+//!   kept off the terminal unless `--verbose`.
+//!
+//! This folder may import the edge (the front's settings, a RESP client) and everything below
+//! it; it knows no architecture by name (they implement [`KVSDemo`]).
 
 pub mod console;
 pub mod hosts;

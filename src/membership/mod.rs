@@ -7,7 +7,7 @@
 //! - [`view`]: the members and the leader as the proxy last saw them, published by the
 //!   routers' dataflows and read by `INFO`.
 //!
-//! It may import [`crate::protocol`] only.
+//! It imports nothing from the crate: everything else may import it.
 
 pub mod ids;
 pub mod layout;

@@ -13,6 +13,8 @@
 //! A process finds its peers in its environment: [`AddressBook::from_env`] reads
 //! `KVS_ZOO_PEERS` (every process's `role/member=address`) and `KVS_ZOO_SELF` (its own
 //! `role/member`), which the deployment sets from its topology (see `crate::deploy`).
+//!
+//! This folder may import [`crate::server`] (the proxy's location type) and what is below it.
 
 pub mod links;
 pub mod transport;

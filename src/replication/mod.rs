@@ -5,6 +5,7 @@
 //!
 //! (Single-copy stores use [`NoReplication`](crate::server::NoReplication); the
 //! linearizable store replicates by consensus, see [`crate::consensus`].) This folder may
-//! import the server's plug-in traits and everything below them.
+//! import the server's plug-in traits, [`crate::net`], [`crate::membership`] and everything
+//! below them; not routing, consensus or the edge.
 
 pub mod gossip;

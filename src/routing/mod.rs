@@ -10,8 +10,10 @@
 //!   The replicated store uses it with one shard of N replicas, the sharded store with S
 //!   shards of one member, the sharded + replicated store with S shards of R.
 //!
-//! Local's router, which keeps the store in the proxy itself, is
-//! [`local::LocalRouter`].
+//! - [`local`]: Local's router, which keeps the store in the proxy itself.
+//!
+//! This folder may import [`crate::server`] (the `Router` trait), [`crate::net`] and
+//! everything below them; not the edge, replication or consensus.
 
 pub mod cluster;
 pub mod local;

@@ -23,6 +23,9 @@
 //! The traits are in [`plugins`]; the plug-ins themselves in [`crate::routing`],
 //! [`crate::replication`] and [`crate::consensus`].
 //!
+//! This folder may import [`crate::store`] and what is below it: it names the plug-ins'
+//! traits, never a plug-in.
+//!
 //! [`KVSServer::serve`] is the only place these stages are wired together. Storage members
 //! know who they are ([`Member`]): a replica stamps its writes with its own id.
 

@@ -165,7 +165,7 @@ pub trait Router<'a, V> {
     ) -> Stream<KVSResponse<V>, Process<'a, Proxy>, Unbounded, NoOrder>;
 }
 
-/// The storage core `S`, ready to run at each member of `L`: what [`KVSServer::serve`] hands
+/// The storage core `S`, ready to run at each member of `L`: what [`KVSServer::serve`](crate::server::KVSServer::serve) hands
 /// its [`Replication`], which picks how the core runs — with its changes, which replicas pass
 /// on to their peers, or answering only, as a single copy needs.
 pub struct StorageAt<'a, V, S, L: Location<'a>> {

@@ -115,7 +115,7 @@ impl<K: Clone + Eq + Hash> DigestIndex<K> {
         }
     }
 
-    /// Records that `key` now has the fingerprint `print` (see [`fingerprint`]), adjusting its
+    /// Records that `key` now has the fingerprint `print` (see [`fingerprint`](crate::values::fingerprint::fingerprint)), adjusting its
     /// bucket's sum: the old fingerprint, which the index remembers, is subtracted, the new
     /// one added. Call it on every change of the store.
     pub fn set(&mut self, key: &K, print: u64) {

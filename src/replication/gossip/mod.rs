@@ -11,14 +11,15 @@
 //! * [`anti_entropy`] — **anti-entropy**: replicas periodically compare
 //!   compact digests of their whole stores and repair every difference.
 //!   Slower, but guarantees convergence.
-//! * [`demers`] — a simulation that runs [`rumor`]'s code on 1000 sites and
-//!   compares the results with the paper's tables.
 //! * [`rng`] — the small seeded random number generator they all share, so
 //!   that runs are reproducible.
 //! * [`replica`] — one replica's gossip as a state machine: which rumors to
 //!   push, which feedback to send, how an anti-entropy exchange proceeds.
 //! * [`flow`] — that state machine wired into a replica's Hydro dataflow
 //!   beside its storage core: the gossip [`Replication`](crate::server::Replication).
+//!
+//! (A simulation that runs [`rumor`]'s code on 1000 sites and compares the results with the
+//! paper's tables is in [`crate::testing::demers`].)
 //!
 //! Everything but [`flow`] is deterministic given a seed and does no I/O,
 //! which is what makes it testable; the dataflow supplies the network and
