@@ -39,7 +39,7 @@ hydro_lang::setup!();
 
 // Optimized builds (the deployed processes, the `kvs-zoo` driver) allocate with mimalloc, as
 // Redis allocates with jemalloc: a request's life is a handful of short allocations, and the
-// system allocator spent a tenth of the server's CPU on them. Debug builds keep the system
+// system allocator's share of the server's CPU on them showed in profiles. Debug builds keep the system
 // allocator, because Hydro links their processes dynamically. (`cfg(stageleft_runtime)` keeps
 // the allocator out of the staged copy of this crate that Hydro compiles into each process:
 // a program may have only one.)

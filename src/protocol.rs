@@ -131,8 +131,9 @@ pub enum Presence {
 static NO_KEY: Key = Key::from_static(b"");
 
 impl<V> KVSOperation<V> {
-    /// The key this operation touches (every operation but a transaction touches exactly
-    /// one): a transaction's first key, which routes it (all its keys live on one shard).
+    /// The key that routes this operation: the one key it touches; for a transaction, its
+    /// first key (all its keys live on one shard); and the empty key for the keyspace
+    /// operations (`Count`, `Scan`, `Flush`), which name their shard instead ([`Self::shard`]).
     pub fn key(&self) -> &Key {
         match self {
             KVSOperation::Transaction(ops) => ops.first().map_or(&NO_KEY, |op| op.key()),

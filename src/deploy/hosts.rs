@@ -14,7 +14,7 @@ pub struct Hosts {
     /// Runs the members of every cluster.
     pub members: Arc<dyn Host>,
     /// Build the locations optimized (release profile). Debug builds are much quicker to
-    /// compile and 3–10× slower to run.
+    /// compile and several times slower to run.
     pub optimized: bool,
 }
 

@@ -14,8 +14,8 @@
 //! request read at the start of a run is answered by the end of the same run, with no task
 //! switch and no channel between: the per-request work is what Redis does (read, execute,
 //! write), plus the dataflow's stages. (A task per connection, talking to the dataflow over
-//! channels, cost an extra pass of tokio's scheduler, with its `epoll_wait`, per round trip,
-//! and about a tenth of the server's time under pipelining.) A connection's future wakes only
+//! channels, cost an extra pass of tokio's scheduler, with its `epoll_wait`, per round trip;
+//! the README's measurements say how much.) A connection's future wakes only
 //! when its socket has bytes, its socket takes bytes it could not take before, its timer
 //! fires, or the sink needs it (replies left unwritten, a closing reply, room again for
 //! commands).

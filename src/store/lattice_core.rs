@@ -26,9 +26,9 @@ use crate::values::Fingerprint;
 
 /// The per-key lattice map at the heart of every store.
 ///
-/// Keys are hashed with foldhash, seeded per process: several times faster than std's SipHash
-/// on short keys (hashing was a few percent of a GET's whole cost), and still seeded, so
-/// clients cannot choose keys that all collide.
+/// Keys are hashed with foldhash, seeded per process: faster than std's SipHash on short keys
+/// (hashing is on every request's path), and still seeded, so clients cannot choose keys that
+/// all collide.
 #[derive(Clone, Debug)]
 pub struct LatticeStore<S> {
     map: HashMap<Key, S, foldhash::fast::RandomState>,
