@@ -29,6 +29,7 @@ pub mod sharded_replicated;
 
 use std::fmt::Write;
 
+use crate::capabilities::Capabilities;
 use crate::deploy::KVSDemo;
 use options::OptionHelp;
 
@@ -91,6 +92,25 @@ pub fn help() -> String {
     for a in &all {
         let _ = writeln!(out, "  {:<28}{}", a.name(), a.summary());
     }
+    // What the refusals point to: which stores can do what a replicated one refuses.
+    let which = |can: fn(&Capabilities) -> bool| -> String {
+        let names: Vec<&str> = all
+            .iter()
+            .filter(|a| can(&a.capabilities()))
+            .map(|a| a.name())
+            .collect();
+        names.join(", ")
+    };
+    let _ = writeln!(
+        out,
+        "one copy of each key (APPEND, SETNX, CAS, expiry, WATCH): {}",
+        which(|c| c.one_copy_per_key)
+    );
+    let _ = writeln!(
+        out,
+        "causal values (GETCTX, SETCTX, siblings): {}",
+        which(|c| c.causal_values)
+    );
     for a in &all {
         let options = a.options();
         if options.is_empty() {

@@ -410,6 +410,20 @@ mod tests {
         }
         assert!(help.contains("--replicas <N>"), "{help}");
         assert!(help.contains("(default 50ms)"), "{help}");
+        // What a refusal points to (see kvs_zoo::store::refusals).
+        assert!(
+            help.contains(
+                "one copy of each key (APPEND, SETNX, CAS, expiry, WATCH): local, sharded, \
+                 linearizable"
+            ),
+            "{help}"
+        );
+        assert!(
+            help.contains(
+                "causal values (GETCTX, SETCTX, siblings): replicated, sharded-replicated"
+            ),
+            "{help}"
+        );
     }
 
     #[test]
