@@ -61,6 +61,7 @@ impl<C: Clone> Acceptor<C> {
                 }
                 self.forget_below(checkpoint);
                 FromAcceptor::Accepted {
+                    ballot,
                     promised: self.promised,
                     slot,
                 }
@@ -128,6 +129,7 @@ mod tests {
         assert_eq!(
             a.handle(accept(ballot(2, 0), 5, 1, 0)),
             FromAcceptor::Accepted {
+                ballot: ballot(2, 0),
                 promised: ballot(3, 2),
                 slot: 5
             }

@@ -133,9 +133,16 @@ pub enum FromAcceptor<C> {
         /// The acceptor forgot the slots below this (every replica had applied them).
         checkpoint: Slot,
     },
-    /// Phase 2b. If `promised` is the ballot of the accept, the slot is accepted; if higher,
-    /// refused.
+    /// Phase 2b, the answer to the accept of `ballot` for `slot`. If `promised` is `ballot`,
+    /// the slot is accepted; if higher, refused.
+    ///
+    /// The reply names the ballot it answers because messages reorder: an accept delayed from
+    /// an older ballot, refused by an acceptor that has since promised the proposer's *newer*
+    /// ballot, is answered with that newer promise — which, without `ballot`, reads exactly
+    /// like a vote under the newer ballot, for a value the acceptor never accepted.
     Accepted {
+        /// The ballot of the accept answered.
+        ballot: Ballot,
         /// The acceptor's promise.
         promised: Ballot,
         /// The slot.

@@ -268,11 +268,20 @@ impl<C: Clone> Proposer<C> {
                     }
                 }
             }
-            Event::Acceptor(from, FromAcceptor::Accepted { promised, slot }) => {
+            Event::Acceptor(
+                from,
+                FromAcceptor::Accepted {
+                    ballot,
+                    promised,
+                    slot,
+                },
+            ) => {
                 if promised > self.ballot {
                     self.ballot = promised;
                     self.step_down(None, &mut out);
-                } else if promised == self.ballot && self.is_leader() {
+                } else if ballot == self.ballot && promised == self.ballot && self.is_leader() {
+                    // Only a reply to an accept of *this* ballot is a vote (see
+                    // `FromAcceptor::Accepted`).
                     self.accepted(from, slot, &mut out);
                 }
             }
@@ -580,7 +589,11 @@ mod tests {
         let mut p = elected();
         let out = p.handle(Event::Request(7));
         assert_eq!(accepts(&out), vec![(0, Entry::Batch(vec![7]))]);
-        let ok = |promised| FromAcceptor::Accepted { promised, slot: 0 };
+        let ok = |promised| FromAcceptor::Accepted {
+            ballot: promised,
+            promised,
+            slot: 0,
+        };
         assert!(p.handle(Event::Acceptor(2, ok(b(1, 0)))).is_empty());
         // The same acceptor twice is not a majority.
         assert!(p.handle(Event::Acceptor(2, ok(b(1, 0)))).is_empty());
@@ -588,6 +601,28 @@ mod tests {
             p.handle(Event::Acceptor(0, ok(b(1, 0)))),
             vec![Output::Decided(0, Entry::Batch(vec![7]))]
         );
+    }
+
+    /// An accept delayed from an older ballot, refused by acceptors that now promise the
+    /// leader's own ballot, is answered with that promise: not a vote for the new ballot.
+    #[test]
+    fn a_refusal_of_an_older_ballots_accept_is_not_a_vote() {
+        let mut p = elected();
+        let out = p.handle(Event::Request(7));
+        assert_eq!(accepts(&out), vec![(0, Entry::Batch(vec![7]))]);
+        let refusal = FromAcceptor::Accepted {
+            ballot: b(0, 0),
+            promised: b(1, 0),
+            slot: 0,
+        };
+        for acceptor in 0..3 {
+            assert!(
+                p.handle(Event::Acceptor(acceptor, refusal.clone()))
+                    .is_empty(),
+                "acceptor {acceptor}'s refusal counted as a vote"
+            );
+        }
+        assert!(p.is_leader(), "a refusal of an older ballot deposes no one");
     }
 
     #[test]
@@ -602,6 +637,7 @@ mod tests {
             let out = p.handle(Event::Acceptor(
                 acceptor,
                 FromAcceptor::Accepted {
+                    ballot: b(1, 0),
                     promised: b(1, 0),
                     slot: 0,
                 },
@@ -674,6 +710,7 @@ mod tests {
         let out = p.handle(Event::Acceptor(
             0,
             FromAcceptor::Accepted {
+                ballot: b(1, 0),
                 promised: b(2, 1),
                 slot: 0,
             },
@@ -723,6 +760,7 @@ mod tests {
                 p.handle(Event::Acceptor(
                     acceptor,
                     FromAcceptor::Accepted {
+                        ballot: b(1, 0),
                         promised: b(1, 0),
                         slot,
                     },
@@ -786,6 +824,7 @@ mod tests {
             p.handle(Event::Acceptor(
                 acceptor,
                 FromAcceptor::Accepted {
+                    ballot: b(1, 0),
                     promised: b(1, 0),
                     slot: 0,
                 },
