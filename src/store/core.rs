@@ -22,7 +22,7 @@ use hydro_lang::prelude::*;
 
 use crate::store::lattice_core::LatticeStore;
 use crate::store::seam::{Applied, Effect, StorageInput, StorageOutput, split_applied};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::protocol::{
     ClientId, Expiry, KVSOperation, KVSRequest, KVSResponse, KVSResult, Key, Presence,
@@ -67,8 +67,11 @@ pub struct LwwStore<V> {
     deadlines: HashMap<Key, u64>,
     /// …and the same, in deadline order, so the keys due are found without a scan.
     due: BTreeSet<(u64, Key)>,
-    /// `WATCH`: per client and key, the key's version when the client watched it.
-    watches: HashMap<(ClientId, Key), u64>,
+    /// `WATCH`: per client and key, the key's version when the client watched it, or `None`
+    /// once something changed every key at once (`FLUSHDB`). Ordered, not hashed: which
+    /// watch is evicted past [`MAX_WATCHES`] must be the same at every replica applying the
+    /// same log, and a `HashMap`'s order differs from process to process.
+    watches: BTreeMap<(ClientId, Key), Option<u64>>,
     /// Whether writes are reported as [`Effect::Changed`](crate::store::seam::Effect): a
     /// store that is not replicated copies out no changes, since nobody would read them.
     reports_changes: bool,
@@ -84,7 +87,7 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
             now: 0,
             deadlines: HashMap::new(),
             due: BTreeSet::new(),
-            watches: HashMap::new(),
+            watches: BTreeMap::new(),
             reports_changes: true,
         }
     }
@@ -299,6 +302,12 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
                 self.store.clear();
                 self.deadlines.clear();
                 self.due.clear();
+                // Every key is a missing key again, version 0: a watch taken when its key was
+                // missing would match again, though the key was written and flushed since.
+                // As in Redis, a flush touches every watched key.
+                for watched in self.watches.values_mut() {
+                    *watched = None;
+                }
                 (Some(reply_to.respond(KVSResult::Ok)), None)
             }
             KVSOperation::Cas(key, expected, new) => {
@@ -356,13 +365,12 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
                 // Connections that close while watching never say UNWATCH: past the bound,
                 // any watch may be forgotten, and a forgotten watch fails its check — the
                 // transaction is refused and the client retries, never run over a change.
-                if self.watches.len() >= MAX_WATCHES
-                    && let Some(victim) = self.watches.keys().next().cloned()
-                {
-                    self.watches.remove(&victim);
+                // The first watch in order goes: the oldest connection's (client ids grow).
+                if self.watches.len() >= MAX_WATCHES {
+                    self.watches.pop_first();
                 }
                 let version = self.version(&key);
-                self.watches.insert((reply_to.client, key), version);
+                self.watches.insert((reply_to.client, key), Some(version));
                 (Some(reply_to.respond(KVSResult::Ok)), None)
             }
             KVSOperation::Unwatch(key) => {
@@ -372,7 +380,7 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
             KVSOperation::Unchanged(key) => {
                 let version = self.version(&key);
                 let result = match self.watches.remove(&(reply_to.client, key)) {
-                    Some(watched) if watched == version => KVSResult::Ok,
+                    Some(Some(watched)) if watched == version => KVSResult::Ok,
                     _ => KVSResult::NotFound,
                 };
                 (Some(reply_to.respond(result)), None)
@@ -743,6 +751,57 @@ mod tests {
         result(&mut s, req(0, KVSOperation::Unwatch(k())));
         assert_eq!(result(&mut s, check()), KVSResult::NotFound);
         assert_eq!(s.watching(), 0);
+    }
+
+    /// A request from `client`.
+    fn from(client: u64, op: KVSOperation<Bytes>) -> StorageInput<Bytes, LwwValue<Bytes>> {
+        StorageInput::Request(KVSRequest {
+            at: 0,
+            client,
+            request: 0,
+            op,
+        })
+    }
+
+    /// FLUSHDB changes every key, so it fails every watch: even a watch on a key that was
+    /// missing then, written since and flushed away again (missing both times).
+    #[test]
+    fn a_flush_fails_every_watch() {
+        let mut s = LwwStore::new(0);
+        result(&mut s, req(0, KVSOperation::Watch(k())));
+        result(&mut s, req(1, KVSOperation::Put(k(), n(1))));
+        result(&mut s, req(2, KVSOperation::Flush(ShardId(0))));
+        assert_eq!(
+            result(&mut s, req(3, KVSOperation::Unchanged(k()))),
+            KVSResult::NotFound
+        );
+    }
+
+    /// Replicas of the linearizable store apply one log: past the bound, they must forget
+    /// the same watch, or one replica runs a transaction another refuses.
+    #[test]
+    fn replicas_evict_the_same_watch() {
+        let mut replicas = [LwwStore::<Bytes>::new(0), LwwStore::<Bytes>::new(1)];
+        for replica in &mut replicas {
+            for client in 0..=MAX_WATCHES as u64 {
+                let key = Key::from(format!("k{}", client % 1000));
+                result(replica, from(client, KVSOperation::Watch(key)));
+            }
+            assert_eq!(replica.watching(), MAX_WATCHES);
+        }
+        let [a, b] = &replicas;
+        assert!(
+            a.watches == b.watches,
+            "the replicas forgot different watches"
+        );
+        // The oldest connection's watch went.
+        assert_eq!(
+            result(
+                &mut replicas[0],
+                from(0, KVSOperation::Unchanged(Key::from("k0")))
+            ),
+            KVSResult::NotFound
+        );
     }
 
     /// A transaction whose guard fails runs none of its operations and answers `Aborted`;
