@@ -170,6 +170,41 @@ impl<V> KVSOperation<V> {
         }
     }
 
+    /// True if applying this operation twice has the effect of applying it once, so a router
+    /// may send it again to another member when the one that had it stops answering (and may
+    /// have applied it after all). Reads are; so are writes of a given value (`SET`, `DEL`,
+    /// `FLUSHDB`: the second copy is merely a later version of the same value). Operations that
+    /// compute from what they read are not: an `INCR` applied by a slow member and again by
+    /// another counts twice, an `APPEND` appends twice, a `CAS` may succeed twice. A
+    /// transaction is idempotent if every one of its operations is.
+    pub fn is_idempotent(&self) -> bool {
+        match self {
+            KVSOperation::Add(..)
+            | KVSOperation::Append(..)
+            | KVSOperation::PutIf(..)
+            | KVSOperation::Cas(..) => false,
+            // `SET … NX|XX` with a deadline is a conditional write too.
+            KVSOperation::PutExpiring(_, _, presence, _) => presence.is_none(),
+            KVSOperation::Transaction(ops) => ops.iter().all(KVSOperation::is_idempotent),
+            KVSOperation::Get(_)
+            | KVSOperation::Put(..)
+            | KVSOperation::Delete(_)
+            | KVSOperation::GetVersioned(_)
+            | KVSOperation::PutVersioned(..)
+            | KVSOperation::GetAt(..)
+            | KVSOperation::PutAt(..)
+            | KVSOperation::Count(_)
+            | KVSOperation::Scan { .. }
+            | KVSOperation::Flush(_)
+            | KVSOperation::ExpireAt(..)
+            | KVSOperation::Persist(_)
+            | KVSOperation::Ttl(_)
+            | KVSOperation::Watch(_)
+            | KVSOperation::Unwatch(_)
+            | KVSOperation::Unchanged(_) => true,
+        }
+    }
+
     /// The storage member this operation must run at, when it names one.
     pub fn member(&self) -> Option<MemberId> {
         match self {

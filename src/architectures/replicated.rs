@@ -191,6 +191,6 @@ impl Replicated {
         "atomic at your replica",
         "error: a replica cannot tell whether another changed the key",
         "members; one shard",
-        "clients move to a live replica",
+        r#"clients move to a live replica; what it held is re-sent there if it may be applied twice (reads, `SET`, `DEL`), else (`INCR`) answered "may or may not have been applied", never counted twice"#,
     ];
 }

@@ -201,7 +201,7 @@ impl ShardedReplicated {
         "atomic at your replica of one shard; `CROSSSLOT` across shards",
         "error, as replicated",
         "members; the ring",
-        "clients move to a live replica of the shard",
+        "clients move to a live replica of the shard; what it held is re-sent or answered, as replicated",
     ];
 }
 

@@ -20,13 +20,18 @@
 //! clock the router reads, so tests (and Hydro's simulator, which does not simulate timers)
 //! drive time by hand.
 //!
-//! **Nothing in flight is stranded.** The router remembers each request until its response
-//! comes back. When a member is suspected, its unanswered requests are sent again to the
-//! member each client now maps to in that shard; with no live member left in the shard they
-//! are answered with an error (`CLUSTERDOWN`), and the other shards go on serving. Retrying is safe because a replica's operations are idempotent in effect: a `SET`
-//! applied twice leaves the value it wrote (the second copy is merely a later version), and
-//! a read has no effect. If the suspected replica answers after all, the client's connection
-//! keeps the first answer and drops the second (see [`crate::edge::reply_queue`]).
+//! **Nothing in flight is stranded, nothing is applied twice.** The router remembers each
+//! request until its response comes back. When a member is suspected, its unanswered requests
+//! are settled: a suspected member may only be slow, and apply them after all, so only the
+//! requests that may safely be applied twice ([`KVSOperation::is_idempotent`](crate::protocol::KVSOperation::is_idempotent): reads, and
+//! writes of a given value — a `SET` applied twice leaves the value it wrote, the second copy
+//! merely a later version) are sent again, to the member each client now maps to in that
+//! shard. The others (`INCR`, …) are answered with an error saying their outcome is unknown —
+//! they may or may not have been applied, as Jepsen calls such operations *indeterminate* —
+//! rather than counted twice. With no live member left in the shard, requests are answered
+//! with an error (`CLUSTERDOWN`), and the other shards go on serving. If the suspected replica
+//! answers after all, the client's connection keeps the first answer and drops the second
+//! (see [`crate::edge::reply_queue`]).
 //!
 //! This is plain Rust with no I/O: [`StickyRouter`] is stepped by the dataflow (see
 //! `crate::architectures::replicated`) and by the unit tests below alike.
@@ -67,6 +72,12 @@ pub enum RouterEvent<V> {
     /// A replica's response.
     Response(KVSResponse<V>),
 }
+
+/// The answer to a request that may not be applied twice, held by a member that stopped
+/// answering: it may have been applied, or not.
+pub const OUTCOME_UNKNOWN: &str = "the replica serving this request stopped answering: it may \
+     or may not have been applied, and it is not sent again, so that it is never applied \
+     twice (read the key to see)";
 
 /// The sticky router's state (see the module docs).
 #[derive(Debug)]
@@ -157,7 +168,20 @@ impl<V: Clone> StickyRouter<V> {
             requests.sort_by_key(|r| (r.client, r.request));
             requests
         };
-        stranded.into_iter().map(|r| self.request(r)).collect()
+        stranded
+            .into_iter()
+            .map(|r| {
+                if r.op.is_idempotent() {
+                    self.request(r)
+                } else {
+                    Routed::Reply(KVSResponse {
+                        client: r.client,
+                        request: r.request,
+                        result: KVSResult::Error(OUTCOME_UNKNOWN.into()),
+                    })
+                }
+            })
+            .collect()
     }
 
     /// Routes a client's request to a live member of its key's shard, or answers it with an
@@ -376,6 +400,41 @@ mod tests {
             .collect();
         assert_eq!(resent, want);
         assert_eq!(r.in_flight(), 2, "the resent requests are in flight again");
+    }
+
+    /// An `INCR` held by a replica that falls silent is not sent to another: the silent one
+    /// may only be slow and apply it too. It is answered as indeterminate; a `GET` held with
+    /// it is re-sent.
+    #[test]
+    fn a_stranded_increment_is_answered_as_unknown_not_sent_again() {
+        let mut r = router(2);
+        let client = (0..)
+            .find(|&c| r.member_for(c, b"k").ok() == Some(MemberId(0)))
+            .unwrap();
+        let incr = KVSRequest {
+            at: 0,
+            client,
+            request: 0,
+            op: KVSOperation::Add(Bytes::from_static(b"k"), 1),
+        };
+        assert_eq!(sent_to(&r.request(incr)), Some(0));
+        assert_eq!(sent_to(&r.request(get(client, 1))), Some(0));
+        let mut settled = vec![];
+        for _ in 0..4 {
+            r.heartbeat(MemberId(1), beat(0));
+            settled.extend(r.tick());
+        }
+        assert_eq!(
+            settled,
+            vec![
+                Routed::Reply(KVSResponse {
+                    client,
+                    request: 0,
+                    result: KVSResult::Error(OUTCOME_UNKNOWN.into()),
+                }),
+                Routed::Send(MemberId(1), get(client, 1)),
+            ]
+        );
     }
 
     #[test]
