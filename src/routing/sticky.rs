@@ -75,7 +75,7 @@ pub enum RouterEvent<V> {
 
 /// The answer to a request that may not be applied twice, held by a member that stopped
 /// answering: it may have been applied, or not.
-pub const OUTCOME_UNKNOWN: &str = "the replica serving this request stopped answering: it may \
+pub const OUTCOME_UNKNOWN: &str = "the member serving this request stopped answering: it may \
      or may not have been applied, and it is not sent again, so that it is never applied \
      twice (read the key to see)";
 
