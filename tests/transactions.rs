@@ -105,6 +105,51 @@ fn transactions_are_atomic_on_local() {
     server.stop();
 }
 
+/// A transaction travels to the store as one message, so its size is bounded at the edge: the
+/// `SET` that crosses `--max-transaction-bytes` is refused with the bound named, `EXEC`
+/// discards the transaction, and the store goes on serving large values.
+#[test]
+fn a_transaction_past_its_byte_bound_is_refused_and_the_store_goes_on() {
+    let server = Server::start("local", &["--max-transaction-bytes", "1mb"]);
+    let mut con = connect(&server.url);
+    let value = vec![b'x'; 400 * 1024];
+    let () = redis::cmd("MULTI").query(&mut con).unwrap();
+    let mut refused = None;
+    for i in 0..3 {
+        match redis::cmd("SET")
+            .arg(format!("big:{i}"))
+            .arg(&value)
+            .query::<String>(&mut con)
+        {
+            Ok(queued) => assert_eq!(queued, "QUEUED"),
+            Err(e) => refused = Some((i, e.to_string())),
+        }
+    }
+    let (i, error) = refused.expect("a SET past the bound was queued");
+    assert_eq!(i, 2, "the third 400 KiB SET crosses 1 MiB");
+    assert!(
+        error.contains("transaction too large") && error.contains("1048576"),
+        "{error}"
+    );
+    let error = redis::cmd("EXEC")
+        .query::<redis::Value>(&mut con)
+        .unwrap_err();
+    assert_eq!(error.code(), Some("EXECABORT"), "{error}");
+    // Nothing of it was applied, and the store serves large values as before.
+    let none: Option<Vec<u8>> = redis::cmd("GET").arg("big:0").query(&mut con).unwrap();
+    assert_eq!(none, None);
+    for i in 0..8 {
+        let () = redis::cmd("SET")
+            .arg(format!("after:{i}"))
+            .arg(&value)
+            .query(&mut con)
+            .unwrap();
+    }
+    let got: Vec<u8> = redis::cmd("GET").arg("after:7").query(&mut con).unwrap();
+    assert_eq!(got.len(), value.len());
+    server.stop();
+}
+
 #[test]
 fn watch_refuses_exec_after_a_change_on_local() {
     let server = Server::start("local", &[]);

@@ -37,6 +37,8 @@ options:
   --bind <ADDR>               address to listen on (default 127.0.0.1)
   --requirepass <PASS>        clients must AUTH with this password first
   --max-value-bytes <N>       longest key or value accepted (default 1048576)
+  --max-transaction-bytes <N> most bytes a MULTI's commands may queue; past it the
+                              transaction is refused (default 64mb)
   --max-clients <N>           most clients connected at once (default 10000)
   --client-output-limit <N>   most bytes of unread replies per client before it is
                               disconnected (default 64mb; suffixes kb, mb, gb)
@@ -158,6 +160,9 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
             "--requirepass" if value.is_empty() => return Err(bad()),
             "--requirepass" => front.commands.requirepass = Some(Password::new(value.as_bytes())),
             "--max-value-bytes" => front.commands.max_value_bytes = options::positive(flag, value)?,
+            "--max-transaction-bytes" => {
+                front.commands.max_transaction_bytes = parse_bytes(value).ok_or_else(bad)?
+            }
             "--max-clients" => front.max_clients = options::positive(flag, value)?,
             "--client-output-limit" => {
                 front.client_output_limit = parse_bytes(value).ok_or_else(bad)?
@@ -344,6 +349,7 @@ mod tests {
         let serve = parse_words(
             "serve local --port 7000 --bind ::1 --max-value-bytes 10 --requirepass pw \
              --max-clients 3 --client-output-limit 2mb --request-timeout 250ms \
+             --max-transaction-bytes 1kb \
              --enable-debug-command --verbose",
         )
         .unwrap()
@@ -352,6 +358,7 @@ mod tests {
         let front = serve.front;
         assert_eq!(front.bind, "[::1]:7000");
         assert_eq!(front.commands.max_value_bytes, 10);
+        assert_eq!(front.commands.max_transaction_bytes, 1024);
         assert_eq!(front.commands.requirepass, Some(Password::new(b"pw")));
         assert!(front.commands.debug_command);
         assert_eq!(front.max_clients, 3);
@@ -477,6 +484,10 @@ mod tests {
                 "bad --max-value-bytes '0'",
             ),
             ("serve local --max-clients 0", "bad --max-clients '0'"),
+            (
+                "serve local --max-transaction-bytes 0",
+                "bad --max-transaction-bytes '0'",
+            ),
             (
                 "serve local --request-timeout soon",
                 "bad --request-timeout 'soon'",

@@ -47,6 +47,7 @@ const ARCHITECTURE: &str = "KVS_ZOO_ARCHITECTURE";
 const CAPABILITIES: &str = "KVS_ZOO_CAPABILITIES";
 const BIND: &str = "KVS_ZOO_BIND";
 const MAX_VALUE: &str = "KVS_ZOO_MAX_VALUE_BYTES";
+const MAX_TRANSACTION: &str = "KVS_ZOO_MAX_TRANSACTION_BYTES";
 const REQUIREPASS: &str = "KVS_ZOO_REQUIREPASS_SHA256";
 const DEBUG_COMMAND: &str = "KVS_ZOO_ENABLE_DEBUG_COMMAND";
 const MAX_CLIENTS: &str = "KVS_ZOO_MAX_CLIENTS";
@@ -83,6 +84,10 @@ impl FrontConfig {
             (CAPABILITIES, self.capabilities.to_words()),
             (BIND, self.bind.clone()),
             (MAX_VALUE, self.commands.max_value_bytes.to_string()),
+            (
+                MAX_TRANSACTION,
+                self.commands.max_transaction_bytes.to_string(),
+            ),
             (DEBUG_COMMAND, self.commands.debug_command.to_string()),
             (MAX_CLIENTS, self.max_clients.to_string()),
             (OUTPUT_LIMIT, self.client_output_limit.to_string()),
@@ -108,6 +113,7 @@ impl FrontConfig {
             bind: get(BIND)?,
             commands: Settings {
                 max_value_bytes: number(MAX_VALUE)? as usize,
+                max_transaction_bytes: number(MAX_TRANSACTION)? as usize,
                 requirepass: match var(REQUIREPASS) {
                     Some(hex) => Some(
                         Password::from_hex(&hex)

@@ -136,6 +136,9 @@ pub struct Settings {
     pub debug_command: bool,
     /// Where keys live (`KEYSHARD`): the same shards the router routes by.
     pub shards: Shards,
+    /// Most bytes a transaction's queued operations may take, as sent to the store: a
+    /// transaction travels as one message, and no message may be too big to send.
+    pub max_transaction_bytes: usize,
 }
 
 impl Settings {
@@ -146,6 +149,7 @@ impl Settings {
             requirepass: None,
             debug_command: false,
             shards: Shards::new(Layout::unsharded(1)),
+            max_transaction_bytes: DEFAULT_MAX_TRANSACTION_BYTES,
         }
     }
 }
@@ -189,6 +193,11 @@ impl Session {
 
 /// The default limit on keys and values: 1 MiB.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
+
+/// Default bound on a transaction's operations: 64 MiB, 64 values of the largest default
+/// size, and well under the most a message between processes may carry (the transport's
+/// frame limit), so a transaction is refused at the edge rather than cut off on the way.
+pub const DEFAULT_MAX_TRANSACTION_BYTES: usize = 64 * 1024 * 1024;
 
 /// The edge's clock: milliseconds since the Unix epoch. Requests carry it
 /// ([`crate::protocol::KVSRequest::at`]), and relative expiries (`EX 10`) become deadlines
@@ -292,7 +301,9 @@ pub fn plan(cmd: Command, session: &mut Session, settings: &Settings, now_ms: u6
     };
     match &mut session.transaction {
         // QUIT is never queued: it ends the connection, and the transaction with it.
-        Some(transaction) if name != b"quit" => transaction.queue(planned),
+        Some(transaction) if name != b"quit" => {
+            transaction.queue(planned, settings.max_transaction_bytes)
+        }
         _ => planned,
     }
 }

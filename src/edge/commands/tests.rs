@@ -501,6 +501,39 @@ fn an_error_while_queueing_makes_exec_discard_the_transaction() {
     assert_eq!(s.transaction, None);
 }
 
+/// A transaction travels to the store as one message: past its bound, the command that
+/// crosses it is refused and EXEC discards the transaction, as after any queueing error.
+#[test]
+fn a_transaction_past_its_byte_bound_is_refused_and_discarded() {
+    let settings = Settings {
+        max_transaction_bytes: 64,
+        ..settings()
+    };
+    let mut s = Session::new(1, &settings);
+    run(&["MULTI"], &mut s, &settings);
+    assert_eq!(
+        run(&["SET", "a", "0123456789"], &mut s, &settings),
+        queued()
+    );
+    assert!(matches!(
+        run(&["MSET", "b", "0123456789abcdef", "c", "0123456789abcdef"], &mut s, &settings),
+        Plan::Reply(Reply::Error(e)) if e.contains("transaction too large") && e.contains("64 bytes")
+    ));
+    assert_eq!(
+        run(&["EXEC"], &mut s, &settings),
+        Plan::Reply(Reply::Error(
+            "EXECABORT Transaction discarded because of previous errors.".into()
+        ))
+    );
+    // The next transaction starts from nothing.
+    run(&["MULTI"], &mut s, &settings);
+    assert_eq!(
+        run(&["SET", "a", "0123456789"], &mut s, &settings),
+        queued()
+    );
+    assert!(matches!(run(&["EXEC"], &mut s, &settings), Plan::Exec(_)));
+}
+
 #[test]
 fn discard_nesting_and_exec_without_multi_are_answered_as_redis_does() {
     let settings = settings();

@@ -27,6 +27,8 @@ pub struct Transaction {
     pub queued: Vec<Queued>,
     /// A command was refused while queueing: `EXEC` will discard the transaction.
     pub failed: bool,
+    /// The bytes of the queued operations, as they will be sent to the store.
+    pub bytes: usize,
 }
 
 /// One command of a transaction.
@@ -43,15 +45,30 @@ pub enum Queued {
 
 impl Transaction {
     /// Queues a planned command: `+QUEUED`, or the error that will make `EXEC` discard the
-    /// transaction (Redis's EXECABORT).
-    pub(super) fn queue(&mut self, planned: Plan) -> Plan {
+    /// transaction (Redis's EXECABORT) — also when the queued operations would take more
+    /// than `max_bytes`.
+    pub(super) fn queue(&mut self, planned: Plan, max_bytes: usize) -> Plan {
         let queued = match planned {
             Plan::Reply(error @ Reply::Error(_)) => {
                 self.failed = true;
                 return Plan::Reply(error);
             }
             Plan::Reply(reply) => Queued::Reply(reply),
-            Plan::Store(ops, kind) => Queued::Store(ops, kind),
+            Plan::Store(ops, kind) => {
+                // Measured as encoded for the store, the form it travels in.
+                let bytes =
+                    usize::try_from(bincode::serialized_size(ops.as_slice()).unwrap_or(u64::MAX))
+                        .unwrap_or(usize::MAX);
+                self.bytes = self.bytes.saturating_add(bytes);
+                if self.bytes > max_bytes {
+                    self.failed = true;
+                    return Plan::Reply(Reply::err(format!(
+                        "transaction too large: its commands take more than {max_bytes} bytes \
+                         (--max-transaction-bytes); it will be discarded"
+                    )));
+                }
+                Queued::Store(ops, kind)
+            }
             Plan::ReplyAndClose(_) | Plan::Info(_) | Plan::Sleep(_) | Plan::Exec(_) => {
                 self.failed = true;
                 return Plan::Reply(Reply::err("Command not allowed inside a transaction"));
