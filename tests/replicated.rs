@@ -1,10 +1,11 @@
 //! `kvs-zoo serve replicated`, as its users see it: writes reach every replica, concurrent
 //! writes become siblings that a context write resolves, `INFO` lists the replicas, and a
 //! replica killed with `kill -9` mid-workload leaves a store that keeps answering and loses
-//! nothing that reached a survivor.
+//! nothing that reached a survivor, and a replica paused mid-workload has none of the
+//! increments it held counted twice.
 //!
 //! The scenarios that leave the store as they found it share one deployment (starting one
-//! costs seconds); the crash test has its own.
+//! costs seconds); the crash and pause tests have their own.
 
 mod support;
 
@@ -14,7 +15,7 @@ use redis::{Commands, Connection, Value};
 use support::Server;
 use support::redis_client::{
     Shared, assert_members_alive, benchmark_completes, bulk, connect, kill_9, member_copy,
-    shared_url, stop_shared, text, until_members_have,
+    shared_url, signal, stop_shared, text, until_members_have,
 };
 
 /// Gossip every 300 ms: convergence still well under a second or two, and two writes sent
@@ -180,6 +181,85 @@ fn concurrent_increments_at_several_replicas_are_all_counted() {
     }
     let total = (CLIENTS * EACH).to_string();
     until_every_replica_has(&mut connect(&url), 3, "counted", &bulk(&total));
+}
+
+/// Twelve clients `INCR` one key while replica 0 is paused (`SIGSTOP`) for 2.5 s, long enough
+/// to be taken for dead, then resumed. The increments it held are not sent to another replica
+/// (the paused one applies them when it resumes); they are answered as of unknown outcome. So
+/// once the replicas agree, the counter lies between the acknowledged increments and those
+/// plus the unknown ones: none is counted twice.
+#[test]
+fn increments_held_by_a_paused_replica_are_never_counted_twice() {
+    const CLIENTS: usize = 12;
+    let server = Server::start("replicated", &[]);
+    let victim = server.pids["replica/0"];
+    let started = Instant::now();
+    let (pause_at, resume_at, run_for) = (
+        Duration::from_secs(1),
+        Duration::from_millis(3500),
+        Duration::from_secs(5),
+    );
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let url = server.url.clone();
+            std::thread::spawn(move || {
+                let mut con = connect(&url);
+                let (mut acked, mut unknown) = (0u64, 0u64);
+                while started.elapsed() < run_for {
+                    match con.incr::<_, _, i64>("paused:n", 1) {
+                        Ok(_) => acked += 1,
+                        // Indeterminate: it may or may not have been applied (a timeout too).
+                        Err(e)
+                            if e.to_string().contains("may or may not have been applied")
+                                || e.to_string().contains("timed out") =>
+                        {
+                            unknown += 1
+                        }
+                        Err(e) => panic!("INCR: {e}"),
+                    }
+                }
+                (acked, unknown)
+            })
+        })
+        .collect();
+    std::thread::sleep(pause_at);
+    signal(victim, "STOP");
+    std::thread::sleep(resume_at - pause_at);
+    signal(victim, "CONT");
+    let (acked, unknown) = clients
+        .into_iter()
+        .map(|c| c.join().expect("a client panicked"))
+        .fold((0, 0), |(a, u), (ca, cu)| (a + ca, u + cu));
+    println!("{acked} INCRs acknowledged, {unknown} of unknown outcome");
+    // Once every replica shows the same count twice in a row, it has converged.
+    let mut con = connect(&server.url);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = None;
+    let count = loop {
+        let copies: Vec<u64> = (0..3)
+            .map(|m| match member_copy(&mut con, m, "paused:n") {
+                Value::Nil => 0,
+                copy => text(&copy).parse().expect("a count"),
+            })
+            .collect();
+        let agreed = copies.iter().all(|c| *c == copies[0]).then_some(copies[0]);
+        if agreed.is_some() && agreed == last {
+            break copies[0];
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replicas never agreed: {copies:?}"
+        );
+        last = agreed;
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        (acked..=acked + unknown).contains(&count),
+        "the counter is {count}: {acked} acknowledged, {unknown} unknown"
+    );
+    // With twelve connections, some were on the paused replica with an INCR in flight.
+    assert!(unknown > 0, "no INCR was held by the paused replica");
+    server.stop();
 }
 
 #[test]

@@ -125,6 +125,16 @@ pub fn kill_9(pid: u32) {
     assert!(killed.success(), "kill -9 {pid}");
 }
 
+/// Sends `signal` (`STOP`, `CONT`, …) to `pid`: `kill -STOP` pauses a process as a long
+/// garbage-collection pause or a stalled machine would, `kill -CONT` resumes it.
+pub fn signal(pid: u32, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
 /// Checks `INFO members`: exactly `count` members of `role`, numbered 0, 1, …, each alive
 /// and each a live process.
 pub fn assert_members_alive(con: &mut Connection, role: &str, count: usize) {
