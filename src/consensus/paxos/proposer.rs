@@ -31,6 +31,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use serde::Serialize;
+
 use super::{Ballot, Entry, FromAcceptor, Slot, ToAcceptor, quorum};
 
 /// The sizes and limits a proposer works with.
@@ -49,6 +51,10 @@ pub struct Settings {
     pub window: usize,
     /// Requests in one slot, at most.
     pub max_batch: usize,
+    /// Bytes of requests (as encoded) in one slot, at most — unless one request alone is
+    /// bigger, which then has a slot to itself. A slot travels in one message to each
+    /// acceptor and replica, and a message must stay well under what the transport carries.
+    pub max_batch_bytes: usize,
     /// Election timeouts without a report after which a replica is taken for dead.
     pub replica_silence: u32,
 }
@@ -64,10 +70,16 @@ impl Settings {
             replicas: 2 * f + 1,
             window: 8,
             max_batch: 1024,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             replica_silence: 3,
         }
     }
 }
+
+/// The default bound on a slot's requests: 16 MiB, so that a slot — a batch of requests of up
+/// to 1 MiB values each, or one transaction the edge allowed — stays far below the transport's
+/// frame limit.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 /// What happens to a proposer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,7 +182,7 @@ pub struct Proposer<C> {
     checkpoint: Slot,
 }
 
-impl<C: Clone> Proposer<C> {
+impl<C: Clone + Serialize> Proposer<C> {
     /// Proposer `me`, a follower that knows no leader yet.
     pub fn new(me: u32, settings: Settings) -> Self {
         Self {
@@ -412,7 +424,17 @@ impl<C: Clone> Proposer<C> {
     /// Proposes waiting requests, a batch per slot, while the window has room.
     fn propose_pending(&mut self, out: &mut Vec<Output<C>>) {
         while self.in_flight.len() < self.settings.window && !self.pending.is_empty() {
-            let take = self.pending.len().min(self.settings.max_batch);
+            // As many as fit the batch's bounds, and always at least one.
+            let (mut take, mut bytes) = (0, 0usize);
+            for request in self.pending.iter().take(self.settings.max_batch) {
+                let weight = bincode::serialized_size(request)
+                    .map_or(usize::MAX, |w| usize::try_from(w).unwrap_or(usize::MAX));
+                if take > 0 && bytes.saturating_add(weight) > self.settings.max_batch_bytes {
+                    break;
+                }
+                bytes = bytes.saturating_add(weight);
+                take += 1;
+            }
             let batch: Vec<C> = self.pending.drain(..take).collect();
             let slot = self.next_slot;
             self.next_slot += 1;
@@ -647,6 +669,46 @@ mod tests {
                 assert_eq!(accepts(&out), vec![(2, Entry::Batch(vec![3, 4]))]);
             }
         }
+    }
+
+    /// A slot holds no more request bytes than the bound (a `u32` request is 4 bytes), so no
+    /// message to acceptors and replicas grows past what the transport carries.
+    #[test]
+    fn a_batch_stays_within_its_byte_bound() {
+        let mut p = Proposer::new(
+            0,
+            Settings {
+                max_batch_bytes: 8,
+                ..settings()
+            },
+        );
+        p.handle(Event::ElectionTimeout);
+        p.handle(Event::Acceptor(0, promise(b(1, 0), vec![])));
+        p.handle(Event::Acceptor(1, promise(b(1, 0), vec![])));
+        assert!(p.is_leader());
+        // Two slots in flight fill the window; five requests wait.
+        p.handle(Event::Request(1));
+        p.handle(Event::Request(2));
+        for request in 3..8 {
+            assert!(p.handle(Event::Request(request)).is_empty());
+        }
+        let decide = |p: &mut Proposer<u32>, slot| {
+            let mut out = vec![];
+            for acceptor in [0, 1] {
+                out.extend(p.handle(Event::Acceptor(
+                    acceptor,
+                    FromAcceptor::Accepted {
+                        ballot: b(1, 0),
+                        promised: b(1, 0),
+                        slot,
+                    },
+                )));
+            }
+            accepts(&out)
+        };
+        assert_eq!(decide(&mut p, 0), vec![(2, Entry::Batch(vec![3, 4]))]);
+        assert_eq!(decide(&mut p, 1), vec![(3, Entry::Batch(vec![5, 6]))]);
+        assert_eq!(decide(&mut p, 2), vec![(4, Entry::Batch(vec![7]))]);
     }
 
     #[test]
