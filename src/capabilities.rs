@@ -19,6 +19,27 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    /// One copy of each key serves it, by one process or one shard, in arrival order.
+    pub const ONE_COPY: Self = Self {
+        one_copy_per_key: true,
+        causal_values: false,
+        consensus: false,
+    };
+
+    /// Replicas that accept writes independently and merge causal values.
+    pub const CAUSAL_REPLICAS: Self = Self {
+        one_copy_per_key: false,
+        causal_values: true,
+        consensus: false,
+    };
+
+    /// Replicas that apply one log, ordered by consensus: one copy of each key in effect.
+    pub const ORDERED_LOG: Self = Self {
+        one_copy_per_key: true,
+        causal_values: false,
+        consensus: true,
+    };
+
     /// The capabilities as `name=0|1` words, for an environment variable or a client script.
     pub fn to_words(&self) -> String {
         format!(

@@ -98,11 +98,7 @@ impl KVSDemo for Linearizable {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            one_copy_per_key: true,
-            causal_values: false,
-            consensus: true,
-        }
+        Capabilities::ORDERED_LOG
     }
 
     fn script(&self) -> Vec<DemoStep> {

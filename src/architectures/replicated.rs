@@ -110,11 +110,7 @@ impl KVSDemo for Replicated {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            one_copy_per_key: false,
-            causal_values: true,
-            consensus: false,
-        }
+        Capabilities::CAUSAL_REPLICAS
     }
 
     fn script(&self) -> Vec<DemoStep> {

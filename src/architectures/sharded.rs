@@ -110,11 +110,7 @@ impl KVSDemo for Sharded {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            one_copy_per_key: true,
-            causal_values: false,
-            consensus: false,
-        }
+        Capabilities::ONE_COPY
     }
 
     fn script(&self) -> Vec<DemoStep> {
