@@ -118,11 +118,7 @@ pub fn benchmark_completes(url: &str) {
 
 /// Sends `kill -9` to `pid`.
 pub fn kill_9(pid: u32) {
-    let killed = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success(), "kill -9 {pid}");
+    signal(pid, "9");
 }
 
 /// Sends `signal` (`STOP`, `CONT`, …) to `pid`: `kill -STOP` pauses a process as a long
