@@ -19,7 +19,7 @@
 //!   the consistent-hash ring, sticky routing over live members), [`replication`] (Demers
 //!   gossip: rumor mongering and anti-entropy) and [`consensus`] (Multi-Paxos, the
 //!   linearizable store's ordering stage).
-//! - [`net`]: how processes reach each other — Hydro's channels, or our fail-stop transport.
+//! - [`net`]: how processes reach each other — Hydro's channels, or our own transport.
 //! - [`server`]: [`KVSServer`]`<V, Storage, Router, Replication>`, the one composition every
 //!   architecture is built from, and the plug-in traits ([`server::plugins`]).
 //! - [`store`]: the storage cores, each a pure state machine run as a dataflow —

@@ -1,6 +1,7 @@
 //! Membership: who the deployment's members are, how a storage cluster is cut into shards,
 //! and which members are alive — one view that the routers, Paxos and `INFO` share.
 //!
+//! - [`incarnation`]: which start of a member a process is (restarts count up).
 //! - [`ids`]: [`MemberId`] and [`ShardId`], so a member and a shard are never confused.
 //! - [`layout`]: which members make up each shard of a storage cluster ([`Layout`]).
 //! - [`liveness`]: the failure detector (heartbeats, ticks, suspicion) every router runs.
@@ -10,10 +11,12 @@
 //! It imports nothing from the crate: everything else may import it.
 
 pub mod ids;
+pub mod incarnation;
 pub mod layout;
 pub mod liveness;
 pub mod view;
 
 pub use ids::{MemberId, MemberRange, ShardId};
+pub use incarnation::incarnation;
 pub use layout::Layout;
 pub use liveness::{Beat, Liveness, MemberView};

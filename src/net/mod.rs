@@ -1,5 +1,5 @@
 //! How a deployment's processes reach each other: Hydro's network channels, or our own
-//! fail-stop transport.
+//! transport, which survives its peers' crashes and heals when they come back.
 //!
 //! Hydro's deployed network channels panic the *sender* when a peer dies: every sink error
 //! reaches a `panic!` in the generated code, and a cluster's demultiplexed sink shares one
@@ -7,7 +7,7 @@
 //! it (hydro-project/hydro#3130, open as of 0.17.0-alpha.6). That is the failure a replicated
 //! store exists to survive. So the replicated architectures send between processes with
 //! [`Transport::Zoo`]: a small transport of our own ([`transport`]) that drops messages to a
-//! dead peer and goes on. Hydro's simulator runs only Hydro's channels, so sim tests use
+//! dead peer, goes on, and dials the peer again until it is back. Hydro's simulator runs only Hydro's channels, so sim tests use
 //! [`Transport::Hydro`]; everything else in the dataflow is the same code.
 //!
 //! A process finds its peers in its environment: [`AddressBook::from_env`] reads
@@ -27,7 +27,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::Receiver;
+use tokio::sync::mpsc::error::TrySendError;
 
 /// Which network carries messages between a deployment's processes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +40,7 @@ pub enum Transport {
     /// safety only (`.test_safety_only()`; nothing can be promised to arrive). Links with
     /// the proxy stay reliable.
     HydroLossy,
-    /// Our fail-stop transport ([`transport`]): what deployments run.
+    /// Our transport ([`transport`]): what deployments run.
     Zoo,
 }
 
@@ -187,14 +188,28 @@ pub fn send_to<T: Serialize>(role: &str, member: u32, channel: u8, message: &T) 
 
 /// The messages of type `T` arriving on `channel` over [`Transport::Zoo`], each with the
 /// sender's member id, in the order each sender sent them.
+///
+/// Bounded like the sending side: past [`transport::MAX_QUEUED`] messages not yet read by the
+/// dataflow, further ones are dropped (with one line per backlog), as a lost message would be.
 pub fn inbox<T: DeserializeOwned + Send + 'static>(channel: u8) -> Inbox<T> {
-    let (deliver, arrived) = unbounded_channel();
+    let (deliver, arrived) = tokio::sync::mpsc::channel(transport::MAX_QUEUED);
+    let reported = std::sync::atomic::AtomicBool::new(false);
     transport::listen(
         channel,
         move |from, payload: Bytes| match bincode::deserialize::<T>(&payload) {
-            Ok(message) => {
-                let _ = deliver.send((from, message));
-            }
+            Ok(message) => match deliver.try_send((from, message)) {
+                Ok(()) => reported.store(false, std::sync::atomic::Ordering::Relaxed),
+                Err(TrySendError::Full(_)) => {
+                    if !reported.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        eprintln!(
+                            "kvs-zoo: transport: {} messages on channel {channel} are waiting to \
+                             be read; dropping more",
+                            transport::MAX_QUEUED
+                        );
+                    }
+                }
+                Err(TrySendError::Closed(_)) => {}
+            },
             Err(e) => eprintln!(
                 "kvs-zoo: transport: a message on channel {channel} from member {from} does not decode: {e}"
             ),
@@ -205,7 +220,7 @@ pub fn inbox<T: DeserializeOwned + Send + 'static>(channel: u8) -> Inbox<T> {
 
 /// A stream of `(sender's member id, message)` (see [`inbox`]).
 pub struct Inbox<T> {
-    arrived: UnboundedReceiver<(u32, T)>,
+    arrived: Receiver<(u32, T)>,
 }
 
 // The receiver is a handle to a shared queue: moving it never moves a `T`.

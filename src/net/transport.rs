@@ -1,18 +1,29 @@
 //! The transport itself: one endpoint per process, a listener for what peers send it, and
-//! one outbound connection per peer it sends to.
+//! one outbound link per peer it sends to.
 //!
-//! **Fail-stop, for real.** A connection that fails after it was established marks its
-//! peer gone: what is queued for it and whatever is sent to it later is dropped, and one
-//! line says so. The sender goes on. (A first connection is retried for a while: peers of a
-//! deployment start at about the same time, and one may not be listening yet.)
+//! **Links heal.** A link whose connection fails (the peer crashed, was restarted, or a
+//! network cut reset it) is dialled again, with backoff from [`BACKOFF_MIN`] doubling to
+//! [`BACKOFF_MAX`], for as long as the process runs; so is a link whose peer stops reading
+//! for [`WRITE_STALL`] (a cut that drops packets never resets anything: only a timeout
+//! notices it). While a link is down, messages to that peer are dropped at once and counted
+//! ([`Endpoint::dropped`]), never queued without end: every protocol above tolerates a lost
+//! message (gossip repeats, Paxos retries, the router re-sends or the front's timeout
+//! answers), and what none can tolerate is a sender that dies or freezes. Peers of a
+//! deployment start at about the same time, so before a link's *first* connection its
+//! messages wait (up to [`FIRST_CONNECT_FOR`]) instead of being dropped.
 //!
-//! **Bounded.** Each peer's queue holds at most [`MAX_QUEUED`] messages; past that, messages
-//! to that peer are dropped, so a stalled peer costs memory up to a bound, not without end.
-//! Replicated stores tolerate a lost message (gossip repeats, the router re-sends or the
-//! front's timeout answers); what they cannot tolerate is a sender that dies or freezes.
+//! **Incarnations.** A connection opens with a hello naming the sender and its incarnation
+//! (`role/member#incarnation`, the number of times that member was restarted). A receiver
+//! keeps the highest incarnation it heard from each peer and refuses a connection from an
+//! older one: a restarted member is told from the process it replaced.
 //!
-//! On the wire: a connection opens with a hello frame naming the sender (`role/member`);
-//! every frame after it is `[u32 length][u8 channel][bincode payload]`.
+//! **Bounded.** Each link's queue holds at most [`MAX_QUEUED`] messages; past that, messages
+//! to that peer are dropped (a stalled peer costs memory up to a bound). No frame is larger
+//! than [`MAX_FRAME`]: a larger message is dropped, with a line that says so, at the sender;
+//! a receiver that reads a larger length stops reading that connection (the sender then
+//! dials again). Upstream, batches are split by bytes well under the limit.
+//!
+//! On the wire: after the hello, every frame is `[u32 length][u8 channel][bincode payload]`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,75 +33,89 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc::{Sender, channel, error::TrySendError};
+use tokio::sync::mpsc::{Receiver, Sender, channel, error::TrySendError};
 
 use super::{AddressBook, Peer};
 
 /// Most messages queued for one peer before further ones are dropped.
 pub const MAX_QUEUED: usize = 100_000;
-/// How long a first connection to a peer is retried.
-const CONNECT_FOR: Duration = Duration::from_secs(60);
-/// Longest frame accepted from a peer (a peer that sends more is cut off).
-const MAX_FRAME: usize = 256 * 1024 * 1024;
+/// How long the messages of a link that has never connected wait for its first connection.
+pub const FIRST_CONNECT_FOR: Duration = Duration::from_secs(60);
+/// The first pause before dialling a lost peer again.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// The longest pause between two dials of a lost peer.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// How long one dial may take before it counts as failed (a cut drops the SYN silently).
+const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a write may wait on a peer that reads nothing before the link counts as lost.
+pub const WRITE_STALL: Duration = Duration::from_secs(10);
+/// Longest frame (channel byte and payload) sent or accepted.
+pub const MAX_FRAME: usize = 256 * 1024 * 1024;
 
 /// Hands one channel's payloads, as they arrive, to whoever reads that channel.
 type Deliver = Box<dyn Fn(u32, Bytes) + Send + Sync>;
 
-/// This process's endpoint.
-struct Endpoint {
+/// One process's end of the transport: it listens for its peers and keeps a link to each
+/// peer it sends to. A deployed process has one ([`listen`], [`send`]); tests make several.
+pub struct Endpoint {
     me: Peer,
+    incarnation: u32,
     book: AddressBook,
     /// Readers, by channel.
     channels: Mutex<HashMap<u8, Arc<Deliver>>>,
-    /// Outbound queues, by peer; created on first send.
-    outbound: Mutex<HashMap<Peer, Outbound>>,
+    /// Outbound links, by peer; each made on first send.
+    links: Mutex<HashMap<Peer, Arc<Link>>>,
+    /// The highest incarnation heard from each peer.
+    heard: Mutex<HashMap<Peer, u32>>,
+    /// Messages queued for other processes, by channel.
+    sent: [AtomicU64; 256],
+    /// Messages dropped: peer unreachable, its queue full, or too large (shared with the
+    /// link tasks, which drop what a lost connection held).
+    dropped: Arc<AtomicU64>,
 }
 
-struct Outbound {
+/// The sending side of one link.
+struct Link {
     queue: Sender<Bytes>,
-    gone: Arc<AtomicBool>,
+    /// False while the link is down (after its first connection failed for
+    /// [`FIRST_CONNECT_FOR`], or after it was lost): sends are dropped until it is back.
+    up: AtomicBool,
+    /// Whether a full queue was already reported in this stall (one line, not one per
+    /// message).
+    full_reported: AtomicBool,
 }
 
-static ENDPOINT: OnceLock<Arc<Endpoint>> = OnceLock::new();
-
-/// Messages queued for other processes so far, by channel (a replica reports its gossip
-/// count in its heartbeats).
-static SENT: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
-
-/// How many messages this process has sent other processes on `channel` (messages to
-/// itself, such as a replica's reads of its own core, are not counted).
-pub fn sent(channel: u8) -> u64 {
-    SENT[usize::from(channel)].load(Ordering::Relaxed)
-}
-
-/// This process's endpoint, started on first use from the address book in its environment.
-/// A process without one (a misconfigured deployment) exits with a message: it could reach
-/// no peer.
-fn endpoint() -> &'static Arc<Endpoint> {
-    ENDPOINT.get_or_init(|| {
-        let (me, book) = AddressBook::from_env().unwrap_or_else(|e| {
-            eprintln!("kvs-zoo: transport: {e}");
-            std::process::exit(2);
-        });
+impl Endpoint {
+    /// Starts an endpoint for `me` (in its `incarnation`), listening where `book` says `me`
+    /// listens. Must be called within a tokio runtime.
+    pub async fn start(
+        me: Peer,
+        incarnation: u32,
+        book: AddressBook,
+    ) -> Result<Arc<Endpoint>, String> {
         let Some(addr) = book.address(&me).map(str::to_owned) else {
-            eprintln!("kvs-zoo: transport: no address for {me} in the address book");
-            std::process::exit(2);
+            return Err(format!("no address for {me} in the address book"));
         };
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        Ok(Self::serve(me, incarnation, book, listener))
+    }
+
+    /// The endpoint over an already bound `listener`.
+    fn serve(me: Peer, incarnation: u32, book: AddressBook, listener: TcpListener) -> Arc<Self> {
         let endpoint = Arc::new(Endpoint {
             me,
+            incarnation,
             book,
             channels: Mutex::default(),
-            outbound: Mutex::default(),
+            links: Mutex::default(),
+            heard: Mutex::default(),
+            sent: [const { AtomicU64::new(0) }; 256],
+            dropped: Arc::default(),
         });
         let listening = endpoint.clone();
         tokio::spawn(async move {
-            let listener = match TcpListener::bind(&addr).await {
-                Ok(listener) => listener,
-                Err(e) => {
-                    eprintln!("kvs-zoo: transport: cannot listen on {addr}: {e}");
-                    std::process::exit(2);
-                }
-            };
             loop {
                 if let Ok((socket, _)) = listener.accept().await {
                     let _ = socket.set_nodelay(true);
@@ -99,87 +124,220 @@ fn endpoint() -> &'static Arc<Endpoint> {
             }
         });
         endpoint
-    })
-}
-
-/// Starts this process's endpoint and registers `deliver` for `channel`'s payloads.
-pub fn listen(channel: u8, deliver: impl Fn(u32, Bytes) + Send + Sync + 'static) {
-    let endpoint = endpoint();
-    let mut channels = endpoint.channels.lock().unwrap_or_else(|e| e.into_inner());
-    channels.insert(channel, Arc::new(Box::new(deliver)));
-}
-
-/// Queues `payload` for `channel` at peer `to`; dropped if the peer is gone or its queue is
-/// full.
-pub fn send(to: &Peer, channel: u8, payload: &[u8]) {
-    let endpoint = endpoint();
-    let mut frame = BytesMut::with_capacity(5 + payload.len());
-    frame.put_u32(u32::try_from(payload.len() + 1).unwrap_or(u32::MAX));
-    frame.put_u8(channel);
-    frame.put_slice(payload);
-    let mut outbound = endpoint.outbound.lock().unwrap_or_else(|e| e.into_inner());
-    let queue = outbound
-        .entry(to.clone())
-        .or_insert_with(|| connect(endpoint, to.clone()));
-    if queue.gone.load(Ordering::Relaxed) {
-        return;
     }
-    if *to != endpoint.me {
-        SENT[usize::from(channel)].fetch_add(1, Ordering::Relaxed);
-    }
-    if let Err(TrySendError::Full(_)) = queue.queue.try_send(frame.freeze()) {
-        eprintln!("kvs-zoo: transport: {to} is not keeping up; dropping a message to it");
-    }
-}
 
-/// Starts the outbound connection to `to`.
-fn connect(endpoint: &Endpoint, to: Peer) -> Outbound {
-    let (queue, mut pending) = channel::<Bytes>(MAX_QUEUED);
-    let gone = Arc::new(AtomicBool::new(false));
-    let outbound = Outbound {
-        queue,
-        gone: gone.clone(),
-    };
-    let address = endpoint.book.address(&to).map(str::to_owned);
-    let hello = endpoint.me.to_string();
-    tokio::spawn(async move {
-        let fail = |why: String| {
-            gone.store(true, Ordering::Relaxed);
-            eprintln!("kvs-zoo: transport: {to} is gone ({why}); dropping messages to it");
+    /// Registers `deliver` for `channel`'s payloads, each with its sender's member id.
+    pub fn listen(&self, channel: u8, deliver: impl Fn(u32, Bytes) + Send + Sync + 'static) {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels.insert(channel, Arc::new(Box::new(deliver)));
+    }
+
+    /// Queues `payload` for `channel` at peer `to`; dropped (and counted) if the link to it is
+    /// down, its queue is full, or the frame would be larger than [`MAX_FRAME`].
+    pub fn send(&self, to: &Peer, channel: u8, payload: &[u8]) {
+        if payload.len() + 1 > MAX_FRAME {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            eprintln!(
+                "kvs-zoo: transport: a {}-byte message on channel {channel} to {to} is over the \
+                 {MAX_FRAME}-byte frame limit; dropped",
+                payload.len()
+            );
+            return;
+        }
+        let link = {
+            let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+            links
+                .entry(to.clone())
+                .or_insert_with(|| self.dial(to.clone()))
+                .clone()
         };
+        if !link.up.load(Ordering::Relaxed) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut frame = BytesMut::with_capacity(5 + payload.len());
+        // Checked against MAX_FRAME above, so it fits in a u32.
+        frame.put_u32((payload.len() + 1) as u32);
+        frame.put_u8(channel);
+        frame.put_slice(payload);
+        match link.queue.try_send(frame.freeze()) {
+            Ok(()) => {
+                if *to != self.me {
+                    self.sent[usize::from(channel)].fetch_add(1, Ordering::Relaxed);
+                }
+                link.full_reported.store(false, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                if !link.full_reported.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "kvs-zoo: transport: {to} is not keeping up ({MAX_QUEUED} messages \
+                         queued); dropping messages to it"
+                    );
+                }
+            }
+            Err(TrySendError::Closed(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// How many messages this endpoint has queued for other processes on `channel`
+    /// (messages to itself, such as a replica's reads of its own core, are not counted).
+    pub fn sent(&self, channel: u8) -> u64 {
+        self.sent[usize::from(channel)].load(Ordering::Relaxed)
+    }
+
+    /// How many messages this endpoint has dropped: to peers that were unreachable or not
+    /// keeping up, or too large to send.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Starts the link to `to`: a task that dials it, sends the hello, then writes what is
+    /// queued, and dials again whenever the connection is lost.
+    fn dial(&self, to: Peer) -> Arc<Link> {
+        let (queue, pending) = channel::<Bytes>(MAX_QUEUED);
+        let link = Arc::new(Link {
+            queue,
+            up: AtomicBool::new(true),
+            full_reported: AtomicBool::new(false),
+        });
+        let hello = format!("{}#{}", self.me, self.incarnation);
+        let address = self.book.address(&to).map(str::to_owned);
         let Some(address) = address else {
-            return fail("no address in the address book".into());
+            eprintln!("kvs-zoo: transport: no address for {to}; dropping messages to it");
+            link.up.store(false, Ordering::Relaxed);
+            return link;
         };
-        let deadline = Instant::now() + CONNECT_FOR;
-        let mut socket = loop {
-            match TcpStream::connect(&address).await {
-                Ok(socket) => break socket,
-                Err(e) if Instant::now() > deadline => return fail(format!("connect: {e}")),
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        tokio::spawn(run_link(
+            to,
+            address,
+            hello,
+            link.clone(),
+            pending,
+            self.dropped.clone(),
+        ));
+        link
+    }
+}
+
+/// The life of one link: dial, hello, write; on loss, report once, drop what is queued, and
+/// dial again with backoff.
+async fn run_link(
+    to: Peer,
+    address: String,
+    hello: String,
+    link: Arc<Link>,
+    mut pending: Receiver<Bytes>,
+    dropped: Arc<AtomicU64>,
+) {
+    let started = Instant::now();
+    let mut ever_connected = false;
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let socket = match dial_once(&address, &hello).await {
+            Ok(socket) => socket,
+            Err(e) => {
+                let waiting_for_first =
+                    !ever_connected && started.elapsed() < FIRST_CONNECT_FOR;
+                if waiting_for_first {
+                    tokio::time::sleep(BACKOFF_MIN).await;
+                    continue;
+                }
+                if link.up.swap(false, Ordering::Relaxed) {
+                    eprintln!(
+                        "kvs-zoo: transport: {to} is unreachable ({e}); dropping messages to it \
+                         and dialling again"
+                    );
+                }
+                dropped.fetch_add(discard(&mut pending), Ordering::Relaxed);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
             }
         };
-        let _ = socket.set_nodelay(true);
-        let mut first = BytesMut::new();
-        first.put_u32(u32::try_from(hello.len()).unwrap_or(0));
-        first.put_slice(hello.as_bytes());
-        if let Err(e) = socket.write_all(&first).await {
-            return fail(format!("hello: {e}"));
+        if !link.up.swap(true, Ordering::Relaxed) {
+            eprintln!("kvs-zoo: transport: {to} is reachable again");
         }
-        // Write everything queued at once: one system call for a burst of messages.
-        let mut batch = Vec::with_capacity(64);
-        let mut buf = BytesMut::new();
-        while pending.recv_many(&mut batch, 1024).await > 0 {
-            for frame in batch.drain(..) {
-                buf.put_slice(&frame);
+        ever_connected = true;
+        backoff = BACKOFF_MIN;
+        match write_queued(socket, &mut pending).await {
+            Ok(()) => return, // every sender is gone: the endpoint itself was dropped
+            Err((e, lost)) => {
+                link.up.store(false, Ordering::Relaxed);
+                eprintln!(
+                    "kvs-zoo: transport: the link to {to} was lost ({e}); dropping messages to \
+                     it and dialling again"
+                );
+                dropped.fetch_add(lost + discard(&mut pending), Ordering::Relaxed);
             }
-            if let Err(e) = socket.write_all(&buf).await {
-                // Dropping `pending` here discards what is queued; later sends see `gone`.
-                return fail(format!("write: {e}"));
-            }
-            buf.clear();
         }
-    });
-    outbound
+    }
+}
+
+/// Connects to `address` and sends the hello.
+async fn dial_once(address: &str, hello: &str) -> Result<TcpStream, String> {
+    let mut socket = match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(address)).await
+    {
+        Ok(Ok(socket)) => socket,
+        Ok(Err(e)) => return Err(format!("connect: {e}")),
+        Err(_) => return Err("connect: timed out".into()),
+    };
+    let _ = socket.set_nodelay(true);
+    let mut first = BytesMut::new();
+    first.put_u32(u32::try_from(hello.len()).unwrap_or(0));
+    first.put_slice(hello.as_bytes());
+    socket
+        .write_all(&first)
+        .await
+        .map_err(|e| format!("hello: {e}"))?;
+    Ok(socket)
+}
+
+/// Writes what is queued, a burst at a time (one system call for many messages), until the
+/// queue closes (`Ok`) or a write fails or stalls (`Err`, with how many messages were lost
+/// with the connection).
+async fn write_queued(
+    mut socket: TcpStream,
+    pending: &mut Receiver<Bytes>,
+) -> Result<(), (String, u64)> {
+    let mut batch = Vec::with_capacity(64);
+    let mut buf = BytesMut::new();
+    while pending.recv_many(&mut batch, 1024).await > 0 {
+        let messages = batch.len() as u64;
+        for frame in batch.drain(..) {
+            buf.put_slice(&frame);
+        }
+        match tokio::time::timeout(WRITE_STALL, socket.write_all(&buf)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err((format!("write: {e}"), messages)),
+            Err(_) => {
+                return Err((
+                    format!("write: no progress for {}s", WRITE_STALL.as_secs()),
+                    messages,
+                ));
+            }
+        }
+        buf.clear();
+    }
+    Ok(())
+}
+
+/// Empties `pending` without waiting; returns how many messages it held.
+fn discard(pending: &mut Receiver<Bytes>) -> u64 {
+    let mut n = 0;
+    while pending.try_recv().is_ok() {
+        n += 1;
+    }
+    n
+}
+
+/// Parses a hello: `role/member#incarnation`.
+fn parse_hello(hello: &[u8]) -> Option<(Peer, u32)> {
+    let text = std::str::from_utf8(hello).ok()?;
+    let (peer, incarnation) = text.split_once('#')?;
+    Some((peer.parse().ok()?, incarnation.parse().ok()?))
 }
 
 /// Reads one peer's connection: its hello, then frames, handed to their channels' readers.
@@ -201,11 +359,13 @@ async fn receive(mut socket: TcpStream, endpoint: Arc<Endpoint>) {
             let mut frame = buf.split_to(len).freeze();
             match from {
                 None => {
-                    let hello = String::from_utf8_lossy(&frame).into_owned();
-                    match hello.parse::<Peer>() {
-                        Ok(peer) => from = Some(peer.member),
-                        Err(_) => return,
+                    let Some((peer, incarnation)) = parse_hello(&frame) else {
+                        return;
+                    };
+                    if !endpoint.admit(&peer, incarnation) {
+                        return;
                     }
+                    from = Some(peer.member);
                 }
                 Some(member) if !frame.is_empty() => {
                     let channel = frame.get_u8();
@@ -224,5 +384,210 @@ async fn receive(mut socket: TcpStream, endpoint: Arc<Endpoint>) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+    }
+}
+
+impl Endpoint {
+    /// Whether a connection from `peer` in `incarnation` is admitted: not if a later
+    /// incarnation of it was already heard from (the connection is from a process that was
+    /// replaced).
+    fn admit(&self, peer: &Peer, incarnation: u32) -> bool {
+        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        match heard.get(peer).copied() {
+            Some(newest) if incarnation < newest => {
+                eprintln!(
+                    "kvs-zoo: transport: refusing {peer} incarnation {incarnation}: incarnation \
+                     {newest} replaced it"
+                );
+                false
+            }
+            Some(newest) if incarnation > newest => {
+                eprintln!("kvs-zoo: transport: {peer} restarted (incarnation {incarnation})");
+                heard.insert(peer.clone(), incarnation);
+                true
+            }
+            Some(_) => true,
+            None => {
+                heard.insert(peer.clone(), incarnation);
+                true
+            }
+        }
+    }
+}
+
+/// This process's endpoint.
+static ENDPOINT: OnceLock<Arc<Endpoint>> = OnceLock::new();
+
+/// This process's endpoint, started on first use from the address book and incarnation in
+/// its environment. A process without them (a misconfigured deployment) exits with a
+/// message: it could reach no peer.
+fn endpoint() -> &'static Arc<Endpoint> {
+    ENDPOINT.get_or_init(|| {
+        let fail = |e: String| -> ! {
+            eprintln!("kvs-zoo: transport: {e}");
+            std::process::exit(2);
+        };
+        let (me, book) = AddressBook::from_env().unwrap_or_else(|e| fail(e));
+        let Some(addr) = book.address(&me).map(str::to_owned) else {
+            fail(format!("no address for {me} in the address book"));
+        };
+        // Bound here, synchronously, so that the endpoint exists before the first message is
+        // read or sent; the accept loop runs on the process's runtime.
+        let listener = std::net::TcpListener::bind(&addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .and_then(TcpListener::from_std)
+            .unwrap_or_else(|e| fail(format!("cannot listen on {addr}: {e}")));
+        Endpoint::serve(me, crate::membership::incarnation(), book, listener)
+    })
+}
+
+/// Registers `deliver` for `channel`'s payloads at this process's endpoint.
+pub fn listen(channel: u8, deliver: impl Fn(u32, Bytes) + Send + Sync + 'static) {
+    endpoint().listen(channel, deliver);
+}
+
+/// Queues `payload` for `channel` at peer `to` from this process's endpoint (see
+/// [`Endpoint::send`]).
+pub fn send(to: &Peer, channel: u8, payload: &[u8]) {
+    endpoint().send(to, channel, payload);
+}
+
+/// How many messages this process has sent other processes on `channel` (0 before its
+/// endpoint starts).
+pub fn sent(channel: u8) -> u64 {
+    ENDPOINT.get().map_or(0, |e| e.sent(channel))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc::unbounded_channel;
+
+    /// A book with two peers on free ports.
+    fn book() -> (AddressBook, Peer, Peer) {
+        let a = Peer::new("proxy", 0);
+        let b = Peer::new("replica", 1);
+        let mut book = AddressBook::default();
+        for peer in [&a, &b] {
+            let port = crate::deploy::free_port().unwrap();
+            book.insert(peer.clone(), format!("127.0.0.1:{port}"));
+        }
+        (book, a, b)
+    }
+
+    /// Reads one length-prefixed frame from `socket`.
+    async fn read_frame(socket: &mut TcpStream) -> Vec<u8> {
+        let len = socket.read_u32().await.unwrap() as usize;
+        let mut body = vec![0; len];
+        socket.read_exact(&mut body).await.unwrap();
+        body
+    }
+
+    /// Reads a hello from `socket`.
+    async fn read_hello(socket: &mut TcpStream) -> String {
+        String::from_utf8(read_frame(socket).await).unwrap()
+    }
+
+    /// Reads one message's payload (after its channel byte) from `socket`.
+    async fn read_payload(socket: &mut TcpStream) -> Vec<u8> {
+        read_frame(socket).await[1..].to_vec()
+    }
+
+    #[tokio::test]
+    async fn a_lost_link_is_dialled_again_and_what_it_could_not_send_is_counted() {
+        let (book, a, b) = book();
+        let sender = Endpoint::start(a.clone(), 0, book.clone()).await.unwrap();
+        let b_addr = book.address(&b).unwrap().to_string();
+
+        // The first incarnation of b reads one message, then crashes.
+        let listener = TcpListener::bind(&b_addr).await.unwrap();
+        sender.send(&b, 9, b"one");
+        let (mut socket, _) = listener.accept().await.unwrap();
+        assert_eq!(read_hello(&mut socket).await, "proxy/0#0");
+        assert_eq!(read_payload(&mut socket).await, b"one");
+        drop(socket);
+        drop(listener);
+
+        // While b is gone, sends fail at the socket, then are dropped at once and counted.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sender.dropped() == 0 {
+            assert!(Instant::now() < deadline, "nothing was ever counted dropped");
+            sender.send(&b, 9, b"lost");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        // b comes back on its address: the link dials it again, and new messages arrive.
+        let listener = TcpListener::bind(&b_addr).await.unwrap();
+        let accepted = tokio::spawn(async move { listener.accept().await.unwrap().0 });
+        let mut socket = loop {
+            sender.send(&b, 9, b"again");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if accepted.is_finished() {
+                break accepted.await.unwrap();
+            }
+            assert!(Instant::now() < deadline + Duration::from_secs(10), "never re-dialled");
+        };
+        sender.send(&b, 9, b"last");
+        assert_eq!(read_hello(&mut socket).await, "proxy/0#0");
+        tokio::time::timeout(Duration::from_secs(5), async {
+            // Some "again"s may come first.
+            loop {
+                let payload = read_payload(&mut socket).await;
+                if payload == b"last" {
+                    break;
+                }
+                assert_eq!(payload, b"again");
+            }
+        })
+        .await
+        .expect("messages after the re-dial arrive");
+    }
+
+    /// Sends a raw hello and one frame on `channel` to `addr`.
+    async fn raw_send(addr: &str, hello: &str, channel: u8, payload: &[u8]) -> TcpStream {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        let mut out = BytesMut::new();
+        out.put_u32(hello.len() as u32);
+        out.put_slice(hello.as_bytes());
+        out.put_u32(payload.len() as u32 + 1);
+        out.put_u8(channel);
+        out.put_slice(payload);
+        socket.write_all(&out).await.unwrap();
+        socket
+    }
+
+    #[tokio::test]
+    async fn a_connection_from_a_replaced_incarnation_is_refused() {
+        let (book, a, _) = book();
+        let receiver = Endpoint::start(a.clone(), 0, book.clone()).await.unwrap();
+        let (tx, mut rx) = unbounded_channel();
+        receiver.listen(4, move |from, payload| {
+            let _ = tx.send((from, payload));
+        });
+        let addr = book.address(&a).unwrap().to_string();
+
+        let _new = raw_send(&addr, "replica/1#2", 4, b"from the restarted one").await;
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(got.unwrap().unwrap(), (1, Bytes::from_static(b"from the restarted one")));
+
+        let mut old = raw_send(&addr, "replica/1#1", 4, b"from the replaced one").await;
+        let mut byte = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_secs(5), old.read(&mut byte)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the old incarnation was not cut off");
+        assert!(rx.try_recv().is_err(), "a replaced incarnation's message was delivered");
+
+        let _same = raw_send(&addr, "replica/1#2", 4, b"a second connection").await;
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(got.unwrap().unwrap().1, Bytes::from_static(b"a second connection"));
+    }
+
+    #[test]
+    fn hellos_name_a_peer_and_its_incarnation() {
+        assert_eq!(
+            parse_hello(b"acceptor/2#5"),
+            Some((Peer::new("acceptor", 2), 5))
+        );
+        assert_eq!(parse_hello(b"acceptor/2"), None);
+        assert_eq!(parse_hello(b"acceptor/2#x"), None);
     }
 }

@@ -15,7 +15,7 @@
 //! ```
 //!
 //! Messages between the proxy and the replicas travel over the router's [`Transport`]: our
-//! fail-stop transport when deployed, Hydro's channels in the simulator (see [`crate::net`]).
+//! own transport when deployed, Hydro's channels in the simulator (see [`crate::net`]).
 //!
 //! The router's state machine sees one stream of events, merged in the order the proxy's
 //! dataflow receives them. Heartbeats and detector ticks come from timers, which Hydro's

@@ -14,7 +14,7 @@
 //! Every role runs the same shape: its inputs — messages from its inbox, ticks of its timers
 //! — merged into one stream, folded through the role's state machine with `scan`, and the
 //! outputs sent on, one [link](crate::net::links) per kind of message. Deployed, messages
-//! travel over our fail-stop transport ([`Transport::Zoo`]): Hydro's channels take the sender
+//! travel over our own transport ([`Transport::Zoo`]): Hydro's channels take the sender
 //! down when a peer dies, and surviving the death of a leader or an acceptor is the point of
 //! this store. Hydro's simulator runs the same dataflow over Hydro's channels
 //! ([`Transport::Hydro`]) with the timers replaced by inputs the test sends
@@ -329,7 +329,7 @@ pub struct PaxosRouter<'a, P, A, R> {
 
 impl<'a, P: 'a, A: 'a, R: 'a> PaxosRouter<'a, P, A, R> {
     /// The deployed ordering stage from `proxy` through `proposers` and `acceptors` to
-    /// `replicas`: timers, and our fail-stop transport.
+    /// `replicas`: timers, and our own transport.
     pub fn new(
         proxy: &Process<'a, Proxy>,
         proposers: &Cluster<'a, P>,
