@@ -44,6 +44,8 @@ options:
                               disconnected (default 64mb; suffixes kb, mb, gb)
   --request-timeout <T>       answer a request with an error if the store has not
                               within T (default 5s; e.g. 1.5s, 500ms)
+  --restart-after <T>         start a member again T after its process dies (default
+                              2s; 'never' leaves it dead); see the README's faults
   --enable-debug-command      accept DEBUG SLEEP <seconds> (for testing timeouts)
   --verbose                   show hydro_deploy's launch commands and the compiler's
                               warnings about generated code
@@ -74,6 +76,8 @@ struct ServeArgs {
     /// The architecture, with its options set.
     architecture: Box<dyn Architecture>,
     front: FrontConfig,
+    /// How long after a member dies it is started again (`None`: never).
+    restart_after: Option<std::time::Duration>,
     verbose: bool,
 }
 
@@ -127,6 +131,7 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
     let mut architecture = registry::find(name)?;
     let mut front = FrontConfig::localhost(name, 6379);
     let mut verbose = false;
+    let mut restart_after = Some(kvs_zoo::deploy::DEFAULT_RESTART_AFTER);
     let (mut port, mut bind) = (6379u16, "127.0.0.1".to_string());
     while let Some(flag) = it.next() {
         match flag.as_str() {
@@ -168,6 +173,8 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
                 front.client_output_limit = parse_bytes(value).ok_or_else(bad)?
             }
             "--request-timeout" => front.request_timeout = parse_duration(value).ok_or_else(bad)?,
+            "--restart-after" if value == "never" => restart_after = None,
+            "--restart-after" => restart_after = Some(parse_duration(value).ok_or_else(bad)?),
             other => return Err(format!("unknown option '{other}'")),
         }
     }
@@ -179,6 +186,7 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
     Ok(Some(ServeArgs {
         architecture,
         front,
+        restart_after,
         verbose,
     }))
 }
@@ -242,7 +250,10 @@ async fn serve_one(serve: ServeArgs) -> Result<(), String> {
     }
     let _console = Console::new(serve.verbose);
     let mut deployment = Deployment::new();
-    let hosts = Hosts::localhost(&mut deployment);
+    let hosts = Hosts {
+        restart_after: serve.restart_after,
+        ..Hosts::localhost(&mut deployment)
+    };
     eprintln!(
         "kvs-zoo: starting '{}' ({} processes; the first start of an architecture compiles \
          them: minutes)",
@@ -346,6 +357,24 @@ mod tests {
         let serve = parse_words("serve local").unwrap().unwrap();
         assert_eq!(serve.architecture.name(), "local");
         assert_eq!(serve.front, FrontConfig::localhost("local", 6379));
+        assert_eq!(
+            serve.restart_after,
+            Some(kvs_zoo::deploy::DEFAULT_RESTART_AFTER)
+        );
+        let never = parse_words("serve replicated --restart-after never")
+            .unwrap()
+            .unwrap();
+        assert_eq!(never.restart_after, None);
+        let soon = parse_words("serve replicated --restart-after 300ms")
+            .unwrap()
+            .unwrap();
+        assert_eq!(soon.restart_after, Some(Duration::from_millis(300)));
+        assert_eq!(
+            parse_words("serve replicated --restart-after later")
+                .err()
+                .as_deref(),
+            Some("bad --restart-after 'later'")
+        );
         let serve = parse_words(
             "serve local --port 7000 --bind ::1 --max-value-bytes 10 --requirepass pw \
              --max-clients 3 --client-output-limit 2mb --request-timeout 250ms \

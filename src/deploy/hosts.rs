@@ -2,6 +2,7 @@
 //! addresses and ports they listen on.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hydro_deploy::{Deployment, Host};
 use hydro_lang::deploy::TrybuildHost;
@@ -16,15 +17,25 @@ pub struct Hosts {
     /// Build the locations optimized (release profile). Debug builds are much quicker to
     /// compile and several times slower to run.
     pub optimized: bool,
+    /// How long after a member's process dies it is started again (see
+    /// [`crate::deploy::supervisor`]); `None` leaves it dead.
+    pub restart_after: Option<Duration>,
 }
 
+/// How long after a member dies `kvs-zoo serve` starts it again, unless told otherwise: long
+/// enough that its peers' failure detectors notice it was gone, short enough that the store
+/// runs a member short only briefly.
+pub const DEFAULT_RESTART_AFTER: Duration = Duration::from_secs(2);
+
 impl Hosts {
-    /// Everything on this machine, optimized when the driver itself is a release build.
+    /// Everything on this machine, optimized when the driver itself is a release build; a
+    /// member that dies is restarted after [`DEFAULT_RESTART_AFTER`].
     pub fn localhost(deployment: &mut Deployment) -> Self {
         Self {
             proxy: deployment.Localhost(),
             members: deployment.Localhost(),
             optimized: !cfg!(debug_assertions),
+            restart_after: Some(DEFAULT_RESTART_AFTER),
         }
     }
 

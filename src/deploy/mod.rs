@@ -10,6 +10,7 @@
 //!
 //! - [`topology`]: what an architecture declares ([`KVSDemo`], [`Topology`]).
 //! - [`hosts`]: where the processes run and how they are built.
+//! - [`supervisor`]: members that die are started again, with a new incarnation.
 //! - [`progress`]: what is being compiled, while it is; [`console`]: hydro_deploy's chatter
 //!   kept off the terminal unless `--verbose`.
 //!
@@ -19,6 +20,7 @@
 pub mod console;
 pub mod hosts;
 pub mod progress;
+pub mod supervisor;
 pub mod topology;
 
 use std::future::Future;
@@ -28,10 +30,12 @@ use hydro_deploy::Deployment;
 use hydro_lang::compile::deploy::DeployResult;
 use hydro_lang::deploy::{HydroDeploy, TrybuildHost};
 use hydro_lang::prelude::*;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::deploy::hosts::peer_address;
-pub use crate::deploy::hosts::{Hosts, LOCATION_PROFILE, free_port};
+pub use crate::deploy::hosts::{DEFAULT_RESTART_AFTER, Hosts, LOCATION_PROFILE, free_port};
 use crate::deploy::progress::{BuildReport, LocationNames};
+use crate::deploy::supervisor::{Restarted, Supervisor};
 pub use crate::deploy::topology::{DemoStep, KVSDemo, Topology};
 use crate::edge::client::{RespClient, show};
 use crate::edge::front::FrontConfig;
@@ -42,10 +46,20 @@ use crate::server::Proxy;
 /// How long a started deployment may take to answer its first request.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A launched deployment.
+pub struct Launched<'a> {
+    /// The topology's roles and sizes, in declaration order.
+    pub roles: Vec<(&'static str, usize)>,
+    /// The deployed nodes, which must stay alive while the deployment runs (dropping them
+    /// stops it).
+    pub nodes: DeployResult<'a, HydroDeploy>,
+    /// The members the supervisor restarts, as it does (`None` if `hosts` restart nothing).
+    pub restarts: Option<UnboundedReceiver<Restarted>>,
+}
+
 /// Builds `demo`'s locations and launches them on `hosts` (without starting their dataflows),
-/// telling on standard error what is being built while it is. Returns the topology's roles
-/// and sizes, and the deployed nodes, which must stay alive while the deployment runs
-/// (dropping them stops it).
+/// telling on standard error what is being built while it is. Members run supervised when
+/// `hosts` say to restart them ([`Hosts::restart_after`]).
 ///
 /// Every setting reaches the processes through their environment ([`Topology::env`],
 /// [`FrontConfig::to_env`]), never through their code: two starts with different options
@@ -55,7 +69,7 @@ pub async fn launch<'a, D: KVSDemo + ?Sized>(
     hosts: &Hosts,
     front: &FrontConfig,
     deployment: &mut Deployment,
-) -> Result<(Vec<(&'static str, usize)>, DeployResult<'a, HydroDeploy>), String> {
+) -> Result<Launched<'a>, String> {
     let mut flow = FlowBuilder::new();
     let topology = demo.build(&mut flow);
     let roles = topology.roles();
@@ -95,6 +109,13 @@ pub async fn launch<'a, D: KVSDemo + ?Sized>(
         capabilities: demo.capabilities(),
         ..front.clone()
     };
+    let (members_host, restarts) = match hosts.restart_after {
+        Some(after) => {
+            let (supervisor, restarts) = Supervisor::new(after);
+            (supervisor.host(hosts.members.clone()), Some(restarts))
+        }
+        None => (hosts.members.clone(), None),
+    };
     let proxy_spec = front.to_env().into_iter().fold(
         named(hosts.spec(&hosts.proxy), &proxy_peer),
         |spec, (k, v)| spec.env(k, v),
@@ -105,7 +126,7 @@ pub async fn launch<'a, D: KVSDemo + ?Sized>(
         let specs = (0..cluster.members)
             .map(|member| {
                 let me = Peer::new(cluster.role, member as u32);
-                named(hosts.spec(&hosts.members), &me)
+                named(hosts.spec(&members_host), &me)
             })
             .collect();
         deploy_flow = (cluster.deploy)(deploy_flow, specs);
@@ -115,7 +136,11 @@ pub async fn launch<'a, D: KVSDemo + ?Sized>(
     let deployed = deployment.deploy().await;
     report.finish(demo.name()).await;
     deployed.map_err(|e| format!("deploying {}: {e}", demo.name()))?;
-    Ok((roles, nodes))
+    Ok(Launched {
+        roles,
+        nodes,
+        restarts,
+    })
 }
 
 /// Builds `demo`'s processes on `hosts` ahead of time, so that a later start builds nothing.
@@ -128,17 +153,25 @@ pub async fn build<D: KVSDemo + ?Sized>(
 ) -> Result<(), String> {
     let port = free_port().map_err(|e| format!("finding a free port: {e}"))?;
     let front = FrontConfig::localhost(demo.name(), port);
-    let (_roles, nodes) = launch(demo, hosts, &front, &mut deployment).await?;
+    let launched = launch(demo, hosts, &front, &mut deployment).await?;
     // Not `deployment.stop()`: a process that was never started takes a stop for a broken
     // launch, and panics. Dropping the deployment kills them.
-    drop(nodes);
+    drop(launched);
     drop(deployment);
     Ok(())
 }
 
+/// A deployment that answers, as [`run_deployed`] hands it to its body.
+pub struct Running {
+    /// The topology's roles and sizes, in declaration order.
+    pub roles: Vec<(&'static str, usize)>,
+    /// The members the supervisor restarts, as it does (`None` if the hosts restart nothing).
+    pub restarts: Option<UnboundedReceiver<Restarted>>,
+}
+
 /// Deploys `demo` on `hosts` with its front at `front`, waits until the front answers a
-/// request that goes through the dataflow, runs `body` with the topology's roles and sizes,
-/// then stops the deployment.
+/// request that goes through the dataflow, runs `body` with the [`Running`] deployment, then
+/// stops it.
 pub async fn run_deployed<D, F, Fut>(
     demo: &D,
     hosts: &Hosts,
@@ -148,16 +181,20 @@ pub async fn run_deployed<D, F, Fut>(
 ) -> Result<(), String>
 where
     D: KVSDemo + ?Sized,
-    F: FnOnce(Vec<(&'static str, usize)>) -> Fut,
+    F: FnOnce(Running) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
-    let (roles, _nodes) = launch(demo, hosts, front, deployment).await?;
+    let Launched {
+        roles,
+        nodes: _nodes,
+        restarts,
+    } = launch(demo, hosts, front, deployment).await?;
     deployment
         .start()
         .await
         .map_err(|e| format!("starting {}: {e}", demo.name()))?;
     let outcome = match wait_ready(front).await {
-        Ok(()) => body(roles).await,
+        Ok(()) => body(Running { roles, restarts }).await,
         Err(e) => Err(e),
     };
     if let Err(e) = deployment.stop().await {
@@ -220,7 +257,7 @@ pub async fn run_kvs_demo<D: KVSDemo>(
     let front = FrontConfig::localhost(demo.name(), port);
     println!("== KVS Zoo: {} ==", demo.name());
     let steps = demo.script();
-    run_deployed(&demo, &hosts, &front, &mut deployment, |_roles| async {
+    run_deployed(&demo, &hosts, &front, &mut deployment, |_running| async {
         println!("serving on redis://{}\n", front.bind);
         let mut client = connect(&front).await?;
         for step in steps {
@@ -239,7 +276,8 @@ pub async fn run_kvs_demo<D: KVSDemo>(
     .await
 }
 
-/// Serves `demo` on `hosts` at `front` until Ctrl-C, announcing `ready:` once it answers.
+/// Serves `demo` on `hosts` at `front` until Ctrl-C, announcing `ready:` once it answers, and
+/// `process <role>/<member> pid <PID> (restart N)` each time the supervisor restarts a member.
 pub async fn serve<D: KVSDemo + ?Sized>(
     demo: &D,
     hosts: Hosts,
@@ -247,7 +285,8 @@ pub async fn serve<D: KVSDemo + ?Sized>(
     mut deployment: Deployment,
 ) -> Result<(), String> {
     let front = &front;
-    run_deployed(demo, &hosts, front, &mut deployment, |roles| async move {
+    run_deployed(demo, &hosts, front, &mut deployment, |running| async move {
+        let Running { roles, restarts } = running;
         // Ctrl-C is caught from here on, *before* `ready:` is printed: a user (or a test) that
         // presses it the moment the store is ready must get a clean stop, not the default
         // action of SIGINT, which kills this driver and leaves its processes behind.
@@ -259,11 +298,51 @@ pub async fn serve<D: KVSDemo + ?Sized>(
             println!("process {name} pid {pid}");
         }
         println!("ready: redis://{}", front.bind);
-        interrupt.recv().await;
+        let Some(mut restarts) = restarts else {
+            interrupt.recv().await;
+            println!("stopping");
+            return Ok(());
+        };
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => break,
+                Some(restarted) = restarts.recv() => {
+                    let front = front.clone();
+                    tokio::spawn(async move { announce(&front, restarted).await });
+                }
+            }
+        }
         println!("stopping");
         Ok(())
     })
     .await
+}
+
+/// Prints `process <role>/<member> pid <PID> (restart N)` once the restarted member's first
+/// heartbeat (which carries its new pid and incarnation) reaches the proxy.
+async fn announce(front: &FrontConfig, restarted: Restarted) {
+    let deadline = Instant::now() + MEMBERS_TIMEOUT;
+    let Restarted { member, restart } = restarted;
+    while Instant::now() < deadline {
+        if let Ok(mut client) = connect(front).await
+            && let Ok(Reply::Bulk(info)) = client.command(&["INFO", "members"]).await
+        {
+            let pid = String::from_utf8_lossy(&info)
+                .lines()
+                .filter_map(crate::membership::view::parse_line)
+                .find(|m| format!("{}/{}", m.role, m.member) == member && m.incarnation == restart)
+                .map(|m| m.pid);
+            if let Some(pid) = pid {
+                println!("process {member} pid {pid} (restart {restart})");
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "kvs-zoo: {member} was restarted (restart {restart}) but has not reported within {}s",
+        MEMBERS_TIMEOUT.as_secs()
+    );
 }
 
 /// How long `serve` waits for every member's first heartbeat (which carries its pid).

@@ -13,7 +13,8 @@ pub const ENV_INCARNATION: &str = "KVS_ZOO_INCARNATION";
 
 /// This process's incarnation: [`ENV_INCARNATION`], or 0 if unset or not a number.
 pub fn incarnation() -> u32 {
-    parse(std::env::var(ENV_INCARNATION).ok().as_deref())
+    static INCARNATION: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *INCARNATION.get_or_init(|| parse(std::env::var(ENV_INCARNATION).ok().as_deref()))
 }
 
 /// The incarnation a value of [`ENV_INCARNATION`] names.

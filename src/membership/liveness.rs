@@ -14,9 +14,23 @@ use std::collections::BTreeMap;
 pub struct Beat {
     /// The member's process id.
     pub pid: u32,
+    /// Which start of the member sent it: 0, then one more at each restart
+    /// ([`crate::membership::incarnation`]).
+    pub incarnation: u32,
     /// Gossip messages the member has sent its peers so far (zero for members that do not
     /// gossip).
     pub gossip_sent: u64,
+}
+
+impl Beat {
+    /// This process's beat: its pid and incarnation, and the gossip messages it sent.
+    pub fn now(gossip_sent: u64) -> Self {
+        Self {
+            pid: std::process::id(),
+            incarnation: crate::membership::incarnation(),
+            gossip_sent,
+        }
+    }
 }
 
 /// A member as the proxy sees it.
@@ -125,7 +139,7 @@ mod tests {
         let mut l = Liveness::new(1);
         let beat = Beat {
             pid: 42,
-            gossip_sent: 0,
+            ..Beat::default()
         };
         assert!(
             l.heartbeat(("acceptor", 1u32), beat).is_some(),

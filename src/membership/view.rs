@@ -49,7 +49,8 @@ pub fn paxos_section() -> String {
 }
 
 /// The `# Members` section: one line per member,
-/// `<role><id>:state=<alive|suspected>,pid=<pid>,gossip_sent=<messages>` (as Redis writes
+/// `<role><id>:state=<alive|suspected>,pid=<pid>,incarnation=<restarts>,gossip_sent=<messages>`
+/// (as Redis writes
 /// `slave0:ip=…,state=online`), or `None` for an architecture without members beyond the proxy.
 pub fn section() -> Option<String> {
     let members = MEMBERS.lock().unwrap_or_else(|e| e.into_inner());
@@ -62,8 +63,8 @@ pub fn section() -> Option<String> {
         // Writing to a String cannot fail.
         let _ = write!(
             out,
-            "{role}{member}:state={state},pid={},gossip_sent={}\r\n",
-            status.beat.pid, status.beat.gossip_sent
+            "{role}{member}:state={state},pid={},incarnation={},gossip_sent={}\r\n",
+            status.beat.pid, status.beat.incarnation, status.beat.gossip_sent
         );
     }
     Some(out)
@@ -80,6 +81,8 @@ pub struct MemberLine {
     pub alive: bool,
     /// Its process id (0 until its first heartbeat).
     pub pid: u32,
+    /// How many times it was restarted (0 until its first heartbeat).
+    pub incarnation: u32,
     /// Gossip messages it has sent its peers.
     pub gossip_sent: u64,
 }
@@ -90,11 +93,12 @@ pub fn parse_line(line: &str) -> Option<MemberLine> {
     let (name, fields) = line.trim_end().split_once(':')?;
     let digits = name.find(|c: char| c.is_ascii_digit())?;
     let (role, member) = name.split_at(digits);
-    let (mut alive, mut pid, mut gossip_sent) = (None, None, None);
+    let (mut alive, mut pid, mut incarnation, mut gossip_sent) = (None, None, None, None);
     for field in fields.split(',') {
         match field.split_once('=')? {
             ("state", state) => alive = Some(state == "alive"),
             ("pid", p) => pid = p.parse().ok(),
+            ("incarnation", n) => incarnation = n.parse().ok(),
             ("gossip_sent", n) => gossip_sent = n.parse().ok(),
             _ => {}
         }
@@ -104,6 +108,7 @@ pub fn parse_line(line: &str) -> Option<MemberLine> {
         member: member.parse().ok()?,
         alive: alive?,
         pid: pid?,
+        incarnation: incarnation?,
         gossip_sent: gossip_sent?,
     })
 }
@@ -114,7 +119,11 @@ mod tests {
 
     #[test]
     fn published_members_are_listed_and_parse_back() {
-        let beat = |pid, gossip_sent| Beat { pid, gossip_sent };
+        let beat = |pid, gossip_sent| Beat {
+            pid,
+            incarnation: u32::from(pid == 77),
+            gossip_sent,
+        };
         publish("testrole", 1, true, beat(4242, 17));
         publish("testrole", 0, false, beat(77, 0));
         let section = section().expect("members were published");
@@ -125,8 +134,8 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "testrole0:state=suspected,pid=77,gossip_sent=0",
-                "testrole1:state=alive,pid=4242,gossip_sent=17"
+                "testrole0:state=suspected,pid=77,incarnation=1,gossip_sent=0",
+                "testrole1:state=alive,pid=4242,incarnation=0,gossip_sent=17"
             ]
         );
         assert_eq!(
@@ -136,6 +145,7 @@ mod tests {
                 member: 1,
                 alive: true,
                 pid: 4242,
+                incarnation: 0,
                 gossip_sent: 17
             })
         );

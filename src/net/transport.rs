@@ -99,11 +99,11 @@ impl Endpoint {
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        Ok(Self::serve(me, incarnation, book, listener))
+        Ok(Self::over(me, incarnation, book, listener))
     }
 
-    /// The endpoint over an already bound `listener`.
-    fn serve(me: Peer, incarnation: u32, book: AddressBook, listener: TcpListener) -> Arc<Self> {
+    /// The endpoint of `me` (in its `incarnation`) over an already bound `listener`.
+    pub fn over(me: Peer, incarnation: u32, book: AddressBook, listener: TcpListener) -> Arc<Self> {
         let endpoint = Arc::new(Endpoint {
             me,
             incarnation,
@@ -119,7 +119,7 @@ impl Endpoint {
             loop {
                 if let Ok((socket, _)) = listener.accept().await {
                     let _ = socket.set_nodelay(true);
-                    tokio::spawn(receive(socket, listening.clone()));
+                    tokio::spawn(listening.clone().receive(socket));
                 }
             }
         });
@@ -239,8 +239,7 @@ async fn run_link(
         let socket = match dial_once(&address, &hello).await {
             Ok(socket) => socket,
             Err(e) => {
-                let waiting_for_first =
-                    !ever_connected && started.elapsed() < FIRST_CONNECT_FOR;
+                let waiting_for_first = !ever_connected && started.elapsed() < FIRST_CONNECT_FOR;
                 if waiting_for_first {
                     tokio::time::sleep(BACKOFF_MIN).await;
                     continue;
@@ -278,8 +277,7 @@ async fn run_link(
 
 /// Connects to `address` and sends the hello.
 async fn dial_once(address: &str, hello: &str) -> Result<TcpStream, String> {
-    let mut socket = match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(address)).await
-    {
+    let mut socket = match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(address)).await {
         Ok(Ok(socket)) => socket,
         Ok(Err(e)) => return Err(format!("connect: {e}")),
         Err(_) => return Err("connect: timed out".into()),
@@ -296,32 +294,48 @@ async fn dial_once(address: &str, hello: &str) -> Result<TcpStream, String> {
 }
 
 /// Writes what is queued, a burst at a time (one system call for many messages), until the
-/// queue closes (`Ok`) or a write fails or stalls (`Err`, with how many messages were lost
-/// with the connection).
+/// queue closes (`Ok`) or the connection is lost (`Err`, with how many messages were lost
+/// with it): a write fails or stalls, or the peer closes its end. The peer never sends on
+/// this connection, so anything read from it is its end closing: watching for that notices
+/// a crashed peer at once, before a message is written into a connection that is already
+/// dead (the first write after a peer's crash succeeds, locally, and is lost).
 async fn write_queued(
-    mut socket: TcpStream,
+    socket: TcpStream,
     pending: &mut Receiver<Bytes>,
 ) -> Result<(), (String, u64)> {
+    let (mut reader, mut writer) = socket.into_split();
     let mut batch = Vec::with_capacity(64);
     let mut buf = BytesMut::new();
-    while pending.recv_many(&mut batch, 1024).await > 0 {
-        let messages = batch.len() as u64;
-        for frame in batch.drain(..) {
-            buf.put_slice(&frame);
-        }
-        match tokio::time::timeout(WRITE_STALL, socket.write_all(&buf)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err((format!("write: {e}"), messages)),
-            Err(_) => {
-                return Err((
-                    format!("write: no progress for {}s", WRITE_STALL.as_secs()),
-                    messages,
-                ));
+    let mut probe = [0u8; 64];
+    loop {
+        tokio::select! {
+            received = pending.recv_many(&mut batch, 1024) => {
+                if received == 0 {
+                    return Ok(());
+                }
+                let messages = batch.len() as u64;
+                for frame in batch.drain(..) {
+                    buf.put_slice(&frame);
+                }
+                match tokio::time::timeout(WRITE_STALL, writer.write_all(&buf)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err((format!("write: {e}"), messages)),
+                    Err(_) => {
+                        return Err((
+                            format!("write: no progress for {}s", WRITE_STALL.as_secs()),
+                            messages,
+                        ));
+                    }
+                }
+                buf.clear();
             }
+            read = reader.read(&mut probe) => match read {
+                Ok(0) => return Err(("closed by the peer".into(), 0)),
+                Err(e) => return Err((format!("read: {e}"), 0)),
+                Ok(_) => {}
+            },
         }
-        buf.clear();
     }
-    Ok(())
 }
 
 /// Empties `pending` without waiting; returns how many messages it held.
@@ -340,54 +354,58 @@ fn parse_hello(hello: &[u8]) -> Option<(Peer, u32)> {
     Some((peer.parse().ok()?, incarnation.parse().ok()?))
 }
 
-/// Reads one peer's connection: its hello, then frames, handed to their channels' readers.
-async fn receive(mut socket: TcpStream, endpoint: Arc<Endpoint>) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    let mut from: Option<u32> = None;
-    loop {
-        // Everything whole in the buffer first.
-        while buf.len() >= 4 {
-            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-            if len > MAX_FRAME {
-                return;
-            }
-            if buf.len() < 4 + len {
-                buf.reserve(4 + len - buf.len());
-                break;
-            }
-            buf.advance(4);
-            let mut frame = buf.split_to(len).freeze();
-            match from {
-                None => {
-                    let Some((peer, incarnation)) = parse_hello(&frame) else {
-                        return;
-                    };
-                    if !endpoint.admit(&peer, incarnation) {
-                        return;
-                    }
-                    from = Some(peer.member);
+impl Endpoint {
+    /// Reads one peer's connection: its hello, then frames, handed to their channels'
+    /// readers. (A method, not a free function: Hydro's staged copy of this crate reaches
+    /// the endpoint's private parts only through its methods.)
+    async fn receive(self: Arc<Self>, mut socket: TcpStream) {
+        let endpoint = self;
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let mut from: Option<u32> = None;
+        loop {
+            // Everything whole in the buffer first.
+            while buf.len() >= 4 {
+                let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+                if len > MAX_FRAME {
+                    return;
                 }
-                Some(member) if !frame.is_empty() => {
-                    let channel = frame.get_u8();
-                    let deliver = {
-                        let channels = endpoint.channels.lock().unwrap_or_else(|e| e.into_inner());
-                        channels.get(&channel).cloned()
-                    };
-                    if let Some(deliver) = deliver {
-                        deliver(member, frame);
-                    }
+                if buf.len() < 4 + len {
+                    buf.reserve(4 + len - buf.len());
+                    break;
                 }
-                Some(_) => {}
+                buf.advance(4);
+                let mut frame = buf.split_to(len).freeze();
+                match from {
+                    None => {
+                        let Some((peer, incarnation)) = parse_hello(&frame) else {
+                            return;
+                        };
+                        if !endpoint.admit(&peer, incarnation) {
+                            return;
+                        }
+                        from = Some(peer.member);
+                    }
+                    Some(member) if !frame.is_empty() => {
+                        let channel = frame.get_u8();
+                        let deliver = {
+                            let channels =
+                                endpoint.channels.lock().unwrap_or_else(|e| e.into_inner());
+                            channels.get(&channel).cloned()
+                        };
+                        if let Some(deliver) = deliver {
+                            deliver(member, frame);
+                        }
+                    }
+                    Some(_) => {}
+                }
             }
-        }
-        match socket.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+            match socket.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
         }
     }
-}
 
-impl Endpoint {
     /// Whether a connection from `peer` in `incarnation` is admitted: not if a later
     /// incarnation of it was already heard from (the connection is from a process that was
     /// replaced).
@@ -437,7 +455,7 @@ fn endpoint() -> &'static Arc<Endpoint> {
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .and_then(TcpListener::from_std)
             .unwrap_or_else(|e| fail(format!("cannot listen on {addr}: {e}")));
-        Endpoint::serve(me, crate::membership::incarnation(), book, listener)
+        Endpoint::over(me, crate::membership::incarnation(), book, listener)
     })
 }
 
@@ -511,7 +529,10 @@ mod tests {
         // While b is gone, sends fail at the socket, then are dropped at once and counted.
         let deadline = Instant::now() + Duration::from_secs(10);
         while sender.dropped() == 0 {
-            assert!(Instant::now() < deadline, "nothing was ever counted dropped");
+            assert!(
+                Instant::now() < deadline,
+                "nothing was ever counted dropped"
+            );
             sender.send(&b, 9, b"lost");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -525,7 +546,10 @@ mod tests {
             if accepted.is_finished() {
                 break accepted.await.unwrap();
             }
-            assert!(Instant::now() < deadline + Duration::from_secs(10), "never re-dialled");
+            assert!(
+                Instant::now() < deadline + Duration::from_secs(10),
+                "never re-dialled"
+            );
         };
         sender.send(&b, 9, b"last");
         assert_eq!(read_hello(&mut socket).await, "proxy/0#0");
@@ -568,17 +592,29 @@ mod tests {
 
         let _new = raw_send(&addr, "replica/1#2", 4, b"from the restarted one").await;
         let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
-        assert_eq!(got.unwrap().unwrap(), (1, Bytes::from_static(b"from the restarted one")));
+        assert_eq!(
+            got.unwrap().unwrap(),
+            (1, Bytes::from_static(b"from the restarted one"))
+        );
 
         let mut old = raw_send(&addr, "replica/1#1", 4, b"from the replaced one").await;
         let mut byte = [0u8; 1];
         let closed = tokio::time::timeout(Duration::from_secs(5), old.read(&mut byte)).await;
-        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the old incarnation was not cut off");
-        assert!(rx.try_recv().is_err(), "a replaced incarnation's message was delivered");
+        assert!(
+            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+            "the old incarnation was not cut off"
+        );
+        assert!(
+            rx.try_recv().is_err(),
+            "a replaced incarnation's message was delivered"
+        );
 
         let _same = raw_send(&addr, "replica/1#2", 4, b"a second connection").await;
         let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
-        assert_eq!(got.unwrap().unwrap().1, Bytes::from_static(b"a second connection"));
+        assert_eq!(
+            got.unwrap().unwrap().1,
+            Bytes::from_static(b"a second connection")
+        );
     }
 
     #[test]

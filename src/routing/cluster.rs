@@ -150,10 +150,9 @@ impl<'a, C> ClusterRouter<'a, C> {
         let beats = self
             .replicas
             .source_interval(q!(crate::routing::cluster::HEARTBEAT_EVERY))
-            .map(q!(|_| crate::membership::liveness::Beat {
-                pid: std::process::id(),
-                gossip_sent: crate::net::transport::sent(crate::net::channel::GOSSIP),
-            }));
+            .map(q!(|_| crate::membership::liveness::Beat::now(
+                crate::net::transport::sent(crate::net::channel::GOSSIP)
+            )));
         to_proxy(beats, &self.proxy, channel::HEARTBEATS, self.transport)
     }
 }
@@ -303,7 +302,7 @@ mod sim_tests {
         };
         let beat = Beat {
             pid: 1,
-            gossip_sent: 0,
+            ..Beat::default()
         };
 
         flow.sim().with_cluster_size(&replicas, 2).fuzz(async || {

@@ -281,7 +281,7 @@ mod tests {
     fn beat(pid: u32) -> Beat {
         Beat {
             pid,
-            gossip_sent: 0,
+            ..Beat::default()
         }
     }
 

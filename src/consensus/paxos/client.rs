@@ -305,7 +305,7 @@ mod tests {
         let mut c = PaxosClient::<Bytes>::new(3);
         let beat = Beat {
             pid: 7,
-            gossip_sent: 0,
+            ..Beat::default()
         };
         assert_eq!(
             c.handle(ClientEvent::Beat("acceptor", 1, beat)),

@@ -303,10 +303,7 @@ pub fn beats<'a, C: 'a>(
     transport: Transport,
 ) -> Stream<(u32, Beat), Process<'a, Proxy>, Unbounded, NoOrder> {
     let beats = ticks
-        .map(q!(|_| crate::membership::liveness::Beat {
-            pid: std::process::id(),
-            gossip_sent: 0,
-        }))
+        .map(q!(|_| crate::membership::liveness::Beat::now(0)))
         .assume_ordering::<TotalOrder>(nondet!(
             /// Ticks are alike: their order is no order at all.
         ));
