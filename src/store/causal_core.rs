@@ -39,9 +39,17 @@ use crate::store::seam::{
 use crate::values::VectorClock;
 use crate::values::causal::{CausalValue, PnCounter, causal_delete, causal_write, siblings};
 
-/// The vector clock entry of storage member `member`: `r0`, `r1`, …
-pub fn replica_node(member: u32) -> String {
-    format!("r{member}")
+/// The vector clock entry of storage member `member` in its `incarnation`: `r0`, `r1`, …, and
+/// `r0.1`, `r0.2`, … once member 0 was restarted. A restarted replica remembers nothing of the
+/// counts its earlier incarnation issued (no disk yet), so it counts in an entry of its own:
+/// its writes can never be mistaken for the old ones, nor its counter increments be hidden
+/// under the old process's larger count.
+pub fn replica_node(member: u32, incarnation: u32) -> String {
+    if incarnation == 0 {
+        format!("r{member}")
+    } else {
+        format!("r{member}.{incarnation}")
+    }
 }
 
 /// The causal state machine of one replica (see the module docs).
@@ -50,14 +58,23 @@ pub struct CausalStore<V> {
     store: LatticeStore<CausalValue<V>>,
     /// This replica's entry in every clock it stamps.
     node: String,
+    /// The highest count this replica has stamped at its entry, on any key. Each write takes
+    /// a count above it, so no count is ever issued twice — not even for a key whose
+    /// tombstone was collected, which leaves the key no clock to advance. (Advancing the
+    /// key's own clock would stamp `{r0:1}` again after `{r0:2}` was collected; a peer still
+    /// holding that tombstone would then wipe the acknowledged write everywhere — Riak's bug
+    /// kv679, which dots that are never reused fix.)
+    issued: u64,
 }
 
 impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
-    /// An empty store at storage member `member`.
-    pub fn new(member: u32) -> Self {
+    /// An empty store at storage member `member`, in its `incarnation` (see
+    /// [`replica_node`]).
+    pub fn new(member: u32, incarnation: u32) -> Self {
         Self {
             store: LatticeStore::default(),
-            node: replica_node(member),
+            node: replica_node(member, incarnation),
+            issued: 0,
         }
     }
 
@@ -74,15 +91,17 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
             .unwrap_or_default()
     }
 
-    /// `clock` advanced at this replica's entry, or an error once that entry is exhausted.
-    fn advanced(&self, mut clock: VectorClock) -> Result<VectorClock, KVSResult<V>> {
-        if clock.increment(&self.node) {
-            Ok(clock)
-        } else {
-            Err(KVSResult::Error(
+    /// `clock` advanced at this replica's entry to a count never issued before (see
+    /// [`Self::issued`](CausalStore)), or an error once that entry is exhausted.
+    fn advanced(&mut self, mut clock: VectorClock) -> Result<VectorClock, KVSResult<V>> {
+        let Some(next) = clock.get(&self.node).max(self.issued).checked_add(1) else {
+            return Err(KVSResult::Error(
                 "write refused: this replica's entry of the key's vector clock is exhausted".into(),
-            ))
-        }
+            ));
+        };
+        clock.raise(&self.node, next);
+        self.issued = next;
+        Ok(clock)
     }
 
     /// The keys with a live version here (not only a tombstone), or a counter that counts.
@@ -304,7 +323,7 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
 
     /// The version a `SETCTX key context value` writes (see the module docs).
     fn successor(
-        &self,
+        &mut self,
         key: &Key,
         context: &Context,
         value: V,
@@ -368,7 +387,12 @@ impl CausalKVSCore {
                 q!(|| None),
                 q!(|store, (input, member)| {
                     let store = store
-                        .get_or_insert_with(|| crate::store::causal_core::CausalStore::new(member));
+                        .get_or_insert_with(|| {
+                            crate::store::causal_core::CausalStore::new(
+                                member,
+                                crate::membership::incarnation(),
+                            )
+                        });
                     Some(store.apply_all(input))
                 }),
             )
@@ -424,7 +448,7 @@ mod tests {
 
     #[test]
     fn writes_are_stamped_with_the_replicas_own_entry() {
-        let mut r2 = CausalStore::new(2);
+        let mut r2 = CausalStore::new(2, 0);
         result(&mut r2, req(KVSOperation::Put(k(), "a")));
         result(&mut r2, req(KVSOperation::Put(k(), "b")));
         assert_eq!(
@@ -439,7 +463,7 @@ mod tests {
 
     #[test]
     fn concurrent_writes_at_two_replicas_become_siblings_and_a_later_write_supersedes_them() {
-        let (mut r0, mut r1) = (CausalStore::new(0), CausalStore::new(1));
+        let (mut r0, mut r1) = (CausalStore::new(0, 0), CausalStore::new(1, 0));
         result(&mut r0, req(KVSOperation::Put(k(), "a1")));
         result(&mut r1, req(KVSOperation::Put(k(), "a2")));
         exchange(&mut r0, &mut r1);
@@ -460,7 +484,7 @@ mod tests {
 
     #[test]
     fn a_write_with_a_context_resolves_exactly_the_siblings_it_read() {
-        let (mut r0, mut r1) = (CausalStore::new(0), CausalStore::new(1));
+        let (mut r0, mut r1) = (CausalStore::new(0, 0), CausalStore::new(1, 0));
         result(&mut r0, req(KVSOperation::Put(k(), "x")));
         result(&mut r1, req(KVSOperation::Put(k(), "y")));
         r0.apply(StorageInput::Merge(k(), version(&r1)));
@@ -479,7 +503,7 @@ mod tests {
 
     #[test]
     fn a_stale_context_at_the_same_replica_loses_no_write() {
-        let mut r0 = CausalStore::new(0);
+        let mut r0 = CausalStore::new(0, 0);
         result(&mut r0, req(KVSOperation::Put(k(), "v1")));
         let seen = context(&mut r0);
         result(&mut r0, req(KVSOperation::Put(k(), "v2")));
@@ -492,7 +516,7 @@ mod tests {
 
     #[test]
     fn a_malformed_context_is_refused() {
-        let mut r0 = CausalStore::new(0);
+        let mut r0 = CausalStore::new(0, 0);
         let bad = Context::from_static(b"r0:many");
         assert!(matches!(
             result(&mut r0, req(KVSOperation::PutVersioned(k(), bad, "v"))),
@@ -502,7 +526,7 @@ mod tests {
 
     #[test]
     fn a_delete_is_a_tombstone_that_an_older_value_cannot_undo() {
-        let (mut r0, mut r1) = (CausalStore::new(0), CausalStore::new(1));
+        let (mut r0, mut r1) = (CausalStore::new(0, 0), CausalStore::new(1, 0));
         result(&mut r0, req(KVSOperation::Put(k(), "old")));
         let old = version(&r0);
         r1.apply(StorageInput::Merge(k(), old.clone()));
@@ -524,7 +548,7 @@ mod tests {
 
     #[test]
     fn an_exhausted_entry_refuses_the_write() {
-        let mut r0 = CausalStore::new(0);
+        let mut r0 = CausalStore::new(0, 0);
         let top = causal_write(VectorClock::from_entries([("r0", u64::MAX)]), "top");
         r0.apply(StorageInput::Merge(k(), top));
         assert!(matches!(
@@ -553,7 +577,7 @@ mod tests {
 
     /// Each of `ops`, at a fresh replica, answers an error that says `why`.
     fn assert_refused(ops: impl IntoIterator<Item = KVSOperation<&'static str>>, why: &str) {
-        let mut r0 = CausalStore::new(0);
+        let mut r0 = CausalStore::new(0, 0);
         for op in ops {
             let answer = result(&mut r0, req(op.clone()));
             assert!(
@@ -567,7 +591,7 @@ mod tests {
     /// each other both answer the sum — no increment lost.
     #[test]
     fn increments_at_two_replicas_are_all_counted() {
-        let (mut r0, mut r1) = (CausalStore::new(0), CausalStore::new(1));
+        let (mut r0, mut r1) = (CausalStore::new(0, 0), CausalStore::new(1, 0));
         assert_eq!(
             result(&mut r0, req(KVSOperation::Add(k(), 5))),
             KVSResult::Integer(5)
@@ -590,11 +614,73 @@ mod tests {
         }
     }
 
+    /// Collects `k`'s tombstone at `store`, as gossip does once every replica holds it.
+    fn collect(store: &mut CausalStore<&'static str>) {
+        use crate::values::fingerprint::Fingerprint;
+        let print = version(store).fingerprint(&k());
+        store.apply(StorageInput::Collect { key: k(), print });
+        assert!(store.get(&k()).is_none(), "the tombstone was collected");
+    }
+
+    /// kv679: r0 deletes k; r0 collects the tombstone while r1 still holds it (a copy on its
+    /// way, or r1 had not collected yet); r0 then takes a new write to k. Were it stamped by
+    /// the key's clock ({r0:1} again, since the key has none left), r1's tombstone {r0:2}
+    /// would dominate it and wipe the acknowledged write at both replicas.
+    #[test]
+    fn a_write_after_a_collected_tombstone_survives_the_tombstone() {
+        let (mut r0, mut r1) = (CausalStore::new(0, 0), CausalStore::new(1, 0));
+        result(&mut r0, req(KVSOperation::Put(k(), "old")));
+        result(&mut r0, req(KVSOperation::Delete(k())));
+        r1.apply(StorageInput::Merge(k(), version(&r0)));
+        collect(&mut r0);
+        assert_eq!(result(&mut r0, req(KVSOperation::Put(k(), "new"))), KVSResult::Ok);
+        exchange(&mut r0, &mut r1);
+        for r in [&mut r0, &mut r1] {
+            assert_eq!(result(r, req(KVSOperation::Get(k()))), KVSResult::Value("new"));
+        }
+    }
+
+    /// A restarted replica remembers nothing, yet its writes and increments are never hidden
+    /// under what its earlier incarnation issued: it stamps and counts in an entry of its own.
+    #[test]
+    fn a_restarted_replica_never_reuses_what_its_earlier_incarnation_issued() {
+        let (mut r0, mut r1) = (CausalStore::new(0, 0), CausalStore::new(1, 0));
+        let counter = Key::from_static(b"c");
+        let incr = |store: &mut CausalStore<&'static str>, by| {
+            result(store, req(KVSOperation::Add(Key::from_static(b"c"), by)))
+        };
+        for _ in 0..3 {
+            result(&mut r0, req(KVSOperation::Put(k(), "before")));
+        }
+        incr(&mut r0, 10);
+        r1.apply(StorageInput::Merge(k(), version(&r0)));
+        r1.apply(StorageInput::Merge(
+            counter.clone(),
+            r0.get(&counter).unwrap().clone(),
+        ));
+        // r0 dies and comes back empty, as incarnation 1.
+        let mut r0 = CausalStore::new(0, 1);
+        assert_eq!(result(&mut r0, req(KVSOperation::Put(k(), "after"))), KVSResult::Ok);
+        assert_eq!(incr(&mut r0, 1), KVSResult::Integer(1));
+        exchange(&mut r0, &mut r1);
+        r0.apply(StorageInput::Merge(
+            counter.clone(),
+            r1.get(&counter).unwrap().clone(),
+        ));
+        // The new write is concurrent with the old one (neither saw the other): siblings,
+        // nothing lost; the counter has both incarnations' increments.
+        assert_eq!(
+            result(&mut r0, req(KVSOperation::Get(k()))),
+            KVSResult::Siblings(vec!["after", "before"])
+        );
+        assert_eq!(incr(&mut r0, 0), KVSResult::Integer(11));
+    }
+
     /// Counters and values do not mix on one key: SET of a counter and INCR of a value are
     /// refused with the reason; DEL resets a counter, and the key then counts from 0.
     #[test]
     fn a_counter_takes_only_incr_and_del() {
-        let mut r0 = CausalStore::new(0);
+        let mut r0 = CausalStore::new(0, 0);
         result(&mut r0, req(KVSOperation::Add(k(), 2)));
         assert!(matches!(
             result(&mut r0, req(KVSOperation::Put(k(), "x"))),
@@ -649,7 +735,7 @@ mod tests {
     /// the others; a write the replica had not seen is concurrent with it and survives.
     #[test]
     fn a_flush_deletes_every_key_this_replica_holds_and_spares_writes_it_had_not_seen() {
-        let (mut r0, mut r1) = (CausalStore::new(0), CausalStore::new(1));
+        let (mut r0, mut r1) = (CausalStore::new(0, 0), CausalStore::new(1, 0));
         let other = Key::from_static(b"other");
         result(&mut r0, req(KVSOperation::Put(k(), "a")));
         result(&mut r0, req(KVSOperation::Put(other.clone(), "b")));

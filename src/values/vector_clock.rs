@@ -61,6 +61,12 @@ impl VectorClock {
         }
     }
 
+    /// Raises `node`'s count to `count` (a lower `count` changes nothing: a clock only grows).
+    pub fn raise(&mut self, node: &str, count: u64) {
+        let entry = self.0.entry(node.to_owned()).or_insert(0);
+        *entry = (*entry).max(count);
+    }
+
     /// How many of `node`'s events this clock has seen.
     pub fn get(&self, node: &str) -> u64 {
         self.0.get(node).copied().unwrap_or(0)
