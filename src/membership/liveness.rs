@@ -20,6 +20,20 @@ pub struct Beat {
     /// Gossip messages the member has sent its peers so far (zero for members that do not
     /// gossip).
     pub gossip_sent: u64,
+    /// Whether the member takes its full part in the protocol.
+    pub standing: Standing,
+}
+
+/// What part a live member takes in its protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Standing {
+    /// Its full part.
+    #[default]
+    Full,
+    /// An acceptor restarted without a disk: it forgot what it promised, so it must never
+    /// vote again (a vote that contradicts a forgotten promise could let two leaders choose
+    /// different values for one slot). It is alive, and counts toward no quorum.
+    NotVoting,
 }
 
 impl Beat {
@@ -29,6 +43,21 @@ impl Beat {
             pid: std::process::id(),
             incarnation: crate::membership::incarnation(),
             gossip_sent,
+            standing: Standing::Full,
+        }
+    }
+
+    /// This acceptor's beat: [`Standing::NotVoting`] once restarted (the Paxos acceptor,
+    /// restarted without a disk, refuses to vote).
+    pub fn acceptor() -> Self {
+        let beat = Self::now(0);
+        Self {
+            standing: if beat.incarnation == 0 {
+                Standing::Full
+            } else {
+                Standing::NotVoting
+            },
+            ..beat
         }
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
-use crate::membership::liveness::Beat;
+use crate::membership::liveness::{Beat, Standing};
 
 /// One member's status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,8 +49,8 @@ pub fn paxos_section() -> String {
 }
 
 /// The `# Members` section: one line per member,
-/// `<role><id>:state=<alive|suspected>,pid=<pid>,incarnation=<restarts>,gossip_sent=<messages>`
-/// (as Redis writes
+/// `<role><id>:state=<alive|suspected>,pid=<pid>,incarnation=<restarts>,gossip_sent=<messages>`,
+/// and `,voting=no` for an acceptor that may not vote (as Redis writes
 /// `slave0:ip=…,state=online`), or `None` for an architecture without members beyond the proxy.
 pub fn section() -> Option<String> {
     let members = MEMBERS.lock().unwrap_or_else(|e| e.into_inner());
@@ -63,9 +63,13 @@ pub fn section() -> Option<String> {
         // Writing to a String cannot fail.
         let _ = write!(
             out,
-            "{role}{member}:state={state},pid={},incarnation={},gossip_sent={}\r\n",
+            "{role}{member}:state={state},pid={},incarnation={},gossip_sent={}",
             status.beat.pid, status.beat.incarnation, status.beat.gossip_sent
         );
+        if status.beat.standing == Standing::NotVoting {
+            out.push_str(",voting=no");
+        }
+        out.push_str("\r\n");
     }
     Some(out)
 }
@@ -85,6 +89,8 @@ pub struct MemberLine {
     pub incarnation: u32,
     /// Gossip messages it has sent its peers.
     pub gossip_sent: u64,
+    /// False for an acceptor that may not vote (`voting=no`).
+    pub voting: bool,
 }
 
 /// Parses one line of [`section`]; for readers of `INFO` such as `kvs-zoo serve`, the
@@ -94,11 +100,13 @@ pub fn parse_line(line: &str) -> Option<MemberLine> {
     let digits = name.find(|c: char| c.is_ascii_digit())?;
     let (role, member) = name.split_at(digits);
     let (mut alive, mut pid, mut incarnation, mut gossip_sent) = (None, None, None, None);
+    let mut voting = true;
     for field in fields.split(',') {
         match field.split_once('=')? {
             ("state", state) => alive = Some(state == "alive"),
             ("pid", p) => pid = p.parse().ok(),
             ("incarnation", n) => incarnation = n.parse().ok(),
+            ("voting", v) => voting = v != "no",
             ("gossip_sent", n) => gossip_sent = n.parse().ok(),
             _ => {}
         }
@@ -110,6 +118,7 @@ pub fn parse_line(line: &str) -> Option<MemberLine> {
         pid: pid?,
         incarnation: incarnation?,
         gossip_sent: gossip_sent?,
+        voting,
     })
 }
 
@@ -123,6 +132,11 @@ mod tests {
             pid,
             incarnation: u32::from(pid == 77),
             gossip_sent,
+            standing: if pid == 77 {
+                Standing::NotVoting
+            } else {
+                Standing::Full
+            },
         };
         publish("testrole", 1, true, beat(4242, 17));
         publish("testrole", 0, false, beat(77, 0));
@@ -134,7 +148,7 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "testrole0:state=suspected,pid=77,incarnation=1,gossip_sent=0",
+                "testrole0:state=suspected,pid=77,incarnation=1,gossip_sent=0,voting=no",
                 "testrole1:state=alive,pid=4242,incarnation=0,gossip_sent=17"
             ]
         );
@@ -146,9 +160,11 @@ mod tests {
                 alive: true,
                 pid: 4242,
                 incarnation: 0,
-                gossip_sent: 17
+                gossip_sent: 17,
+                voting: true,
             })
         );
+        assert!(!parse_line(lines[0]).unwrap().voting);
         assert_eq!(parse_line("connected_clients:3"), None);
     }
 }

@@ -386,13 +386,12 @@ impl CausalKVSCore {
             .scan(
                 q!(|| None),
                 q!(|store, (input, member)| {
-                    let store = store
-                        .get_or_insert_with(|| {
-                            crate::store::causal_core::CausalStore::new(
-                                member,
-                                crate::membership::incarnation(),
-                            )
-                        });
+                    let store = store.get_or_insert_with(|| {
+                        crate::store::causal_core::CausalStore::new(
+                            member,
+                            crate::membership::incarnation(),
+                        )
+                    });
                     Some(store.apply_all(input))
                 }),
             )
@@ -633,10 +632,16 @@ mod tests {
         result(&mut r0, req(KVSOperation::Delete(k())));
         r1.apply(StorageInput::Merge(k(), version(&r0)));
         collect(&mut r0);
-        assert_eq!(result(&mut r0, req(KVSOperation::Put(k(), "new"))), KVSResult::Ok);
+        assert_eq!(
+            result(&mut r0, req(KVSOperation::Put(k(), "new"))),
+            KVSResult::Ok
+        );
         exchange(&mut r0, &mut r1);
         for r in [&mut r0, &mut r1] {
-            assert_eq!(result(r, req(KVSOperation::Get(k()))), KVSResult::Value("new"));
+            assert_eq!(
+                result(r, req(KVSOperation::Get(k()))),
+                KVSResult::Value("new")
+            );
         }
     }
 
@@ -660,7 +665,10 @@ mod tests {
         ));
         // r0 dies and comes back empty, as incarnation 1.
         let mut r0 = CausalStore::new(0, 1);
-        assert_eq!(result(&mut r0, req(KVSOperation::Put(k(), "after"))), KVSResult::Ok);
+        assert_eq!(
+            result(&mut r0, req(KVSOperation::Put(k(), "after"))),
+            KVSResult::Ok
+        );
         assert_eq!(incr(&mut r0, 1), KVSResult::Integer(1));
         exchange(&mut r0, &mut r1);
         r0.apply(StorageInput::Merge(

@@ -1,4 +1,13 @@
 //! The acceptor: the protocol's memory (see [`crate::consensus::paxos`]).
+//!
+//! **A restarted acceptor does not vote.** Paxos is safe only if an acceptor never breaks a
+//! promise: having promised ballot *b*, it accepts nothing lower. An acceptor that crashed and
+//! came back without a disk has forgotten its promises, so a vote from it could complete a
+//! quorum that a promise it forgot forbade — two leaders could then choose different values
+//! for one slot. Until acceptors log their promises (the durability work), a restarted one
+//! ([`Acceptor::in_incarnation`] with an incarnation above 0) answers nothing: it is alive,
+//! shown as `voting=no` in `INFO members`, and counts toward no quorum. The store keeps
+//! working while a majority of acceptors still remember.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +19,8 @@ pub struct Acceptor<C> {
     promised: Ballot,
     accepted: BTreeMap<Slot, (Ballot, Entry<C>)>,
     checkpoint: Slot,
+    /// False for an acceptor that may have forgotten promises (see the module docs).
+    votes: bool,
 }
 
 impl<C> Default for Acceptor<C> {
@@ -18,6 +29,7 @@ impl<C> Default for Acceptor<C> {
             promised: Ballot::default(),
             accepted: BTreeMap::new(),
             checkpoint: 0,
+            votes: true,
         }
     }
 }
@@ -28,8 +40,29 @@ impl<C: Clone> Acceptor<C> {
         Self::default()
     }
 
-    /// Answers one message of a proposer.
-    pub fn handle(&mut self, message: ToAcceptor<C>) -> FromAcceptor<C> {
+    /// The acceptor of a process in `incarnation`: one that has promised and accepted
+    /// nothing at the deployment's start (0); one that does not vote after a restart.
+    pub fn in_incarnation(incarnation: u32) -> Self {
+        Self {
+            votes: incarnation == 0,
+            ..Self::default()
+        }
+    }
+
+    /// Whether this acceptor votes (see the module docs).
+    pub fn votes(&self) -> bool {
+        self.votes
+    }
+
+    /// Answers one message of a proposer (`None` from an acceptor that does not vote).
+    pub fn handle(&mut self, message: ToAcceptor<C>) -> Option<FromAcceptor<C>> {
+        if !self.votes {
+            return None;
+        }
+        Some(self.answer(message))
+    }
+
+    fn answer(&mut self, message: ToAcceptor<C>) -> FromAcceptor<C> {
         match message {
             ToAcceptor::Prepare(ballot) => {
                 // Promising is monotonic: a lower ballot gets the current promise back, which
@@ -110,10 +143,10 @@ mod tests {
     #[test]
     fn a_promise_reports_what_was_accepted() {
         let mut a = Acceptor::new();
-        a.handle(accept(ballot(1, 0), 0, 10, 0));
+        a.answer(accept(ballot(1, 0), 0, 10, 0));
         let FromAcceptor::Promise {
             promised, accepted, ..
-        } = a.handle(ToAcceptor::Prepare(ballot(2, 1)))
+        } = a.answer(ToAcceptor::Prepare(ballot(2, 1)))
         else {
             panic!("a promise")
         };
@@ -124,10 +157,10 @@ mod tests {
     #[test]
     fn an_older_ballot_is_refused_after_a_promise() {
         let mut a = Acceptor::new();
-        a.handle(ToAcceptor::Prepare(ballot(3, 2)));
+        a.answer(ToAcceptor::Prepare(ballot(3, 2)));
         // The old leader's accept is refused, and nothing is stored.
         assert_eq!(
-            a.handle(accept(ballot(2, 0), 5, 1, 0)),
+            a.answer(accept(ballot(2, 0), 5, 1, 0)),
             FromAcceptor::Accepted {
                 ballot: ballot(2, 0),
                 promised: ballot(3, 2),
@@ -136,7 +169,7 @@ mod tests {
         );
         assert_eq!(a.kept(), 0);
         // An older prepare gets the newer promise back.
-        let FromAcceptor::Promise { promised, .. } = a.handle(ToAcceptor::Prepare(ballot(1, 1)))
+        let FromAcceptor::Promise { promised, .. } = a.answer(ToAcceptor::Prepare(ballot(1, 1)))
         else {
             panic!("a promise")
         };
@@ -146,9 +179,9 @@ mod tests {
     #[test]
     fn a_later_accept_replaces_the_value_of_its_slot() {
         let mut a = Acceptor::new();
-        a.handle(accept(ballot(1, 0), 0, 10, 0));
-        a.handle(accept(ballot(2, 1), 0, 20, 0));
-        let FromAcceptor::Promise { accepted, .. } = a.handle(ToAcceptor::Prepare(ballot(3, 0)))
+        a.answer(accept(ballot(1, 0), 0, 10, 0));
+        a.answer(accept(ballot(2, 1), 0, 20, 0));
+        let FromAcceptor::Promise { accepted, .. } = a.answer(ToAcceptor::Prepare(ballot(3, 0)))
         else {
             panic!("a promise")
         };
@@ -159,7 +192,7 @@ mod tests {
     fn slots_below_the_checkpoint_are_forgotten() {
         let mut a = Acceptor::new();
         for slot in 0..100 {
-            a.handle(accept(
+            a.answer(accept(
                 ballot(1, 0),
                 slot,
                 slot as u32,
@@ -172,14 +205,28 @@ mod tests {
             accepted,
             checkpoint,
             ..
-        } = a.handle(ToAcceptor::Prepare(ballot(2, 0)))
+        } = a.answer(ToAcceptor::Prepare(ballot(2, 0)))
         else {
             panic!("a promise")
         };
         assert_eq!(checkpoint, 89);
         assert_eq!(accepted.first().map(|a| a.0), Some(89));
         // A late accept for a forgotten slot is not stored again.
-        a.handle(accept(ballot(2, 0), 3, 0, 0));
+        a.answer(accept(ballot(2, 0), 3, 0, 0));
         assert_eq!(a.kept(), 11);
+    }
+
+    /// A restarted acceptor may have promised a ballot it no longer remembers: it answers
+    /// neither a prepare nor an accept, so it can complete no quorum.
+    #[test]
+    fn a_restarted_acceptor_does_not_vote() {
+        let mut fresh = Acceptor::<u32>::in_incarnation(0);
+        assert!(fresh.votes());
+        assert!(fresh.handle(ToAcceptor::Prepare(ballot(1, 0))).is_some());
+        let mut restarted = Acceptor::<u32>::in_incarnation(1);
+        assert!(!restarted.votes());
+        assert_eq!(restarted.handle(ToAcceptor::Prepare(ballot(1, 0))), None);
+        assert_eq!(restarted.handle(accept(ballot(1, 0), 0, 7, 0)), None);
+        assert_eq!(restarted.kept(), 0, "nothing was accepted");
     }
 }

@@ -267,9 +267,16 @@ pub fn acceptor<'a, A: 'a>(
             /// acceptor holds at that moment, whatever came before).
         ))
         .scan(
-            q!(|| crate::consensus::paxos::acceptor::Acceptor::new()),
-            q!(|acceptor, (from, message)| Some((from, acceptor.handle(message)))),
+            q!(
+                || crate::consensus::paxos::acceptor::Acceptor::in_incarnation(
+                    crate::membership::incarnation()
+                )
+            ),
+            q!(|acceptor, (from, message)| Some(
+                acceptor.handle(message).map(|answer| (from, answer))
+            )),
         )
+        .flatten_ordered()
 }
 
 /// A replica's log: decided slots and report ticks in, requests to apply (in log order, each
@@ -295,15 +302,21 @@ pub fn replica_log<'a, R: 'a>(
         .flatten_ordered()
 }
 
-/// Each member's liveness beat (its pid), one per tick, to the proxy on `channel`.
+/// Each member's liveness beat (its pid and incarnation, and for `acceptors` whether they
+/// vote), one per tick, to the proxy on `channel`.
 pub fn beats<'a, C: 'a>(
     ticks: Stream<(), Cluster<'a, C>, Unbounded, NoOrder>,
     proxy: &Process<'a, Proxy>,
     channel: u8,
     transport: Transport,
+    acceptors: bool,
 ) -> Stream<(u32, Beat), Process<'a, Proxy>, Unbounded, NoOrder> {
     let beats = ticks
-        .map(q!(|_| crate::membership::liveness::Beat::now(0)))
+        .map(q!(move |_| if acceptors {
+            crate::membership::liveness::Beat::acceptor()
+        } else {
+            crate::membership::liveness::Beat::now(0)
+        }))
         .assume_ordering::<TotalOrder>(nondet!(
             /// Ticks are alike: their order is no order at all.
         ));
@@ -556,15 +569,15 @@ impl<'a, P: 'a, A: 'a, R: 'a> PaxosRouter<'a, P, A, R> {
         for (role, beats) in [
             (
                 "proposer",
-                beats(ticks.heartbeat, proxy, channel::PROPOSER_BEATS, net),
+                beats(ticks.heartbeat, proxy, channel::PROPOSER_BEATS, net, false),
             ),
             (
                 "acceptor",
-                beats(ticks.acceptor, proxy, channel::ACCEPTOR_BEATS, net),
+                beats(ticks.acceptor, proxy, channel::ACCEPTOR_BEATS, net, true),
             ),
             (
                 "replica",
-                beats(ticks.replica, proxy, channel::HEARTBEATS, net),
+                beats(ticks.replica, proxy, channel::HEARTBEATS, net, false),
             ),
         ] {
             heard_by_proxy =
