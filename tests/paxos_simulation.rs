@@ -1,5 +1,5 @@
 //! The three roles together over a simulated network that reorders, loses and delays
-//! messages, with proposers, an acceptor and a replica crashing, elections driven by random
+//! messages, with proposers and a replica crashing, an acceptor restarted without its memory, elections driven by random
 //! timeouts, and clients that retry: the protocol's safety and liveness checked over many
 //! seeded runs, without Hydro (the dataflow that carries these messages is tested apart).
 //!
@@ -171,9 +171,11 @@ impl World {
             Message::Proposer(p, event) => self.at_proposer(p, event),
             Message::Acceptor { to, from, message } => {
                 if let Some(acceptor) = self.acceptors[to as usize].as_mut() {
-                    let reply = acceptor.handle(message);
-                    self.network
-                        .push(Message::Proposer(from, Event::Acceptor(to, reply)));
+                    // A restarted acceptor answers nothing (it does not vote).
+                    if let Some(reply) = acceptor.handle(message) {
+                        self.network
+                            .push(Message::Proposer(from, Event::Acceptor(to, reply)));
+                    }
                 }
             }
             Message::Replica(r, slot, entry) => {
@@ -242,8 +244,8 @@ impl World {
     }
 }
 
-/// One seeded run: chaos (losses, reordering, crashes of the leader, of another proposer, of
-/// an acceptor and of a replica, random timeouts, retries), then calm until every request is
+/// One seeded run: chaos (losses, reordering, crashes of the leader, of another proposer and
+/// of a replica, an acceptor restarted without its memory, random timeouts, retries), then calm until every request is
 /// answered. Checked throughout: one value per slot. Checked at the end: every request
 /// applied, once, in the same order at every live replica that did not fall behind (and the
 /// same prefix at those that did); the acceptors' memory bounded. Returns whether a replica
@@ -259,7 +261,11 @@ fn run(seed: u64) -> bool {
                     let leader = world.leader().unwrap_or(0);
                     world.proposers[leader] = None;
                 }
-                3_000 => world.acceptors[world.rng.below(3)] = None,
+                // An acceptor crashes and is restarted at once, without a disk: it has
+                // forgotten its promises, so it must not vote.
+                3_000 => {
+                    world.acceptors[world.rng.below(3)] = Some(Acceptor::in_incarnation(1));
+                }
                 4_500 => world.replicas[world.rng.below(3)] = None,
                 // A second proposer: one is left, and it must take over.
                 _ => {
