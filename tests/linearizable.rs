@@ -1,7 +1,8 @@
 //! `kvs-zoo serve linearizable` as users see it: the everyday commands through the log,
 //! `CAS`, who leads, `redis-benchmark`; histories of concurrent clients checked for
-//! linearizability with no fault, with the leader killed, with an acceptor killed and with a
-//! replica killed.
+//! linearizability with no fault, and with the leader, an acceptor or a replica killed — and
+//! restarted by `serve` 2 s later, as it does by default (a restarted acceptor comes back
+//! without a vote).
 
 mod support;
 
@@ -12,8 +13,8 @@ use redis::{Commands, Connection};
 use support::Server;
 use support::history::{Workload, assert_linearizable, record, record_while};
 use support::redis_client::{
-    Shared, benchmark_completes, check_keys_expire, check_watch, connect, kill_9, shared_url,
-    stop_shared,
+    Shared, benchmark_completes, check_keys_expire, check_watch, connect, kill_9, member_line,
+    shared_url, stop_shared,
 };
 
 static SHARED: Shared = Shared::new();
@@ -169,9 +170,15 @@ fn histories_without_faults_are_linearizable() {
     assert_linearizable("linearizable, no fault", &history);
 }
 
-/// Kills `victim` (a role/member name) a quarter of the way into a recorded history and checks
-/// the history; prints how long after the kill the next operation called after it completed.
-fn history_with_a_kill(name: &str, victim: impl FnOnce(&mut Connection, &Server) -> String) {
+/// Kills `victim` (a role/member name) a quarter of the way into a recorded history, while
+/// `serve` restarts it (after its default 2 s), and checks the history; prints how long after
+/// the kill the next operation called after it completed. Then checks that the member came
+/// back — alive, incarnation 1, voting only if `votes` — and that the store still serves.
+fn history_with_a_kill(
+    name: &str,
+    votes: bool,
+    victim: impl FnOnce(&mut Connection, &Server) -> String,
+) {
     let _alone = one_at_a_time();
     let server = Server::start("linearizable", &[]);
     let mut con = connect(&server.url);
@@ -202,6 +209,24 @@ fn history_with_a_kill(name: &str, victim: impl FnOnce(&mut Connection, &Server)
         kvs_zoo::consensus::paxos::flow::ELECTION_EVERY
     );
     assert_linearizable(name, &history);
+    // The member was restarted, and is back.
+    let restarted = server
+        .wait_for_line(&format!("process {killed} pid "), Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("{killed} was not restarted"));
+    assert!(restarted.ends_with("(restart 1)"), "{restarted}");
+    let (role, member) = killed.split_once('/').unwrap();
+    let member: u32 = member.parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let line = member_line(&mut con, role, member);
+        if line.alive && line.incarnation == 1 {
+            break line;
+        }
+        assert!(Instant::now() < deadline, "{killed} is not back: {line:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(line.voting, votes, "{line:?}");
+    println!("{name}: {restarted}");
     // The store still serves, and says who leads now.
     let () = con.set("lin:after", "yes").unwrap();
     let after = leader(&mut con);
@@ -210,18 +235,22 @@ fn history_with_a_kill(name: &str, victim: impl FnOnce(&mut Connection, &Server)
 }
 
 #[test]
-fn histories_are_linearizable_when_the_leader_is_killed() {
-    history_with_a_kill("linearizable, leader killed", |con, _| {
+fn histories_are_linearizable_when_the_leader_is_killed_and_restarted() {
+    history_with_a_kill("linearizable, leader killed", true, |con, _| {
         format!("proposer/{}", leader(con))
     });
 }
 
 #[test]
-fn histories_are_linearizable_when_an_acceptor_is_killed() {
-    history_with_a_kill("linearizable, acceptor killed", |_, _| "acceptor/1".into());
+fn histories_are_linearizable_when_an_acceptor_is_killed_and_restarted_without_a_vote() {
+    history_with_a_kill("linearizable, acceptor killed", false, |_, _| {
+        "acceptor/1".into()
+    });
 }
 
 #[test]
-fn histories_are_linearizable_when_a_replica_is_killed() {
-    history_with_a_kill("linearizable, replica killed", |_, _| "replica/2".into());
+fn histories_are_linearizable_when_a_replica_is_killed_and_restarted() {
+    history_with_a_kill("linearizable, replica killed", true, |_, _| {
+        "replica/2".into()
+    });
 }

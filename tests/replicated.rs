@@ -15,7 +15,7 @@ use redis::{Commands, Connection, Value};
 use support::Server;
 use support::redis_client::{
     Shared, assert_members_alive, benchmark_completes, bulk, connect, kill_9, member_copy,
-    shared_url, signal, stop_shared, text, until_members_have,
+    member_line, shared_url, signal, stop_shared, text, until_members_have,
 };
 
 /// Gossip every 300 ms: convergence still well under a second or two, and two writes sent
@@ -267,15 +267,15 @@ fn redis_benchmark_completes() {
     benchmark_completes(&shared());
 }
 
-/// Several clients write and read while replica 1 is killed with `kill -9`. Every request is
-/// answered (none hangs); the store keeps serving writes; the survivors converge; and no
+/// Several clients write and read while replica 1 is killed with `kill -9` (and left dead:
+/// `--restart-after never`). Every request is answered (none hangs); the store keeps serving writes; the survivors converge; and no
 /// acknowledged write is lost that a survivor had: writes acknowledged well before the kill
 /// (gossiped by then) and every write acknowledged after the proxy noticed the death (taken
 /// by a survivor).
 #[test]
 fn killing_a_replica_mid_workload_loses_nothing_a_survivor_had() {
     const CLIENTS: usize = 4;
-    let server = Server::start("replicated", &[]);
+    let server = Server::start("replicated", &["--restart-after", "never"]);
     let victim = server.pids["replica/1"];
     let started = Instant::now();
     let kill_at = Duration::from_secs(2);
@@ -352,5 +352,42 @@ fn killing_a_replica_mid_workload_loses_nothing_a_survivor_had() {
         .query::<Value>(&mut con)
         .unwrap_err();
     assert!(err.to_string().contains("replica 1 is not alive"), "{err}");
+    server.stop();
+}
+
+/// A replica killed with `kill -9` is started again (restarts on, after 500 ms) with an empty
+/// store and incarnation 1; anti-entropy brings it every key written before the kill, and it
+/// takes writes again.
+#[test]
+fn a_killed_replica_is_restarted_and_catches_up_by_anti_entropy() {
+    let server = Server::start("replicated", &["--restart-after", "500ms"]);
+    let mut con = connect(&server.url);
+    let keys: Vec<String> = (0..50).map(|i| format!("rejoin:{i}")).collect();
+    for key in &keys {
+        let () = con.set(key, key).unwrap();
+    }
+    until_members_have(
+        &mut con,
+        [1],
+        &keys[keys.len() - 1],
+        &bulk(&keys[keys.len() - 1]),
+    );
+    let (pid, took) = server.kill_and_await_restart("replica/1");
+    println!("replica/1: from kill -9 to alive again: {took:?}");
+    let line = member_line(&mut con, "replica", 1);
+    assert!(
+        line.alive && line.pid == pid && line.incarnation == 1,
+        "{line:?}"
+    );
+    let caught_up = Instant::now();
+    for key in &keys {
+        until_members_have(&mut con, [1], key, &bulk(key));
+    }
+    println!(
+        "replica/1 held every key again {:?} after it was alive",
+        caught_up.elapsed()
+    );
+    let () = con.set("rejoin:after", "after").unwrap();
+    until_members_have(&mut con, [0, 1, 2], "rejoin:after", &bulk("after"));
     server.stop();
 }

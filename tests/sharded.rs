@@ -17,7 +17,7 @@ use redis::{Commands, Value};
 use support::Server;
 use support::redis_client::{
     Shared, assert_members_alive, benchmark_completes, bulk, check_multi_key_commands, connect,
-    key_shard, kill_9, member_copy, shared_url, stop_shared,
+    key_shard, kill_9, member_copy, member_line, shared_url, stop_shared,
 };
 
 const SHARDS: u32 = 3;
@@ -96,14 +96,14 @@ fn redis_benchmark_completes() {
     benchmark_completes(&shared());
 }
 
-/// Clients write keys on every shard while shard 1 is killed with `kill -9`. Every request
-/// is answered (none hangs); once the proxy notices, shard 1's keys get a CLUSTERDOWN error
+/// Clients write keys on every shard while shard 1 is killed with `kill -9` (and left dead:
+/// `--restart-after never`). Every request is answered (none hangs); once the proxy notices, shard 1's keys get a CLUSTERDOWN error
 /// at once; the other shards answer throughout and lose no acknowledged write.
 #[test]
 fn killing_a_shard_fails_only_its_keys_promptly_and_the_rest_keep_serving() {
     const CLIENTS: usize = 3;
     const DEAD: u32 = 1;
-    let server = Server::start("sharded", &[]);
+    let server = Server::start("sharded", &["--restart-after", "never"]);
     let ring = Shards::new(Sharded::default().layout());
     let victim = server.pids[&format!("shard/{DEAD}")];
     let started = Instant::now();
@@ -172,5 +172,38 @@ fn killing_a_shard_fails_only_its_keys_promptly_and_the_rest_keep_serving() {
     }
     let info: String = redis::cmd("INFO").arg("members").query(&mut con).unwrap();
     assert!(info.contains("shard1:state=suspected"), "{info}");
+    server.stop();
+}
+
+/// A shard killed with `kill -9` is started again by `serve` (restarts on, after 500 ms): its
+/// new process is `alive` in `INFO members` with incarnation 1, and serves its keys again —
+/// empty, as a shard without a disk comes back.
+#[test]
+fn a_killed_shard_is_restarted_and_serves_its_keys_again() {
+    let server = Server::start("sharded", &["--restart-after", "500ms"]);
+    let ring = Shards::new(Sharded::default().layout());
+    let mut con = connect(&server.url);
+    let on_shard_1 = |i: usize| {
+        let key = format!("restart:{i}");
+        (ring.locate(key.as_bytes()).shard.0 == 1).then_some(key)
+    };
+    let keys: Vec<String> = (0..200).filter_map(on_shard_1).take(5).collect();
+    for key in &keys {
+        let () = con.set(key, "before").unwrap();
+    }
+    let (pid, took) = server.kill_and_await_restart("shard/1");
+    println!("shard/1: from kill -9 to alive again: {took:?}");
+    let line = member_line(&mut con, "shard", 1);
+    assert!(
+        line.alive && line.pid == pid && line.incarnation == 1,
+        "{line:?}"
+    );
+    for key in &keys {
+        let got: Option<String> = con.get(key).unwrap();
+        assert_eq!(got, None, "{key} survived a restart without a disk");
+        let () = con.set(key, "after").unwrap();
+        let got: Option<String> = con.get(key).unwrap();
+        assert_eq!(got.as_deref(), Some("after"), "{key}");
+    }
     server.stop();
 }

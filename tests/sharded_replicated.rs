@@ -106,7 +106,7 @@ fn redis_benchmark_completes() {
 }
 
 /// Clients write keys on every shard while the replica of shard 0 that the first client's
-/// connection uses is killed with `kill -9`. Every request is answered and none fails: the
+/// connection uses is killed with `kill -9` (and left dead: `--restart-after never`). Every request is answered and none fails: the
 /// client moves to another replica of shard 0, which keeps serving, and requests the dead
 /// one held are re-sent. No acknowledged write is lost that a survivor had: writes
 /// acknowledged well before the kill (gossiped by then) and every write acknowledged after
@@ -114,7 +114,7 @@ fn redis_benchmark_completes() {
 #[test]
 fn killing_a_replica_leaves_its_shard_serving_and_loses_nothing_a_survivor_had() {
     const CLIENTS: usize = 3;
-    let server = Server::start("sharded-replicated", &[]);
+    let server = Server::start("sharded-replicated", &["--restart-after", "never"]);
     let ring = Shards::new(layout());
     let mut connections: Vec<_> = (0..CLIENTS).map(|_| connect(&server.url)).collect();
     // The member the router sends the first client's shard-0 keys to: the same function

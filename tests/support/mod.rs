@@ -111,6 +111,27 @@ impl Server {
         }
     }
 
+    /// Kills `member` (`role/N`) with `kill -9` and waits for the supervisor to start it
+    /// again: returns the new process's pid (from the `process role/N pid PID (restart N)`
+    /// line) and the time from the kill to that line (the restarted member's first heartbeat
+    /// reached the proxy).
+    pub fn kill_and_await_restart(&self, member: &str) -> (u32, Duration) {
+        let old = self.pids[member];
+        let killed = std::time::Instant::now();
+        redis_client::kill_9(old);
+        let prefix = format!("process {member} pid ");
+        let line = self
+            .wait_for_line(&prefix, Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("{member} was not restarted within 60 s"));
+        let took = killed.elapsed();
+        let rest = line.strip_prefix(&prefix).expect("a process line");
+        let (pid, restart) = rest.split_once(' ').expect("pid (restart N)");
+        assert_eq!(restart, "(restart 1)", "{line}");
+        let pid: u32 = pid.parse().expect("a process id");
+        assert_ne!(pid, old, "{line}");
+        (pid, took)
+    }
+
     /// A raw connection to the server.
     pub fn connect(&self) -> TcpStream {
         let s = TcpStream::connect(&self.addr).expect("connects");

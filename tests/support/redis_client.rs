@@ -131,6 +131,19 @@ pub fn signal(pid: u32, signal: &str) {
     assert!(sent.success(), "kill -{signal} {pid}");
 }
 
+/// Member `member` of `role` as `INFO members` shows it.
+pub fn member_line(
+    con: &mut Connection,
+    role: &str,
+    member: u32,
+) -> kvs_zoo::membership::view::MemberLine {
+    let info: String = redis::cmd("INFO").arg("members").query(con).unwrap();
+    info.lines()
+        .filter_map(kvs_zoo::membership::view::parse_line)
+        .find(|m| m.role == role && m.member == member)
+        .unwrap_or_else(|| panic!("no {role}{member} in {info}"))
+}
+
 /// Checks `INFO members`: exactly `count` members of `role`, numbered 0, 1, …, each alive
 /// and each a live process.
 pub fn assert_members_alive(con: &mut Connection, role: &str, count: usize) {
