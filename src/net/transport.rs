@@ -3,44 +3,54 @@
 //!
 //! **Links heal.** A link whose connection fails (the peer crashed, was restarted, or a
 //! network cut reset it) is dialled again, with backoff from [`BACKOFF_MIN`] doubling to
-//! [`BACKOFF_MAX`], for as long as the process runs; so is a link whose peer stops reading
-//! for [`WRITE_STALL`] (a cut that drops packets never resets anything: only a timeout
-//! notices it). While a link is down, messages to that peer are dropped at once and counted
-//! ([`Endpoint::dropped`]), never queued without end: every protocol above tolerates a lost
-//! message (gossip repeats, Paxos retries, the router re-sends or the front's timeout
-//! answers), and what none can tolerate is a sender that dies or freezes. Peers of a
-//! deployment start at about the same time, so before a link's *first* connection its
-//! messages wait (up to [`FIRST_CONNECT_FOR`]) instead of being dropped.
+//! [`BACKOFF_MAX`], for as long as the process runs — at once when the peer itself connects
+//! to us (a restarted peer dials its peers as it starts); so is a link whose peer stops
+//! reading for [`WRITE_STALL`] (a cut that drops packets never resets anything: only a timeout
+//! notices it). The peer never sends on a connection we dialled, so reading from it notices
+//! the peer's end closing at once, before a message is written into a dead connection.
+//!
+//! **Lossy, never reordered.** While a link is down its messages wait in its queue, up to a
+//! bound; past it they are dropped and counted ([`Endpoint::dropped`]), as are the messages a
+//! failed write took with it. Every protocol above tolerates a lost message (gossip repeats,
+//! Paxos retries, the router re-sends or the front's timeout answers); what none tolerates is
+//! a sender that dies or freezes, or one peer's messages overtaking each other (a client's
+//! pipelined `SET k a`, `SET k b` must not end with `a`). So a receiver delivers only from
+//! the newest connection of each peer: once a peer dials again, whatever its older
+//! connection still carries is dropped, never delivered after the newer one's.
 //!
 //! **Incarnations.** A connection opens with a hello naming the sender and its incarnation
 //! (`role/member#incarnation`, the number of times that member was restarted). A receiver
 //! keeps the highest incarnation it heard from each peer and refuses a connection from an
 //! older one: a restarted member is told from the process it replaced.
 //!
-//! **Bounded.** Each link's queue holds at most [`MAX_QUEUED`] messages; past that, messages
-//! to that peer are dropped (a stalled peer costs memory up to a bound). No frame is larger
-//! than [`MAX_FRAME`]: a larger message is dropped, with a line that says so, at the sender;
-//! a receiver that reads a larger length stops reading that connection (the sender then
-//! dials again). Upstream, batches are split by bytes well under the limit.
+//! **Bounded.** Each link's queue holds at most [`MAX_QUEUED`] messages and
+//! [`MAX_QUEUED_BYTES`] bytes (a stalled or dead peer costs memory up to a bound). No frame
+//! is larger than [`MAX_FRAME`]: a larger message is dropped, with a line that says so, at
+//! the sender; a receiver that reads a larger length stops reading that connection (the
+//! sender then dials again). Upstream, batches are split by bytes well under the limit.
 //!
 //! On the wire: after the hello, every frame is `[u32 length][u8 channel][bincode payload]`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc::{Receiver, Sender, channel, error::TrySendError};
+use tokio::sync::Notify;
+use tokio::sync::mpsc::{Receiver, Sender, channel};
 
 use super::{AddressBook, Peer};
 
 /// Most messages queued for one peer before further ones are dropped.
 pub const MAX_QUEUED: usize = 100_000;
-/// How long the messages of a link that has never connected wait for its first connection.
-pub const FIRST_CONNECT_FOR: Duration = Duration::from_secs(60);
+/// Most bytes queued for one peer before further messages are dropped.
+pub const MAX_QUEUED_BYTES: usize = 256 * 1024 * 1024;
+/// How long a link that never connected stays quiet about it: the deployment's processes
+/// start at about the same time, and a peer may not listen yet.
+const QUIET_AT_START: Duration = Duration::from_secs(60);
 /// The first pause before dialling a lost peer again.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
 /// The longest pause between two dials of a lost peer.
@@ -65,24 +75,37 @@ pub struct Endpoint {
     channels: Mutex<HashMap<u8, Arc<Deliver>>>,
     /// Outbound links, by peer; each made on first send.
     links: Mutex<HashMap<Peer, Arc<Link>>>,
-    /// The highest incarnation heard from each peer.
-    heard: Mutex<HashMap<Peer, u32>>,
+    /// Each peer's highest incarnation heard, and its newest connection.
+    heard: Mutex<HashMap<Peer, Heard>>,
     /// Messages queued for other processes, by channel.
     sent: [AtomicU64; 256],
-    /// Messages dropped: peer unreachable, its queue full, or too large (shared with the
-    /// link tasks, which drop what a lost connection held).
+    /// Messages dropped: a peer's queue full, lost with a failed write, or too large
+    /// (shared with the link tasks, which count what a lost connection took).
     dropped: Arc<AtomicU64>,
+    /// The bound on each link's queued bytes ([`MAX_QUEUED_BYTES`], smaller in tests).
+    max_queued_bytes: usize,
+}
+
+/// What a receiver knows of one peer.
+struct Heard {
+    incarnation: u32,
+    /// The number of the peer's newest connection. Delivery holds this lock and checks it,
+    /// so an older connection's frame is never delivered after a newer one's.
+    newest: Arc<Mutex<u64>>,
 }
 
 /// The sending side of one link.
 struct Link {
     queue: Sender<Bytes>,
-    /// False while the link is down (after its first connection failed for
-    /// [`FIRST_CONNECT_FOR`], or after it was lost): sends are dropped until it is back.
-    up: AtomicBool,
+    /// Bytes in `queue`.
+    bytes: AtomicUsize,
+    /// Whether the link is connected (for the lines that say when it is lost and back).
+    connected: AtomicBool,
     /// Whether a full queue was already reported in this stall (one line, not one per
     /// message).
     full_reported: AtomicBool,
+    /// Wakes the link's task from its backoff: the peer just connected to us.
+    wake: Notify,
 }
 
 impl Endpoint {
@@ -93,18 +116,36 @@ impl Endpoint {
         incarnation: u32,
         book: AddressBook,
     ) -> Result<Arc<Endpoint>, String> {
+        Self::start_bounded(me, incarnation, book, MAX_QUEUED_BYTES).await
+    }
+
+    /// [`Self::start`], queueing at most `max_queued_bytes` for each peer.
+    pub async fn start_bounded(
+        me: Peer,
+        incarnation: u32,
+        book: AddressBook,
+        max_queued_bytes: usize,
+    ) -> Result<Arc<Endpoint>, String> {
         let Some(addr) = book.address(&me).map(str::to_owned) else {
             return Err(format!("no address for {me} in the address book"));
         };
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        Ok(Self::over(me, incarnation, book, listener))
+        Ok(Self::over(me, incarnation, book, listener, max_queued_bytes))
     }
 
-    /// The endpoint of `me` (in its `incarnation`) over an already bound `listener`.
-    pub fn over(me: Peer, incarnation: u32, book: AddressBook, listener: TcpListener) -> Arc<Self> {
+    /// The endpoint of `me` (in its `incarnation`) over an already bound `listener`,
+    /// queueing at most `max_queued_bytes` for each peer.
+    pub fn over(
+        me: Peer,
+        incarnation: u32,
+        book: AddressBook,
+        listener: TcpListener,
+        max_queued_bytes: usize,
+    ) -> Arc<Self> {
         let endpoint = Arc::new(Endpoint {
+            max_queued_bytes,
             me,
             incarnation,
             book,
@@ -132,8 +173,8 @@ impl Endpoint {
         channels.insert(channel, Arc::new(Box::new(deliver)));
     }
 
-    /// Queues `payload` for `channel` at peer `to`; dropped (and counted) if the link to it is
-    /// down, its queue is full, or the frame would be larger than [`MAX_FRAME`].
+    /// Queues `payload` for `channel` at peer `to`; dropped (and counted) if the link's queue
+    /// is full, or the frame would be larger than [`MAX_FRAME`].
     pub fn send(&self, to: &Peer, channel: u8, payload: &[u8]) {
         if payload.len() + 1 > MAX_FRAME {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -151,33 +192,27 @@ impl Endpoint {
                 .or_insert_with(|| self.dial(to.clone()))
                 .clone()
         };
-        if !link.up.load(Ordering::Relaxed) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
         let mut frame = BytesMut::with_capacity(5 + payload.len());
         // Checked against MAX_FRAME above, so it fits in a u32.
         frame.put_u32((payload.len() + 1) as u32);
         frame.put_u8(channel);
         frame.put_slice(payload);
-        match link.queue.try_send(frame.freeze()) {
-            Ok(()) => {
-                if *to != self.me {
-                    self.sent[usize::from(channel)].fetch_add(1, Ordering::Relaxed);
-                }
-                link.full_reported.store(false, Ordering::Relaxed);
+        let size = frame.len();
+        let fits = link.bytes.load(Ordering::Relaxed) + size <= self.max_queued_bytes;
+        let queued = fits && link.queue.try_send(frame.freeze()).is_ok();
+        if queued {
+            link.bytes.fetch_add(size, Ordering::Relaxed);
+            if *to != self.me {
+                self.sent[usize::from(channel)].fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                if !link.full_reported.swap(true, Ordering::Relaxed) {
-                    eprintln!(
-                        "kvs-zoo: transport: {to} is not keeping up ({MAX_QUEUED} messages \
-                         queued); dropping messages to it"
-                    );
-                }
-            }
-            Err(TrySendError::Closed(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+            link.full_reported.store(false, Ordering::Relaxed);
+        } else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            if !link.full_reported.swap(true, Ordering::Relaxed) {
+                eprintln!(
+                    "kvs-zoo: transport: {to} is not keeping up (its queue is full); dropping \
+                     messages to it"
+                );
             }
         }
     }
@@ -188,8 +223,8 @@ impl Endpoint {
         self.sent[usize::from(channel)].load(Ordering::Relaxed)
     }
 
-    /// How many messages this endpoint has dropped: to peers that were unreachable or not
-    /// keeping up, or too large to send.
+    /// How many messages this endpoint has dropped: to peers whose queue was full, lost with
+    /// a failed write, or too large to send.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -200,30 +235,33 @@ impl Endpoint {
         let (queue, pending) = channel::<Bytes>(MAX_QUEUED);
         let link = Arc::new(Link {
             queue,
-            up: AtomicBool::new(true),
+            bytes: AtomicUsize::new(0),
+            connected: AtomicBool::new(false),
             full_reported: AtomicBool::new(false),
+            wake: Notify::new(),
         });
         let hello = format!("{}#{}", self.me, self.incarnation);
-        let address = self.book.address(&to).map(str::to_owned);
-        let Some(address) = address else {
-            eprintln!("kvs-zoo: transport: no address for {to}; dropping messages to it");
-            link.up.store(false, Ordering::Relaxed);
-            return link;
-        };
-        tokio::spawn(run_link(
-            to,
-            address,
-            hello,
-            link.clone(),
-            pending,
-            self.dropped.clone(),
-        ));
+        match self.book.address(&to).map(str::to_owned) {
+            Some(address) => {
+                tokio::spawn(run_link(
+                    to,
+                    address,
+                    hello,
+                    link.clone(),
+                    pending,
+                    self.dropped.clone(),
+                ));
+            }
+            // Nothing will ever read the queue: every send to this peer is dropped once
+            // it is full.
+            None => eprintln!("kvs-zoo: transport: no address for {to}; dropping messages to it"),
+        }
         link
     }
 }
 
-/// The life of one link: dial, hello, write; on loss, report once, drop what is queued, and
-/// dial again with backoff.
+/// The life of one link: dial, hello, write; on loss, say so once, and dial again with
+/// backoff (cut short when the peer connects to us).
 async fn run_link(
     to: Peer,
     address: String,
@@ -233,43 +271,42 @@ async fn run_link(
     dropped: Arc<AtomicU64>,
 ) {
     let started = Instant::now();
-    let mut ever_connected = false;
     let mut backoff = BACKOFF_MIN;
+    let mut reported = false;
     loop {
         let socket = match dial_once(&address, &hello).await {
             Ok(socket) => socket,
             Err(e) => {
-                let waiting_for_first = !ever_connected && started.elapsed() < FIRST_CONNECT_FOR;
-                if waiting_for_first {
-                    tokio::time::sleep(BACKOFF_MIN).await;
-                    continue;
-                }
-                if link.up.swap(false, Ordering::Relaxed) {
+                let quiet = started.elapsed() < QUIET_AT_START && !reported;
+                if !quiet && !std::mem::replace(&mut reported, true) {
                     eprintln!(
-                        "kvs-zoo: transport: {to} is unreachable ({e}); dropping messages to it \
-                         and dialling again"
+                        "kvs-zoo: transport: {to} is unreachable ({e}); its messages wait (up \
+                         to a bound) while it is dialled again"
                     );
                 }
-                dropped.fetch_add(discard(&mut pending), Ordering::Relaxed);
-                tokio::time::sleep(backoff).await;
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = link.wake.notified() => {}
+                }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
             }
         };
-        if !link.up.swap(true, Ordering::Relaxed) {
+        if std::mem::replace(&mut reported, false) {
             eprintln!("kvs-zoo: transport: {to} is reachable again");
         }
-        ever_connected = true;
+        link.connected.store(true, Ordering::Relaxed);
         backoff = BACKOFF_MIN;
-        match write_queued(socket, &mut pending).await {
+        match write_queued(socket, &mut pending, &link.bytes).await {
             Ok(()) => return, // every sender is gone: the endpoint itself was dropped
             Err((e, lost)) => {
-                link.up.store(false, Ordering::Relaxed);
+                link.connected.store(false, Ordering::Relaxed);
+                dropped.fetch_add(lost, Ordering::Relaxed);
+                reported = true;
                 eprintln!(
-                    "kvs-zoo: transport: the link to {to} was lost ({e}); dropping messages to \
-                     it and dialling again"
+                    "kvs-zoo: transport: the link to {to} was lost ({e}; {lost} messages with \
+                     it); dialling again"
                 );
-                dropped.fetch_add(lost + discard(&mut pending), Ordering::Relaxed);
             }
         }
     }
@@ -302,6 +339,7 @@ async fn dial_once(address: &str, hello: &str) -> Result<TcpStream, String> {
 async fn write_queued(
     socket: TcpStream,
     pending: &mut Receiver<Bytes>,
+    queued_bytes: &AtomicUsize,
 ) -> Result<(), (String, u64)> {
     let (mut reader, mut writer) = socket.into_split();
     let mut batch = Vec::with_capacity(64);
@@ -317,6 +355,7 @@ async fn write_queued(
                 for frame in batch.drain(..) {
                     buf.put_slice(&frame);
                 }
+                queued_bytes.fetch_sub(buf.len(), Ordering::Relaxed);
                 match tokio::time::timeout(WRITE_STALL, writer.write_all(&buf)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return Err((format!("write: {e}"), messages)),
@@ -338,15 +377,6 @@ async fn write_queued(
     }
 }
 
-/// Empties `pending` without waiting; returns how many messages it held.
-fn discard(pending: &mut Receiver<Bytes>) -> u64 {
-    let mut n = 0;
-    while pending.try_recv().is_ok() {
-        n += 1;
-    }
-    n
-}
-
 /// Parses a hello: `role/member#incarnation`.
 fn parse_hello(hello: &[u8]) -> Option<(Peer, u32)> {
     let text = std::str::from_utf8(hello).ok()?;
@@ -361,7 +391,9 @@ impl Endpoint {
     async fn receive(self: Arc<Self>, mut socket: TcpStream) {
         let endpoint = self;
         let mut buf = BytesMut::with_capacity(64 * 1024);
-        let mut from: Option<u32> = None;
+        // After the hello: the peer's member id, this connection's number, and the peer's
+        // newest connection number (see `Heard`).
+        let mut from: Option<(u32, u64, Arc<Mutex<u64>>)> = None;
         loop {
             // Everything whole in the buffer first.
             while buf.len() >= 4 {
@@ -380,18 +412,24 @@ impl Endpoint {
                         let Some((peer, incarnation)) = parse_hello(&frame) else {
                             return;
                         };
-                        if !endpoint.admit(&peer, incarnation) {
+                        let Some((number, newest)) = endpoint.admit(&peer, incarnation) else {
                             return;
-                        }
-                        from = Some(peer.member);
+                        };
+                        from = Some((peer.member, number, newest));
                     }
-                    Some(member) if !frame.is_empty() => {
+                    Some((member, number, ref newest)) if !frame.is_empty() => {
                         let channel = frame.get_u8();
                         let deliver = {
                             let channels =
                                 endpoint.channels.lock().unwrap_or_else(|e| e.into_inner());
                             channels.get(&channel).cloned()
                         };
+                        // Delivered only while this is the peer's newest connection, and under
+                        // its lock: never after a frame of a newer one.
+                        let current = newest.lock().unwrap_or_else(|e| e.into_inner());
+                        if *current != number {
+                            return;
+                        }
                         if let Some(deliver) = deliver {
                             deliver(member, frame);
                         }
@@ -406,30 +444,45 @@ impl Endpoint {
         }
     }
 
-    /// Whether a connection from `peer` in `incarnation` is admitted: not if a later
-    /// incarnation of it was already heard from (the connection is from a process that was
-    /// replaced).
-    fn admit(&self, peer: &Peer, incarnation: u32) -> bool {
-        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
-        match heard.get(peer).copied() {
-            Some(newest) if incarnation < newest => {
+    /// Admits a connection from `peer` in `incarnation`, as the peer's newest: returns its
+    /// number and the peer's newest-connection lock. Refused (`None`) if a later incarnation
+    /// of the peer was already heard from (the connection is from a process that was
+    /// replaced). The link to the peer, if down, dials again at once: the peer is back.
+    fn admit(&self, peer: &Peer, incarnation: u32) -> Option<(u64, Arc<Mutex<u64>>)> {
+        let admitted = {
+            let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+            let known = heard.entry(peer.clone()).or_insert_with(|| Heard {
+                incarnation,
+                newest: Arc::default(),
+            });
+            if incarnation < known.incarnation {
                 eprintln!(
                     "kvs-zoo: transport: refusing {peer} incarnation {incarnation}: incarnation \
-                     {newest} replaced it"
+                     {} replaced it",
+                    known.incarnation
                 );
-                false
+                return None;
             }
-            Some(newest) if incarnation > newest => {
+            if incarnation > known.incarnation {
                 eprintln!("kvs-zoo: transport: {peer} restarted (incarnation {incarnation})");
-                heard.insert(peer.clone(), incarnation);
-                true
+                known.incarnation = incarnation;
             }
-            Some(_) => true,
-            None => {
-                heard.insert(peer.clone(), incarnation);
-                true
-            }
+            let mut newest = known.newest.lock().unwrap_or_else(|e| e.into_inner());
+            *newest += 1;
+            (*newest, known.newest.clone())
+        };
+        let link = self
+            .links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(peer)
+            .cloned();
+        if let Some(link) = link
+            && !link.connected.load(Ordering::Relaxed)
+        {
+            link.wake.notify_one();
         }
+        Some(admitted)
     }
 }
 
@@ -455,7 +508,13 @@ fn endpoint() -> &'static Arc<Endpoint> {
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .and_then(TcpListener::from_std)
             .unwrap_or_else(|e| fail(format!("cannot listen on {addr}: {e}")));
-        Endpoint::over(me, crate::membership::incarnation(), book, listener)
+        Endpoint::over(
+            me,
+            crate::membership::incarnation(),
+            book,
+            listener,
+            MAX_QUEUED_BYTES,
+        )
     })
 }
 
@@ -512,7 +571,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_lost_link_is_dialled_again_and_what_it_could_not_send_is_counted() {
+    async fn a_lost_link_is_dialled_again_and_delivers_in_order_what_waited() {
         let (book, a, b) = book();
         let sender = Endpoint::start(a.clone(), 0, book.clone()).await.unwrap();
         let b_addr = book.address(&b).unwrap().to_string();
@@ -526,45 +585,60 @@ mod tests {
         drop(socket);
         drop(listener);
 
-        // While b is gone, sends fail at the socket, then are dropped at once and counted.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while sender.dropped() == 0 {
-            assert!(
-                Instant::now() < deadline,
-                "nothing was ever counted dropped"
-            );
-            sender.send(&b, 9, b"lost");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        // While b is gone, messages wait in the link's queue.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for i in 0..100u8 {
+            sender.send(&b, 9, &[i]);
         }
 
-        // b comes back on its address: the link dials it again, and new messages arrive.
+        // b comes back on its address: the link dials it again and delivers, in order.
         let listener = TcpListener::bind(&b_addr).await.unwrap();
-        let accepted = tokio::spawn(async move { listener.accept().await.unwrap().0 });
-        let mut socket = loop {
-            sender.send(&b, 9, b"again");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            if accepted.is_finished() {
-                break accepted.await.unwrap();
-            }
-            assert!(
-                Instant::now() < deadline + Duration::from_secs(10),
-                "never re-dialled"
-            );
-        };
-        sender.send(&b, 9, b"last");
+        let (mut socket, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+            .await
+            .expect("the link dialled again within its longest backoff")
+            .unwrap();
         assert_eq!(read_hello(&mut socket).await, "proxy/0#0");
-        tokio::time::timeout(Duration::from_secs(5), async {
-            // Some "again"s may come first.
-            loop {
-                let payload = read_payload(&mut socket).await;
-                if payload == b"last" {
-                    break;
-                }
-                assert_eq!(payload, b"again");
-            }
-        })
-        .await
-        .expect("messages after the re-dial arrive");
+        for i in 0..100u8 {
+            assert_eq!(read_payload(&mut socket).await, [i]);
+        }
+        assert_eq!(sender.dropped(), 0);
+    }
+
+    #[tokio::test]
+    async fn messages_to_an_unreachable_peer_wait_up_to_a_bound_then_are_dropped_and_counted() {
+        let (book, a, b) = book();
+        // Nobody listens at b's address.
+        let sender = Endpoint::start_bounded(a, 0, book, 1000).await.unwrap();
+        for _ in 0..100 {
+            sender.send(&b, 9, &[0; 95]);
+        }
+        // Ten 100-byte frames fit in 1000 bytes; the other ninety are dropped.
+        assert_eq!(sender.dropped(), 90);
+    }
+
+    #[tokio::test]
+    async fn only_a_peers_newest_connection_is_delivered() {
+        let (book, a, _) = book();
+        let receiver = Endpoint::start(a.clone(), 0, book.clone()).await.unwrap();
+        let (tx, mut rx) = unbounded_channel();
+        receiver.listen(4, move |from, payload| {
+            let _ = tx.send((from, payload));
+        });
+        let addr = book.address(&a).unwrap().to_string();
+        let mut older = raw_send(&addr, "replica/1#0", 4, b"first").await;
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(got.unwrap().unwrap().1, Bytes::from_static(b"first"));
+        let _newer = raw_send(&addr, "replica/1#0", 4, b"second").await;
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(got.unwrap().unwrap().1, Bytes::from_static(b"second"));
+        // What the older connection still carries is never delivered after the newer's.
+        let mut out = BytesMut::new();
+        out.put_u32(6);
+        out.put_u8(4);
+        out.put_slice(b"stale");
+        older.write_all(&out).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(rx.try_recv().is_err(), "an older connection's frame was delivered");
     }
 
     /// Sends a raw hello and one frame on `channel` to `addr`.
