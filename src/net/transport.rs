@@ -132,7 +132,13 @@ impl Endpoint {
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        Ok(Self::over(me, incarnation, book, listener, max_queued_bytes))
+        Ok(Self::over(
+            me,
+            incarnation,
+            book,
+            listener,
+            max_queued_bytes,
+        ))
     }
 
     /// The endpoint of `me` (in its `incarnation`) over an already bound `listener`,
@@ -638,7 +644,10 @@ mod tests {
         out.put_slice(b"stale");
         older.write_all(&out).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(rx.try_recv().is_err(), "an older connection's frame was delivered");
+        assert!(
+            rx.try_recv().is_err(),
+            "an older connection's frame was delivered"
+        );
     }
 
     /// Sends a raw hello and one frame on `channel` to `addr`.
