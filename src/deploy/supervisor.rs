@@ -7,7 +7,7 @@
 //! its arguments and environment, and the lines hydro_deploy writes to its standard input
 //! (its network configuration, then `start`) — and watches the process. When it exits, the
 //! supervisor waits [`Supervisor::new`]'s `restart_after`, launches it again with the same
-//! address and a new **incarnation** ([`crate::membership::incarnation`]), replays those
+//! address and a new **incarnation** ([`crate::membership::incarnation()`]), replays those
 //! lines, and reports the restart ([`Restarted`]). A stop of the deployment stops whichever
 //! process currently runs for the member, and restarts nothing.
 //!

@@ -15,7 +15,7 @@ pub struct Beat {
     /// The member's process id.
     pub pid: u32,
     /// Which start of the member sent it: 0, then one more at each restart
-    /// ([`crate::membership::incarnation`]).
+    /// ([`crate::membership::incarnation()`]).
     pub incarnation: u32,
     /// Gossip messages the member has sent its peers so far (zero for members that do not
     /// gossip).

@@ -1,7 +1,7 @@
 //! Membership: who the deployment's members are, how a storage cluster is cut into shards,
 //! and which members are alive — one view that the routers, Paxos and `INFO` share.
 //!
-//! - [`incarnation`]: which start of a member a process is (restarts count up).
+//! - [`mod@incarnation`]: which start of a member a process is (restarts count up).
 //! - [`ids`]: [`MemberId`] and [`ShardId`], so a member and a shard are never confused.
 //! - [`layout`]: which members make up each shard of a storage cluster ([`Layout`]).
 //! - [`liveness`]: the failure detector (heartbeats, ticks, suspicion) every router runs.

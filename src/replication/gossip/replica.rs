@@ -220,12 +220,16 @@ impl Gossip {
     /// rumors here, and out of the core (a message to itself).
     ///
     /// Why this is safe: a peer's [`GossipMessage::Holding`] is sent after it got the
-    /// tombstone, and each peer's messages to this replica arrive in the order it sent them
-    /// (one connection, never re-dialled). So every message a peer sent *before* it held the
-    /// tombstone — any that could carry the older value — has already arrived here, and a peer
-    /// that holds the tombstone can never send the older value again. Nothing can bring the
-    /// key back but a new write. (A replica that is down acknowledges nothing, so its peers
-    /// keep their tombstones until it is back or removed.)
+    /// tombstone, and each peer's messages to this replica arrive in the order it sent them,
+    /// or not at all (the transport drops, never reorders, also across a re-dial: see
+    /// [`crate::net::transport`]). So every message a peer sent *before* it held the
+    /// tombstone — any that could carry the older value — has already arrived here or never
+    /// will, and a peer that holds the tombstone can never send the older value again.
+    /// Nothing can bring the key back but a new write. (A replica that is down acknowledges
+    /// nothing, so its peers keep their tombstones until it is back or removed. One that is
+    /// restarted comes back empty — no disk yet — so it holds no older value to bring back,
+    /// however long it was away: the rule Cassandra needs `gc_grace_seconds` for is moot
+    /// until replicas keep data across a restart.)
     fn collect<S>(&mut self) -> Vec<Outgoing<S>> {
         let peers = &self.peers;
         let stable: Vec<(Key, u64)> = self
