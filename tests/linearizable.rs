@@ -13,7 +13,7 @@ use support::Server;
 use support::history::{Workload, assert_linearizable, record, record_while};
 use support::redis_client::{
     Shared, benchmark_completes, check_keys_expire, check_watch, connect, kill_9, member_line,
-    shared_url, stop_shared,
+    shared_url, signal, stop_shared,
 };
 
 static SHARED: Shared = Shared::new();
@@ -253,4 +253,46 @@ fn histories_are_linearizable_when_a_replica_is_killed_and_restarted() {
     history_with_a_kill("linearizable, replica killed", true, |_, _| {
         "replica/2".into()
     });
+}
+
+/// The leader is paused (`SIGSTOP`) for 3 s — longer than the election timeout — a quarter of
+/// the way into a recorded history, then resumed (`SIGCONT`): another proposer leads
+/// meanwhile, the old leader steps down when it wakes, the history is linearizable, and the
+/// paused proposer is alive again (prints how long after `SIGCONT`).
+#[test]
+fn histories_are_linearizable_when_the_leader_is_paused_and_resumed() {
+    let name = "linearizable, leader paused";
+    let _alone = one_at_a_time();
+    let server = Server::start("linearizable", &[]);
+    let mut con = connect(&server.url);
+    let paused = leader(&mut con);
+    let pid = server.pids[&format!("proposer/{paused}")];
+    let mut resumed = None;
+    let history = record_while(&server.url, WORKLOAD, 13, |progress| {
+        progress.wait_for(WORKLOAD.operations as usize * WORKLOAD.clients as usize / 4);
+        signal(pid, "STOP");
+        std::thread::sleep(Duration::from_secs(3));
+        signal(pid, "CONT");
+        resumed = Some(Instant::now());
+    });
+    assert_linearizable(name, &history);
+    let resumed = resumed.expect("the leader was resumed");
+    loop {
+        let line = member_line(&mut con, "proposer", paused);
+        if line.alive {
+            break;
+        }
+        assert!(
+            resumed.elapsed() < Duration::from_secs(10),
+            "proposer {paused} is not alive again: {line:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "{name}: proposer {paused} alive again {:?} after SIGCONT; leader now proposer {}",
+        resumed.elapsed(),
+        leader(&mut con)
+    );
+    let () = con.set("lin:after-pause", "yes").unwrap();
+    server.stop();
 }

@@ -121,6 +121,32 @@ pub enum GossipEvent<S> {
 /// A message for replica `.0` (this replica itself for [`PeerMessage::Read`]).
 pub type Outgoing<S> = (u32, PeerMessage<S>);
 
+/// Most bytes of keys and values one [`PeerMessage::Values`] carries: values read for one peer
+/// (an anti-entropy repair of many large keys, a round of hot rumors) go as several messages,
+/// each well under the transport's frame limit ([`crate::net::transport::MAX_FRAME`]), so
+/// none is ever too big to arrive. A single value larger than this goes alone.
+pub const MAX_VALUES_BYTES: u64 = 16 * 1024 * 1024;
+
+/// `values` cut into runs of at most [`MAX_VALUES_BYTES`] (encoded), in their order.
+pub fn split_values<S: Serialize>(values: Vec<(Key, S)>) -> Vec<Vec<(Key, S)>> {
+    let mut runs = vec![];
+    let mut run = vec![];
+    let mut bytes = 0;
+    for pair in values {
+        let size = bincode::serialized_size(&pair).unwrap_or(MAX_VALUES_BYTES);
+        if !run.is_empty() && bytes + size > MAX_VALUES_BYTES {
+            runs.push(std::mem::take(&mut run));
+            bytes = 0;
+        }
+        bytes += size;
+        run.push(pair);
+    }
+    if !run.is_empty() {
+        runs.push(run);
+    }
+    runs
+}
+
 /// Anti-entropy rounds a replica keeps acknowledging a tombstone it collected, for peers that
 /// have not collected it yet (about ten seconds with the default one-second interval).
 pub const REMEMBER_COLLECTED_ROUNDS: u32 = 10;
@@ -162,7 +188,7 @@ impl Gossip {
     }
 
     /// Reacts to one event.
-    pub fn step<S>(&mut self, event: GossipEvent<S>) -> Vec<Outgoing<S>> {
+    pub fn step<S: Serialize>(&mut self, event: GossipEvent<S>) -> Vec<Outgoing<S>> {
         match event {
             GossipEvent::Joined(member) => {
                 if member != self.me {
@@ -191,7 +217,10 @@ impl Gossip {
                     None => vec![],
                 }
             }
-            GossipEvent::Read { to, why, values } => vec![(to, PeerMessage::Values(why, values))],
+            GossipEvent::Read { to, why, values } => split_values(values)
+                .into_iter()
+                .map(|run| (to, PeerMessage::Values(why, run)))
+                .collect(),
             GossipEvent::Message(from, message) => self.received(from, message),
             GossipEvent::GossipTick => self.push_rumors(),
             GossipEvent::AntiEntropyTick => self.start_anti_entropy(),
@@ -384,6 +413,7 @@ mod tests {
 
     use super::*;
     use crate::replication::gossip::rumor::{Feedback, LossOfInterest};
+    use bytes::Bytes;
 
     /// Three replicas wired by hand: a map per replica stands in for its storage core (a
     /// `u64` value per key, merged by max, fingerprinted by itself), and messages are
@@ -641,5 +671,25 @@ mod tests {
         g.step::<u64>(GossipEvent::Changed(key("a"), version(1)));
         assert!(g.step::<u64>(GossipEvent::GossipTick).is_empty());
         assert!(g.step::<u64>(GossipEvent::AntiEntropyTick).is_empty());
+    }
+
+    /// A repair of many large values goes as several messages, none over the bound, with
+    /// every value once and in order; a value over the bound alone goes alone.
+    #[test]
+    fn values_for_a_peer_are_split_by_bytes() {
+        let mib = |n: usize| Bytes::from(vec![7u8; n * 1024 * 1024]);
+        let values: Vec<(Key, Bytes)> = (0..5)
+            .map(|i| (Key::from(format!("k{i}")), mib(7)))
+            .chain([(Key::from_static(b"huge"), mib(20))])
+            .collect();
+        let runs = split_values(values.clone());
+        let sizes: Vec<usize> = runs.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [2, 2, 1, 1]);
+        for run in &runs {
+            let bytes = bincode::serialized_size(run).unwrap();
+            assert!(run.len() == 1 || bytes <= MAX_VALUES_BYTES, "{bytes}");
+        }
+        assert_eq!(runs.concat(), values);
+        assert!(split_values::<Bytes>(vec![]).is_empty());
     }
 }
