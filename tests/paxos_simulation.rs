@@ -214,6 +214,7 @@ impl World {
                 Event::Applied {
                     replica: r as u32,
                     next,
+                    incarnation: 0,
                 },
             ));
         }

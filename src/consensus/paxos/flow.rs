@@ -456,7 +456,7 @@ impl<'a, P: 'a, A: 'a, R: 'a> PaxosRouter<'a, P, A, R> {
                 _ => None,
             }))
             .flat_map_ordered(q!(|next| crate::consensus::paxos::flow::to_every_proposer(
-                next
+                (next, crate::membership::incarnation())
             )));
         let responses = to_proxy(serve(in_order), proxy, channel::RESPONSES, net);
 
@@ -545,9 +545,12 @@ impl<'a, P: 'a, A: 'a, R: 'a> PaxosRouter<'a, P, A, R> {
                 )
                 .merge_unordered(
                     between(progress, proposers, "proposer", channel::APPLIED, net).map(q!(
-                        |(replica, next)| crate::consensus::paxos::proposer::Event::Applied {
-                            replica,
-                            next
+                        |(replica, (next, incarnation))| {
+                            crate::consensus::paxos::proposer::Event::Applied {
+                                replica,
+                                next,
+                                incarnation,
+                            }
                         }
                     )),
                 ),

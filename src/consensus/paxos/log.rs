@@ -4,6 +4,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{Command, Entry, Slot};
 
+/// How far ahead of the slot it applies next a replica buffers decided slots. A slot further
+/// ahead is dropped: a replica that far behind is either missing a slot the leader will send
+/// again (it re-sends from where the replica reports it is, and the dropped ones come again
+/// after), or can never catch up from the log (restarted, or behind the checkpoint) and must
+/// not buffer the log without end while it waits.
+pub const MAX_EARLY: Slot = 10_000;
+
 /// The decided log as one replica sees it: the slots it has applied, the decided slots that
 /// arrived early, and which requests it applied.
 #[derive(Clone, Debug)]
@@ -47,6 +54,9 @@ impl<C: Command> ReplicaLog<C> {
     pub fn decided(&mut self, slot: Slot, entry: Entry<C>) -> Vec<C> {
         if slot < self.next {
             return Vec::new(); // applied already: a re-sent decision
+        }
+        if slot >= self.next.saturating_add(MAX_EARLY) {
+            return Vec::new(); // too far ahead to buffer (see `MAX_EARLY`)
         }
         self.early.insert(slot, entry);
         let mut ready = Vec::new();
@@ -156,5 +166,16 @@ mod tests {
             log.decided(2, Entry::Batch(vec![put(1, 3, 100)]))
                 .is_empty()
         );
+    }
+
+    /// A replica stuck behind a slot it will never get (restarted, or behind the checkpoint)
+    /// buffers at most `MAX_EARLY` decided slots, however long the log goes on.
+    #[test]
+    fn a_stuck_replica_buffers_a_bounded_number_of_slots() {
+        let mut log = ReplicaLog::<Ordered<Bytes>>::new();
+        for slot in 1..MAX_EARLY + 500 {
+            assert!(log.decided(slot, Entry::Noop).is_empty());
+        }
+        assert_eq!(log.waiting() as u64, MAX_EARLY - 1);
     }
 }

@@ -100,6 +100,9 @@ pub enum Event<C> {
         replica: u32,
         /// Every slot below this is applied there.
         next: Slot,
+        /// Which start of the replica reports ([`crate::membership::incarnation()`]): a
+        /// restarted replica has applied nothing, whatever its earlier process had.
+        incarnation: u32,
     },
 }
 
@@ -156,6 +159,8 @@ struct Progress {
     reported: bool,
     /// Whether it was told it fell behind (once is enough).
     told_behind: bool,
+    /// The replica's incarnation this progress is of.
+    incarnation: u32,
 }
 
 /// One proposer's state (see the module docs).
@@ -206,6 +211,7 @@ impl<C: Clone + Serialize> Proposer<C> {
                         silent: 0,
                         reported: false,
                         told_behind: false,
+                        incarnation: 0,
                     };
                     (r, fresh)
                 })
@@ -327,7 +333,11 @@ impl<C: Clone + Serialize> Proposer<C> {
                     self.resend_old_accepts(&mut out);
                 }
             }
-            Event::Applied { replica, next } => self.applied(replica, next, &mut out),
+            Event::Applied {
+                replica,
+                next,
+                incarnation,
+            } => self.applied(replica, next, incarnation, &mut out),
         }
         out
     }
@@ -499,11 +509,24 @@ impl<C: Clone + Serialize> Proposer<C> {
         }
     }
 
-    fn applied(&mut self, replica: u32, next: Slot, out: &mut Vec<Output<C>>) {
+    fn applied(&mut self, replica: u32, next: Slot, incarnation: u32, out: &mut Vec<Output<C>>) {
         let (leading, checkpoint) = (self.is_leader(), self.checkpoint);
         let Some(progress) = self.replicas.get_mut(&replica) else {
             return; // not a replica of this deployment
         };
+        if incarnation < progress.incarnation {
+            return; // a late report of a process that was replaced
+        }
+        if incarnation > progress.incarnation {
+            // A restarted replica starts over: its earlier progress is not its own.
+            *progress = Progress {
+                next,
+                silent: 0,
+                reported: false,
+                told_behind: false,
+                incarnation,
+            };
+        }
         // Reports can arrive out of order: only the furthest one counts.
         let stuck = next <= progress.next && progress.reported;
         progress.next = progress.next.max(next);
@@ -833,16 +856,19 @@ mod tests {
         p.handle(Event::Applied {
             replica: 0,
             next: 6,
+            incarnation: 0,
         });
         p.handle(Event::Applied {
             replica: 1,
             next: 4,
+            incarnation: 0,
         });
         // Replica 2 has not reported: it holds everything back.
         assert_eq!((p.checkpoint(), p.kept()), (0, 6));
         p.handle(Event::Applied {
             replica: 2,
             next: 6,
+            incarnation: 0,
         });
         assert_eq!((p.checkpoint(), p.kept()), (4, 2));
         // Replica 1 goes silent: after `replica_silence` timeouts it no longer holds the
@@ -852,10 +878,12 @@ mod tests {
             p.handle(Event::Applied {
                 replica: 0,
                 next: 6,
+                incarnation: 0,
             });
             p.handle(Event::Applied {
                 replica: 2,
                 next: 6,
+                incarnation: 0,
             });
         }
         assert_eq!((p.checkpoint(), p.kept()), (6, 0));
@@ -863,7 +891,8 @@ mod tests {
         assert_eq!(
             p.handle(Event::Applied {
                 replica: 1,
-                next: 4
+                next: 4,
+                incarnation: 0,
             }),
             vec![Output::Behind(1, 6)]
         );
@@ -896,7 +925,8 @@ mod tests {
         assert!(
             p.handle(Event::Applied {
                 replica: 2,
-                next: 0
+                next: 0,
+                incarnation: 0,
             })
             .is_empty()
         );
@@ -904,9 +934,74 @@ mod tests {
         assert_eq!(
             p.handle(Event::Applied {
                 replica: 2,
-                next: 0
+                next: 0,
+                incarnation: 0,
             }),
             vec![Output::Resend(2, 0, Entry::Batch(vec![1]))]
+        );
+    }
+
+    /// A replica restarted without its state reports slot 0 again: it is a new start, not a
+    /// late report. It does not hold the checkpoint back (the log would grow without end),
+    /// and the leader tells it that it can no longer catch up from the log.
+    #[test]
+    fn a_restarted_replica_starts_over_and_does_not_hold_the_checkpoint_back() {
+        let mut p = elected();
+        for slot in 0..4u64 {
+            p.handle(Event::Request(slot as u32));
+            for acceptor in [0, 1] {
+                p.handle(Event::Acceptor(
+                    acceptor,
+                    FromAcceptor::Accepted {
+                        ballot: b(1, 0),
+                        promised: b(1, 0),
+                        slot,
+                    },
+                ));
+            }
+        }
+        for replica in 0..3 {
+            p.handle(Event::Applied {
+                replica,
+                next: 4,
+                incarnation: 0,
+            });
+        }
+        assert_eq!(p.checkpoint(), 4);
+        let restarted = p.handle(Event::Applied {
+            replica: 2,
+            next: 0,
+            incarnation: 1,
+        });
+        assert_eq!(restarted, vec![Output::Behind(2, 4)]);
+        // The others go on; the checkpoint follows them, not the restarted replica.
+        p.handle(Event::Request(9));
+        for acceptor in [0, 1] {
+            p.handle(Event::Acceptor(
+                acceptor,
+                FromAcceptor::Accepted {
+                    ballot: b(1, 0),
+                    promised: b(1, 0),
+                    slot: 4,
+                },
+            ));
+        }
+        for replica in 0..2 {
+            p.handle(Event::Applied {
+                replica,
+                next: 5,
+                incarnation: 0,
+            });
+        }
+        assert_eq!(p.checkpoint(), 5);
+        // A late report of the replaced process changes nothing.
+        assert!(
+            p.handle(Event::Applied {
+                replica: 2,
+                next: 4,
+                incarnation: 0,
+            })
+            .is_empty()
         );
     }
 }
