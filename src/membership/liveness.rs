@@ -34,16 +34,69 @@ pub enum Standing {
     /// vote again (a vote that contradicts a forgotten promise could let two leaders choose
     /// different values for one slot). It is alive, and counts toward no quorum.
     NotVoting,
+    /// A replica restarted with an empty store, catching up from its peers: alive, and sent
+    /// no client until it has (it would answer reads with what it has not caught up on).
+    Rejoining,
+}
+
+impl Standing {
+    fn code(self) -> u8 {
+        match self {
+            Standing::Full => 0,
+            Standing::NotVoting => 1,
+            Standing::Rejoining => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> Self {
+        match code {
+            1 => Standing::NotVoting,
+            2 => Standing::Rejoining,
+            _ => Standing::Full,
+        }
+    }
+}
+
+/// This process's standing, as its heartbeats report it (set by the protocol the member runs,
+/// e.g. a rejoining replica's gossip); [`UNSET`] until it is.
+static STANDING: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(UNSET);
+const UNSET: u8 = u8::MAX;
+
+/// Set (to any value) in the environment of a deployment whose restarted members catch up
+/// before they take clients (the replicated stores): such a member's standing is
+/// [`Standing::Rejoining`] from its first heartbeat until its protocol says otherwise — its
+/// gossip may start a moment after its heartbeats do.
+pub const ENV_RESTARTS_REJOINING: &str = "KVS_ZOO_RESTARTS_REJOINING";
+
+/// Sets this process's standing (see [`Standing`]).
+pub fn set_standing(standing: Standing) {
+    STANDING.store(standing.code(), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// This process's standing (see [`set_standing`]; before it is set, [`Standing::Rejoining`]
+/// for a restarted member of a deployment that says [`ENV_RESTARTS_REJOINING`], else
+/// [`Standing::Full`]).
+pub fn standing() -> Standing {
+    match STANDING.load(std::sync::atomic::Ordering::Relaxed) {
+        UNSET
+            if crate::membership::incarnation() > 0
+                && std::env::var_os(ENV_RESTARTS_REJOINING).is_some() =>
+        {
+            Standing::Rejoining
+        }
+        code => Standing::from_code(code),
+    }
 }
 
 impl Beat {
-    /// This process's beat: its pid and incarnation, and the gossip messages it sent.
+    /// This process's beat: its pid, incarnation and [`standing`], and the gossip messages it
+    /// sent.
     pub fn now(gossip_sent: u64) -> Self {
         Self {
             pid: std::process::id(),
             incarnation: crate::membership::incarnation(),
             gossip_sent,
-            standing: Standing::Full,
+            standing: standing(),
         }
     }
 
@@ -71,6 +124,13 @@ pub struct MemberView {
     pub alive: bool,
     /// What its last heartbeat said (zeros until the first one).
     pub beat: Beat,
+}
+
+impl MemberView {
+    /// Alive, and taking clients: not [`Standing::Rejoining`].
+    pub fn serving(&self) -> bool {
+        self.alive && self.beat.standing != Standing::Rejoining
+    }
 }
 
 /// Every member the detector has heard of, keyed by `K` (a member id, or a role and a member
@@ -137,6 +197,11 @@ impl<K: Ord + Copy> Liveness<K> {
     /// True if `member` is known and not suspected.
     pub fn is_alive(&self, member: &K) -> bool {
         self.members.get(member).is_some_and(|v| v.alive)
+    }
+
+    /// True if `member` is alive and takes clients (not [`Standing::Rejoining`]).
+    pub fn is_serving(&self, member: &K) -> bool {
+        self.members.get(member).is_some_and(MemberView::serving)
     }
 
     /// Every member heard of, with its view, in key order.

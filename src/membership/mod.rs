@@ -19,4 +19,4 @@ pub mod view;
 pub use ids::{MemberId, MemberRange, ShardId};
 pub use incarnation::incarnation;
 pub use layout::Layout;
-pub use liveness::{Beat, Liveness, MemberView, Standing};
+pub use liveness::{Beat, Liveness, MemberView, Standing, set_standing, standing};

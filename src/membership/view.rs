@@ -49,7 +49,7 @@ pub fn paxos_section() -> String {
 }
 
 /// The `# Members` section: one line per member,
-/// `<role><id>:state=<alive|suspected>,pid=<pid>,incarnation=<restarts>,gossip_sent=<messages>`,
+/// `<role><id>:state=<alive|rejoining|suspected>,pid=<pid>,incarnation=<restarts>,gossip_sent=<messages>`,
 /// and `,voting=no` for an acceptor that may not vote (as Redis writes
 /// `slave0:ip=…,state=online`), or `None` for an architecture without members beyond the proxy.
 pub fn section() -> Option<String> {
@@ -59,7 +59,11 @@ pub fn section() -> Option<String> {
     }
     let mut out = String::from("# Members\r\n");
     for ((role, member), status) in members.iter() {
-        let state = if status.alive { "alive" } else { "suspected" };
+        let state = match (status.alive, status.beat.standing) {
+            (false, _) => "suspected",
+            (true, Standing::Rejoining) => "rejoining",
+            (true, _) => "alive",
+        };
         // Writing to a String cannot fail.
         let _ = write!(
             out,
@@ -81,8 +85,10 @@ pub struct MemberLine {
     pub role: String,
     /// Its member id.
     pub member: u32,
-    /// Whether the proxy sees it alive.
+    /// Whether the proxy sees it alive (`alive` or `rejoining`).
     pub alive: bool,
+    /// Whether it is alive but catching up (`rejoining`), so sent no client.
+    pub rejoining: bool,
     /// Its process id (0 until its first heartbeat).
     pub pid: u32,
     /// How many times it was restarted (0 until its first heartbeat).
@@ -100,10 +106,13 @@ pub fn parse_line(line: &str) -> Option<MemberLine> {
     let digits = name.find(|c: char| c.is_ascii_digit())?;
     let (role, member) = name.split_at(digits);
     let (mut alive, mut pid, mut incarnation, mut gossip_sent) = (None, None, None, None);
-    let mut voting = true;
+    let (mut voting, mut rejoining) = (true, false);
     for field in fields.split(',') {
         match field.split_once('=')? {
-            ("state", state) => alive = Some(state == "alive"),
+            ("state", state) => {
+                alive = Some(state != "suspected");
+                rejoining = state == "rejoining";
+            }
             ("pid", p) => pid = p.parse().ok(),
             ("incarnation", n) => incarnation = n.parse().ok(),
             ("voting", v) => voting = v != "no",
@@ -115,6 +124,7 @@ pub fn parse_line(line: &str) -> Option<MemberLine> {
         role: role.to_string(),
         member: member.parse().ok()?,
         alive: alive?,
+        rejoining,
         pid: pid?,
         incarnation: incarnation?,
         gossip_sent: gossip_sent?,
@@ -158,6 +168,7 @@ mod tests {
                 role: "testrole".into(),
                 member: 1,
                 alive: true,
+                rejoining: false,
                 pid: 4242,
                 incarnation: 0,
                 gossip_sent: 17,

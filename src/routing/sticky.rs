@@ -233,12 +233,12 @@ impl<V: Clone> StickyRouter<V> {
     }
 
     /// The member `client`'s requests to `shard` go to (see [`Self::member_for`]); `Err(shard)`
-    /// when none of its members is alive.
+    /// when none of its members is alive and serving (a rejoining one is not).
     pub fn member_in_shard(&self, client: ClientId, shard: ShardId) -> Result<MemberId, ShardId> {
         self.members
             .members()
             .range(self.shards.layout().members_of(shard))
-            .filter(|(_, view)| view.alive)
+            .filter(|(_, view)| view.serving())
             .max_by_key(|&(&member, _)| weight(client, member))
             .map(|(&member, _)| member)
             .ok_or(shard)

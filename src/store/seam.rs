@@ -58,6 +58,8 @@ pub enum ReadFor {
     Rumor,
     /// To repair the differences anti-entropy found with a peer.
     Repair,
+    /// Everything this replica holds, for a restarted peer catching up (its request's id).
+    Sync(u64),
 }
 
 /// What replication learns from the core: the stream [`Replication`](crate::server::Replication)

@@ -92,6 +92,12 @@ impl GossipSettings {
             (ENV_K, self.rumor.k.to_string()),
             (ENV_FEEDBACK, feedback.to_string()),
             (ENV_LOSS, loss.to_string()),
+            // A restarted replica is rejoining from its first heartbeat, before its gossip
+            // has even started (see `crate::membership::liveness::standing`).
+            (
+                crate::membership::liveness::ENV_RESTARTS_REJOINING,
+                "1".to_string(),
+            ),
         ]
     }
 
@@ -241,6 +247,27 @@ where
             message,
             crate::replication::gossip::replica::PeerMessage::Gossip(_)
         )));
+        // A rejoining replica counts the runs of values a peer sends for its sync: the values
+        // go to the core like any others, and the gossip hears that a run came.
+        let (synced, for_core) = for_core.partition(q!(|(_, message)| matches!(
+            message,
+            crate::replication::gossip::replica::PeerMessage::Values(
+                crate::store::seam::ReadFor::Sync(_),
+                _
+            )
+        )));
+        let sync_runs = synced
+            .clone()
+            .filter_map(q!(|(from, message)| match message {
+                crate::replication::gossip::replica::PeerMessage::Values(
+                    crate::store::seam::ReadFor::Sync(id),
+                    _,
+                ) => Some(crate::replication::gossip::replica::GossipEvent::SyncRun(
+                    from, id
+                )),
+                _ => None,
+            }));
+        let for_core = for_core.merge_unordered(synced);
         let inputs = requests
             .map(q!(|r| crate::store::seam::StorageInput::Request(r)))
             .merge_unordered(for_core.flat_map_ordered(q!(|(from, message)| {
@@ -291,6 +318,7 @@ where
             )))
             .merge_unordered(joined)
             .merge_unordered(bookkeeping)
+            .merge_unordered(sync_runs)
             .merge_unordered(ticks.map(q!(|tick| match tick {
                 crate::replication::gossip::flow::GossipTick::Rumor =>
                     crate::replication::gossip::replica::GossipEvent::GossipTick,
@@ -308,9 +336,10 @@ where
                 q!(|| None),
                 q!(|gossip, (event, me)| {
                     let gossip = gossip.get_or_insert_with(|| {
-                        crate::replication::gossip::replica::Gossip::new(
+                        crate::replication::gossip::replica::Gossip::in_incarnation(
                             me,
                             crate::replication::gossip::flow::GossipSettings::current().rumor,
+                            crate::membership::incarnation(),
                         )
                     });
                     Some(gossip.step(event))
@@ -363,7 +392,7 @@ pub fn core_inputs<V, S>(from: u32, message: PeerMessage<S>) -> Vec<StorageInput
             .into_iter()
             .map(|(key, value)| StorageInput::Rumor { from, key, value })
             .collect(),
-        PeerMessage::Values(ReadFor::Repair, values) => values
+        PeerMessage::Values(ReadFor::Repair | ReadFor::Sync(_), values) => values
             .into_iter()
             .map(|(key, value)| StorageInput::Merge(key, value))
             .collect(),

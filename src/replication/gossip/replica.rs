@@ -21,6 +21,17 @@
 //! every peer has said so, the tombstone is collected (see `Gossip::collect` for why no older
 //! value can then come back).
 //!
+//! **Rejoining.** A replica restarted with an empty store ([`Gossip::new`] with an
+//! incarnation above 0) asks each peer for everything it holds ([`GossipMessage::SyncRequest`]);
+//! the peer reads every key it has, sends the values in runs of at most [`MAX_VALUES_BYTES`]
+//! and then says how many runs it sent ([`GossipMessage::SyncDone`]). Messages between two
+//! replicas arrive in order or not at all, so when the replica has merged that many runs of
+//! that request, it holds everything the peer held when it answered. Once it has done so with
+//! every peer that answers (a peer silent for [`SYNC_GIVE_UP_ROUNDS`] anti-entropy rounds is
+//! taken for dead and skipped; its writes come later, by gossip), it stops rejoining: its
+//! heartbeats say so ([`crate::membership::Standing`]), and only then does the router send it
+//! clients again. That is how it knows it has caught up.
+//!
 //! [`Gossip::step`] is driven by the replica's dataflow (see [`crate::replication::gossip::flow`]) and by
 //! the unit tests below alike.
 
@@ -30,7 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::Key;
 use crate::replication::gossip::anti_entropy::{
-    Digest, DigestIndex, differing_buckets, keys_to_send,
+    BUCKETS, Digest, DigestIndex, differing_buckets, keys_to_send,
 };
 use crate::replication::gossip::rng::Rng;
 use crate::replication::gossip::rumor::{RumorConfig, RumorStore};
@@ -71,6 +82,10 @@ pub enum GossipMessage {
     /// The tombstones the sender holds, by fingerprint: its acknowledgement, sent after it
     /// got them, that it holds them.
     Holding(Vec<(Key, u64)>),
+    /// From a rejoining replica: send me everything you hold (request `id`).
+    SyncRequest(u64),
+    /// Answer to [`GossipMessage::SyncRequest`] `.0`: all of it went, in `.1` runs of values.
+    SyncDone(u64, u64),
 }
 
 /// A key's new version, as the gossip sees it: a fingerprint, and whether it is a tombstone.
@@ -112,6 +127,9 @@ pub enum GossipEvent<S> {
     },
     /// Bookkeeping from peer `from`.
     Message(u32, GossipMessage),
+    /// A run of values for sync request `.1` arrived from peer `.0` (the values went to the
+    /// core).
+    SyncRun(u32, u64),
     /// Time to push rumors (and to send pending feedback).
     GossipTick,
     /// Time to start an anti-entropy exchange.
@@ -151,6 +169,29 @@ pub fn split_values<S: Serialize>(values: Vec<(Key, S)>) -> Vec<Vec<(Key, S)>> {
 /// have not collected it yet (about ten seconds with the default one-second interval).
 pub const REMEMBER_COLLECTED_ROUNDS: u32 = 10;
 
+/// Anti-entropy rounds a rejoining replica waits for a peer's answer to its sync request
+/// before it asks again; after this many unanswered requests in a row the peer is taken for
+/// dead and no longer waited for.
+pub const SYNC_RETRY_ROUNDS: u32 = 3;
+/// Anti-entropy rounds without an answer after which a rejoining replica stops waiting for a
+/// peer (see the module docs).
+pub const SYNC_GIVE_UP_ROUNDS: u32 = 3 * SYNC_RETRY_ROUNDS;
+
+/// A rejoining replica's progress with one peer.
+#[derive(Clone, Copy, Debug, Default)]
+struct PeerSync {
+    /// The request asked of it last.
+    id: u64,
+    /// Runs of values of that request merged so far.
+    runs: u64,
+    /// How many runs it said it sent (once its `SyncDone` came).
+    expected: Option<u64>,
+    /// Anti-entropy rounds since the request was sent.
+    waited: u32,
+    /// Anti-entropy rounds since the peer last answered anything of ours.
+    silent: u32,
+}
+
 /// One replica's gossip state (see the module docs).
 #[derive(Debug)]
 pub struct Gossip {
@@ -167,6 +208,11 @@ pub struct Gossip {
     /// collected it yet, and wait for every replica's word), and one that comes back from a
     /// peer is collected again at once.
     collected: HashMap<Key, (u64, u32)>,
+    /// While rejoining after a restart: the peers not yet caught up with (see the module
+    /// docs); `None` once caught up, or for a replica that was never restarted.
+    rejoining: Option<BTreeMap<u32, PeerSync>>,
+    /// The id of the last sync request sent.
+    sync_ids: u64,
     rng: Rng,
 }
 
@@ -181,10 +227,28 @@ impl Gossip {
             feedback: BTreeMap::new(),
             tombstones: HashMap::new(),
             collected: HashMap::new(),
+            rejoining: None,
+            sync_ids: 0,
             // Seeded by the member id: each replica picks different peers, and a run is
             // reproducible (which Hydro's simulator needs).
             rng: Rng::new(0x676f_7373_6970 ^ u64::from(me)),
         }
+    }
+
+    /// The gossip of replica `me` in its `incarnation`: a restarted one (above 0) starts
+    /// empty, and rejoins (see the module docs) before it takes clients.
+    pub fn in_incarnation(me: u32, config: RumorConfig, incarnation: u32) -> Self {
+        let mut gossip = Self::new(me, config);
+        if incarnation > 0 {
+            gossip.rejoining = Some(BTreeMap::new());
+            crate::membership::set_standing(crate::membership::Standing::Rejoining);
+        }
+        gossip
+    }
+
+    /// Whether this replica is still catching up after a restart.
+    pub fn is_rejoining(&self) -> bool {
+        self.rejoining.is_some()
     }
 
     /// Reacts to one event.
@@ -193,7 +257,17 @@ impl Gossip {
             GossipEvent::Joined(member) => {
                 if member != self.me {
                     self.peers.insert(member);
+                    if let Some(waiting) = &mut self.rejoining {
+                        waiting.entry(member).or_default();
+                    }
                 }
+                vec![]
+            }
+            GossipEvent::SyncRun(from, id) => {
+                if let Some(peer) = self.syncing_with(from, id) {
+                    peer.runs += 1;
+                }
+                self.check_caught_up();
                 vec![]
             }
             GossipEvent::Changed(key, version) => self.changed(key, version),
@@ -217,10 +291,20 @@ impl Gossip {
                     None => vec![],
                 }
             }
-            GossipEvent::Read { to, why, values } => split_values(values)
-                .into_iter()
-                .map(|run| (to, PeerMessage::Values(why, run)))
-                .collect(),
+            GossipEvent::Read { to, why, values } => {
+                let runs = split_values(values);
+                let count = runs.len() as u64;
+                let mut out: Vec<Outgoing<S>> = runs
+                    .into_iter()
+                    .map(|run| (to, PeerMessage::Values(why, run)))
+                    .collect();
+                // A sync's values are followed by how many runs they were: the rejoining
+                // peer then knows when it has all of them.
+                if let ReadFor::Sync(id) = why {
+                    out.push((to, PeerMessage::Gossip(GossipMessage::SyncDone(id, count))));
+                }
+                out
+            }
             GossipEvent::Message(from, message) => self.received(from, message),
             GossipEvent::GossipTick => self.push_rumors(),
             GossipEvent::AntiEntropyTick => self.start_anti_entropy(),
@@ -319,6 +403,22 @@ impl Gossip {
                 }
                 self.collect()
             }
+            GossipMessage::SyncRequest(id) => {
+                let everything: Vec<Key> = self
+                    .digest
+                    .keys_in(&(0..BUCKETS).collect::<Vec<_>>())
+                    .into_iter()
+                    .map(|(key, _)| key)
+                    .collect();
+                vec![self.read(from, ReadFor::Sync(id), everything)]
+            }
+            GossipMessage::SyncDone(id, runs) => {
+                if let Some(peer) = self.syncing_with(from, id) {
+                    peer.expected = Some(runs);
+                }
+                self.check_caught_up();
+                vec![]
+            }
             GossipMessage::Keys(differ, theirs) => {
                 let mine = self.digest.keys_in(&differ);
                 let keys = keys_to_send(&mine, &theirs);
@@ -361,6 +461,66 @@ impl Gossip {
     /// An anti-entropy tick: send one random peer this replica's digest, and every peer the
     /// tombstones held here (so each can tell when every replica holds one).
     fn start_anti_entropy<S>(&mut self) -> Vec<Outgoing<S>> {
+        let mut syncs = self.ask_to_sync();
+        let mut out = self.exchange_digests();
+        out.append(&mut syncs);
+        out
+    }
+
+    /// While rejoining: asks each peer not yet caught up with for everything it holds (again,
+    /// if its last request went unanswered for [`SYNC_RETRY_ROUNDS`]); stops waiting for a
+    /// peer silent for [`SYNC_GIVE_UP_ROUNDS`].
+    fn ask_to_sync<S>(&mut self) -> Vec<Outgoing<S>> {
+        let Some(waiting) = &mut self.rejoining else {
+            return vec![];
+        };
+        let mut out = vec![];
+        for (&peer, sync) in waiting.iter_mut() {
+            sync.waited += 1;
+            sync.silent += 1;
+            if sync.id == 0 || sync.waited > SYNC_RETRY_ROUNDS {
+                self.sync_ids += 1;
+                *sync = PeerSync {
+                    id: self.sync_ids,
+                    silent: sync.silent,
+                    ..PeerSync::default()
+                };
+                out.push((
+                    peer,
+                    PeerMessage::Gossip(GossipMessage::SyncRequest(self.sync_ids)),
+                ));
+            }
+        }
+        waiting.retain(|_, sync| sync.silent <= SYNC_GIVE_UP_ROUNDS);
+        self.check_caught_up();
+        out
+    }
+
+    /// The sync with `from`, if `id` is the request this replica is waiting on from it.
+    fn syncing_with(&mut self, from: u32, id: u64) -> Option<&mut PeerSync> {
+        let peer = self.rejoining.as_mut()?.get_mut(&from)?;
+        peer.silent = 0;
+        (peer.id == id).then_some(peer)
+    }
+
+    /// Ends the rejoin once no peer is left to catch up with.
+    fn check_caught_up(&mut self) {
+        let Some(waiting) = &mut self.rejoining else {
+            return;
+        };
+        waiting.retain(|_, sync| sync.expected != Some(sync.runs));
+        if waiting.is_empty() {
+            self.rejoining = None;
+            crate::membership::set_standing(crate::membership::Standing::Full);
+            eprintln!(
+                "kvs-zoo: replica {} caught up with its peers; it takes clients again",
+                self.me
+            );
+        }
+    }
+
+    /// An anti-entropy round's own messages (see [`Self::start_anti_entropy`]).
+    fn exchange_digests<S>(&mut self) -> Vec<Outgoing<S>> {
         let peers: Vec<u32> = self.peers.iter().copied().collect();
         let Some(&peer) = peers.get(self.rng.below(peers.len().max(1))) else {
             return vec![];
@@ -424,6 +584,8 @@ mod tests {
         sent: usize,
         /// Of those, messages carrying values.
         values_sent: usize,
+        /// Replicas that are down: messages to them are lost.
+        down: BTreeSet<usize>,
     }
 
     fn config(k: u32) -> RumorConfig {
@@ -441,6 +603,7 @@ mod tests {
             stores: (0..n).map(|_| HashMap::new()).collect(),
             sent: 0,
             values_sent: 0,
+            down: BTreeSet::new(),
         };
         for me in 0..n as usize {
             for member in 0..n {
@@ -476,6 +639,9 @@ mod tests {
             while let Some((at, event)) = queue.pop() {
                 for (to, message) in self.gossip[at].step(event) {
                     let to = to as usize;
+                    if self.down.contains(&to) {
+                        continue;
+                    }
                     match message {
                         PeerMessage::Gossip(message) => {
                             self.sent += 1;
@@ -486,6 +652,9 @@ mod tests {
                             self.values_sent += 1;
                             for (key, value) in values {
                                 queue.extend(self.merge(to, at as u32, why, key, value));
+                            }
+                            if let ReadFor::Sync(id) = why {
+                                queue.push((to, GossipEvent::SyncRun(at as u32, id)));
                             }
                         }
                         PeerMessage::Collect(key, print) => {
@@ -537,7 +706,7 @@ mod tests {
                     had_it: !changed,
                     changed: print.map(version),
                 },
-                ReadFor::Repair => GossipEvent::Changed(key, version(print?)),
+                ReadFor::Repair | ReadFor::Sync(_) => GossipEvent::Changed(key, version(print?)),
             };
             Some((at, event))
         }
@@ -691,5 +860,63 @@ mod tests {
         }
         assert_eq!(runs.concat(), values);
         assert!(split_values::<Bytes>(vec![]).is_empty());
+    }
+
+    /// Replica 1 restarts empty (incarnation 1) while replica 2 is down: it rejoins — asks its
+    /// peers for everything, and stops rejoining once it holds all that replica 0 held — and
+    /// gives up waiting for replica 2 only after `SYNC_GIVE_UP_ROUNDS` silent rounds.
+    #[test]
+    fn a_restarted_replica_rejoins_once_it_holds_what_its_live_peers_hold() {
+        let mut c = cluster(3, config(2));
+        for i in 0..20u64 {
+            c.write(0, &format!("k{i}"), i + 1);
+        }
+        c.gossip[1] = Gossip::in_incarnation(1, config(2), 1);
+        c.stores[1].clear();
+        for member in 0..3 {
+            assert!(
+                c.gossip[1]
+                    .step::<u64>(GossipEvent::Joined(member))
+                    .is_empty()
+            );
+        }
+        c.down.insert(2);
+        assert!(c.gossip[1].is_rejoining());
+        c.deliver(1, GossipEvent::AntiEntropyTick);
+        // Replica 0 answered in full; replica 2 cannot: still rejoining.
+        assert_eq!(c.stores[1], c.stores[0]);
+        assert!(c.gossip[1].is_rejoining());
+        for _ in 0..SYNC_GIVE_UP_ROUNDS - 1 {
+            c.deliver(1, GossipEvent::AntiEntropyTick);
+            assert!(c.gossip[1].is_rejoining(), "gave up on replica 2 too soon");
+        }
+        c.deliver(1, GossipEvent::AntiEntropyTick);
+        assert!(!c.gossip[1].is_rejoining(), "never gave up on replica 2");
+        crate::membership::set_standing(crate::membership::Standing::Full);
+    }
+
+    /// A sync's values are not enough alone: the rejoining replica waits for the count of
+    /// runs, so a lost run (or a lost count) keeps it rejoining until a request is answered
+    /// whole.
+    #[test]
+    fn a_rejoining_replica_waits_for_every_run_of_a_sync() {
+        let mut g = Gossip::in_incarnation(1, config(2), 1);
+        assert!(g.step::<u64>(GossipEvent::Joined(0)).is_empty());
+        let asked = g.step::<u64>(GossipEvent::AntiEntropyTick);
+        let id = asked
+            .iter()
+            .find_map(|(to, m)| match m {
+                PeerMessage::Gossip(GossipMessage::SyncRequest(id)) if *to == 0 => Some(*id),
+                _ => None,
+            })
+            .expect("a sync request to replica 0");
+        g.step::<u64>(GossipEvent::SyncRun(0, id));
+        g.step::<u64>(GossipEvent::Message(0, GossipMessage::SyncDone(id, 2)));
+        assert!(g.is_rejoining(), "one run of two");
+        g.step::<u64>(GossipEvent::SyncRun(0, id + 7));
+        assert!(g.is_rejoining(), "a run of another request does not count");
+        g.step::<u64>(GossipEvent::SyncRun(0, id));
+        assert!(!g.is_rejoining());
+        crate::membership::set_standing(crate::membership::Standing::Full);
     }
 }
