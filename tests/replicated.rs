@@ -103,10 +103,10 @@ fn concurrent_writes_at_two_replicas_become_siblings_that_a_context_write_resolv
     let versioned: Vec<Value> = redis::cmd("GETCTX").arg("alpha").query(&mut con).unwrap();
     let context = text(&versioned[0]);
     assert_eq!(versioned[1..], [bulk("a1"), bulk("a2")]);
-    assert!(
-        context.contains("r0:1") && context.contains("r1:1"),
-        "{context}"
-    );
+    // The context names a version of each replica (its counts are the replicas' own, taken
+    // over every key they stamped, so they depend on what else was written).
+    let clock: kvs_zoo::VectorClock = context.parse().expect("a vector clock");
+    assert!(clock.get("r0") > 0 && clock.get("r1") > 0, "{context}");
     let _: () = redis::cmd("SETCTX")
         .arg("alpha")
         .arg(&context)
