@@ -11,15 +11,16 @@
 //! - [`testing`] (beside the map, for tests and examples only): the linearizability
 //!   checker, the Demers simulation, example helpers.
 //! - [`deploy`]: deploying an architecture with hydro_deploy — its [`Topology`](deploy::Topology)
-//!   and [`KVSDemo`], the [`Hosts`] it runs on, `serve`, `build`, [`run_kvs_demo`]; build
-//!   progress and the console.
+//!   and [`KVSDemo`], the [`Hosts`] it runs on, `serve`, `build`, [`run_kvs_demo`]; the
+//!   supervisor that restarts a member that dies; build progress and the console.
 //! - [`edge`]: the Redis-protocol edge in the proxy — RESP, the command table
 //!   (`edge/commands/`), sessions, reply order and deadlines, bounded output, `INFO`.
 //! - The plug-ins, side by side: [`routing`] (which member serves a request: Local's identity,
 //!   the consistent-hash ring, sticky routing over live members), [`replication`] (Demers
 //!   gossip: rumor mongering and anti-entropy) and [`consensus`] (Multi-Paxos, the
 //!   linearizable store's ordering stage).
-//! - [`net`]: how processes reach each other — Hydro's channels, or our own transport.
+//! - [`net`]: how processes reach each other — Hydro's channels, or our own transport, whose
+//!   links dial again when a peer comes back.
 //! - [`server`]: [`KVSServer`]`<V, Storage, Router, Replication>`, the one composition every
 //!   architecture is built from, and the plug-in traits ([`server::plugins`]).
 //! - [`store`]: the storage cores, each a pure state machine run as a dataflow —
