@@ -213,6 +213,8 @@ pub struct Gossip {
     rejoining: Option<BTreeMap<u32, PeerSync>>,
     /// The id of the last sync request sent.
     sync_ids: u64,
+    /// Anti-entropy rounds since the rejoin began.
+    rejoin_rounds: u32,
     rng: Rng,
 }
 
@@ -229,6 +231,7 @@ impl Gossip {
             collected: HashMap::new(),
             rejoining: None,
             sync_ids: 0,
+            rejoin_rounds: 0,
             // Seeded by the member id: each replica picks different peers, and a run is
             // reproducible (which Hydro's simulator needs).
             rng: Rng::new(0x676f_7373_6970 ^ u64::from(me)),
@@ -474,6 +477,7 @@ impl Gossip {
         let Some(waiting) = &mut self.rejoining else {
             return vec![];
         };
+        self.rejoin_rounds += 1;
         let mut out = vec![];
         for (&peer, sync) in waiting.iter_mut() {
             sync.waited += 1;
@@ -503,13 +507,16 @@ impl Gossip {
         (peer.id == id).then_some(peer)
     }
 
-    /// Ends the rejoin once no peer is left to catch up with.
+    /// Ends the rejoin once no peer is left to catch up with. A replica that has heard of no
+    /// peer yet waits [`SYNC_RETRY_ROUNDS`] rounds for them to be announced before it takes
+    /// itself for the only one.
     fn check_caught_up(&mut self) {
         let Some(waiting) = &mut self.rejoining else {
             return;
         };
         waiting.retain(|_, sync| sync.expected != Some(sync.runs));
-        if waiting.is_empty() {
+        let alone_so_far = self.peers.is_empty() && self.rejoin_rounds <= SYNC_RETRY_ROUNDS;
+        if waiting.is_empty() && !alone_so_far {
             self.rejoining = None;
             crate::membership::set_standing(crate::membership::Standing::Full);
             eprintln!(
@@ -917,6 +924,37 @@ mod tests {
         assert!(g.is_rejoining(), "a run of another request does not count");
         g.step::<u64>(GossipEvent::SyncRun(0, id));
         assert!(!g.is_rejoining());
+        crate::membership::set_standing(crate::membership::Standing::Full);
+    }
+
+    /// Peers are announced as the replica starts; an anti-entropy round that comes first must
+    /// not find "no peer left to catch up with". A replica that truly has no peer (one replica
+    /// per shard) stops rejoining after `SYNC_RETRY_ROUNDS` rounds.
+    #[test]
+    fn a_rejoining_replica_does_not_take_an_unannounced_peer_set_for_none() {
+        let mut g = Gossip::in_incarnation(1, config(2), 1);
+        assert!(g.step::<u64>(GossipEvent::AntiEntropyTick).is_empty());
+        assert!(
+            g.is_rejoining(),
+            "caught up before its peers were announced"
+        );
+        assert!(g.step::<u64>(GossipEvent::Joined(0)).is_empty());
+        let asked = g.step::<u64>(GossipEvent::AntiEntropyTick);
+        assert!(
+            asked.iter().any(|(to, m)| *to == 0
+                && matches!(m, PeerMessage::Gossip(GossipMessage::SyncRequest(_)))),
+            "{asked:?}"
+        );
+        let mut alone = Gossip::in_incarnation(1, config(2), 1);
+        for _ in 0..SYNC_RETRY_ROUNDS {
+            alone.step::<u64>(GossipEvent::AntiEntropyTick);
+            assert!(alone.is_rejoining());
+        }
+        alone.step::<u64>(GossipEvent::AntiEntropyTick);
+        assert!(
+            !alone.is_rejoining(),
+            "a replica with no peer never stopped rejoining"
+        );
         crate::membership::set_standing(crate::membership::Standing::Full);
     }
 }
