@@ -226,6 +226,20 @@ fn increments_held_by_a_paused_replica_are_never_counted_twice() {
     signal(victim, "STOP");
     std::thread::sleep(resume_at - pause_at);
     signal(victim, "CONT");
+    // How long after SIGCONT the router takes it back (under the clients' load).
+    let resumed = Instant::now();
+    let mut watcher = connect(&server.url);
+    while !member_line(&mut watcher, "replica", 0).alive {
+        assert!(
+            resumed.elapsed() < Duration::from_secs(10),
+            "replica 0 is not alive again"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "replica/0: alive again {:?} after SIGCONT",
+        resumed.elapsed()
+    );
     let (acked, unknown) = clients
         .into_iter()
         .map(|c| c.join().expect("a client panicked"))

@@ -17,7 +17,7 @@ use redis::{Commands, Value};
 use support::Server;
 use support::redis_client::{
     Shared, assert_members_alive, benchmark_completes, bulk, check_multi_key_commands, connect,
-    key_shard, kill_9, member_copy, member_line, shared_url, stop_shared,
+    key_shard, kill_9, member_copy, member_line, shared_url, signal, stop_shared,
 };
 
 const SHARDS: u32 = 3;
@@ -205,5 +205,44 @@ fn a_killed_shard_is_restarted_and_serves_its_keys_again() {
         let got: Option<String> = con.get(key).unwrap();
         assert_eq!(got.as_deref(), Some("after"), "{key}");
     }
+    server.stop();
+}
+
+/// A shard paused (`SIGSTOP`) for 2.5 s, longer than the failure detector, then resumed
+/// (`SIGCONT`): meanwhile its keys answer `CLUSTERDOWN`; afterwards it is alive again — the
+/// same process, nothing restarted — and serves its keys, with what it held before the pause.
+#[test]
+fn a_paused_shard_is_down_while_paused_and_serves_again_with_its_keys() {
+    let server = Server::start("sharded", &[]);
+    let ring = Shards::new(Sharded::default().layout());
+    let mut con = connect(&server.url);
+    let key = (0..200)
+        .map(|i| format!("pause:{i}"))
+        .find(|k| ring.locate(k.as_bytes()).shard.0 == 1)
+        .expect("a key of shard 1");
+    let () = con.set(&key, "before").unwrap();
+    let pid = server.pids["shard/1"];
+    signal(pid, "STOP");
+    std::thread::sleep(Duration::from_millis(2500));
+    let during: Result<Option<String>, _> = con.get(&key);
+    let during = during.expect_err("a paused shard answered");
+    assert!(during.to_string().contains("CLUSTERDOWN"), "{during}");
+    signal(pid, "CONT");
+    let resumed = Instant::now();
+    loop {
+        let line = member_line(&mut con, "shard", 1);
+        if line.alive {
+            assert_eq!((line.pid, line.incarnation), (pid, 0), "{line:?}");
+            break;
+        }
+        assert!(
+            resumed.elapsed() < Duration::from_secs(10),
+            "shard 1 is not alive again: {line:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("shard/1: alive again {:?} after SIGCONT", resumed.elapsed());
+    let got: Option<String> = con.get(&key).unwrap();
+    assert_eq!(got.as_deref(), Some("before"));
     server.stop();
 }
