@@ -10,8 +10,9 @@
 //! the peer's end closing at once, before a message is written into a dead connection.
 //!
 //! **Lossy, never reordered.** While a link is down its messages wait in its queue, up to a
-//! bound; past it they are dropped and counted ([`Endpoint::dropped`]), as are the messages a
-//! failed write took with it. Every protocol above tolerates a lost message (gossip repeats,
+//! bound, for [`LINGER`] (long enough for a restarted peer to come back); past either they
+//! are dropped and counted ([`Endpoint::dropped`]), as are the messages a failed write took
+//! with it, so a peer that stays dead costs its senders nothing. Every protocol above tolerates a lost message (gossip repeats,
 //! Paxos retries, the router re-sends or the front's timeout answers); what none tolerates is
 //! a sender that dies or freezes, or one peer's messages overtaking each other (a client's
 //! pipelined `SET k a`, `SET k b` must not end with `a`). So a receiver delivers only from
@@ -48,6 +49,27 @@ use super::{AddressBook, Peer};
 pub const MAX_QUEUED: usize = 100_000;
 /// Most bytes queued for one peer before further messages are dropped.
 pub const MAX_QUEUED_BYTES: usize = 256 * 1024 * 1024;
+/// How long messages to a peer whose connection was lost wait for it to be back; past this,
+/// what is queued for it is dropped, and so is every message to it until it is back.
+pub const LINGER: Duration = Duration::from_secs(5);
+
+/// What an endpoint keeps for a peer it cannot reach (see the module docs).
+#[derive(Clone, Copy, Debug)]
+pub struct Bounds {
+    /// Most bytes queued for one peer ([`MAX_QUEUED_BYTES`]).
+    pub queued_bytes: usize,
+    /// How long messages to a lost peer wait ([`LINGER`]).
+    pub linger: Duration,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            queued_bytes: MAX_QUEUED_BYTES,
+            linger: LINGER,
+        }
+    }
+}
 /// How long a link that never connected stays quiet about it: the deployment's processes
 /// start at about the same time, and a peer may not listen yet.
 const QUIET_AT_START: Duration = Duration::from_secs(60);
@@ -82,8 +104,8 @@ pub struct Endpoint {
     /// Messages dropped: a peer's queue full, lost with a failed write, or too large
     /// (shared with the link tasks, which count what a lost connection took).
     dropped: Arc<AtomicU64>,
-    /// The bound on each link's queued bytes ([`MAX_QUEUED_BYTES`], smaller in tests).
-    max_queued_bytes: usize,
+    /// What it keeps for a peer it cannot reach ([`Bounds::default`], smaller in tests).
+    bounds: Bounds,
 }
 
 /// What a receiver knows of one peer.
@@ -106,6 +128,31 @@ struct Link {
     full_reported: AtomicBool,
     /// Wakes the link's task from its backoff: the peer just connected to us.
     wake: Notify,
+    /// When the link was created: the origin of `lost_at`.
+    created: Instant,
+    /// Milliseconds after `created` at which its connection was lost, or [`CONNECTED`].
+    lost_at: AtomicU64,
+}
+
+/// `Link::lost_at` of a link that is connected (or has not connected yet).
+const CONNECTED: u64 = u64::MAX;
+
+impl Link {
+    /// Whether the link was lost longer than `linger` ago and is still down.
+    fn gone(&self, linger: Duration) -> bool {
+        let lost_at = self.lost_at.load(Ordering::Relaxed);
+        lost_at != CONNECTED
+            && self.created.elapsed().as_millis() as u64
+                > lost_at.saturating_add(linger.as_millis() as u64)
+    }
+
+    /// Records that the link was lost now.
+    fn lost(&self) {
+        let now = self.created.elapsed().as_millis() as u64;
+        let _ = self
+            .lost_at
+            .compare_exchange(CONNECTED, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
 }
 
 impl Endpoint {
@@ -116,15 +163,15 @@ impl Endpoint {
         incarnation: u32,
         book: AddressBook,
     ) -> Result<Arc<Endpoint>, String> {
-        Self::start_bounded(me, incarnation, book, MAX_QUEUED_BYTES).await
+        Self::start_bounded(me, incarnation, book, Bounds::default()).await
     }
 
-    /// [`Self::start`], queueing at most `max_queued_bytes` for each peer.
+    /// [`Self::start`], keeping what `bounds` say for a peer it cannot reach.
     pub async fn start_bounded(
         me: Peer,
         incarnation: u32,
         book: AddressBook,
-        max_queued_bytes: usize,
+        bounds: Bounds,
     ) -> Result<Arc<Endpoint>, String> {
         let Some(addr) = book.address(&me).map(str::to_owned) else {
             return Err(format!("no address for {me} in the address book"));
@@ -132,26 +179,20 @@ impl Endpoint {
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        Ok(Self::over(
-            me,
-            incarnation,
-            book,
-            listener,
-            max_queued_bytes,
-        ))
+        Ok(Self::over(me, incarnation, book, listener, bounds))
     }
 
-    /// The endpoint of `me` (in its `incarnation`) over an already bound `listener`,
-    /// queueing at most `max_queued_bytes` for each peer.
+    /// The endpoint of `me` (in its `incarnation`) over an already bound `listener`, keeping
+    /// what `bounds` say for a peer it cannot reach.
     pub fn over(
         me: Peer,
         incarnation: u32,
         book: AddressBook,
         listener: TcpListener,
-        max_queued_bytes: usize,
+        bounds: Bounds,
     ) -> Arc<Self> {
         let endpoint = Arc::new(Endpoint {
-            max_queued_bytes,
+            bounds,
             me,
             incarnation,
             book,
@@ -204,8 +245,9 @@ impl Endpoint {
         frame.put_u8(channel);
         frame.put_slice(payload);
         let size = frame.len();
-        let fits = link.bytes.load(Ordering::Relaxed) + size <= self.max_queued_bytes;
-        let queued = fits && link.queue.try_send(frame.freeze()).is_ok();
+        let fits = link.bytes.load(Ordering::Relaxed) + size <= self.bounds.queued_bytes;
+        let queued =
+            fits && !link.gone(self.bounds.linger) && link.queue.try_send(frame.freeze()).is_ok();
         if queued {
             link.bytes.fetch_add(size, Ordering::Relaxed);
             if *to != self.me {
@@ -245,6 +287,8 @@ impl Endpoint {
             connected: AtomicBool::new(false),
             full_reported: AtomicBool::new(false),
             wake: Notify::new(),
+            created: Instant::now(),
+            lost_at: AtomicU64::new(CONNECTED),
         });
         let hello = format!("{}#{}", self.me, self.incarnation);
         match self.book.address(&to).map(str::to_owned) {
@@ -256,6 +300,7 @@ impl Endpoint {
                     link.clone(),
                     pending,
                     self.dropped.clone(),
+                    self.bounds.linger,
                 ));
             }
             // Nothing will ever read the queue: every send to this peer is dropped once
@@ -275,6 +320,7 @@ async fn run_link(
     link: Arc<Link>,
     mut pending: Receiver<Bytes>,
     dropped: Arc<AtomicU64>,
+    linger: Duration,
 ) {
     let started = Instant::now();
     let mut backoff = BACKOFF_MIN;
@@ -290,6 +336,13 @@ async fn run_link(
                          to a bound) while it is dialled again"
                     );
                 }
+                // Lost for longer than `linger`: what waited for it is dropped (and so is what
+                // is sent to it from now on, see `Endpoint::send`).
+                if link.gone(linger) {
+                    let (lost, bytes) = discard(&mut pending);
+                    link.bytes.fetch_sub(bytes, Ordering::Relaxed);
+                    dropped.fetch_add(lost, Ordering::Relaxed);
+                }
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = link.wake.notified() => {}
@@ -302,11 +355,13 @@ async fn run_link(
             eprintln!("kvs-zoo: transport: {to} is reachable again");
         }
         link.connected.store(true, Ordering::Relaxed);
+        link.lost_at.store(CONNECTED, Ordering::Relaxed);
         backoff = BACKOFF_MIN;
         match write_queued(socket, &mut pending, &link.bytes).await {
             Ok(()) => return, // every sender is gone: the endpoint itself was dropped
             Err((e, lost)) => {
                 link.connected.store(false, Ordering::Relaxed);
+                link.lost();
                 dropped.fetch_add(lost, Ordering::Relaxed);
                 reported = true;
                 eprintln!(
@@ -381,6 +436,16 @@ async fn write_queued(
             },
         }
     }
+}
+
+/// Empties `pending` without waiting: how many messages it held, and their bytes.
+fn discard(pending: &mut Receiver<Bytes>) -> (u64, usize) {
+    let (mut messages, mut bytes) = (0, 0);
+    while let Ok(frame) = pending.try_recv() {
+        messages += 1;
+        bytes += frame.len();
+    }
+    (messages, bytes)
 }
 
 /// Parses a hello: `role/member#incarnation`.
@@ -519,7 +584,7 @@ fn endpoint() -> &'static Arc<Endpoint> {
             crate::membership::incarnation(),
             book,
             listener,
-            MAX_QUEUED_BYTES,
+            Bounds::default(),
         )
     })
 }
@@ -614,7 +679,11 @@ mod tests {
     async fn messages_to_an_unreachable_peer_wait_up_to_a_bound_then_are_dropped_and_counted() {
         let (book, a, b) = book();
         // Nobody listens at b's address.
-        let sender = Endpoint::start_bounded(a, 0, book, 1000).await.unwrap();
+        let bounds = Bounds {
+            queued_bytes: 1000,
+            ..Bounds::default()
+        };
+        let sender = Endpoint::start_bounded(a, 0, book, bounds).await.unwrap();
         for _ in 0..100 {
             sender.send(&b, 9, &[0; 95]);
         }
@@ -708,5 +777,44 @@ mod tests {
         );
         assert_eq!(parse_hello(b"acceptor/2"), None);
         assert_eq!(parse_hello(b"acceptor/2#x"), None);
+    }
+
+    #[tokio::test]
+    async fn messages_to_a_peer_lost_longer_than_the_linger_are_dropped_until_it_is_back() {
+        let (book, a, b) = book();
+        let bounds = Bounds {
+            linger: Duration::from_millis(200),
+            ..Bounds::default()
+        };
+        let sender = Endpoint::start_bounded(a, 0, book.clone(), bounds)
+            .await
+            .unwrap();
+        let b_addr = book.address(&b).unwrap().to_string();
+        let listener = TcpListener::bind(&b_addr).await.unwrap();
+        sender.send(&b, 9, b"one");
+        let (mut socket, _) = listener.accept().await.unwrap();
+        assert_eq!(read_hello(&mut socket).await, "proxy/0#0");
+        assert_eq!(read_payload(&mut socket).await, b"one");
+        drop(socket);
+        drop(listener);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Within the linger, messages wait; past it, they are dropped, and so are new ones.
+        for i in 0..10u8 {
+            sender.send(&b, 9, &[i]);
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(sender.dropped(), 10, "what waited past the linger");
+        sender.send(&b, 9, b"late");
+        assert_eq!(sender.dropped(), 11, "sent while the peer is gone");
+        // It comes back: the link dials it, and messages flow again.
+        let listener = TcpListener::bind(&b_addr).await.unwrap();
+        let (mut socket, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+            .await
+            .expect("dialled again")
+            .unwrap();
+        assert_eq!(read_hello(&mut socket).await, "proxy/0#0");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        sender.send(&b, 9, b"back");
+        assert_eq!(read_payload(&mut socket).await, b"back");
     }
 }
