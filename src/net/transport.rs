@@ -137,22 +137,23 @@ struct Link {
 /// `Link::lost_at` of a link that is connected (or has not connected yet).
 const CONNECTED: u64 = u64::MAX;
 
-impl Link {
-    /// Whether the link was lost longer than `linger` ago and is still down.
-    fn gone(&self, linger: Duration) -> bool {
-        let lost_at = self.lost_at.load(Ordering::Relaxed);
-        lost_at != CONNECTED
-            && self.created.elapsed().as_millis() as u64
-                > lost_at.saturating_add(linger.as_millis() as u64)
-    }
+// Free functions, not methods: Hydro's staged copy of this crate keeps no `impl` of a private
+// type.
 
-    /// Records that the link was lost now.
-    fn lost(&self) {
-        let now = self.created.elapsed().as_millis() as u64;
-        let _ = self
-            .lost_at
-            .compare_exchange(CONNECTED, now, Ordering::Relaxed, Ordering::Relaxed);
-    }
+/// Whether `link` was lost longer than `linger` ago and is still down.
+fn gone(link: &Link, linger: Duration) -> bool {
+    let lost_at = link.lost_at.load(Ordering::Relaxed);
+    lost_at != CONNECTED
+        && link.created.elapsed().as_millis() as u64
+            > lost_at.saturating_add(linger.as_millis() as u64)
+}
+
+/// Records that `link` was lost now.
+fn mark_lost(link: &Link) {
+    let now = link.created.elapsed().as_millis() as u64;
+    let _ = link
+        .lost_at
+        .compare_exchange(CONNECTED, now, Ordering::Relaxed, Ordering::Relaxed);
 }
 
 impl Endpoint {
@@ -247,7 +248,7 @@ impl Endpoint {
         let size = frame.len();
         let fits = link.bytes.load(Ordering::Relaxed) + size <= self.bounds.queued_bytes;
         let queued =
-            fits && !link.gone(self.bounds.linger) && link.queue.try_send(frame.freeze()).is_ok();
+            fits && !gone(&link, self.bounds.linger) && link.queue.try_send(frame.freeze()).is_ok();
         if queued {
             link.bytes.fetch_add(size, Ordering::Relaxed);
             if *to != self.me {
@@ -338,7 +339,7 @@ async fn run_link(
                 }
                 // Lost for longer than `linger`: what waited for it is dropped (and so is what
                 // is sent to it from now on, see `Endpoint::send`).
-                if link.gone(linger) {
+                if gone(&link, linger) {
                     let (lost, bytes) = discard(&mut pending);
                     link.bytes.fetch_sub(bytes, Ordering::Relaxed);
                     dropped.fetch_add(lost, Ordering::Relaxed);
@@ -361,7 +362,7 @@ async fn run_link(
             Ok(()) => return, // every sender is gone: the endpoint itself was dropped
             Err((e, lost)) => {
                 link.connected.store(false, Ordering::Relaxed);
-                link.lost();
+                mark_lost(&link);
                 dropped.fetch_add(lost, Ordering::Relaxed);
                 reported = true;
                 eprintln!(
