@@ -199,11 +199,6 @@ impl<K: Ord + Copy> Liveness<K> {
         self.members.get(member).is_some_and(|v| v.alive)
     }
 
-    /// True if `member` is alive and takes clients (not [`Standing::Rejoining`]).
-    pub fn is_serving(&self, member: &K) -> bool {
-        self.members.get(member).is_some_and(MemberView::serving)
-    }
-
     /// Every member heard of, with its view, in key order.
     pub fn members(&self) -> &BTreeMap<K, MemberView> {
         &self.members
