@@ -12,8 +12,8 @@ use redis::{Commands, Connection};
 use support::Server;
 use support::history::{Workload, assert_linearizable, record, record_while};
 use support::redis_client::{
-    Shared, benchmark_completes, check_keys_expire, check_watch, connect, kill_9, member_line,
-    shared_url, signal, stop_shared,
+    Shared, benchmark_completes, check_keys_expire, check_watch, connect, kill_9, shared_url,
+    signal, stop_shared, until_member,
 };
 
 static SHARED: Shared = Shared::new();
@@ -216,15 +216,9 @@ fn history_with_a_kill(
     assert!(restarted.ends_with("(restart 1)"), "{restarted}");
     let (role, member) = killed.split_once('/').unwrap();
     let member: u32 = member.parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let line = loop {
-        let line = member_line(&mut con, role, member);
-        if line.alive && line.incarnation == 1 {
-            break line;
-        }
-        assert!(Instant::now() < deadline, "{killed} is not back: {line:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let line = until_member(&mut con, role, member, Duration::from_secs(10), |line| {
+        line.alive && line.incarnation == 1
+    });
     assert_eq!(line.voting, votes, "{line:?}");
     println!("{name}: {restarted}");
     // The store still serves, and says who leads now.
@@ -277,17 +271,13 @@ fn histories_are_linearizable_when_the_leader_is_paused_and_resumed() {
     });
     assert_linearizable(name, &history);
     let resumed = resumed.expect("the leader was resumed");
-    loop {
-        let line = member_line(&mut con, "proposer", paused);
-        if line.alive {
-            break;
-        }
-        assert!(
-            resumed.elapsed() < Duration::from_secs(10),
-            "proposer {paused} is not alive again: {line:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    until_member(
+        &mut con,
+        "proposer",
+        paused,
+        Duration::from_secs(10),
+        |line| line.alive,
+    );
     println!(
         "{name}: proposer {paused} alive again {:?} after SIGCONT; leader now proposer {}",
         resumed.elapsed(),

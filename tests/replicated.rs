@@ -15,7 +15,7 @@ use redis::{Commands, Connection, Value};
 use support::Server;
 use support::redis_client::{
     Shared, assert_members_alive, benchmark_completes, bulk, connect, kill_9, member_copy,
-    member_line, shared_url, signal, stop_shared, text, until_members_have,
+    shared_url, signal, stop_shared, text, until_member, until_members_have,
 };
 
 /// Gossip every 300 ms: convergence still well under a second or two, and two writes sent
@@ -229,13 +229,13 @@ fn increments_held_by_a_paused_replica_are_never_counted_twice() {
     // How long after SIGCONT the router takes it back (under the clients' load).
     let resumed = Instant::now();
     let mut watcher = connect(&server.url);
-    while !member_line(&mut watcher, "replica", 0).alive {
-        assert!(
-            resumed.elapsed() < Duration::from_secs(10),
-            "replica 0 is not alive again"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    until_member(
+        &mut watcher,
+        "replica",
+        0,
+        Duration::from_secs(10),
+        |line| line.alive,
+    );
     println!(
         "replica/0: alive again {:?} after SIGCONT",
         resumed.elapsed()
@@ -388,21 +388,13 @@ fn a_killed_replica_is_restarted_and_takes_clients_only_once_caught_up() {
     let (pid, took) = server.kill_and_await_restart("replica/1");
     println!("replica/1: from kill -9 to alive again: {took:?}");
     let back = Instant::now();
-    let line = loop {
-        let line = member_line(&mut con, "replica", 1);
+    let line = until_member(&mut con, "replica", 1, Duration::from_secs(20), |line| {
         assert!(
             line.alive && line.pid == pid && line.incarnation == 1,
             "{line:?}"
         );
-        if !line.rejoining {
-            break line;
-        }
-        assert!(
-            back.elapsed() < Duration::from_secs(20),
-            "replica 1 never caught up: {line:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+        !line.rejoining
+    });
     println!(
         "replica/1 caught up {:?} after it was back: {line:?}",
         back.elapsed()

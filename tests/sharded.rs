@@ -17,7 +17,7 @@ use redis::{Commands, Value};
 use support::Server;
 use support::redis_client::{
     Shared, assert_members_alive, benchmark_completes, bulk, check_multi_key_commands, connect,
-    key_shard, kill_9, member_copy, member_line, shared_url, signal, stop_shared,
+    key_shard, kill_9, member_copy, member_line, shared_url, signal, stop_shared, until_member,
 };
 
 const SHARDS: u32 = 3;
@@ -229,18 +229,10 @@ fn a_paused_shard_is_down_while_paused_and_serves_again_with_its_keys() {
     assert!(during.to_string().contains("CLUSTERDOWN"), "{during}");
     signal(pid, "CONT");
     let resumed = Instant::now();
-    loop {
-        let line = member_line(&mut con, "shard", 1);
-        if line.alive {
-            assert_eq!((line.pid, line.incarnation), (pid, 0), "{line:?}");
-            break;
-        }
-        assert!(
-            resumed.elapsed() < Duration::from_secs(10),
-            "shard 1 is not alive again: {line:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let line = until_member(&mut con, "shard", 1, Duration::from_secs(10), |line| {
+        line.alive
+    });
+    assert_eq!((line.pid, line.incarnation), (pid, 0), "{line:?}");
     println!("shard/1: alive again {:?} after SIGCONT", resumed.elapsed());
     let got: Option<String> = con.get(&key).unwrap();
     assert_eq!(got.as_deref(), Some("before"));

@@ -642,20 +642,27 @@ mod tests {
         read_frame(socket).await[1..].to_vec()
     }
 
+    /// The first incarnation of `b` listens at its address, reads one message from `sender`,
+    /// then crashes (its socket and listener close). Returns `b`'s address.
+    async fn b_reads_one_message_then_crashes(
+        sender: &Endpoint,
+        book: &AddressBook,
+        b: &Peer,
+    ) -> String {
+        let b_addr = book.address(b).unwrap().to_string();
+        let listener = TcpListener::bind(&b_addr).await.unwrap();
+        sender.send(b, 9, b"one");
+        let (mut socket, _) = listener.accept().await.unwrap();
+        assert_eq!(read_hello(&mut socket).await, "proxy/0#0");
+        assert_eq!(read_payload(&mut socket).await, b"one");
+        b_addr
+    }
+
     #[tokio::test]
     async fn a_lost_link_is_dialled_again_and_delivers_in_order_what_waited() {
         let (book, a, b) = book();
         let sender = Endpoint::start(a.clone(), 0, book.clone()).await.unwrap();
-        let b_addr = book.address(&b).unwrap().to_string();
-
-        // The first incarnation of b reads one message, then crashes.
-        let listener = TcpListener::bind(&b_addr).await.unwrap();
-        sender.send(&b, 9, b"one");
-        let (mut socket, _) = listener.accept().await.unwrap();
-        assert_eq!(read_hello(&mut socket).await, "proxy/0#0");
-        assert_eq!(read_payload(&mut socket).await, b"one");
-        drop(socket);
-        drop(listener);
+        let b_addr = b_reads_one_message_then_crashes(&sender, &book, &b).await;
 
         // While b is gone, messages wait in the link's queue.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -790,14 +797,7 @@ mod tests {
         let sender = Endpoint::start_bounded(a, 0, book.clone(), bounds)
             .await
             .unwrap();
-        let b_addr = book.address(&b).unwrap().to_string();
-        let listener = TcpListener::bind(&b_addr).await.unwrap();
-        sender.send(&b, 9, b"one");
-        let (mut socket, _) = listener.accept().await.unwrap();
-        assert_eq!(read_hello(&mut socket).await, "proxy/0#0");
-        assert_eq!(read_payload(&mut socket).await, b"one");
-        drop(socket);
-        drop(listener);
+        let b_addr = b_reads_one_message_then_crashes(&sender, &book, &b).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         // Within the linger, messages wait; past it, they are dropped, and so are new ones.
         for i in 0..10u8 {

@@ -144,6 +144,29 @@ pub fn member_line(
         .unwrap_or_else(|| panic!("no {role}{member} in {info}"))
 }
 
+/// Polls member `member` of `role` in `INFO members` every 20 ms until `ready` holds of it,
+/// for up to `limit`; returns that line.
+pub fn until_member(
+    con: &mut Connection,
+    role: &str,
+    member: u32,
+    limit: Duration,
+    ready: impl Fn(&kvs_zoo::membership::view::MemberLine) -> bool,
+) -> kvs_zoo::membership::view::MemberLine {
+    let deadline = Instant::now() + limit;
+    loop {
+        let line = member_line(con, role, member);
+        if ready(&line) {
+            return line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{role}{member} not as awaited within {limit:?}: {line:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Checks `INFO members`: exactly `count` members of `role`, numbered 0, 1, …, each alive
 /// and each a live process.
 pub fn assert_members_alive(con: &mut Connection, role: &str, count: usize) {

@@ -618,6 +618,21 @@ mod tests {
         p
     }
 
+    /// Acceptors 0 and 1, a majority of three, accept `slot` under the ballot of
+    /// [`elected`]'s leader.
+    fn accepted_by_a_majority(p: &mut Proposer<u32>, slot: Slot) {
+        for acceptor in [0, 1] {
+            p.handle(Event::Acceptor(
+                acceptor,
+                FromAcceptor::Accepted {
+                    ballot: b(1, 0),
+                    promised: b(1, 0),
+                    slot,
+                },
+            ));
+        }
+    }
+
     fn accepts(out: &[Output<u32>]) -> Vec<(Slot, Entry<u32>)> {
         out.iter()
             .filter_map(|o| match o {
@@ -841,16 +856,7 @@ mod tests {
         let mut p = elected();
         for slot in 0..6u64 {
             p.handle(Event::Request(slot as u32));
-            for acceptor in [0, 1] {
-                p.handle(Event::Acceptor(
-                    acceptor,
-                    FromAcceptor::Accepted {
-                        ballot: b(1, 0),
-                        promised: b(1, 0),
-                        slot,
-                    },
-                ));
-            }
+            accepted_by_a_majority(&mut p, slot);
         }
         assert_eq!(p.kept(), 6);
         p.handle(Event::Applied {
@@ -911,16 +917,7 @@ mod tests {
     fn a_replica_that_reports_no_progress_gets_the_decided_slots_again() {
         let mut p = elected();
         p.handle(Event::Request(1));
-        for acceptor in [0, 1] {
-            p.handle(Event::Acceptor(
-                acceptor,
-                FromAcceptor::Accepted {
-                    ballot: b(1, 0),
-                    promised: b(1, 0),
-                    slot: 0,
-                },
-            ));
-        }
+        accepted_by_a_majority(&mut p, 0);
         // First report: maybe the decision is on its way.
         assert!(
             p.handle(Event::Applied {
@@ -949,16 +946,7 @@ mod tests {
         let mut p = elected();
         for slot in 0..4u64 {
             p.handle(Event::Request(slot as u32));
-            for acceptor in [0, 1] {
-                p.handle(Event::Acceptor(
-                    acceptor,
-                    FromAcceptor::Accepted {
-                        ballot: b(1, 0),
-                        promised: b(1, 0),
-                        slot,
-                    },
-                ));
-            }
+            accepted_by_a_majority(&mut p, slot);
         }
         for replica in 0..3 {
             p.handle(Event::Applied {
@@ -976,16 +964,7 @@ mod tests {
         assert_eq!(restarted, vec![Output::Behind(2, 4)]);
         // The others go on; the checkpoint follows them, not the restarted replica.
         p.handle(Event::Request(9));
-        for acceptor in [0, 1] {
-            p.handle(Event::Acceptor(
-                acceptor,
-                FromAcceptor::Accepted {
-                    ballot: b(1, 0),
-                    promised: b(1, 0),
-                    slot: 4,
-                },
-            ));
-        }
+        accepted_by_a_majority(&mut p, 4);
         for replica in 0..2 {
             p.handle(Event::Applied {
                 replica,
