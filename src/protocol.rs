@@ -107,6 +107,14 @@ pub enum KVSOperation<V> {
     /// [`KVSResult::Transaction`]. The edge sends one only when every key lives on one shard
     /// and no operation names a member.
     Transaction(Vec<KVSOperation<V>>),
+    /// Never sent by a client: a replica of the linearizable store, asked to bring another
+    /// up to date, reads its whole state at one point of the log. Answers
+    /// [`KVSResult::Snapshot`] with these bytes (the log's part of the snapshot) and the
+    /// store's state. Cores with no state transfer answer an error.
+    Snapshot(bytes::Bytes),
+    /// Never sent by a client: replace the store's whole state by one a
+    /// [`Self::Snapshot`] read. Answers `Ok`, or an error if the state cannot be read.
+    Restore(bytes::Bytes),
 }
 
 /// When a value written by [`KVSOperation::PutExpiring`] expires.
@@ -155,7 +163,11 @@ impl<V> KVSOperation<V> {
             | KVSOperation::Watch(k)
             | KVSOperation::Unwatch(k)
             | KVSOperation::Unchanged(k) => k,
-            KVSOperation::Count(_) | KVSOperation::Scan { .. } | KVSOperation::Flush(_) => &NO_KEY,
+            KVSOperation::Count(_)
+            | KVSOperation::Scan { .. }
+            | KVSOperation::Flush(_)
+            | KVSOperation::Snapshot(_)
+            | KVSOperation::Restore(_) => &NO_KEY,
         }
     }
 
@@ -201,7 +213,9 @@ impl<V> KVSOperation<V> {
             | KVSOperation::Ttl(_)
             | KVSOperation::Watch(_)
             | KVSOperation::Unwatch(_)
-            | KVSOperation::Unchanged(_) => true,
+            | KVSOperation::Unchanged(_)
+            | KVSOperation::Snapshot(_)
+            | KVSOperation::Restore(_) => true,
         }
     }
 
@@ -287,6 +301,9 @@ pub enum KVSResult<V> {
     Scanned(Option<u64>, Vec<Key>),
     /// A transaction that did not run: a key it watched had changed (`EXEC` answers nil).
     Aborted,
+    /// The answer to [`KVSOperation::Snapshot`]: the bytes it carried, and the store's state
+    /// (for [`KVSOperation::Restore`]). Never sent to a client.
+    Snapshot(bytes::Bytes, bytes::Bytes),
 }
 
 /// A result addressed to the request it answers.

@@ -367,6 +367,9 @@ mod tests {
             KVSOperation::Watch(_) | KVSOperation::Unwatch(_) | KVSOperation::Unchanged(_) => {
                 KVSResult::Ok
             }
+            KVSOperation::Snapshot(_) | KVSOperation::Restore(_) => {
+                crate::store::refusals::no_state_transfer()
+            }
         }
     }
 

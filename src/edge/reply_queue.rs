@@ -293,6 +293,7 @@ fn result_bytes(result: &KVSResult<Bytes>) -> usize {
             KVSResult::Ok | KVSResult::NotFound | KVSResult::Integer(_) | KVSResult::Aborted => 0,
             KVSResult::Transaction(results) => results.iter().map(result_bytes).sum(),
             KVSResult::Scanned(_, keys) => keys.iter().map(|k| k.len() + RESULT_OVERHEAD).sum(),
+            KVSResult::Snapshot(log, store) => log.len() + store.len(),
         }
 }
 

@@ -79,6 +79,11 @@ pub mod channel {
     /// Requests forwarded by a follower proposer to the leader (Multi-Paxos): a channel of
     /// its own, because proposers already read [`ORDER`] from the proxy.
     pub const FORWARD: u8 = 13;
+    /// The leader's request that a replica send its state to one that fell behind the log
+    /// (Multi-Paxos state transfer), proposer to replica.
+    pub const SNAPSHOT_ASK: u8 = 14;
+    /// A snapshot's parts, replica to replica.
+    pub const SNAPSHOT: u8 = 15;
 }
 
 /// A process of the deployment: its role and its member id in that role.

@@ -283,6 +283,9 @@ impl<V: Clone + Ord + std::hash::Hash> CausalStore<V> {
                 }
             }
             KVSOperation::Transaction(_) => (crate::store::refusals::transaction_at_core(), None),
+            KVSOperation::Snapshot(_) | KVSOperation::Restore(_) => {
+                (crate::store::refusals::no_state_transfer(), None)
+            }
             KVSOperation::Append(..) | KVSOperation::PutIf(..) | KVSOperation::Cas(..) => {
                 (crate::store::refusals::needs_one_copy(), None)
             }

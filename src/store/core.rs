@@ -54,6 +54,27 @@ pub const MAX_WATCHES: usize = 100_000;
 /// The longest value APPEND may build: Redis's `proto-max-bulk-len` (512 MiB).
 pub const MAX_STRING_BYTES: usize = 512 * 1024 * 1024;
 
+/// An [`LwwStore`]'s whole state, as [`KVSOperation::Snapshot`] reads it and
+/// [`KVSOperation::Restore`] puts it back: how a replica of the linearizable store that
+/// fell behind the log takes over another's state (see [`crate::consensus::paxos::transfer`]).
+/// Everything an operation's answer can depend on is here — values with their stamps
+/// (tombstones too), the clock, the store's time, deadlines and watches — so the replica
+/// that restores it answers every later operation of the log as the one that read it.
+/// Sorted, so two replicas at one point of the log read equal images.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoreImage {
+    /// The Lamport clock.
+    pub clock: u64,
+    /// The store's time (ms since the epoch).
+    pub now: u64,
+    /// Every key, with its stamp and its value (`None`: a tombstone).
+    pub values: Vec<(Key, Stamp, Option<bytes::Bytes>)>,
+    /// Every deadline.
+    pub deadlines: Vec<(Key, u64)>,
+    /// Every watch: the client, the key, the version watched.
+    pub watches: Vec<(ClientId, Key, Option<u64>)>,
+}
+
 /// The LWW state machine: a lattice map of [`LwwValue`]s plus a Lamport clock.
 #[derive(Clone, Debug)]
 pub struct LwwStore<V> {
@@ -122,6 +143,69 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
     /// current value; 0 if it was never written. Every change stamps a later time.
     fn version(&self, key: &Key) -> u64 {
         self.store.get(key).map_or(0, |v| v.stamp.time)
+    }
+
+    /// The store's whole state, encoded ([`StoreImage`]).
+    pub fn image(&self) -> Result<bytes::Bytes, String> {
+        let mut values: Vec<(Key, Stamp, Option<bytes::Bytes>)> = self
+            .store
+            .entries()
+            .map(|(key, v)| {
+                let value = v.live().map(|v| bytes::Bytes::copy_from_slice(v.bytes()));
+                (key.clone(), v.stamp, value)
+            })
+            .collect();
+        values.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut deadlines: Vec<(Key, u64)> = self
+            .deadlines
+            .iter()
+            .map(|(k, d)| (k.clone(), *d))
+            .collect();
+        deadlines.sort_unstable();
+        let image = StoreImage {
+            clock: self.clock,
+            now: self.now,
+            values,
+            deadlines,
+            watches: self
+                .watches
+                .iter()
+                .map(|((client, key), version)| (*client, key.clone(), *version))
+                .collect(),
+        };
+        bincode::serialize(&image)
+            .map(bytes::Bytes::from)
+            .map_err(|e| format!("the store's state could not be encoded: {e}"))
+    }
+
+    /// Replaces the whole state by `image` (what [`Self::image`] encoded); the store stays
+    /// as it was if the image cannot be read. This store's writer id is kept: it stamps its
+    /// own writes.
+    pub fn restore(&mut self, image: &[u8]) -> Result<(), String> {
+        let image: StoreImage = bincode::deserialize(image)
+            .map_err(|e| format!("a snapshot of the store could not be read: {e}"))?;
+        self.store.clear();
+        for (key, stamp, value) in image.values {
+            let value = LwwValue {
+                stamp,
+                value: value.map(|v| V::from_bytes(v.to_vec())),
+            };
+            self.store.merge_quietly(key, value);
+        }
+        self.clock = image.clock;
+        self.now = image.now;
+        self.due = image
+            .deadlines
+            .iter()
+            .map(|(k, d)| (*d, k.clone()))
+            .collect();
+        self.deadlines = image.deadlines.into_iter().collect();
+        self.watches = image
+            .watches
+            .into_iter()
+            .map(|(client, key, version)| ((client, key), version))
+            .collect();
+        Ok(())
     }
 
     /// How many watches the store holds, over all clients.
@@ -385,6 +469,20 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
                 };
                 (Some(reply_to.respond(result)), None)
             }
+            KVSOperation::Snapshot(log) => {
+                let result = match self.image() {
+                    Ok(image) => KVSResult::Snapshot(log, image),
+                    Err(e) => KVSResult::Error(e),
+                };
+                (Some(reply_to.respond(result)), None)
+            }
+            KVSOperation::Restore(image) => {
+                let result = match self.restore(&image) {
+                    Ok(()) => KVSResult::Ok,
+                    Err(e) => KVSResult::Error(e),
+                };
+                (Some(reply_to.respond(result)), None)
+            }
             KVSOperation::Ttl(key) => {
                 let ttl = match (self.live(&key), self.deadlines.get(&key)) {
                     (None, _) => -2,
@@ -535,6 +633,75 @@ mod tests {
 
     fn expiring(value: u32, deadline: u64) -> KVSOperation<Bytes> {
         KVSOperation::PutExpiring(k(), n(value), None, Expiry::At(deadline))
+    }
+
+    /// A store restored from another's snapshot answers every later operation as that one
+    /// does: values, tombstones, stamps, deadlines, the store's time and watches all travel.
+    #[test]
+    fn a_restored_store_answers_as_the_one_it_was_read_from() {
+        let key = |name: &'static str| Key::from_static(name.as_bytes());
+        let mut source = LwwStore::<Bytes>::single_copy();
+        for op in [
+            KVSOperation::Put(key("a"), n(1)),
+            KVSOperation::Put(key("gone"), n(2)),
+            KVSOperation::Delete(key("gone")),
+            KVSOperation::PutExpiring(key("ttl"), n(3), None, Expiry::At(5_000)),
+            KVSOperation::Watch(key("a")),
+        ] {
+            result(&mut source, at(1_000, op));
+        }
+        let KVSResult::Snapshot(log, image) = result(
+            &mut source,
+            req(0, KVSOperation::Snapshot(Bytes::from_static(b"log"))),
+        ) else {
+            panic!("a snapshot");
+        };
+        assert_eq!(
+            log,
+            Bytes::from_static(b"log"),
+            "the log's part comes back as sent"
+        );
+        let mut restored = LwwStore::<Bytes>::single_copy();
+        result(&mut restored, req(0, KVSOperation::Put(key("stale"), n(9))));
+        assert_eq!(
+            result(&mut restored, req(1, KVSOperation::Restore(image.clone()))),
+            KVSResult::Ok
+        );
+        for op in [
+            KVSOperation::Get(key("stale")),
+            KVSOperation::Get(key("a")),
+            KVSOperation::Ttl(key("ttl")),
+            KVSOperation::Unchanged(key("a")),
+            KVSOperation::Add(key("gone"), 1),
+            KVSOperation::Count(ShardId(0)),
+        ] {
+            assert_eq!(
+                result(&mut restored, at(2_000, op.clone())),
+                result(&mut source, at(2_000, op.clone())),
+                "{op:?}"
+            );
+        }
+        // The deadline passes at both.
+        let get = || at(6_000, KVSOperation::Get(key("ttl")));
+        assert_eq!(result(&mut restored, get()), KVSResult::NotFound);
+        assert_eq!(result(&mut source, get()), KVSResult::NotFound);
+        // Both stamped the same writes the same way: their images are equal again.
+        assert_eq!(restored.image(), source.image());
+    }
+
+    #[test]
+    fn a_snapshot_that_cannot_be_read_leaves_the_store_as_it_was() {
+        let mut s = LwwStore::<Bytes>::single_copy();
+        result(&mut s, req(0, KVSOperation::Put(k(), n(1))));
+        let garbage = KVSOperation::Restore(Bytes::from_static(b"\xff\xff\xff"));
+        assert!(matches!(
+            result(&mut s, req(1, garbage)),
+            KVSResult::Error(_)
+        ));
+        assert_eq!(
+            result(&mut s, req(2, KVSOperation::Get(k()))),
+            KVSResult::Value(n(1))
+        );
     }
 
     /// A single copy answers exactly as a store that reports its changes, transactions

@@ -154,6 +154,10 @@ impl<S: Merge<S> + Clone + Fingerprint> LatticeStore<S> {
                     KVSOperation::Transaction(_) => {
                         (Some(reply_to.respond(transaction_at_core())), None)
                     }
+                    KVSOperation::Snapshot(_) | KVSOperation::Restore(_) => (
+                        Some(reply_to.respond(crate::store::refusals::no_state_transfer())),
+                        None,
+                    ),
                     KVSOperation::Add(..)
                     | KVSOperation::Append(..)
                     | KVSOperation::PutIf(..)

@@ -51,6 +51,13 @@ pub fn flush_needs_one_copy<V>() -> KVSResult<V> {
     )
 }
 
+/// A core's answer to a snapshot or a restore ([`KVSOperation::Snapshot`](crate::protocol::KVSOperation::Snapshot)): only the
+/// linearizable store's replicas transfer state (a replicated store's replica catches up by
+/// anti-entropy instead).
+pub fn no_state_transfer<V>() -> KVSResult<V> {
+    KVSResult::Error("this core transfers no state: replicas catch up by anti-entropy".into())
+}
+
 /// A core's answer to a transaction given to it directly: cores run through
 /// [`apply_atomically`](crate::store::seam::apply_atomically), which takes transactions
 /// apart, so none ever sees one.

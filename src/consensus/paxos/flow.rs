@@ -9,6 +9,7 @@
 //!              │                    │                 └──┘ └───Accepted──────────┘
 //!              │                    │                    │ Decided(slot, entry)
 //!   replicas:  │                    └─ responses ◀── KVSCore ◀── ReplicaLog (slot order)
+//!                                          snapshots, replica to replica ──┘ (state transfer)
 //! ```
 //!
 //! Every role runs the same shape: its inputs — messages from its inbox, ticks of its timers
@@ -33,8 +34,9 @@ use bytes::Bytes;
 use hydro_lang::live_collections::stream::{NoOrder, TotalOrder};
 use hydro_lang::prelude::*;
 
-use super::log::ReplicaLog;
 use super::proposer::{Event, Output, Settings};
+use super::replica::ReplicaStep;
+use super::transfer::Part;
 use super::{Ballot, Entry, FromAcceptor, Ordered, Slot, ToAcceptor};
 use crate::membership::liveness::Beat;
 use crate::net::Transport;
@@ -104,6 +106,8 @@ pub enum Addressed {
     Proxy(Ballot),
     /// A decided slot, to a replica.
     Replica(u32, Decided),
+    /// To replica `from`: send a snapshot of your state to replica `to` (the second field).
+    Transfer(u32, u32),
 }
 
 /// Addresses one of a proposer's outputs: a broadcast becomes one message per receiver.
@@ -122,12 +126,16 @@ pub fn address(output: Output<Ordered<Bytes>>) -> Vec<Addressed> {
             .map(|r| Addressed::Replica(r, (slot, entry.clone())))
             .collect(),
         Output::Resend(replica, slot, entry) => vec![Addressed::Replica(replica, (slot, entry))],
-        Output::Behind(replica, checkpoint) => {
+        Output::Transfer {
+            from,
+            to,
+            checkpoint,
+        } => {
             eprintln!(
-                "kvs-zoo: replica {replica} fell behind the checkpoint (slot {checkpoint}): it \
-                 was silent too long and can no longer catch up from the log"
+                "kvs-zoo: replica {to} is behind the checkpoint (slot {checkpoint}), restarted \
+                 or silent too long: replica {from} sends it a snapshot"
             );
-            Vec::new()
+            vec![Addressed::Transfer(from, to)]
         }
     }
 }
@@ -178,36 +186,6 @@ impl<'a, P: 'a, A: 'a, R: 'a> PaxosTicks<'a, P, A, R> {
                 .map(q!(|_| ()))
                 .weaken_ordering(),
         }
-    }
-}
-
-/// What happens to a replica's log: a decided slot arrives, or it is time to report progress.
-#[derive(Clone, Debug)]
-pub enum ReplicaEvent {
-    /// A proposer decided this slot.
-    Decided(Decided),
-    /// Time to tell the proposers how far this replica has applied.
-    Report,
-}
-
-/// What a replica's log asks of its process.
-#[derive(Clone, Debug)]
-pub enum ReplicaStep {
-    /// Apply this request to the core (in log order, each request once).
-    Apply(KVSRequest<Bytes>),
-    /// Tell every proposer that every slot below this one is applied here.
-    Progress(Slot),
-}
-
-/// One step of a replica's log.
-pub fn replica_step(log: &mut ReplicaLog<Ordered<Bytes>>, event: ReplicaEvent) -> Vec<ReplicaStep> {
-    match event {
-        ReplicaEvent::Decided((slot, entry)) => log
-            .decided(slot, entry)
-            .into_iter()
-            .map(|ordered| ReplicaStep::Apply(ordered.request))
-            .collect(),
-        ReplicaEvent::Report => vec![ReplicaStep::Progress(log.next())],
     }
 }
 
@@ -279,25 +257,40 @@ pub fn acceptor<'a, A: 'a>(
         .flatten_ordered()
 }
 
-/// A replica's log: decided slots and report ticks in, requests to apply (in log order, each
-/// once) and progress reports out.
+/// A replica's log ([`super::replica::ReplicaState`]): decided slots, report ticks, the
+/// leader's requests for a snapshot (`send_snapshot`: to which replica) and parts of
+/// snapshots (`parts`: from which replica) in; requests to apply (in log order, each once,
+/// and the replica's own requests that read or replace the store's state) and progress
+/// reports out.
 pub fn replica_log<'a, R: 'a>(
     decided: Stream<Decided, Cluster<'a, R>, Unbounded, NoOrder>,
     report: Stream<(), Cluster<'a, R>, Unbounded, NoOrder>,
+    send_snapshot: Stream<u32, Cluster<'a, R>, Unbounded, NoOrder>,
+    parts: Stream<(u32, Part), Cluster<'a, R>, Unbounded, NoOrder>,
 ) -> Stream<ReplicaStep, Cluster<'a, R>, Unbounded, TotalOrder> {
     decided
-        .map(q!(|decided| {
-            crate::consensus::paxos::flow::ReplicaEvent::Decided(decided)
+        .map(q!(|(slot, entry)| {
+            crate::consensus::paxos::replica::ReplicaEvent::Decided(slot, entry)
         }))
-        .merge_unordered(report.map(q!(|_| crate::consensus::paxos::flow::ReplicaEvent::Report)))
+        .merge_unordered(report.map(q!(|_| {
+            crate::consensus::paxos::replica::ReplicaEvent::Report
+        })))
+        .merge_unordered(send_snapshot.map(q!(|to| {
+            crate::consensus::paxos::replica::ReplicaEvent::SendSnapshot(to)
+        })))
+        .merge_unordered(parts.map(q!(|(from, part)| {
+            crate::consensus::paxos::replica::ReplicaEvent::Part(from, part)
+        })))
         .assume_ordering::<TotalOrder>(nondet!(
             /// Decided slots may arrive in any order (from several proposers, resent, out of
-            /// order): the log applies them in slot order whatever their arrival order. The
-            /// order only decides which progress a report carries.
+            /// order): the log applies them in slot order whatever their arrival order. A
+            /// snapshot is read at whatever point of the log the request for it arrives, and
+            /// installed only if it is ahead of the log, whatever came before. The order only
+            /// decides which progress a report carries and which slot a snapshot covers.
         ))
         .scan(
-            q!(|| crate::consensus::paxos::log::ReplicaLog::new()),
-            q!(|log, event| Some(crate::consensus::paxos::flow::replica_step(log, event))),
+            q!(|| crate::consensus::paxos::replica::ReplicaState::new()),
+            q!(|replica, event| Some(replica.step(event))),
         )
         .flatten_ordered()
 }
@@ -425,8 +418,12 @@ impl<'a, P: 'a, A: 'a, R: 'a> PaxosRouter<'a, P, A, R> {
             crate::consensus::paxos::flow::Addressed::Proxy(ballot) => Some(ballot),
             _ => None,
         }));
-        let decided = outputs.filter_map(q!(|a| match a {
+        let decided = outputs.clone().filter_map(q!(|a| match a {
             crate::consensus::paxos::flow::Addressed::Replica(to, decided) => Some((to, decided)),
+            _ => None,
+        }));
+        let snapshot_asks = outputs.filter_map(q!(|a| match a {
+            crate::consensus::paxos::flow::Addressed::Transfer(from, to) => Some((from, to)),
             _ => None,
         }));
 
@@ -441,24 +438,56 @@ impl<'a, P: 'a, A: 'a, R: 'a> PaxosRouter<'a, P, A, R> {
         let answers = acceptor(at_acceptors);
 
         // Replicas: the decided log, in slot order and each request once, into the core;
-        // every answer back to the proxy, progress to the proposers.
+        // every answer back to the proxy, progress to the proposers, snapshots to replicas
+        // behind (which arrive after they are sent: a cycle, closed below).
         let at_replicas = between(decided, replicas, "replica", channel::DECIDED, net)
             .map(q!(|(_proposer, decided)| decided));
         let watched = at_replicas.clone();
-        let steps = replica_log(at_replicas, ticks.replica.clone());
+        let asked = between(
+            snapshot_asks,
+            replicas,
+            "replica",
+            channel::SNAPSHOT_ASK,
+            net,
+        )
+        .map(q!(|(_proposer, to)| to));
+        let (parts_later, parts) =
+            replicas.forward_ref::<Stream<(u32, Part), Cluster<'a, R>, Unbounded, NoOrder>>();
+        let steps = replica_log(at_replicas, ticks.replica.clone(), asked, parts);
         let in_order = steps.clone().filter_map(q!(|step| match step {
-            crate::consensus::paxos::flow::ReplicaStep::Apply(request) => Some(request),
+            crate::consensus::paxos::replica::ReplicaStep::Apply(request) => Some(request),
             _ => None,
         }));
         let progress = steps
             .filter_map(q!(|step| match step {
-                crate::consensus::paxos::flow::ReplicaStep::Progress(next) => Some(next),
+                crate::consensus::paxos::replica::ReplicaStep::Progress(next) => Some(next),
                 _ => None,
             }))
             .flat_map_ordered(q!(|next| crate::consensus::paxos::flow::to_every_proposer(
                 (next, crate::membership::incarnation())
             )));
-        let responses = to_proxy(serve(in_order), proxy, channel::RESPONSES, net);
+        let answered = serve(in_order);
+        let to_clients = answered.clone().filter(q!(|response| {
+            response.client != crate::consensus::paxos::transfer::TRANSFER_CLIENT
+        }));
+        let snapshots = answered
+            .filter(q!(|response| {
+                response.client == crate::consensus::paxos::transfer::TRANSFER_CLIENT
+            }))
+            .filter_map(q!(|response| {
+                crate::consensus::paxos::replica::snapshot_destination(response)
+            }))
+            .flat_map_ordered(q!(|(to, id, snapshot)| {
+                crate::consensus::paxos::transfer::parts_for(to, id, &snapshot)
+            }));
+        parts_later.complete(between(
+            snapshots,
+            replicas,
+            "replica",
+            channel::SNAPSHOT,
+            net,
+        ));
+        let responses = to_proxy(to_clients, proxy, channel::RESPONSES, net);
 
         // The proxy: requests, what it hears and its timer, through the PaxosClient.
         let heard = proxy_inbox

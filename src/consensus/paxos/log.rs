@@ -2,14 +2,17 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 use super::{Command, Entry, Slot};
 
-/// How far ahead of the slot it applies next a replica buffers decided slots. A slot further
-/// ahead is dropped: a replica that far behind is either missing a slot the leader will send
-/// again (it re-sends from where the replica reports it is, and the dropped ones come again
-/// after), or can never catch up from the log (restarted, or behind the checkpoint) and must
-/// not buffer the log without end while it waits.
-pub const MAX_EARLY: Slot = 10_000;
+/// How many decided slots a replica buffers ahead of the slot it applies next. Past that, the
+/// lowest buffered slot is dropped, so the newest are kept: a replica that far behind is
+/// either missing a slot the leader will send again (it re-sends from where the replica
+/// reports it is, and the dropped ones come again after), or waits for a snapshot of another
+/// replica (restarted, or behind the checkpoint: see [`ReplicaLog::install`]), which the
+/// newest slots continue. Either way it must not buffer the log without end while it waits.
+pub const MAX_EARLY: usize = 10_000;
 
 /// The decided log as one replica sees it: the slots it has applied, the decided slots that
 /// arrived early, and which requests it applied.
@@ -24,12 +27,28 @@ pub struct ReplicaLog<C> {
 }
 
 /// What the log remembers of one client's requests.
-#[derive(Clone, Debug, Default)]
-struct Session {
+///
+/// (Public, as the log's snapshot carries it: Hydro's staged copy of this crate keeps no
+/// `impl` of a private type, derived ones included.)
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
     /// Requests below this are answered and never sent again.
-    answered_below: u64,
+    pub answered_below: u64,
     /// Requests at or above `answered_below` that were applied.
-    applied: BTreeSet<u64>,
+    pub applied: BTreeSet<u64>,
+}
+
+/// A replica's log as another replica installs it ([`ReplicaLog::install`]): how far it is
+/// applied, and which requests were applied, so that a request decided again after the
+/// snapshot (a client's retry) is still applied once. It goes with the store's state at the
+/// same point of the log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogImage {
+    /// Every slot below this is applied in the store the image goes with.
+    pub next: Slot,
+    /// Per client, which of its requests were applied (sorted by client, so that two
+    /// replicas' images of one log are equal).
+    pub sessions: Vec<(u64, Session)>,
 }
 
 impl<C> Default for ReplicaLog<C> {
@@ -55,10 +74,16 @@ impl<C: Command> ReplicaLog<C> {
         if slot < self.next {
             return Vec::new(); // applied already: a re-sent decision
         }
-        if slot >= self.next.saturating_add(MAX_EARLY) {
-            return Vec::new(); // too far ahead to buffer (see `MAX_EARLY`)
-        }
         self.early.insert(slot, entry);
+        let ready = self.drain();
+        if self.early.len() > MAX_EARLY {
+            self.early.pop_first(); // the oldest goes (see `MAX_EARLY`)
+        }
+        ready
+    }
+
+    /// Applies the buffered slots that follow `next` without a hole.
+    fn drain(&mut self) -> Vec<C> {
         let mut ready = Vec::new();
         while let Some(entry) = self.early.remove(&self.next) {
             self.next += 1;
@@ -67,6 +92,39 @@ impl<C: Command> ReplicaLog<C> {
             }
         }
         ready
+    }
+
+    /// This log as another replica installs it, at the point where it is now: what goes with
+    /// a snapshot of the store taken at the same point.
+    pub fn image(&self) -> LogImage {
+        let mut sessions: Vec<(u64, Session)> = self
+            .sessions
+            .iter()
+            .map(|(client, session)| (*client, session.clone()))
+            .collect();
+        sessions.sort_unstable_by_key(|(client, _)| *client);
+        LogImage {
+            next: self.next,
+            sessions,
+        }
+    }
+
+    /// Takes over another replica's log at `image` — the store has just been replaced by the
+    /// state that goes with it — if it is ahead of this one; a snapshot that is not (a late
+    /// one, or one asked twice) changes nothing and returns `None`. Returns the requests of
+    /// the buffered slots that now follow without a hole, to apply after the store's state.
+    ///
+    /// This is how a replica catches up once the slots it lacks are forgotten (restarted
+    /// empty, or behind the checkpoint): the slots decided while the snapshot travelled are
+    /// buffered here meanwhile, and the leader re-sends any it lacks after.
+    pub fn install(&mut self, image: LogImage) -> Option<Vec<C>> {
+        if image.next <= self.next {
+            return None;
+        }
+        self.next = image.next;
+        self.sessions = image.sessions.into_iter().collect();
+        self.early = self.early.split_off(&self.next);
+        Some(self.drain())
     }
 
     /// Records `command` as applied; false if it was applied before.
@@ -173,9 +231,58 @@ mod tests {
     #[test]
     fn a_stuck_replica_buffers_a_bounded_number_of_slots() {
         let mut log = ReplicaLog::<Ordered<Bytes>>::new();
-        for slot in 1..MAX_EARLY + 500 {
+        for slot in 1..MAX_EARLY as Slot + 500 {
             assert!(log.decided(slot, Entry::Noop).is_empty());
         }
-        assert_eq!(log.waiting() as u64, MAX_EARLY - 1);
+        assert_eq!(log.waiting(), MAX_EARLY);
+        // The newest are kept: a snapshot at slot 600 continues from them.
+        let image = LogImage {
+            next: 600,
+            sessions: Vec::new(),
+        };
+        assert!(log.install(image).expect("ahead").is_empty());
+        assert_eq!(log.next(), MAX_EARLY as Slot + 500);
+        assert_eq!(log.waiting(), 0);
+    }
+
+    /// A replica that installs another's image applies what follows it, and still applies a
+    /// request decided again after the snapshot only once.
+    #[test]
+    fn an_installed_image_continues_the_log_and_remembers_what_was_applied() {
+        let mut source = ReplicaLog::new();
+        source.decided(0, Entry::Batch(vec![put(1, 0, 0), put(1, 1, 0)]));
+        let mut behind = ReplicaLog::new();
+        // Slot 2 arrives while the snapshot travels; slot 1 was decided before it.
+        assert!(
+            behind
+                .decided(2, Entry::Batch(vec![put(2, 0, 0)]))
+                .is_empty()
+        );
+        source.decided(1, Entry::Batch(vec![put(1, 2, 0)]));
+        let image = source.image();
+        assert_eq!(image.next, 2);
+        assert_eq!(
+            ids(behind.install(image.clone()).expect("ahead")),
+            vec![(2, 0)]
+        );
+        assert_eq!(behind.next(), 3);
+        // A retry of a request applied before the snapshot, decided again: applied once.
+        assert!(
+            behind
+                .decided(3, Entry::Batch(vec![put(1, 1, 0)]))
+                .is_empty()
+        );
+        // The same image again, or an older one, changes nothing.
+        assert!(behind.install(image).is_none());
+        assert_eq!(behind.next(), 4);
+    }
+
+    #[test]
+    fn images_of_one_log_are_equal() {
+        let (mut a, mut b) = (ReplicaLog::new(), ReplicaLog::new());
+        for log in [&mut a, &mut b] {
+            log.decided(0, Entry::Batch((0..50).map(|c| put(c, 0, 0)).collect()));
+        }
+        assert_eq!(a.image(), b.image());
     }
 }

@@ -12,7 +12,10 @@
 //!   heartbeats, forward requests to it, and elect a new leader when the heartbeats stop.
 //! - [`log::ReplicaLog`]: a replica's view of the decided log. It hands decided entries to the
 //!   store in slot order, whatever order they arrive in, and drops a request it has already
-//!   applied (a client's retry may be decided twice, in two slots).
+//!   applied (a client's retry may be decided twice, in two slots). [`replica::ReplicaState`]
+//!   wraps it with state transfer ([`transfer`]): a replica that fell behind the forgotten
+//!   part of the log (restarted empty, or taken for dead while slow) installs a snapshot of
+//!   another replica's store and log, and goes on from there.
 //!
 //! ```text
 //!  proxy ──request──▶ proposer (leader) ──Prepare/Accept──▶ acceptors
@@ -33,7 +36,9 @@ pub mod client;
 pub mod flow;
 pub mod log;
 pub mod proposer;
+pub mod replica;
 pub mod roles;
+pub mod transfer;
 
 use serde::{Deserialize, Serialize};
 

@@ -26,8 +26,11 @@
 //! replicas it heard from recently as the *checkpoint*: acceptors and this proposer forget
 //! the slots below it, so the log's memory stays bounded. A replica silent for
 //! [`Settings::replica_silence`] election timeouts is taken for dead (crash-stop: it never
-//! comes back) and no longer holds the checkpoint back. If it was only slow, it has lost the
-//! slots it lacks: the leader tells it so ([`Output::Behind`]) rather than leave it waiting.
+//! comes back) and no longer holds the checkpoint back. If it was only slow, or was
+//! restarted with nothing, the slots it lacks are forgotten: the leader asks the replica
+//! furthest ahead to send it a snapshot ([`Output::Transfer`]), and asks again every
+//! [`TRANSFER_RETRY_REPORTS`] reports while it is still behind (the snapshot, or the replica
+//! sending it, may be lost).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -76,6 +79,11 @@ impl Settings {
     }
 }
 
+/// How many reports of a replica still behind the checkpoint the leader waits for before it
+/// asks for a snapshot again (5 s at the deployment's report rate): long enough for a large
+/// store to travel, short enough that a lost snapshot is soon replaced.
+pub const TRANSFER_RETRY_REPORTS: u32 = 50;
+
 /// The default bound on a slot's requests: 16 MiB, so that a slot — a batch of requests of up
 /// to 1 MiB values each, or one transaction the edge allowed — stays far below the transport's
 /// frame limit.
@@ -119,10 +127,18 @@ pub enum Output<C> {
     Decided(Slot, Entry<C>),
     /// A decided slot, again, to one replica that lacks it.
     Resend(u32, Slot, Entry<C>),
-    /// To a replica that reported progress below the checkpoint: the slots it lacks are
-    /// forgotten, it can no longer catch up from the log. (It was taken for dead after a
-    /// long silence and was only slow; it must be restored from another replica's state.)
-    Behind(u32, Slot),
+    /// A replica reported progress below the checkpoint: the slots it lacks are forgotten,
+    /// it can no longer catch up from the log (it was restarted with nothing, or taken for
+    /// dead after a long silence and was only slow). Replica `from`, the one furthest ahead,
+    /// is asked to send it a snapshot of its state.
+    Transfer {
+        /// The replica asked to send its snapshot.
+        from: u32,
+        /// The replica behind.
+        to: u32,
+        /// The checkpoint it is behind.
+        checkpoint: Slot,
+    },
 }
 
 /// A slot the leader proposed and has not seen decided.
@@ -157,8 +173,9 @@ struct Progress {
     silent: u32,
     /// Whether it reported at all.
     reported: bool,
-    /// Whether it was told it fell behind (once is enough).
-    told_behind: bool,
+    /// Reports still behind the checkpoint before a snapshot is asked for again (0: ask at
+    /// the next one).
+    transfer_wait: u32,
     /// The replica's incarnation this progress is of.
     incarnation: u32,
 }
@@ -210,7 +227,7 @@ impl<C: Clone + Serialize> Proposer<C> {
                         next: 0,
                         silent: 0,
                         reported: false,
-                        told_behind: false,
+                        transfer_wait: 0,
                         incarnation: 0,
                     };
                     (r, fresh)
@@ -523,7 +540,7 @@ impl<C: Clone + Serialize> Proposer<C> {
                 next,
                 silent: 0,
                 reported: false,
-                told_behind: false,
+                transfer_wait: 0,
                 incarnation,
             };
         }
@@ -533,9 +550,18 @@ impl<C: Clone + Serialize> Proposer<C> {
         progress.silent = 0;
         progress.reported = true;
         if progress.next < checkpoint {
-            // The slots it lacks are forgotten: say so, once.
-            if leading && !std::mem::replace(&mut progress.told_behind, true) {
-                out.push(Output::Behind(replica, checkpoint));
+            // The slots it lacks are forgotten: another replica's snapshot must bring it up.
+            if leading && progress.transfer_wait == 0 {
+                progress.transfer_wait = TRANSFER_RETRY_REPORTS;
+                if let Some(from) = self.furthest_ahead(replica) {
+                    out.push(Output::Transfer {
+                        from,
+                        to: replica,
+                        checkpoint,
+                    });
+                }
+            } else {
+                progress.transfer_wait = progress.transfer_wait.saturating_sub(1);
             }
         } else if stuck && leading {
             // No progress since its last report while this leader holds decided slots it
@@ -549,6 +575,21 @@ impl<C: Clone + Serialize> Proposer<C> {
             );
         }
         self.advance_checkpoint();
+    }
+
+    /// The live replica (other than `behind`) that has applied the most: the one to send
+    /// `behind` a snapshot. None if no live replica is at the checkpoint.
+    fn furthest_ahead(&self, behind: u32) -> Option<u32> {
+        self.replicas
+            .iter()
+            .filter(|(r, p)| {
+                **r != behind
+                    && p.reported
+                    && p.silent < self.settings.replica_silence
+                    && p.next >= self.checkpoint
+            })
+            .max_by_key(|(r, p)| (p.next, std::cmp::Reverse(**r)))
+            .map(|(r, _)| *r)
     }
 
     fn age_replicas(&mut self) {
@@ -893,14 +934,19 @@ mod tests {
             });
         }
         assert_eq!((p.checkpoint(), p.kept()), (6, 0));
-        // Replica 1 was only slow: the leader tells it that it can no longer catch up.
+        // Replica 1 was only slow: it can no longer catch up from the log, and replica 0
+        // (as far ahead as any) is asked to send it a snapshot.
         assert_eq!(
             p.handle(Event::Applied {
                 replica: 1,
                 next: 4,
                 incarnation: 0,
             }),
-            vec![Output::Behind(1, 6)]
+            vec![Output::Transfer {
+                from: 0,
+                to: 1,
+                checkpoint: 6
+            }]
         );
         // The checkpoint travels with the next accept.
         let out = p.handle(Event::Request(9));
@@ -940,7 +986,7 @@ mod tests {
 
     /// A replica restarted without its state reports slot 0 again: it is a new start, not a
     /// late report. It does not hold the checkpoint back (the log would grow without end),
-    /// and the leader tells it that it can no longer catch up from the log.
+    /// and the replica furthest ahead is asked for a snapshot of its state.
     #[test]
     fn a_restarted_replica_starts_over_and_does_not_hold_the_checkpoint_back() {
         let mut p = elected();
@@ -948,10 +994,10 @@ mod tests {
             p.handle(Event::Request(slot as u32));
             accepted_by_a_majority(&mut p, slot);
         }
-        for replica in 0..3 {
+        for (replica, next) in [(0, 4), (1, 5), (2, 4)] {
             p.handle(Event::Applied {
                 replica,
-                next: 4,
+                next,
                 incarnation: 0,
             });
         }
@@ -961,7 +1007,29 @@ mod tests {
             next: 0,
             incarnation: 1,
         });
-        assert_eq!(restarted, vec![Output::Behind(2, 4)]);
+        assert_eq!(
+            restarted,
+            vec![Output::Transfer {
+                from: 1,
+                to: 2,
+                checkpoint: 4
+            }]
+        );
+        // Still behind (the snapshot is on its way, or lost): asked again only after
+        // `TRANSFER_RETRY_REPORTS` more reports.
+        let mut report = || {
+            p.handle(Event::Applied {
+                replica: 2,
+                next: 0,
+                incarnation: 1,
+            })
+        };
+        let quiet = (0..TRANSFER_RETRY_REPORTS).all(|_| report().is_empty());
+        assert!(quiet, "asked again too soon");
+        assert!(matches!(
+            report().as_slice(),
+            [Output::Transfer { to: 2, .. }]
+        ));
         // The others go on; the checkpoint follows them, not the restarted replica.
         p.handle(Event::Request(9));
         accepted_by_a_majority(&mut p, 4);

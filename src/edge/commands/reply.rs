@@ -28,7 +28,8 @@ pub fn assemble(kind: Assemble, results: Results) -> Reply {
             | KVSResult::Error(_)
             | KVSResult::Transaction(_)
             | KVSResult::Scanned(..)
-            | KVSResult::Aborted => false,
+            | KVSResult::Aborted
+            | KVSResult::Snapshot(..) => false,
         }),
         Assemble::MultiGet => Reply::Array(results.into_iter().map(value_reply).collect()),
         Assemble::Versioned => match results.into_iter().next() {
@@ -135,5 +136,6 @@ pub(super) fn value_reply(result: KVSResult<Bytes>) -> Reply {
         // A replicated store's counter: a string, as Redis stores the integers INCR makes.
         KVSResult::Integer(n) => Reply::text(n.to_string()),
         KVSResult::Scanned(_, keys) => Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
+        KVSResult::Snapshot(..) => Reply::err("a snapshot goes from replica to replica only"),
     }
 }
