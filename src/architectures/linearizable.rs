@@ -24,7 +24,10 @@
 //! leader included: after about one or two election timeouts (1 s each) the next proposer
 //! leads, recovers what the old leader may have decided, and the store serves again; clients'
 //! requests are retried by the proxy meanwhile and answered once. Replicas: the store
-//! answers while one lives. See [`crate::consensus::paxos`] for the protocol.
+//! answers while one lives. A killed member is restarted by `serve`: a proposer rejoins and
+//! may lead again; an acceptor comes back without a vote (it forgot its promises); a replica
+//! comes back empty and catches up from another replica's snapshot. See
+//! [`crate::consensus::paxos`] for the protocol.
 
 use bytes::Bytes;
 use hydro_lang::prelude::*;

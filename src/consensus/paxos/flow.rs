@@ -23,9 +23,11 @@
 //! simulated apart, in `tests/paxos_simulation.rs`, over a network that loses and reorders
 //! messages and with processes that crash, which Hydro's simulator does not model.
 //!
-//! Acceptors keep their promises in memory, not on disk: a killed process never comes back
-//! (crash-stop, which is what HydroDeploy gives us), so nothing it promised can be forgotten
-//! and then contradicted. A deployment whose processes restart would need them on disk.
+//! Acceptors keep their promises in memory, not on disk: an acceptor restarted by `serve`
+//! has forgotten what it promised, so it does not vote again
+//! ([`super::acceptor::Acceptor::in_incarnation`]) — never unsafe, but each restart costs the
+//! store a vote until acceptors keep their promises on disk. A restarted replica catches up
+//! from another's snapshot ([`super::replica`]).
 
 use std::sync::OnceLock;
 use std::time::Duration;

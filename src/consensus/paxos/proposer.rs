@@ -25,8 +25,8 @@
 //! are decided (a message lost to a dead connection), and takes the lowest progress among
 //! replicas it heard from recently as the *checkpoint*: acceptors and this proposer forget
 //! the slots below it, so the log's memory stays bounded. A replica silent for
-//! [`Settings::replica_silence`] election timeouts is taken for dead (crash-stop: it never
-//! comes back) and no longer holds the checkpoint back. If it was only slow, or was
+//! [`Settings::replica_silence`] election timeouts is taken for dead and no longer holds the
+//! checkpoint back. If it was only slow, or was
 //! restarted with nothing, the slots it lacks are forgotten: the leader asks the replica
 //! furthest ahead to send it a snapshot ([`Output::Transfer`]), and asks again every
 //! [`TRANSFER_RETRY_REPORTS`] reports while it is still behind (the snapshot, or the replica
