@@ -189,7 +189,7 @@ impl World {
             Message::Acceptor { to, from, message } => {
                 if let Some(acceptor) = self.acceptors[to as usize].as_mut() {
                     // A restarted acceptor answers nothing (it does not vote).
-                    if let Some(reply) = acceptor.handle(message) {
+                    for reply in acceptor.handle(message) {
                         self.network
                             .push(Message::Proposer(from, Event::Acceptor(to, reply)));
                     }

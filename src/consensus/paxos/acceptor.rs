@@ -11,7 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{Ballot, Entry, FromAcceptor, Slot, ToAcceptor};
+use serde::Serialize;
+
+use super::{Ballot, Entry, FromAcceptor, MAX_PROMISE_BYTES, Slot, ToAcceptor};
 
 /// One acceptor's state: its promise, and what it accepted for each slot it still keeps.
 #[derive(Clone, Debug)]
@@ -34,7 +36,7 @@ impl<C> Default for Acceptor<C> {
     }
 }
 
-impl<C: Clone> Acceptor<C> {
+impl<C: Clone + Serialize> Acceptor<C> {
     /// An acceptor that has promised and accepted nothing.
     pub fn new() -> Self {
         Self::default()
@@ -54,29 +56,24 @@ impl<C: Clone> Acceptor<C> {
         self.votes
     }
 
-    /// Answers one message of a proposer (`None` from an acceptor that does not vote).
-    pub fn handle(&mut self, message: ToAcceptor<C>) -> Option<FromAcceptor<C>> {
+    /// Answers one message of a proposer: an accept with one message, a prepare with a
+    /// promise in one or more parts ([`promise_parts`]); an acceptor that does not vote
+    /// answers nothing.
+    pub fn handle(&mut self, message: ToAcceptor<C>) -> Vec<FromAcceptor<C>> {
         if !self.votes {
-            return None;
+            return Vec::new();
         }
-        Some(self.answer(message))
-    }
-
-    fn answer(&mut self, message: ToAcceptor<C>) -> FromAcceptor<C> {
         match message {
             ToAcceptor::Prepare(ballot) => {
                 // Promising is monotonic: a lower ballot gets the current promise back, which
                 // tells its proposer to give up.
                 self.promised = self.promised.max(ballot);
-                FromAcceptor::Promise {
-                    promised: self.promised,
-                    accepted: self
-                        .accepted
-                        .iter()
-                        .map(|(slot, (ballot, entry))| (*slot, *ballot, entry.clone()))
-                        .collect(),
-                    checkpoint: self.checkpoint,
-                }
+                promise_parts(
+                    self.promised,
+                    self.checkpoint,
+                    &self.accepted,
+                    MAX_PROMISE_BYTES,
+                )
             }
             ToAcceptor::Accept {
                 ballot,
@@ -93,11 +90,11 @@ impl<C: Clone> Acceptor<C> {
                     }
                 }
                 self.forget_below(checkpoint);
-                FromAcceptor::Accepted {
+                vec![FromAcceptor::Accepted {
                     ballot,
                     promised: self.promised,
                     slot,
-                }
+                }]
             }
         }
     }
@@ -123,9 +120,51 @@ impl<C: Clone> Acceptor<C> {
     }
 }
 
+/// A promise of `promised` with the slots `accepted` holds, in parts of at most `max_bytes`
+/// of entries each (a larger entry has a part to itself); always at least one part.
+pub fn promise_parts<C: Clone + Serialize>(
+    promised: Ballot,
+    checkpoint: Slot,
+    accepted: &BTreeMap<Slot, (Ballot, Entry<C>)>,
+    max_bytes: u64,
+) -> Vec<FromAcceptor<C>> {
+    let mut groups: Vec<Vec<(Slot, Ballot, Entry<C>)>> = vec![Vec::new()];
+    let mut bytes = 0u64;
+    for (slot, (ballot, entry)) in accepted {
+        let size = bincode::serialized_size(entry).unwrap_or(max_bytes);
+        if bytes.saturating_add(size) > max_bytes && groups.last().is_some_and(|g| !g.is_empty()) {
+            groups.push(Vec::new());
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(size);
+        if let Some(group) = groups.last_mut() {
+            group.push((*slot, *ballot, entry.clone()));
+        }
+    }
+    let parts = u32::try_from(groups.len()).unwrap_or(u32::MAX);
+    groups
+        .into_iter()
+        .zip(0..parts)
+        .map(|(accepted, part)| FromAcceptor::Promise {
+            promised,
+            accepted,
+            checkpoint,
+            part,
+            parts,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one answer `message` gets.
+    fn answer(a: &mut Acceptor<u32>, message: ToAcceptor<u32>) -> FromAcceptor<u32> {
+        let mut answers = a.handle(message);
+        assert_eq!(answers.len(), 1, "{answers:?}");
+        answers.pop().unwrap()
+    }
 
     fn ballot(round: u64, proposer: u32) -> Ballot {
         Ballot { round, proposer }
@@ -143,10 +182,10 @@ mod tests {
     #[test]
     fn a_promise_reports_what_was_accepted() {
         let mut a = Acceptor::new();
-        a.answer(accept(ballot(1, 0), 0, 10, 0));
+        answer(&mut a, accept(ballot(1, 0), 0, 10, 0));
         let FromAcceptor::Promise {
             promised, accepted, ..
-        } = a.answer(ToAcceptor::Prepare(ballot(2, 1)))
+        } = answer(&mut a, ToAcceptor::Prepare(ballot(2, 1)))
         else {
             panic!("a promise")
         };
@@ -157,10 +196,10 @@ mod tests {
     #[test]
     fn an_older_ballot_is_refused_after_a_promise() {
         let mut a = Acceptor::new();
-        a.answer(ToAcceptor::Prepare(ballot(3, 2)));
+        answer(&mut a, ToAcceptor::Prepare(ballot(3, 2)));
         // The old leader's accept is refused, and nothing is stored.
         assert_eq!(
-            a.answer(accept(ballot(2, 0), 5, 1, 0)),
+            answer(&mut a, accept(ballot(2, 0), 5, 1, 0)),
             FromAcceptor::Accepted {
                 ballot: ballot(2, 0),
                 promised: ballot(3, 2),
@@ -169,7 +208,8 @@ mod tests {
         );
         assert_eq!(a.kept(), 0);
         // An older prepare gets the newer promise back.
-        let FromAcceptor::Promise { promised, .. } = a.answer(ToAcceptor::Prepare(ballot(1, 1)))
+        let FromAcceptor::Promise { promised, .. } =
+            answer(&mut a, ToAcceptor::Prepare(ballot(1, 1)))
         else {
             panic!("a promise")
         };
@@ -179,9 +219,10 @@ mod tests {
     #[test]
     fn a_later_accept_replaces_the_value_of_its_slot() {
         let mut a = Acceptor::new();
-        a.answer(accept(ballot(1, 0), 0, 10, 0));
-        a.answer(accept(ballot(2, 1), 0, 20, 0));
-        let FromAcceptor::Promise { accepted, .. } = a.answer(ToAcceptor::Prepare(ballot(3, 0)))
+        answer(&mut a, accept(ballot(1, 0), 0, 10, 0));
+        answer(&mut a, accept(ballot(2, 1), 0, 20, 0));
+        let FromAcceptor::Promise { accepted, .. } =
+            answer(&mut a, ToAcceptor::Prepare(ballot(3, 0)))
         else {
             panic!("a promise")
         };
@@ -192,12 +233,10 @@ mod tests {
     fn slots_below_the_checkpoint_are_forgotten() {
         let mut a = Acceptor::new();
         for slot in 0..100 {
-            a.answer(accept(
-                ballot(1, 0),
-                slot,
-                slot as u32,
-                slot.saturating_sub(10),
-            ));
+            answer(
+                &mut a,
+                accept(ballot(1, 0), slot, slot as u32, slot.saturating_sub(10)),
+            );
         }
         // The last accept said every replica applied the slots below 89.
         assert_eq!(a.kept(), 11);
@@ -205,14 +244,14 @@ mod tests {
             accepted,
             checkpoint,
             ..
-        } = a.answer(ToAcceptor::Prepare(ballot(2, 0)))
+        } = answer(&mut a, ToAcceptor::Prepare(ballot(2, 0)))
         else {
             panic!("a promise")
         };
         assert_eq!(checkpoint, 89);
         assert_eq!(accepted.first().map(|a| a.0), Some(89));
         // A late accept for a forgotten slot is not stored again.
-        a.answer(accept(ballot(2, 0), 3, 0, 0));
+        answer(&mut a, accept(ballot(2, 0), 3, 0, 0));
         assert_eq!(a.kept(), 11);
     }
 
@@ -222,11 +261,51 @@ mod tests {
     fn a_restarted_acceptor_does_not_vote() {
         let mut fresh = Acceptor::<u32>::in_incarnation(0);
         assert!(fresh.votes());
-        assert!(fresh.handle(ToAcceptor::Prepare(ballot(1, 0))).is_some());
+        assert!(!fresh.handle(ToAcceptor::Prepare(ballot(1, 0))).is_empty());
         let mut restarted = Acceptor::<u32>::in_incarnation(1);
         assert!(!restarted.votes());
-        assert_eq!(restarted.handle(ToAcceptor::Prepare(ballot(1, 0))), None);
-        assert_eq!(restarted.handle(accept(ballot(1, 0), 0, 7, 0)), None);
+        assert_eq!(restarted.handle(ToAcceptor::Prepare(ballot(1, 0))), vec![]);
+        assert_eq!(restarted.handle(accept(ballot(1, 0), 0, 7, 0)), vec![]);
         assert_eq!(restarted.kept(), 0, "nothing was accepted");
+    }
+
+    /// A promise of more than fits one message travels in parts, each within the bound (a
+    /// larger slot alone in its part), which together hold every slot in order.
+    #[test]
+    fn a_large_promise_travels_in_parts() {
+        let big = |n: usize| Entry::Batch(vec![7u32; n]);
+        let accepted: BTreeMap<Slot, (Ballot, Entry<u32>)> = [
+            (3, (ballot(1, 0), big(100))),
+            (4, (ballot(1, 0), big(100))),
+            (5, (ballot(2, 0), big(1_000))),
+            (6, (ballot(2, 0), big(10))),
+        ]
+        .into_iter()
+        .collect();
+        let parts = promise_parts(ballot(3, 1), 3, &accepted, 1_000);
+        let mut slots = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let FromAcceptor::Promise {
+                promised,
+                accepted,
+                checkpoint,
+                part,
+                parts: count,
+            } = part
+            else {
+                panic!("a promise")
+            };
+            assert_eq!(
+                (*promised, *checkpoint, *part, *count),
+                (ballot(3, 1), 3, i as u32, 3)
+            );
+            slots.extend(accepted.iter().map(|(slot, ..)| *slot));
+        }
+        assert_eq!(slots, vec![3, 4, 5, 6]);
+        // Nothing accepted: still one part, so the proposer hears the promise.
+        assert_eq!(
+            promise_parts::<u32>(ballot(1, 0), 0, &BTreeMap::new(), 1_000).len(),
+            1
+        );
     }
 }

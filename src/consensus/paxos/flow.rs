@@ -36,6 +36,7 @@ use bytes::Bytes;
 use hydro_lang::live_collections::stream::{NoOrder, TotalOrder};
 use hydro_lang::prelude::*;
 
+use super::acceptor::Acceptor;
 use super::proposer::{Event, Output, Settings};
 use super::replica::ReplicaStep;
 use super::transfer::Part;
@@ -236,6 +237,20 @@ pub fn proposer<'a, P: 'a>(
         .flat_map_ordered(q!(|output| crate::consensus::paxos::flow::address(output)))
 }
 
+/// `message` from proposer `from`, answered by `acceptor`: each answer (a promise may take
+/// several parts) addressed to that proposer.
+pub fn answer_proposer(
+    acceptor: &mut Acceptor<Ordered<Bytes>>,
+    from: u32,
+    message: PhaseMessage,
+) -> Vec<(u32, PhaseAnswer)> {
+    acceptor
+        .handle(message)
+        .into_iter()
+        .map(|answer| (from, answer))
+        .collect()
+}
+
 /// An acceptor's dataflow: each proposer's message answered, to that proposer.
 pub fn acceptor<'a, A: 'a>(
     messages: Stream<(u32, PhaseMessage), Cluster<'a, A>, Unbounded, NoOrder>,
@@ -252,9 +267,11 @@ pub fn acceptor<'a, A: 'a>(
                     crate::membership::incarnation()
                 )
             ),
-            q!(|acceptor, (from, message)| Some(
-                acceptor.handle(message).map(|answer| (from, answer))
-            )),
+            q!(
+                |acceptor, (from, message)| Some(crate::consensus::paxos::flow::answer_proposer(
+                    acceptor, from, message
+                ))
+            ),
         )
         .flatten_ordered()
 }

@@ -68,6 +68,10 @@ pub enum Entry<C> {
     Batch(Vec<C>),
 }
 
+/// The most bytes of accepted slots (as encoded) in one part of a promise — unless one slot
+/// alone is bigger, which then has a part to itself: far below the transport's frame limit.
+pub const MAX_PROMISE_BYTES: u64 = 32 * 1024 * 1024;
+
 /// How many of `n` members make a majority.
 pub fn quorum(n: u32) -> usize {
     n as usize / 2 + 1
@@ -129,14 +133,23 @@ pub enum ToAcceptor<C> {
 pub enum FromAcceptor<C> {
     /// Phase 1b. If `promised` is the ballot prepared, a promise; if it is higher, a refusal
     /// that tells the proposer how far it is behind.
+    ///
+    /// What an acceptor accepted since the checkpoint can be larger than one message may be
+    /// (slots of up to 16 MiB each, for as long as a slow replica holds the checkpoint back),
+    /// so a promise travels in `parts` messages, each with some of the slots; the proposer
+    /// counts it once all have arrived ([`MAX_PROMISE_BYTES`]).
     Promise {
         /// The acceptor's promise after the prepare.
         promised: Ballot,
-        /// Every slot at or above `checkpoint` the acceptor accepted a value for, with the
-        /// ballot it was accepted under.
+        /// Some of the slots at or above `checkpoint` the acceptor accepted a value for, with
+        /// the ballot each was accepted under (in slot order across the parts).
         accepted: Vec<(Slot, Ballot, Entry<C>)>,
         /// The acceptor forgot the slots below this (every replica had applied them).
         checkpoint: Slot,
+        /// This part's place among the promise's parts, from 0.
+        part: u32,
+        /// How many parts the promise has.
+        parts: u32,
     },
     /// Phase 2b, the answer to the accept of `ballot` for `slot`. If `promised` is `ballot`,
     /// the slot is accepted; if higher, refused.

@@ -158,11 +158,16 @@ enum Role<C> {
     Leader,
 }
 
-/// What one acceptor promised: what it accepted at or above its checkpoint.
+/// What one acceptor promised: what it accepted at or above its checkpoint, as far as its
+/// parts have arrived.
 #[derive(Clone, Debug)]
 struct Promise<C> {
     accepted: Vec<(Slot, Ballot, Entry<C>)>,
     checkpoint: Slot,
+    /// The part expected next.
+    next_part: u32,
+    /// How many parts the promise has: complete once `next_part` reaches it.
+    parts: u32,
 }
 
 /// What the proposer knows of one replica.
@@ -283,6 +288,8 @@ impl<C: Clone + Serialize> Proposer<C> {
                     promised,
                     accepted,
                     checkpoint,
+                    part,
+                    parts,
                 },
             ) => {
                 if promised > self.ballot {
@@ -291,14 +298,29 @@ impl<C: Clone + Serialize> Proposer<C> {
                 } else if promised == self.ballot
                     && let Role::Candidate { promises } = &mut self.role
                 {
-                    promises.insert(
-                        from,
-                        Promise {
-                            accepted,
-                            checkpoint,
-                        },
-                    );
-                    if promises.len() >= quorum(self.settings.acceptors) {
+                    // Parts of one acceptor's promise arrive in order or not at all (one
+                    // link): a part that does not follow leaves the promise incomplete, and
+                    // an election that gets no majority is tried again.
+                    if part == 0 {
+                        promises.insert(
+                            from,
+                            Promise {
+                                accepted: Vec::new(),
+                                checkpoint,
+                                next_part: 0,
+                                parts,
+                            },
+                        );
+                    }
+                    if let Some(promise) = promises.get_mut(&from)
+                        && promise.next_part == part
+                        && promise.parts == parts
+                    {
+                        promise.accepted.extend(accepted);
+                        promise.next_part += 1;
+                    }
+                    let complete = promises.values().filter(|p| p.next_part == p.parts).count();
+                    if complete >= quorum(self.settings.acceptors) {
                         self.lead(&mut out);
                     }
                 }
@@ -385,9 +407,12 @@ impl<C: Clone + Serialize> Proposer<C> {
 
     /// A majority promised: recover, fill holes, and start proposing.
     fn lead(&mut self, out: &mut Vec<Output<C>>) {
-        let Role::Candidate { promises } = std::mem::replace(&mut self.role, Role::Leader) else {
+        let Role::Candidate { mut promises } = std::mem::replace(&mut self.role, Role::Leader)
+        else {
             return;
         };
+        // Only whole promises: a majority of them is what recovery needs.
+        promises.retain(|_, p| p.next_part == p.parts);
         // Slots below the highest checkpoint were applied by every live replica: nothing
         // there needs recovering.
         let start = promises
@@ -637,6 +662,8 @@ mod tests {
             promised,
             accepted,
             checkpoint: 0,
+            part: 0,
+            parts: 1,
         }
     }
 
@@ -828,6 +855,48 @@ mod tests {
         assert_eq!(
             accepts(&p.handle(Event::Request(5))),
             vec![(3, Entry::Batch(vec![5]))]
+        );
+    }
+
+    /// A promise in parts counts once every part is in, and what its later parts hold is
+    /// recovered; one whose parts do not follow (one was lost) never counts.
+    #[test]
+    fn a_promise_in_parts_counts_once_whole() {
+        let mut p = Proposer::new(0, settings());
+        p.handle(Event::ElectionTimeout);
+        let part = |accepted, part, parts| FromAcceptor::Promise {
+            promised: b(1, 0),
+            accepted,
+            checkpoint: 0,
+            part,
+            parts,
+        };
+        // Acceptor 1 lost its second part: its third does not complete it.
+        p.handle(Event::Acceptor(1, part(vec![], 0, 3)));
+        p.handle(Event::Acceptor(1, part(vec![], 2, 3)));
+        // Acceptor 0's first part alone is not a promise.
+        assert!(
+            p.handle(Event::Acceptor(
+                0,
+                part(vec![(0, b(0, 2), Entry::Batch(vec![10]))], 0, 2)
+            ))
+            .is_empty()
+        );
+        assert!(!p.is_leader());
+        // Acceptor 2, whole, and acceptor 0's second part: a majority of whole promises.
+        p.handle(Event::Acceptor(2, part(vec![], 0, 1)));
+        assert!(
+            !p.is_leader(),
+            "acceptor 0 is not whole yet, acceptor 1 never will be"
+        );
+        let out = p.handle(Event::Acceptor(
+            0,
+            part(vec![(1, b(0, 2), Entry::Batch(vec![20]))], 1, 2),
+        ));
+        assert!(p.is_leader());
+        assert_eq!(
+            accepts(&out),
+            vec![(0, Entry::Batch(vec![10])), (1, Entry::Batch(vec![20]))]
         );
     }
 
