@@ -165,6 +165,60 @@ pub fn split_values<S: Serialize>(values: Vec<(Key, S)>) -> Vec<Vec<(Key, S)>> {
     runs
 }
 
+/// Some anti-entropy buckets, with the `(key, fingerprint)` pairs a replica holds in them.
+pub type BucketGroup = (Vec<usize>, Vec<(Key, u64)>);
+
+/// The encoded size of a `(key, fingerprint)` pair, as the gossip's key lists carry them.
+fn pair_bytes(key: &Key) -> u64 {
+    key.len() as u64 + 16
+}
+
+/// Buckets with their `(key, fingerprint)` pairs, grouped so that each group's pairs stay
+/// within [`MAX_VALUES_BYTES`]: one anti-entropy message per group ([`GossipMessage::Buckets`],
+/// [`GossipMessage::Keys`]). Each group is whole buckets, so each message is complete for the
+/// buckets it names — a receiver compares them without waiting for the others. (A single
+/// bucket over the bound goes alone: 64 buckets, so that takes tens of millions of keys.)
+pub fn group_buckets(per_bucket: Vec<(usize, Vec<(Key, u64)>)>) -> Vec<BucketGroup> {
+    let mut groups: Vec<BucketGroup> = vec![];
+    let mut bytes = 0;
+    for (bucket, pairs) in per_bucket {
+        let size: u64 = pairs.iter().map(|(key, _)| pair_bytes(key)).sum();
+        match groups.last_mut() {
+            Some((buckets, group)) if bytes + size <= MAX_VALUES_BYTES => {
+                buckets.push(bucket);
+                group.extend(pairs);
+                bytes += size;
+            }
+            _ => {
+                groups.push((vec![bucket], pairs));
+                bytes = size;
+            }
+        }
+    }
+    groups
+}
+
+/// `pairs` cut into lists of at most [`MAX_VALUES_BYTES`], in their order (a list of
+/// tombstones held: each pair stands alone).
+pub fn split_pairs(pairs: Vec<(Key, u64)>) -> Vec<Vec<(Key, u64)>> {
+    let mut lists = vec![];
+    let mut list = vec![];
+    let mut bytes = 0;
+    for pair in pairs {
+        let size = pair_bytes(&pair.0);
+        if !list.is_empty() && bytes + size > MAX_VALUES_BYTES {
+            lists.push(std::mem::take(&mut list));
+            bytes = 0;
+        }
+        bytes += size;
+        list.push(pair);
+    }
+    if !list.is_empty() {
+        lists.push(list);
+    }
+    lists
+}
+
 /// Anti-entropy rounds a replica keeps acknowledging a tombstone it collected, for peers that
 /// have not collected it yet (about ten seconds with the default one-second interval).
 pub const REMEMBER_COLLECTED_ROUNDS: u32 = 10;
@@ -367,6 +421,17 @@ impl Gossip {
             .collect()
     }
 
+    /// This replica's `(key, fingerprint)` pairs in `buckets`, grouped by
+    /// [`group_buckets`].
+    fn pairs_grouped(&self, buckets: &[usize]) -> Vec<BucketGroup> {
+        group_buckets(
+            buckets
+                .iter()
+                .map(|&bucket| (bucket, self.digest.keys_in(&[bucket])))
+                .collect(),
+        )
+    }
+
     fn received<S>(&mut self, from: u32, message: GossipMessage) -> Vec<Outgoing<S>> {
         let send = |message| (from, PeerMessage::Gossip(message));
         match message {
@@ -384,13 +449,21 @@ impl Gossip {
                 if differ.is_empty() {
                     return vec![];
                 }
-                let mine = self.digest.keys_in(&differ);
-                vec![send(GossipMessage::Buckets(differ, mine))]
+                self.pairs_grouped(&differ)
+                    .into_iter()
+                    .map(|(buckets, mine)| send(GossipMessage::Buckets(buckets, mine)))
+                    .collect()
             }
             GossipMessage::Buckets(differ, theirs) => {
                 let mine = self.digest.keys_in(&differ);
                 let keys = keys_to_send(&mine, &theirs);
-                let mut actions = vec![send(GossipMessage::Keys(differ, mine))];
+                // Ours in those buckets, as theirs came: grouped, since this replica may hold
+                // far more of them than the peer (which may have just restarted, empty).
+                let mut actions: Vec<Outgoing<S>> = self
+                    .pairs_grouped(&differ)
+                    .into_iter()
+                    .map(|(buckets, mine)| send(GossipMessage::Keys(buckets, mine)))
+                    .collect();
                 if !keys.is_empty() {
                     actions.push(self.read(from, ReadFor::Repair, keys));
                 }
@@ -546,7 +619,7 @@ impl Gossip {
                     .map(|(key, (print, _))| (key.clone(), *print)),
             )
             .collect();
-        if !held.is_empty() {
+        for held in split_pairs(held) {
             for &to in &peers {
                 out.push((
                     to,
@@ -571,6 +644,59 @@ impl Gossip {
     /// How many keys are hot rumors here.
     pub fn hot_rumors(&self) -> usize {
         self.rumors.len()
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    fn pairs(n: usize, key_bytes: usize, tag: u8) -> Vec<(Key, u64)> {
+        (0..n)
+            .map(|i| {
+                let mut key = vec![tag; key_bytes];
+                key[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                (Key::from(key), i as u64)
+            })
+            .collect()
+    }
+
+    /// Buckets of keys go in groups of whole buckets within the bound; together the groups
+    /// hold every bucket and every pair, once, in order.
+    #[test]
+    fn anti_entropy_key_lists_are_grouped_by_whole_buckets_within_the_bound() {
+        // 6 buckets of 3 MiB of keys each (1,024 keys of 3 KiB): 5 fit in 16 MiB.
+        let per_bucket: Vec<(usize, Vec<(Key, u64)>)> = (0..6)
+            .map(|b| (b, pairs(1_024, 3 * 1_024 - 16, b as u8)))
+            .collect();
+        let all: Vec<(Key, u64)> = per_bucket.iter().flat_map(|(_, p)| p.clone()).collect();
+        let groups = group_buckets(per_bucket);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].0, vec![0, 1, 2, 3, 4]);
+        assert_eq!(groups[1].0, vec![5]);
+        for (_, group) in &groups {
+            let bytes: u64 = group.iter().map(|(k, _)| pair_bytes(k)).sum();
+            assert!(bytes <= MAX_VALUES_BYTES, "{bytes}");
+        }
+        let joined: Vec<(Key, u64)> = groups.into_iter().flat_map(|(_, p)| p).collect();
+        assert_eq!(joined, all);
+        // Buckets where this replica holds nothing still go, in one message.
+        let empty = group_buckets(vec![(3, vec![]), (9, vec![])]);
+        assert_eq!(empty, vec![(vec![3, 9], vec![])]);
+    }
+
+    #[test]
+    fn a_long_list_of_tombstones_held_goes_in_parts_within_the_bound() {
+        let held = pairs(12_000, 2_048, 1);
+        let lists = split_pairs(held.clone());
+        assert_eq!(lists.len(), 2);
+        assert!(
+            lists
+                .iter()
+                .all(|l| { l.iter().map(|(k, _)| pair_bytes(k)).sum::<u64>() <= MAX_VALUES_BYTES })
+        );
+        assert_eq!(lists.concat(), held);
+        assert!(split_pairs(vec![]).is_empty());
     }
 }
 
