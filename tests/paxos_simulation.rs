@@ -38,7 +38,7 @@ enum Message {
     /// (here, the requests it applied).
     Snapshot {
         to: u32,
-        log: LogImage,
+        log: LogImage<Command>,
         applied: Vec<(u64, u64)>,
     },
 }
@@ -93,13 +93,15 @@ impl World {
     }
 
     fn request(&self, client: u64, request: u64) -> Command {
-        let answered_below = self
-            .unanswered
-            .iter()
-            .filter(|(c, _)| *c == client)
-            .map(|(_, r)| *r)
-            .min()
-            .unwrap_or(request);
+        let open = || {
+            self.unanswered
+                .iter()
+                .filter(move |(c, _)| *c == client)
+                .map(|(_, r)| *r)
+        };
+        let answered_below = open().min().unwrap_or(request);
+        // The client's previous request, if still unanswered: the proxy's rule.
+        let after = open().filter(|r| *r < request).max();
         Ordered {
             request: KVSRequest {
                 at: 0,
@@ -108,6 +110,7 @@ impl World {
                 op: KVSOperation::Put(Bytes::from_static(b"k"), Bytes::from(request.to_string())),
             },
             answered_below,
+            after,
         }
     }
 
@@ -394,6 +397,19 @@ fn run(seed: u64) -> (bool, bool) {
         );
         // Every replica applied the same order, all of it.
         assert_eq!(*applied, reference, "seed {seed}: replica {r}");
+        // Each client's requests in the order it sent them, whatever order leader changes
+        // decided them in (clients here never give a request up).
+        for client in 0..3 {
+            let sent: Vec<u64> = applied
+                .iter()
+                .filter(|(c, _)| *c == client)
+                .map(|(_, r)| *r)
+                .collect();
+            assert!(
+                sent.windows(2).all(|w| w[0] < w[1]),
+                "seed {seed}: client {client}'s requests out of order at replica {r}"
+            );
+        }
     }
     // A few calm rounds later, one more request carries the final checkpoint to the
     // acceptors: they keep only the slots some replica may still need.

@@ -11,7 +11,9 @@
 //! - Every replica applies every request and answers it: the first answer goes to the
 //!   client, the others are dropped. So the store answers while one replica lives.
 //! - Each request carries how far its client's requests are answered
-//!   ([`super::Ordered::answered_below`]), so replicas can forget the older ones.
+//!   ([`super::Ordered::answered_below`]), so replicas can forget the older ones, and which
+//!   of its client's requests it must follow ([`super::Ordered::after`]), so replicas apply a
+//!   connection's requests in the order it sent them.
 //! - A request given up after [`GIVE_UP_TICKS`] ticks is forgotten here (the front has long
 //!   answered it with a timeout error); if a copy is still decided later, replicas drop it
 //!   unless it was applied before, and either way nobody waits for it.
@@ -182,16 +184,19 @@ impl<V: Clone> PaxosClient<V> {
     fn send(&self, request: &KVSRequest<V>, attempt: u32) -> ClientAction<V> {
         let first = self.leader.map_or(0, |(leader, _)| leader);
         let to = (first + attempt) % self.proposers;
-        let answered_below = self
-            .open
-            .get(&request.client)
+        let open = self.open.get(&request.client);
+        let answered_below = open
             .and_then(|open| open.first().copied())
             .unwrap_or(request.request);
+        // The client's request before this one, if it still waits for its answer: replicas
+        // apply this one after it, so a connection's commands run in the order it sent them.
+        let after = open.and_then(|open| open.range(..request.request).next_back().copied());
         ClientAction::Send(
             to,
             Ordered {
                 request: request.clone(),
                 answered_below,
+                after,
             },
         )
     }
@@ -298,6 +303,36 @@ mod tests {
             );
         }
         assert_eq!(targets, vec![1, 2, 0]);
+    }
+
+    /// Each request names the client's previous request while that one is unanswered, so
+    /// replicas apply the connection's requests in order; once it is answered, a retry
+    /// names none.
+    #[test]
+    fn a_request_names_the_unanswered_one_before_it() {
+        let mut c = PaxosClient::new(1);
+        let after = |actions: Vec<ClientAction<Bytes>>| match actions.as_slice() {
+            [ClientAction::Send(_, o)] => (o.answered_below, o.after),
+            other => panic!("one send: {other:?}"),
+        };
+        assert_eq!(after(c.handle(ClientEvent::Request(get(1, 0)))), (0, None));
+        assert_eq!(
+            after(c.handle(ClientEvent::Request(get(1, 3)))),
+            (0, Some(0))
+        );
+        assert_eq!(after(c.handle(ClientEvent::Request(get(2, 0)))), (0, None));
+        c.handle(ClientEvent::Response(answer(1, 0)));
+        assert_eq!(
+            after(c.handle(ClientEvent::Request(get(1, 4)))),
+            (3, Some(3))
+        );
+        c.handle(ClientEvent::Response(answer(1, 3)));
+        // Request 4's retry: nothing before it is open any more.
+        let retried: Vec<_> = (0..RETRY_TICKS)
+            .flat_map(|_| c.handle(ClientEvent::Tick))
+            .filter(|a| matches!(a, ClientAction::Send(_, o) if o.request.client == 1))
+            .collect();
+        assert_eq!(after(retried), (4, None));
     }
 
     #[test]

@@ -1,4 +1,14 @@
 //! A replica's view of the decided log (see [`crate::consensus::paxos`]).
+//!
+//! **Each request once, each connection in order.** A client's retry may be decided twice,
+//! in two slots: the log applies it once, remembering per client which requests it applied
+//! (and forgetting those the client says are answered). And a connection's requests are
+//! applied in the order the connection sent them: a leader change can decide them in another
+//! order (the old leader's slot for `SET k a` lost, its slot for the pipelined `SET k b`
+//! kept, `SET k a` retried later), so a request that names the one before it
+//! ([`Command::after`]) waits here until that one is applied — or answered without it
+//! (given up): what the replicas apply never ends with `a`. Every replica holds and releases
+//! the same requests at the same points of the log, so they stay identical.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -22,33 +32,84 @@ pub struct ReplicaLog<C> {
     next: Slot,
     /// Decided slots above `next`, waiting for the ones before them.
     early: BTreeMap<Slot, Entry<C>>,
-    /// Per client, which of its requests were applied.
-    sessions: HashMap<u64, Session>,
+    /// Per client, which of its requests were applied, and which wait for an earlier one.
+    sessions: HashMap<u64, Session<C>>,
 }
 
 /// What the log remembers of one client's requests.
 ///
 /// (Public, as the log's snapshot carries it: Hydro's staged copy of this crate keeps no
 /// `impl` of a private type, derived ones included.)
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Session {
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session<C> {
     /// Requests below this are answered and never sent again.
     pub answered_below: u64,
     /// Requests at or above `answered_below` that were applied.
     pub applied: BTreeSet<u64>,
+    /// Requests decided before the request they follow was applied, by that request's id.
+    pub held: BTreeMap<u64, C>,
+}
+
+impl<C> Default for Session<C> {
+    fn default() -> Self {
+        Self {
+            answered_below: 0,
+            applied: BTreeSet::new(),
+            held: BTreeMap::new(),
+        }
+    }
+}
+
+impl<C: Command> Session<C> {
+    /// The client says every request below `answered_below` is answered: forget them, and
+    /// return the held requests whose predecessor is among them (it was answered without
+    /// being applied here: given up), which wait no more.
+    fn answered(&mut self, answered_below: u64) -> Vec<C> {
+        if answered_below <= self.answered_below {
+            return Vec::new();
+        }
+        self.answered_below = answered_below;
+        self.applied = self.applied.split_off(&answered_below);
+        let waiting = self.held.split_off(&answered_below);
+        std::mem::replace(&mut self.held, waiting)
+            .into_values()
+            .collect()
+    }
+
+    /// Applies `command` (into `ready`) unless it was applied before, or holds it until the
+    /// request it follows is applied; applying one releases the request that followed it.
+    fn admit(&mut self, command: C, ready: &mut Vec<C>) {
+        if let Some(before) = command.after()
+            && before >= self.answered_below
+            && !self.applied.contains(&before)
+        {
+            // A retry of a held request is held once.
+            self.held.entry(before).or_insert(command);
+            return;
+        }
+        let mut next = Some(command);
+        while let Some(command) = next.take() {
+            let request = command.request();
+            if request < self.answered_below || !self.applied.insert(request) {
+                return; // applied before (a retry decided twice), or answered
+            }
+            ready.push(command);
+            next = self.held.remove(&request);
+        }
+    }
 }
 
 /// A replica's log as another replica installs it ([`ReplicaLog::install`]): how far it is
 /// applied, and which requests were applied, so that a request decided again after the
 /// snapshot (a client's retry) is still applied once. It goes with the store's state at the
 /// same point of the log.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogImage {
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogImage<C> {
     /// Every slot below this is applied in the store the image goes with.
     pub next: Slot,
-    /// Per client, which of its requests were applied (sorted by client, so that two
-    /// replicas' images of one log are equal).
-    pub sessions: Vec<(u64, Session)>,
+    /// Per client, which of its requests were applied and which are held (sorted by
+    /// client, so that two replicas' images of one log are equal).
+    pub sessions: Vec<(u64, Session<C>)>,
 }
 
 impl<C> Default for ReplicaLog<C> {
@@ -88,7 +149,9 @@ impl<C: Command> ReplicaLog<C> {
         while let Some(entry) = self.early.remove(&self.next) {
             self.next += 1;
             if let Entry::Batch(batch) = entry {
-                ready.extend(batch.into_iter().filter(|c| self.first_time(c)));
+                for command in batch {
+                    self.offer(command, &mut ready);
+                }
             }
         }
         ready
@@ -96,8 +159,11 @@ impl<C: Command> ReplicaLog<C> {
 
     /// This log as another replica installs it, at the point where it is now: what goes with
     /// a snapshot of the store taken at the same point.
-    pub fn image(&self) -> LogImage {
-        let mut sessions: Vec<(u64, Session)> = self
+    pub fn image(&self) -> LogImage<C>
+    where
+        C: Clone,
+    {
+        let mut sessions: Vec<(u64, Session<C>)> = self
             .sessions
             .iter()
             .map(|(client, session)| (*client, session.clone()))
@@ -117,7 +183,7 @@ impl<C: Command> ReplicaLog<C> {
     /// This is how a replica catches up once the slots it lacks are forgotten (restarted
     /// empty, or behind the checkpoint): the slots decided while the snapshot travelled are
     /// buffered here meanwhile, and the leader re-sends any it lacks after.
-    pub fn install(&mut self, image: LogImage) -> Option<Vec<C>> {
+    pub fn install(&mut self, image: LogImage<C>) -> Option<Vec<C>> {
         if image.next <= self.next {
             return None;
         }
@@ -127,14 +193,14 @@ impl<C: Command> ReplicaLog<C> {
         Some(self.drain())
     }
 
-    /// Records `command` as applied; false if it was applied before.
-    fn first_time(&mut self, command: &C) -> bool {
+    /// A decided request, in log order: applied (into `ready`) once, after the request of
+    /// its client it follows (see the module docs).
+    fn offer(&mut self, command: C, ready: &mut Vec<C>) {
         let session = self.sessions.entry(command.client()).or_default();
-        if command.answered_below() > session.answered_below {
-            session.answered_below = command.answered_below();
-            session.applied = session.applied.split_off(&session.answered_below);
+        for released in session.answered(command.answered_below()) {
+            session.admit(released, ready);
         }
-        command.request() >= session.answered_below && session.applied.insert(command.request())
+        session.admit(command, ready);
     }
 
     /// The slot this replica applies next (every slot below it is applied).
@@ -150,7 +216,10 @@ impl<C: Command> ReplicaLog<C> {
     /// Requests remembered as applied, over all clients: bounded by the requests each client
     /// has in flight.
     pub fn remembered(&self) -> usize {
-        self.sessions.values().map(|s| s.applied.len()).sum()
+        self.sessions
+            .values()
+            .map(|s| s.applied.len() + s.held.len())
+            .sum()
     }
 }
 
@@ -171,6 +240,15 @@ mod tests {
                 op: KVSOperation::Put(Bytes::from_static(b"k"), Bytes::from(request.to_string())),
             },
             answered_below,
+            after: None,
+        }
+    }
+
+    /// `put`, sent while `after` (the client's previous request) was unanswered.
+    fn put_after(client: u64, request: u64, after: u64) -> Ordered<Bytes> {
+        Ordered {
+            after: Some(after),
+            ..put(client, request, after)
         }
     }
 
@@ -226,6 +304,63 @@ mod tests {
         );
     }
 
+    /// A leader change decided a connection's second request before its first: the second
+    /// waits, and both are applied in the order the connection sent them.
+    #[test]
+    fn a_connections_requests_are_applied_in_the_order_it_sent_them() {
+        let mut log = ReplicaLog::new();
+        assert!(
+            log.decided(0, Entry::Batch(vec![put_after(1, 1, 0), put(2, 0, 0)]))
+                .iter()
+                .all(|c| c.request.client == 2),
+            "request 1 waits for request 0"
+        );
+        assert_eq!(log.remembered(), 2, "one applied, one held");
+        assert_eq!(
+            ids(log.decided(1, Entry::Batch(vec![put(1, 0, 0)]))),
+            vec![(1, 0), (1, 1)]
+        );
+        // The held request's retry, decided again: applied once.
+        assert!(
+            log.decided(2, Entry::Batch(vec![put_after(1, 1, 0)]))
+                .is_empty()
+        );
+    }
+
+    /// A request whose predecessor never comes (the proxy gave it up, answering the client
+    /// with an error) is released when the client says that one is answered.
+    #[test]
+    fn a_request_waits_no_more_once_the_one_before_it_is_answered() {
+        let mut log = ReplicaLog::new();
+        assert!(
+            log.decided(0, Entry::Batch(vec![put_after(1, 5, 4)]))
+                .is_empty()
+        );
+        // Its retry says request 4 is answered: 5 goes, once.
+        let retry = Ordered {
+            answered_below: 5,
+            ..put_after(1, 5, 4)
+        };
+        assert_eq!(ids(log.decided(1, Entry::Batch(vec![retry]))), vec![(1, 5)]);
+        assert_eq!(log.remembered(), 1);
+    }
+
+    /// Held requests travel with the log's image: the replica that installs it applies them
+    /// when their predecessor comes, as the replica it came from does.
+    #[test]
+    fn held_requests_travel_with_the_image() {
+        let mut source = ReplicaLog::new();
+        source.decided(0, Entry::Batch(vec![put_after(1, 1, 0)]));
+        let mut behind = ReplicaLog::new();
+        behind.install(source.image()).expect("ahead");
+        for log in [&mut source, &mut behind] {
+            assert_eq!(
+                ids(log.decided(1, Entry::Batch(vec![put(1, 0, 0)]))),
+                vec![(1, 0), (1, 1)]
+            );
+        }
+    }
+
     /// A replica stuck behind a slot it will never get (restarted, or behind the checkpoint)
     /// buffers at most `MAX_EARLY` decided slots, however long the log goes on.
     #[test]
@@ -236,7 +371,7 @@ mod tests {
         }
         assert_eq!(log.waiting(), MAX_EARLY);
         // The newest are kept: a snapshot at slot 600 continues from them.
-        let image = LogImage {
+        let image = LogImage::<Ordered<Bytes>> {
             next: 600,
             sessions: Vec::new(),
         };

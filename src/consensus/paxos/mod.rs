@@ -86,6 +86,9 @@ pub trait Command {
     /// Every request of the client numbered below this has been answered, and will never be
     /// sent again: the log may forget that it applied them.
     fn answered_below(&self) -> u64;
+    /// The client's request sent just before this one, if it was not answered yet when this
+    /// one was sent: the log applies this one only after it (see [`log::ReplicaLog`]).
+    fn after(&self) -> Option<u64>;
 }
 
 /// A client's request as the log orders it: the request, and how far its client's earlier
@@ -96,6 +99,10 @@ pub struct Ordered<V> {
     pub request: KVSRequest<V>,
     /// Every request of this client numbered below this is answered.
     pub answered_below: RequestId,
+    /// The client's previous request, still unanswered when this one was sent: a
+    /// connection's commands run in the order it sent them, even when a leader change
+    /// decides them in another order.
+    pub after: Option<RequestId>,
 }
 
 impl<V> Command for Ordered<V> {
@@ -107,6 +114,9 @@ impl<V> Command for Ordered<V> {
     }
     fn answered_below(&self) -> u64 {
         self.answered_below
+    }
+    fn after(&self) -> Option<u64> {
+        self.after
     }
 }
 

@@ -101,7 +101,7 @@ impl ReplicaState {
     /// Installs `snapshot` from replica `from` if it is ahead of this replica: the store's
     /// state first, then what the buffered slots make ready after it.
     fn install(&mut self, from: u32, snapshot: Snapshot) -> Vec<ReplicaStep> {
-        let image: LogImage = match bincode::deserialize(&snapshot.log) {
+        let image: LogImage<Ordered<Bytes>> = match bincode::deserialize(&snapshot.log) {
             Ok(image) => image,
             Err(e) => {
                 eprintln!("kvs-zoo: the log's image from replica {from} could not be read: {e}");
@@ -172,6 +172,7 @@ mod tests {
                 ),
             },
             answered_below: 0,
+            after: None,
         }
     }
 
