@@ -477,6 +477,12 @@ impl<'a, P: 'a, A: 'a, R: 'a> PaxosRouter<'a, P, A, R> {
             crate::consensus::paxos::replica::ReplicaStep::Apply(request) => Some(request),
             _ => None,
         }));
+        let answer_again = steps.clone().filter_map(q!(|step| match step {
+            crate::consensus::paxos::replica::ReplicaStep::AnswerAgain(client, request) => Some(
+                crate::consensus::paxos::replies::Answer::Again(client, request)
+            ),
+            _ => None,
+        }));
         let progress = steps
             .filter_map(q!(|step| match step {
                 crate::consensus::paxos::replica::ReplicaStep::Progress(next) => Some(next),
@@ -486,9 +492,29 @@ impl<'a, P: 'a, A: 'a, R: 'a> PaxosRouter<'a, P, A, R> {
                 (next, crate::membership::incarnation())
             )));
         let answered = serve(in_order);
-        let to_clients = answered.clone().filter(q!(|response| {
-            response.client != crate::consensus::paxos::transfer::TRANSFER_CLIENT
-        }));
+        let to_clients = answered
+            .clone()
+            .filter(q!(|response| {
+                response.client != crate::consensus::paxos::transfer::TRANSFER_CLIENT
+            }))
+            .map(q!(|response| {
+                crate::consensus::paxos::replies::Answer::Fresh(response)
+            }))
+            .merge_ordered(
+                answer_again,
+                nondet!(
+                    /// A retry's mark comes out of the log after the request it repeats was
+                    /// applied, so its first answer is normally in the cache already. Were the
+                    /// mark to overtake that answer here, the cache would miss and the retry
+                    /// go unanswered, as with no cache: the client's timeout, never a wrong
+                    /// answer. Fresh answers keep their order among themselves.
+                ),
+            )
+            .scan(
+                q!(|| crate::consensus::paxos::replies::ReplyCache::new()),
+                q!(|cache, answer| Some(cache.answer(answer))),
+            )
+            .flatten_ordered();
         let snapshots = answered
             .filter(q!(|response| {
                 response.client == crate::consensus::paxos::transfer::TRANSFER_CLIENT

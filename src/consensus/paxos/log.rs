@@ -34,6 +34,9 @@ pub struct ReplicaLog<C> {
     early: BTreeMap<Slot, Entry<C>>,
     /// Per client, which of its requests were applied, and which wait for an earlier one.
     sessions: HashMap<u64, Session<C>>,
+    /// Requests decided again after they were applied, as (client, request), since
+    /// [`ReplicaLog::take_again`] was last called.
+    again: Vec<(u64, u64)>,
 }
 
 /// What the log remembers of one client's requests.
@@ -76,9 +79,10 @@ impl<C: Command> Session<C> {
             .collect()
     }
 
-    /// Applies `command` (into `ready`) unless it was applied before, or holds it until the
-    /// request it follows is applied; applying one releases the request that followed it.
-    fn admit(&mut self, command: C, ready: &mut Vec<C>) {
+    /// Applies `command` (into `ready`) unless it was applied before (then it goes into
+    /// `again`), or holds it until the request it follows is applied; applying one releases
+    /// the request that followed it.
+    fn admit(&mut self, command: C, ready: &mut Vec<C>, again: &mut Vec<(u64, u64)>) {
         if let Some(before) = command.after()
             && before >= self.answered_below
             && !self.applied.contains(&before)
@@ -90,8 +94,13 @@ impl<C: Command> Session<C> {
         let mut next = Some(command);
         while let Some(command) = next.take() {
             let request = command.request();
-            if request < self.answered_below || !self.applied.insert(request) {
-                return; // applied before (a retry decided twice), or answered
+            if request < self.answered_below {
+                return; // answered: the client waits for it no more
+            }
+            if !self.applied.insert(request) {
+                // Applied before: a retry decided twice. Its answer may have been lost.
+                again.push((command.client(), request));
+                return;
             }
             ready.push(command);
             next = self.held.remove(&request);
@@ -118,6 +127,7 @@ impl<C> Default for ReplicaLog<C> {
             next: 0,
             early: BTreeMap::new(),
             sessions: HashMap::new(),
+            again: Vec::new(),
         }
     }
 }
@@ -198,9 +208,16 @@ impl<C: Command> ReplicaLog<C> {
     fn offer(&mut self, command: C, ready: &mut Vec<C>) {
         let session = self.sessions.entry(command.client()).or_default();
         for released in session.answered(command.answered_below()) {
-            session.admit(released, ready);
+            session.admit(released, ready, &mut self.again);
         }
-        session.admit(command, ready);
+        session.admit(command, ready, &mut self.again);
+    }
+
+    /// The requests decided again after they were applied here, since the last call, as
+    /// (client, request): the replica answers them again from its reply cache
+    /// ([`super::replies`]), never by applying them again.
+    pub fn take_again(&mut self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut self.again)
     }
 
     /// The slot this replica applies next (every slot below it is applied).
@@ -281,6 +298,8 @@ mod tests {
         );
         // The client retried (its answer was late): the retry was decided in another slot.
         assert!(log.decided(1, Entry::Batch(vec![put(1, 5, 0)])).is_empty());
+        assert_eq!(log.take_again(), vec![(1, 5)], "to be answered again");
+        assert!(log.take_again().is_empty());
         // A re-sent decision of an applied slot changes nothing.
         assert!(log.decided(0, Entry::Batch(vec![put(1, 6, 0)])).is_empty());
     }

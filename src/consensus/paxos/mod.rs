@@ -37,6 +37,7 @@ pub mod flow;
 pub mod log;
 pub mod proposer;
 pub mod replica;
+pub mod replies;
 pub mod roles;
 pub mod transfer;
 

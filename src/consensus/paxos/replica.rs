@@ -42,6 +42,9 @@ pub enum ReplicaStep {
     Apply(KVSRequest<Bytes>),
     /// Tell every proposer that every slot below this one is applied here.
     Progress(Slot),
+    /// Request `.1` of client `.0` was decided again after it was applied: answer it again
+    /// from the reply cache ([`super::replies`]).
+    AnswerAgain(u64, u64),
 }
 
 /// One replica's state: its log, the snapshots arriving, and how many it sent.
@@ -64,12 +67,21 @@ impl ReplicaState {
     /// One event; what the process must do, in order.
     pub fn step(&mut self, event: ReplicaEvent) -> Vec<ReplicaStep> {
         match event {
-            ReplicaEvent::Decided(slot, entry) => self
-                .log
-                .decided(slot, entry)
-                .into_iter()
-                .map(|ordered| ReplicaStep::Apply(ordered.request))
-                .collect(),
+            ReplicaEvent::Decided(slot, entry) => {
+                let mut steps: Vec<ReplicaStep> = self
+                    .log
+                    .decided(slot, entry)
+                    .into_iter()
+                    .map(|ordered| ReplicaStep::Apply(ordered.request))
+                    .collect();
+                steps.extend(
+                    self.log
+                        .take_again()
+                        .into_iter()
+                        .map(|(client, request)| ReplicaStep::AnswerAgain(client, request)),
+                );
+                steps
+            }
             ReplicaEvent::Report => vec![ReplicaStep::Progress(self.log.next())],
             ReplicaEvent::SendSnapshot(to) => {
                 self.sent += 1;
@@ -288,6 +300,51 @@ mod tests {
         }
         assert_eq!(behind.state.log.next(), 5);
         assert_eq!(get(&mut behind), KVSResult::Value(Bytes::from_static(b"d")));
+    }
+
+    /// A retry decided after its request was applied is not applied again: the replica asks
+    /// for its first answer again, which the reply cache gives.
+    #[test]
+    fn a_retry_of_an_applied_request_is_answered_again_not_applied_again() {
+        let mut state = ReplicaState::new();
+        let mut cache = crate::consensus::paxos::replies::ReplyCache::new();
+        let mut store = LwwStore::<Bytes>::single_copy();
+        let incr = |slot| {
+            ReplicaEvent::Decided(
+                slot,
+                Entry::Batch(vec![Ordered {
+                    request: KVSRequest {
+                        at: 0,
+                        client: 4,
+                        request: 9,
+                        op: KVSOperation::Add(Bytes::from_static(b"n"), 1),
+                    },
+                    answered_below: 9,
+                    after: None,
+                }]),
+            )
+        };
+        let mut answers = Vec::new();
+        for slot in [0, 1] {
+            for step in state.step(incr(slot)) {
+                let answer = match step {
+                    ReplicaStep::Apply(request) => {
+                        crate::consensus::paxos::replies::Answer::Fresh(store.answer(request))
+                    }
+                    ReplicaStep::AnswerAgain(client, request) => {
+                        crate::consensus::paxos::replies::Answer::Again(client, request)
+                    }
+                    ReplicaStep::Progress(_) => continue,
+                };
+                answers.extend(cache.answer(answer));
+            }
+        }
+        let results: Vec<_> = answers.iter().map(|a| (a.request, &a.result)).collect();
+        assert_eq!(
+            results,
+            vec![(9, &KVSResult::Integer(1)), (9, &KVSResult::Integer(1))],
+            "answered twice, counted once"
+        );
     }
 
     #[test]
