@@ -12,8 +12,9 @@ use redis::{Commands, Connection};
 use support::Server;
 use support::history::{Workload, assert_linearizable, record, record_while};
 use support::redis_client::{
-    Shared, benchmark_completes, check_keys_expire, check_watch, connect, kill_9, shared_url,
-    signal, stop_shared, until_member,
+    Shared, benchmark_completes, check_keys_expire, check_watch, connect, kill_9,
+    large_transaction_is_refused_and_the_store_goes_on, shared_url, signal, stop_shared,
+    until_member,
 };
 
 static SHARED: Shared = Shared::new();
@@ -352,5 +353,83 @@ fn a_restarted_replica_catches_up_from_a_snapshot_and_serves_alone() {
          {keys} keys, the counter and the deadline"
     );
     let () = con.set("snap:end", "yes").unwrap();
+    server.stop();
+}
+
+/// 300 × 1 MiB in one transaction once made a frame too big for the transport and cut every
+/// proposer off for good: now the edge refuses it at the default 64 MiB bound, and 64
+/// pipelined 1 MiB `SET`s after it — batched by the leader in slots of at most 16 MiB — all
+/// succeed. (A deployment of its own, alone, with a generous request timeout: 64 MiB through
+/// the log takes ~3 s in a debug build, and what is checked is that it arrives, not how
+/// fast.)
+#[test]
+fn a_huge_transaction_is_refused_and_large_values_go_on_through_the_log() {
+    let _alone = one_at_a_time();
+    let server = Server::start("linearizable", &["--request-timeout", "30s"]);
+    large_transaction_is_refused_and_the_store_goes_on(
+        &server.url,
+        "lin:mib",
+        kvs_zoo::edge::commands::DEFAULT_MAX_TRANSACTION_BYTES as u64,
+    );
+    server.stop();
+}
+
+/// Two replicas stalled in turn, each for longer than the proposers wait before they take a
+/// replica for dead (so each falls behind the forgotten part of the log and must catch up
+/// from a snapshot), while a client writes; then the third is killed for good. The store
+/// still answers, from the two that stalled, and every acknowledged write reads back.
+#[test]
+fn two_replicas_stalled_in_turn_then_the_third_killed_lose_no_acknowledged_write() {
+    let _alone = one_at_a_time();
+    let server = Server::start("linearizable", &["--restart-after", "never"]);
+    let mut con = connect(&server.url);
+    let _ = leader(&mut con);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (url, stop) = (server.url.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut con = connect(&url);
+            let mut acknowledged = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let written: redis::RedisResult<()> =
+                    con.set(format!("stall:{acknowledged}"), acknowledged);
+                if written.is_ok() {
+                    acknowledged += 1;
+                }
+            }
+            acknowledged
+        })
+    };
+    let stall = Duration::from_secs(4);
+    for replica in ["replica/0", "replica/1"] {
+        std::thread::sleep(Duration::from_millis(500));
+        let pid = server.pids[replica];
+        signal(pid, "STOP");
+        std::thread::sleep(stall);
+        signal(pid, "CONT");
+    }
+    // Both caught up (from a snapshot, or the log if it was still kept) before the third
+    // goes: the store then answers from them alone.
+    std::thread::sleep(Duration::from_secs(2));
+    kill_9(server.pids["replica/2"]);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acknowledged = writer.join().unwrap();
+    assert!(
+        acknowledged > 100,
+        "the writer made progress: {acknowledged}"
+    );
+    let mut missing = Vec::new();
+    for i in 0..acknowledged {
+        let value: Option<u64> = con.get(format!("stall:{i}")).unwrap();
+        if value != Some(i) {
+            missing.push(i);
+        }
+    }
+    assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
+    println!(
+        "two replicas stalled {stall:?} in turn, the third killed: all {acknowledged} \
+         acknowledged writes read back"
+    );
     server.stop();
 }

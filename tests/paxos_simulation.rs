@@ -154,6 +154,11 @@ impl World {
                         });
                     }
                 }
+                Output::ToAcceptor(to, message) => self.network.push(Message::Acceptor {
+                    to,
+                    from: p,
+                    message,
+                }),
                 Output::Heartbeat(ballot) => {
                     for to in (0..3).filter(|q| *q != p) {
                         self.network

@@ -292,3 +292,65 @@ pub fn check_watch(url: &str, key: &str) {
     let got: String = redis::cmd("GET").arg(key).query(&mut mine).unwrap();
     assert_eq!(got, "mine");
 }
+
+/// The transaction of the fault that once cut a store off for good: `MULTI`, 300 `SET`s of
+/// 1 MiB under keys `{prefix}:i`, `EXEC`. The `SET` that crosses the store's
+/// `--max-transaction-bytes` (`bound` bytes) is refused with the bound named, `EXEC` answers
+/// `EXECABORT`, nothing of it is applied, and the store goes on: 64 pipelined 1 MiB `SET`s
+/// after it all succeed and read back.
+pub fn large_transaction_is_refused_and_the_store_goes_on(url: &str, prefix: &str, bound: u64) {
+    let mut con = connect(url);
+    let value = vec![b'x'; 1024 * 1024];
+    let () = redis::cmd("MULTI").query(&mut con).unwrap();
+    let mut first_refused = None;
+    for i in 0..300 {
+        let queued = redis::cmd("SET")
+            .arg(format!("{prefix}:{i}"))
+            .arg(&value)
+            .query::<String>(&mut con);
+        if let Err(e) = queued
+            && first_refused.is_none()
+        {
+            first_refused = Some((i, e.to_string()));
+        }
+    }
+    let (i, error) = first_refused.expect("a SET past the bound was refused");
+    assert!(
+        error.contains("transaction too large") && error.contains(&bound.to_string()),
+        "SET {i}: {error}"
+    );
+    let exec = redis::cmd("EXEC")
+        .query::<Value>(&mut con)
+        .expect_err("EXEC of a transaction with a refused command");
+    assert_eq!(exec.code(), Some("EXECABORT"), "{exec}");
+    let none: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(format!("{prefix}:0"))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(none, None, "nothing of the refused transaction was applied");
+    let mut pipe = redis::pipe();
+    for i in 0..64 {
+        pipe.cmd("SET")
+            .arg(format!("{prefix}:after:{i}"))
+            .arg(&value)
+            .ignore();
+    }
+    let started = Instant::now();
+    let () = pipe.query(&mut con).unwrap_or_else(|e| {
+        panic!(
+            "64 pipelined 1 MiB SETs, after {:?}: {e}",
+            started.elapsed()
+        )
+    });
+    println!(
+        "{prefix}: a transaction refused at SET {i}; then 64 pipelined 1 MiB SETs in {:?}",
+        started.elapsed()
+    );
+    for i in [0, 63] {
+        let got: Vec<u8> = redis::cmd("GET")
+            .arg(format!("{prefix}:after:{i}"))
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(got.len(), value.len());
+    }
+}

@@ -5,9 +5,10 @@
 //!   highest ballot says who); a follower forwards it, so a wrong guess costs a hop, not the
 //!   request.
 //! - A request unanswered for [`RETRY_TICKS`] ticks is sent again, each time to the next
-//!   proposer in turn: whichever proposers are dead, some try reaches a live one, which
-//!   forwards it to the leader or holds it until a leader is elected. A retry may be decided
-//!   twice; replicas apply it once ([`super::log::ReplicaLog`]).
+//!   proposer in turn, and each time after twice as long (up to [`MAX_RETRY_TICKS`]):
+//!   whichever proposers are dead, some try reaches a live one, which forwards it to the
+//!   leader or holds it until a leader is elected. A retry may be decided twice; replicas
+//!   apply it once ([`super::log::ReplicaLog`]) and answer it again from their reply cache.
 //! - Every replica applies every request and answers it: the first answer goes to the
 //!   client, the others are dropped. So the store answers while one replica lives.
 //! - Each request carries how far its client's requests are answered
@@ -24,8 +25,13 @@ use super::{Ballot, Ordered};
 use crate::membership::{Beat, Liveness};
 use crate::protocol::{ClientId, KVSRequest, KVSResponse, RequestId};
 
-/// Ticks (of the proxy's timer, every 100 ms deployed) before a request is sent again.
+/// Ticks (of the proxy's timer, every 100 ms deployed) before a request is sent again the
+/// first time; each later retry waits twice as long, up to [`MAX_RETRY_TICKS`].
 pub const RETRY_TICKS: u32 = 5;
+/// The longest wait between two sends of a request. A request that is only slow (a large
+/// value, a loaded store) must not be sent again every half second: each copy adds to the
+/// load that made it slow.
+pub const MAX_RETRY_TICKS: u32 = 20;
 /// Ticks before a request is given up.
 pub const GIVE_UP_TICKS: u32 = 600;
 /// Ticks without a beat after which a member is shown as suspected (in `INFO members`).
@@ -161,7 +167,7 @@ impl<V: Clone> PaxosClient<V> {
             o.waited += 1;
             if o.age >= GIVE_UP_TICKS {
                 given_up.push(*id);
-            } else if o.waited >= RETRY_TICKS {
+            } else if o.waited >= (RETRY_TICKS << o.attempts.min(4)).min(MAX_RETRY_TICKS) {
                 o.waited = 0;
                 o.attempts += 1;
                 retry.push((o.request.clone(), o.attempts));
@@ -295,14 +301,16 @@ mod tests {
         let mut c = PaxosClient::new(3);
         c.handle(ClientEvent::Request(get(1, 0)));
         let mut targets = vec![];
-        for _ in 0..3 * RETRY_TICKS {
-            targets.extend(
-                sent_to(&c.handle(ClientEvent::Tick))
-                    .into_iter()
-                    .map(|t| t.0),
-            );
+        let mut at = vec![];
+        for tick in 1..=80 {
+            for (to, ..) in sent_to(&c.handle(ClientEvent::Tick)) {
+                targets.push(to);
+                at.push(tick);
+            }
         }
-        assert_eq!(targets, vec![1, 2, 0]);
+        assert_eq!(targets, vec![1, 2, 0, 1, 2]);
+        // Each retry waits twice as long as the one before, up to 2 s.
+        assert_eq!(at, vec![5, 15, 35, 55, 75]);
     }
 
     /// Each request names the client's previous request while that one is unanswered, so

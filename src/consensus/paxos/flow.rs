@@ -120,6 +120,7 @@ pub fn address(output: Output<Ordered<Bytes>>) -> Vec<Addressed> {
         Output::ToAcceptors(message) => (0..s.acceptors)
             .map(|a| Addressed::Acceptor(a, message.clone()))
             .collect(),
+        Output::ToAcceptor(acceptor, message) => vec![Addressed::Acceptor(acceptor, message)],
         Output::Heartbeat(ballot) => (0..s.proposers)
             .map(|p| Addressed::Proposer(p, ballot))
             .chain([Addressed::Proxy(ballot)])

@@ -32,11 +32,11 @@
 //! [`TRANSFER_RETRY_REPORTS`] reports while it is still behind (the snapshot, or the replica
 //! sending it, may be lost).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use serde::Serialize;
 
-use super::{Ballot, Entry, FromAcceptor, Slot, ToAcceptor, quorum};
+use super::{Ballot, Command, Entry, FromAcceptor, Slot, ToAcceptor, quorum};
 
 /// The sizes and limits a proposer works with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +79,14 @@ impl Settings {
     }
 }
 
+/// The longest a leader waits, in heartbeat timeouts, before it sends an unanswered accept
+/// again (the wait doubles from 2 with each re-send); and in a replica's reports, before it
+/// sends decided slots to a replica that makes no progress again (doubling from 1).
+pub const MAX_RESEND_TIMEOUTS: u32 = 20;
+
+/// The most bytes of decided slots sent again to a replica at once (at least one slot).
+pub const MAX_RESEND_BYTES: u64 = 32 * 1024 * 1024;
+
 /// How many reports of a replica still behind the checkpoint the leader waits for before it
 /// asks for a snapshot again (5 s at the deployment's report rate): long enough for a large
 /// store to travel, short enough that a lost snapshot is soon replaced.
@@ -119,6 +127,8 @@ pub enum Event<C> {
 pub enum Output<C> {
     /// To every acceptor.
     ToAcceptors(ToAcceptor<C>),
+    /// To one acceptor (an accept sent again to one that has not answered it).
+    ToAcceptor(u32, ToAcceptor<C>),
     /// A heartbeat, to every other proposer and to the proxy.
     Heartbeat(Ballot),
     /// A request, to the leader proposer.
@@ -149,6 +159,8 @@ struct InFlight<C> {
     accepted_by: Vec<u32>,
     /// Heartbeat timeouts since it was (re)sent.
     age: u32,
+    /// How many times it was sent again.
+    resent: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -183,6 +195,10 @@ struct Progress {
     transfer_wait: u32,
     /// The replica's incarnation this progress is of.
     incarnation: u32,
+    /// Reports in a row without progress since decided slots were last sent to it again.
+    stuck: u32,
+    /// How many times decided slots were sent to it again since it last made progress.
+    resent: u32,
 }
 
 /// One proposer's state (see the module docs).
@@ -201,6 +217,10 @@ pub struct Proposer<C> {
     last_leader: Option<u32>,
     /// Requests not yet proposed (leader) or forwarded (no leader known).
     pending: VecDeque<C>,
+    /// The (client, request) ids of the requests waiting here or in a slot this proposer
+    /// proposed and has not seen decided: a retry of one of them is on its way already, and
+    /// is dropped rather than put in the log a second time.
+    queued: HashSet<(u64, u64)>,
     next_slot: Slot,
     in_flight: BTreeMap<Slot, InFlight<C>>,
     /// Decided slots at or above the checkpoint, for replicas that lack them.
@@ -209,7 +229,7 @@ pub struct Proposer<C> {
     checkpoint: Slot,
 }
 
-impl<C: Clone + Serialize> Proposer<C> {
+impl<C: Clone + Serialize + Command> Proposer<C> {
     /// Proposer `me`, a follower that knows no leader yet.
     pub fn new(me: u32, settings: Settings) -> Self {
         Self {
@@ -221,6 +241,7 @@ impl<C: Clone + Serialize> Proposer<C> {
             missed: 0,
             last_leader: None,
             pending: VecDeque::new(),
+            queued: HashSet::new(),
             next_slot: 0,
             in_flight: BTreeMap::new(),
             decided: BTreeMap::new(),
@@ -234,6 +255,8 @@ impl<C: Clone + Serialize> Proposer<C> {
                         reported: false,
                         transfer_wait: 0,
                         incarnation: 0,
+                        stuck: 0,
+                        resent: 0,
                     };
                     (r, fresh)
                 })
@@ -273,13 +296,17 @@ impl<C: Clone + Serialize> Proposer<C> {
         let mut out = Vec::new();
         match event {
             Event::Request(request) => match self.role {
+                Role::Follower {
+                    leader: Some(leader),
+                } => out.push(Output::Forward(leader, request)),
+                // The proxy retries what it has not heard answered for a while; one already
+                // waiting here or in flight is not lost, only slow: a second copy in the log
+                // would only add to the load that made it slow.
+                _ if !self.queued.insert((request.client(), request.request())) => {}
                 Role::Leader => {
                     self.pending.push_back(request);
                     self.propose_pending(&mut out);
                 }
-                Role::Follower {
-                    leader: Some(leader),
-                } => out.push(Output::Forward(leader, request)),
                 _ => self.pending.push_back(request),
             },
             Event::Acceptor(
@@ -469,6 +496,7 @@ impl<C: Clone + Serialize> Proposer<C> {
                 entry,
                 accepted_by: Vec::new(),
                 age: 0,
+                resent: 0,
             },
         );
     }
@@ -504,25 +532,42 @@ impl<C: Clone + Serialize> Proposer<C> {
         if in_flight.accepted_by.len() >= quorum(self.settings.acceptors)
             && let Some(done) = self.in_flight.remove(&slot)
         {
+            if let Entry::Batch(batch) = &done.entry {
+                for request in batch {
+                    self.queued.remove(&(request.client(), request.request()));
+                }
+            }
             self.decided.insert(slot, done.entry.clone());
             out.push(Output::Decided(slot, done.entry));
             self.propose_pending(out);
         }
     }
 
-    /// Accepts unanswered for two heartbeat timeouts are sent again: a message to an
-    /// acceptor may have been lost with its connection.
+    /// An accept unanswered for two heartbeat timeouts is sent again, to the acceptors that
+    /// have not accepted it: a message to an acceptor may have been lost with its connection.
+    /// Each further re-send waits twice as long, up to [`MAX_RESEND_TIMEOUTS`]: an accept
+    /// that is only slow (a large slot on a busy link) must not be sent again and again,
+    /// since every copy queues behind the first and the link would never catch up.
     fn resend_old_accepts(&mut self, out: &mut Vec<Output<C>>) {
+        let acceptors = self.settings.acceptors;
         for (slot, in_flight) in &mut self.in_flight {
             in_flight.age += 1;
-            if in_flight.age >= 2 {
-                in_flight.age = 0;
-                out.push(Output::ToAcceptors(ToAcceptor::Accept {
-                    ballot: self.ballot,
-                    slot: *slot,
-                    entry: in_flight.entry.clone(),
-                    checkpoint: self.checkpoint,
-                }));
+            let wait = (2u32 << in_flight.resent.min(8)).min(MAX_RESEND_TIMEOUTS);
+            if in_flight.age < wait {
+                continue;
+            }
+            in_flight.age = 0;
+            in_flight.resent += 1;
+            for acceptor in (0..acceptors).filter(|a| !in_flight.accepted_by.contains(a)) {
+                out.push(Output::ToAcceptor(
+                    acceptor,
+                    ToAcceptor::Accept {
+                        ballot: self.ballot,
+                        slot: *slot,
+                        entry: in_flight.entry.clone(),
+                        checkpoint: self.checkpoint,
+                    },
+                ));
             }
         }
     }
@@ -537,6 +582,12 @@ impl<C: Clone + Serialize> Proposer<C> {
         if let Some(leader) = leader.filter(|l| *l != self.me) {
             out.extend(self.pending.drain(..).map(|r| Output::Forward(leader, r)));
         }
+        // Only what still waits here is queued here.
+        self.queued = self
+            .pending
+            .iter()
+            .map(|r| (r.client(), r.request()))
+            .collect();
     }
 
     /// Puts the requests of every slot in flight back at the head of the queue.
@@ -567,10 +618,16 @@ impl<C: Clone + Serialize> Proposer<C> {
                 reported: false,
                 transfer_wait: 0,
                 incarnation,
+                stuck: 0,
+                resent: 0,
             };
         }
         // Reports can arrive out of order: only the furthest one counts.
         let stuck = next <= progress.next && progress.reported;
+        if next > progress.next {
+            progress.stuck = 0;
+            progress.resent = 0;
+        }
         progress.next = progress.next.max(next);
         progress.silent = 0;
         progress.reported = true;
@@ -588,16 +645,26 @@ impl<C: Clone + Serialize> Proposer<C> {
             } else {
                 progress.transfer_wait = progress.transfer_wait.saturating_sub(1);
             }
-        } else if stuck && leading {
+        } else if stuck && leading && self.decided.range(next..).next().is_some() {
             // No progress since its last report while this leader holds decided slots it
-            // lacks: the decision messages were lost; send them again (a bounded number at a
-            // time).
-            out.extend(
-                self.decided
-                    .range(next..)
-                    .take(self.settings.window * 4)
-                    .map(|(slot, entry)| Output::Resend(replica, *slot, entry.clone())),
-            );
+            // lacks: the decision messages were lost, or it is only slow (large slots).
+            // Send them again — a bounded number, of bounded bytes, and each time after
+            // twice as many reports, since copies sent to a replica that is only slow queue
+            // behind what it has not read yet.
+            progress.stuck += 1;
+            if progress.stuck >= (1u32 << progress.resent.min(8)).min(MAX_RESEND_TIMEOUTS) {
+                progress.stuck = 0;
+                progress.resent += 1;
+                let mut bytes = 0u64;
+                for (slot, entry) in self.decided.range(next..).take(self.settings.window * 4) {
+                    let size = bincode::serialized_size(entry).unwrap_or(u64::MAX);
+                    if bytes > 0 && bytes.saturating_add(size) > MAX_RESEND_BYTES {
+                        break;
+                    }
+                    bytes = bytes.saturating_add(size);
+                    out.push(Output::Resend(replica, *slot, entry.clone()));
+                }
+            }
         }
         self.advance_checkpoint();
     }
@@ -654,6 +721,22 @@ mod tests {
         Settings {
             window: 2,
             ..Settings::tolerating(1)
+        }
+    }
+
+    /// The tests' requests are numbers, each its own request of one client.
+    impl Command for u32 {
+        fn client(&self) -> u64 {
+            0
+        }
+        fn request(&self) -> u64 {
+            u64::from(*self)
+        }
+        fn answered_below(&self) -> u64 {
+            0
+        }
+        fn after(&self) -> Option<u64> {
+            None
         }
     }
 
@@ -855,6 +938,55 @@ mod tests {
         assert_eq!(
             accepts(&p.handle(Event::Request(5))),
             vec![(3, Entry::Batch(vec![5]))]
+        );
+    }
+
+    /// An unanswered accept is sent again only to the acceptors that have not accepted it,
+    /// each time after twice as long (a slow link must not be flooded with copies).
+    #[test]
+    fn an_unanswered_accept_is_sent_again_to_the_silent_acceptors_ever_less_often() {
+        let mut p = elected();
+        p.handle(Event::Request(1));
+        p.handle(Event::Acceptor(
+            0,
+            FromAcceptor::Accepted {
+                ballot: b(1, 0),
+                promised: b(1, 0),
+                slot: 0,
+            },
+        ));
+        let mut resent_at = Vec::new();
+        for timeout in 1..=40 {
+            let out = p.handle(Event::HeartbeatTimeout);
+            let to: Vec<u32> = out
+                .iter()
+                .filter_map(|o| match o {
+                    Output::ToAcceptor(a, ToAcceptor::Accept { slot: 0, .. }) => Some(*a),
+                    _ => None,
+                })
+                .collect();
+            if !to.is_empty() {
+                assert_eq!(to, vec![1, 2], "not to acceptor 0, which accepted");
+                resent_at.push(timeout);
+            }
+        }
+        assert_eq!(resent_at, vec![2, 6, 14, 30]);
+    }
+
+    /// A retry of a request the leader holds (waiting, or in a slot not yet decided) is not
+    /// put in the log again; once it is decided, a retry is (replicas apply it once).
+    #[test]
+    fn a_retry_of_a_request_in_flight_is_not_proposed_again() {
+        let mut p = elected();
+        assert_eq!(
+            accepts(&p.handle(Event::Request(1))),
+            vec![(0, Entry::Batch(vec![1]))]
+        );
+        assert!(p.handle(Event::Request(1)).is_empty(), "in flight: dropped");
+        accepted_by_a_majority(&mut p, 0);
+        assert_eq!(
+            accepts(&p.handle(Event::Request(1))),
+            vec![(1, Entry::Batch(vec![1]))]
         );
     }
 
