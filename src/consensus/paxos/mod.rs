@@ -15,7 +15,8 @@
 //!   applied (a client's retry may be decided twice, in two slots). [`replica::ReplicaState`]
 //!   wraps it with state transfer ([`transfer`]): a replica that fell behind the forgotten
 //!   part of the log (restarted empty, or taken for dead while slow) installs a snapshot of
-//!   another replica's store and log, and goes on from there.
+//!   another replica's store and log, and goes on from there; [`replies::ReplyCache`] answers
+//!   a retry of a request it applied with the first answer again.
 //!
 //! ```text
 //!  proxy ──request──▶ proposer (leader) ──Prepare/Accept──▶ acceptors
