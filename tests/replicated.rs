@@ -81,6 +81,53 @@ fn a_delete_reaches_every_replica_and_its_tombstone_is_collected() {
     }
 }
 
+/// A write after the key's tombstone was collected is stamped above every version the
+/// replica ever issued (Riak's kv679: a reused version would be wiped by a tombstone a peer
+/// still held), so it reaches every replica and stays through later anti-entropy rounds. The
+/// exact interleaving — a peer still holding the tombstone when the new write meets it — is
+/// built by the unit test `a_write_after_a_collected_tombstone_survives_the_tombstone`.
+#[test]
+fn a_write_after_a_collected_tombstone_reaches_every_replica_and_stays() {
+    let mut con = connect(&shared());
+    for round in 0..3 {
+        let value = format!("v{round}");
+        let _: () = redis::cmd("REPLICASET")
+            .arg(0)
+            .arg("reborn")
+            .arg(&value)
+            .query(&mut con)
+            .unwrap();
+        until_every_replica_has(&mut con, 3, "reborn", &bulk(&value));
+        let _: () = redis::cmd("DEL").arg("reborn").query(&mut con).unwrap();
+        until_every_replica_has(&mut con, 3, "reborn", &Value::Nil);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while redis::cmd("GETCTX")
+            .arg("reborn")
+            .query::<Vec<Value>>(&mut con)
+            .unwrap()
+            != [bulk("")]
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the tombstone was never collected"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let _: () = redis::cmd("REPLICASET")
+        .arg(0)
+        .arg("reborn")
+        .arg("after")
+        .query(&mut con)
+        .unwrap();
+    until_every_replica_has(&mut con, 3, "reborn", &bulk("after"));
+    // Several anti-entropy rounds later, no replica has lost it.
+    std::thread::sleep(Duration::from_secs(3));
+    for replica in 0..3 {
+        assert_eq!(member_copy(&mut con, replica, "reborn"), bulk("after"));
+    }
+}
+
 #[test]
 fn concurrent_writes_at_two_replicas_become_siblings_that_a_context_write_resolves() {
     let mut con = connect(&shared());
