@@ -724,22 +724,6 @@ mod tests {
         }
     }
 
-    /// The tests' requests are numbers, each its own request of one client.
-    impl Command for u32 {
-        fn client(&self) -> u64 {
-            0
-        }
-        fn request(&self) -> u64 {
-            u64::from(*self)
-        }
-        fn answered_below(&self) -> u64 {
-            0
-        }
-        fn after(&self) -> Option<u64> {
-            None
-        }
-    }
-
     fn promise(promised: Ballot, accepted: Vec<(Slot, Ballot, Entry<u32>)>) -> FromAcceptor<u32> {
         FromAcceptor::Promise {
             promised,

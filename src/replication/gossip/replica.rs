@@ -219,6 +219,14 @@ pub fn split_pairs(pairs: Vec<(Key, u64)>) -> Vec<Vec<(Key, u64)>> {
     lists
 }
 
+/// Anti-entropy rounds without a word from a peer after which a replica takes it for away
+/// (dead, paused, cut off) and stops pushing rumors, digests and tombstone lists to it; every
+/// this many rounds it still sends each such peer its digest, so one that comes back — or
+/// sits across a partition that healed — is heard from again. A live peer is heard from
+/// often (its own digests, rumors, feedback, answers); one taken for away by mistake loses
+/// nothing, since its own exchanges with this replica go both ways.
+pub const QUIET_ROUNDS: u32 = 10;
+
 /// Anti-entropy rounds a replica keeps acknowledging a tombstone it collected, for peers that
 /// have not collected it yet (about ten seconds with the default one-second interval).
 pub const REMEMBER_COLLECTED_ROUNDS: u32 = 10;
@@ -269,6 +277,10 @@ pub struct Gossip {
     sync_ids: u64,
     /// Anti-entropy rounds since the rejoin began.
     rejoin_rounds: u32,
+    /// Per peer, anti-entropy rounds since it was last heard from (see [`QUIET_ROUNDS`]).
+    heard: BTreeMap<u32, u32>,
+    /// Anti-entropy rounds so far.
+    rounds: u64,
     rng: Rng,
 }
 
@@ -286,6 +298,8 @@ impl Gossip {
             rejoining: None,
             sync_ids: 0,
             rejoin_rounds: 0,
+            heard: BTreeMap::new(),
+            rounds: 0,
             // Seeded by the member id: each replica picks different peers, and a run is
             // reproducible (which Hydro's simulator needs).
             rng: Rng::new(0x676f_7373_6970 ^ u64::from(me)),
@@ -314,6 +328,7 @@ impl Gossip {
             GossipEvent::Joined(member) => {
                 if member != self.me {
                     self.peers.insert(member);
+                    self.heard.insert(member, 0);
                     if let Some(waiting) = &mut self.rejoining {
                         waiting.entry(member).or_default();
                     }
@@ -321,6 +336,7 @@ impl Gossip {
                 vec![]
             }
             GossipEvent::SyncRun(from, id) => {
+                self.heard_from(from);
                 if let Some(peer) = self.syncing_with(from, id) {
                     peer.runs += 1;
                 }
@@ -334,6 +350,7 @@ impl Gossip {
                 had_it,
                 changed,
             } => {
+                self.heard_from(from);
                 let print = changed
                     .map(|v| v.print)
                     .or_else(|| self.digest.fingerprint(&key));
@@ -362,7 +379,10 @@ impl Gossip {
                 }
                 out
             }
-            GossipEvent::Message(from, message) => self.received(from, message),
+            GossipEvent::Message(from, message) => {
+                self.heard_from(from);
+                self.received(from, message)
+            }
             GossipEvent::GossipTick => self.push_rumors(),
             GossipEvent::AntiEntropyTick => self.start_anti_entropy(),
         }
@@ -513,10 +533,10 @@ impl Gossip {
             .into_iter()
             .map(|(peer, answers)| (peer, PeerMessage::Gossip(GossipMessage::Feedback(answers))))
             .collect();
-        if self.peers.is_empty() {
+        let peers = self.active_peers();
+        if peers.is_empty() {
             return actions;
         }
-        let peers: Vec<u32> = self.peers.iter().copied().collect();
         let fanout = self.rumors.config().fanout;
         let mut per_peer: BTreeMap<u32, Vec<Key>> = BTreeMap::new();
         let hot: Vec<Key> = self.rumors.hot_keys().cloned().collect();
@@ -537,6 +557,10 @@ impl Gossip {
     /// An anti-entropy tick: send one random peer this replica's digest, and every peer the
     /// tombstones held here (so each can tell when every replica holds one).
     fn start_anti_entropy<S>(&mut self) -> Vec<Outgoing<S>> {
+        self.rounds += 1;
+        for rounds in self.heard.values_mut() {
+            *rounds = rounds.saturating_add(1);
+        }
         let mut syncs = self.ask_to_sync();
         let mut out = self.exchange_digests();
         out.append(&mut syncs);
@@ -601,14 +625,29 @@ impl Gossip {
 
     /// An anti-entropy round's own messages (see [`Self::start_anti_entropy`]).
     fn exchange_digests<S>(&mut self) -> Vec<Outgoing<S>> {
-        let peers: Vec<u32> = self.peers.iter().copied().collect();
+        // Peers heard from lately; if none is, every peer (this replica may be the one that
+        // was away).
+        let mut peers = self.active_peers();
+        if peers.is_empty() {
+            peers = self.peers.iter().copied().collect();
+        }
         let Some(&peer) = peers.get(self.rng.below(peers.len().max(1))) else {
             return vec![];
         };
+        let digest = self.digest.digest();
         let mut out = vec![(
             peer,
-            PeerMessage::Gossip(GossipMessage::Digest(self.digest.digest())),
+            PeerMessage::Gossip(GossipMessage::Digest(digest.clone())),
         )];
+        // Now and then, a digest to each peer taken for away: one that is back answers.
+        if self.rounds.is_multiple_of(u64::from(QUIET_ROUNDS)) {
+            for quiet in self.peers.iter().filter(|p| !peers.contains(p)) {
+                out.push((
+                    *quiet,
+                    PeerMessage::Gossip(GossipMessage::Digest(digest.clone())),
+                ));
+            }
+        }
         let held: Vec<(Key, u64)> = self
             .tombstones
             .iter()
@@ -634,6 +673,22 @@ impl Gossip {
             *rounds > 0
         });
         out
+    }
+
+    /// Peer `from` said something: it is not away.
+    fn heard_from(&mut self, from: u32) {
+        if let Some(rounds) = self.heard.get_mut(&from) {
+            *rounds = 0;
+        }
+    }
+
+    /// The peers heard from in the last [`QUIET_ROUNDS`] anti-entropy rounds.
+    fn active_peers(&self) -> Vec<u32> {
+        self.peers
+            .iter()
+            .copied()
+            .filter(|p| self.heard.get(p).is_some_and(|r| *r < QUIET_ROUNDS))
+            .collect()
     }
 
     /// A request to this replica's own core: read `keys`, and send their values to `to`.
@@ -719,6 +774,8 @@ mod tests {
         values_sent: usize,
         /// Replicas that are down: messages to them are lost.
         down: BTreeSet<usize>,
+        /// Messages sent to replicas that were down (and lost).
+        to_down: usize,
     }
 
     fn config(k: u32) -> RumorConfig {
@@ -737,6 +794,7 @@ mod tests {
             sent: 0,
             values_sent: 0,
             down: BTreeSet::new(),
+            to_down: 0,
         };
         for me in 0..n as usize {
             for member in 0..n {
@@ -773,6 +831,7 @@ mod tests {
                 for (to, message) in self.gossip[at].step(event) {
                     let to = to as usize;
                     if self.down.contains(&to) {
+                        self.to_down += 1;
                         continue;
                     }
                     match message {
@@ -846,7 +905,9 @@ mod tests {
 
         fn tick(&mut self, event: fn() -> GossipEvent<u64>) {
             for at in 0..self.gossip.len() {
-                self.deliver(at, event());
+                if !self.down.contains(&at) {
+                    self.deliver(at, event());
+                }
             }
         }
 
@@ -1082,5 +1143,38 @@ mod tests {
             "a replica with no peer never stopped rejoining"
         );
         crate::membership::set_standing(crate::membership::Standing::Full);
+    }
+
+    /// A peer that has said nothing for `QUIET_ROUNDS` rounds is taken for away: rumors,
+    /// digests and tombstone lists stop going to it but for one digest every `QUIET_ROUNDS`
+    /// rounds, and once it speaks again it gets everything it missed.
+    #[test]
+    fn gossip_to_a_long_silent_peer_stops_but_for_a_probe_and_resumes_when_it_speaks() {
+        let mut c = cluster(3, config(2));
+        c.down.insert(2);
+        // A tombstone, so that tombstone lists go out every round too.
+        c.write(0, "gone", 0);
+        for _ in 0..QUIET_ROUNDS {
+            c.tick(|| GossipEvent::AntiEntropyTick);
+            c.tick(|| GossipEvent::GossipTick);
+        }
+        // Away now: over the next rounds, only the probes reach it.
+        c.to_down = 0;
+        for _ in 0..2 * QUIET_ROUNDS {
+            c.write(1, "busy", 1 + c.sent as u64);
+            c.tick(|| GossipEvent::AntiEntropyTick);
+            c.tick(|| GossipEvent::GossipTick);
+        }
+        assert_eq!(
+            c.to_down, 4,
+            "one digest every QUIET_ROUNDS rounds, from each of the two live replicas"
+        );
+        // It comes back and speaks: it is sent to again, and catches up.
+        c.down.remove(&2);
+        for _ in 0..QUIET_ROUNDS {
+            c.tick(|| GossipEvent::AntiEntropyTick);
+            c.tick(|| GossipEvent::GossipTick);
+        }
+        assert!(c.agree_on("busy"), "the returned replica caught up");
     }
 }
