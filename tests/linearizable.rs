@@ -12,9 +12,8 @@ use redis::{Commands, Connection};
 use support::Server;
 use support::history::{Workload, assert_linearizable, record, record_while};
 use support::redis_client::{
-    Shared, benchmark_completes, check_keys_expire, check_watch, connect, kill_9,
-    large_transaction_is_refused_and_the_store_goes_on, shared_url, signal, stop_shared,
-    until_member,
+    Shared, benchmark_completes, check_keys_expire, check_watch, connect, kill_9, shared_url,
+    signal, stop_shared, until_member,
 };
 
 static SHARED: Shared = Shared::new();
@@ -353,24 +352,6 @@ fn a_restarted_replica_catches_up_from_a_snapshot_and_serves_alone() {
          {keys} keys, the counter and the deadline"
     );
     let () = con.set("snap:end", "yes").unwrap();
-    server.stop();
-}
-
-/// 300 × 1 MiB in one transaction once made a frame too big for the transport and cut every
-/// proposer off for good: now the edge refuses it at the default 64 MiB bound, and 64
-/// pipelined 1 MiB `SET`s after it — batched by the leader in slots of at most 16 MiB — all
-/// succeed. (A deployment of its own, alone, with a generous request timeout: 64 MiB through
-/// the log takes ~3 s in a debug build, and what is checked is that it arrives, not how
-/// fast.)
-#[test]
-fn a_huge_transaction_is_refused_and_large_values_go_on_through_the_log() {
-    let _alone = one_at_a_time();
-    let server = Server::start("linearizable", &["--request-timeout", "30s"]);
-    large_transaction_is_refused_and_the_store_goes_on(
-        &server.url,
-        "lin:mib",
-        kvs_zoo::edge::commands::DEFAULT_MAX_TRANSACTION_BYTES as u64,
-    );
     server.stop();
 }
 

@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 use redis::{Commands, Connection, Value};
 use support::Server;
 use support::redis_client::{
-    Shared, assert_members_alive, benchmark_completes, bulk, connect, kill_9,
-    large_transaction_is_refused_and_the_store_goes_on, member_copy, shared_url, signal,
-    stop_shared, text, until_member, until_members_have,
+    Shared, assert_members_alive, benchmark_completes, bulk, connect, kill_9, member_copy,
+    shared_url, signal, stop_shared, text, until_member, until_members_have,
 };
 
 /// Gossip every 300 ms: convergence still well under a second or two, and two writes sent
@@ -453,16 +452,4 @@ fn a_killed_replica_is_restarted_and_takes_clients_only_once_caught_up() {
     let () = con.set("rejoin:after", "after").unwrap();
     until_members_have(&mut con, [0, 1, 2], "rejoin:after", &bulk("after"));
     server.stop();
-}
-
-/// 300 × 1 MiB in one transaction once answered `CLUSTERDOWN` here, and the 64 pipelined
-/// 1 MiB `SET`s after it failed: now the edge refuses it at the default 64 MiB bound, and
-/// the `SET`s succeed (their gossip goes in runs of at most 16 MiB).
-#[test]
-fn a_huge_transaction_is_refused_and_large_values_go_on() {
-    large_transaction_is_refused_and_the_store_goes_on(
-        &shared(),
-        "mib",
-        kvs_zoo::edge::commands::DEFAULT_MAX_TRANSACTION_BYTES as u64,
-    );
 }
