@@ -147,17 +147,25 @@ pub const MAX_VALUES_BYTES: u64 = 16 * 1024 * 1024;
 
 /// `values` cut into runs of at most [`MAX_VALUES_BYTES`] (encoded), in their order.
 pub fn split_values<S: Serialize>(values: Vec<(Key, S)>) -> Vec<Vec<(Key, S)>> {
+    runs_within(values, |pair| {
+        bincode::serialized_size(pair).unwrap_or(MAX_VALUES_BYTES)
+    })
+}
+
+/// `items` cut into runs whose `size`s add up to at most [`MAX_VALUES_BYTES`], in their
+/// order (an item larger than that goes alone); no run is empty.
+pub fn runs_within<T>(items: Vec<T>, size: impl Fn(&T) -> u64) -> Vec<Vec<T>> {
     let mut runs = vec![];
     let mut run = vec![];
-    let mut bytes = 0;
-    for pair in values {
-        let size = bincode::serialized_size(&pair).unwrap_or(MAX_VALUES_BYTES);
-        if !run.is_empty() && bytes + size > MAX_VALUES_BYTES {
+    let mut bytes = 0u64;
+    for item in items {
+        let item_bytes = size(&item);
+        if !run.is_empty() && bytes.saturating_add(item_bytes) > MAX_VALUES_BYTES {
             runs.push(std::mem::take(&mut run));
             bytes = 0;
         }
-        bytes += size;
-        run.push(pair);
+        bytes = bytes.saturating_add(item_bytes);
+        run.push(item);
     }
     if !run.is_empty() {
         runs.push(run);
@@ -201,22 +209,7 @@ pub fn group_buckets(per_bucket: Vec<(usize, Vec<(Key, u64)>)>) -> Vec<BucketGro
 /// `pairs` cut into lists of at most [`MAX_VALUES_BYTES`], in their order (a list of
 /// tombstones held: each pair stands alone).
 pub fn split_pairs(pairs: Vec<(Key, u64)>) -> Vec<Vec<(Key, u64)>> {
-    let mut lists = vec![];
-    let mut list = vec![];
-    let mut bytes = 0;
-    for pair in pairs {
-        let size = pair_bytes(&pair.0);
-        if !list.is_empty() && bytes + size > MAX_VALUES_BYTES {
-            lists.push(std::mem::take(&mut list));
-            bytes = 0;
-        }
-        bytes += size;
-        list.push(pair);
-    }
-    if !list.is_empty() {
-        lists.push(list);
-    }
-    lists
+    runs_within(pairs, |(key, _)| pair_bytes(key))
 }
 
 /// Anti-entropy rounds without a word from a peer after which a replica takes it for away
