@@ -30,8 +30,9 @@
 //!   what replication reads of them (fingerprints).
 //! - [`protocol`] (`protocol.rs`): the typed requests and responses every stage passes along.
 //! - At the bottom, importing nothing from the crate: [`membership`] (member and shard ids,
-//!   the shard layout, the one liveness view), [`hashing`] (the stable hashes) and
-//!   [`capabilities`] (what a store can honestly do, as data).
+//!   the shard layout, the one liveness view), [`hashing`] (the stable hashes),
+//!   [`capabilities`] (what a store can honestly do, as data) and [`durability`] (a member's
+//!   write-ahead log and snapshots on disk, as bytes).
 
 #![warn(missing_docs)]
 
@@ -55,6 +56,7 @@ pub mod architectures;
 pub mod capabilities;
 pub mod consensus;
 pub mod deploy;
+pub mod durability;
 pub mod edge;
 pub mod hashing;
 pub mod membership;

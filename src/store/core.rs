@@ -20,6 +20,7 @@ use hydro_lang::live_collections::stream::TotalOrder;
 use hydro_lang::location::Location;
 use hydro_lang::prelude::*;
 
+use crate::store::durable::Change;
 use crate::store::lattice_core::LatticeStore;
 use crate::store::seam::{Applied, Effect, StorageInput, StorageOutput, split_applied};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -96,6 +97,10 @@ pub struct LwwStore<V> {
     /// Whether writes are reported as [`Effect::Changed`](crate::store::seam::Effect): a
     /// store that is not replicated copies out no changes, since nobody would read them.
     reports_changes: bool,
+    /// Every change to the state since the last [`LwwStore::take_changes`], when the store
+    /// keeps a log on disk (see [`crate::store::durable`]); `None` when it keeps none, so
+    /// a store in memory copies nothing.
+    changes: Option<Vec<Change>>,
 }
 
 impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
@@ -110,6 +115,58 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
             due: BTreeSet::new(),
             watches: BTreeMap::new(),
             reports_changes: true,
+            changes: None,
+        }
+    }
+
+    /// From now on, keeps every change to the state for [`LwwStore::take_changes`].
+    pub fn keep_changes(&mut self) {
+        self.changes.get_or_insert_with(Vec::new);
+    }
+
+    /// The changes kept since the last call (none unless [`LwwStore::keep_changes`]).
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        self.changes
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Applies a change that [`LwwStore::take_changes`] once returned: how a store is rebuilt
+    /// from its log. The clock moves past every stamp replayed, so later writes win.
+    pub fn replay(&mut self, change: Change) {
+        match change {
+            Change::Value { key, stamp, value } => {
+                self.clock = self.clock.max(stamp.time);
+                let value = LwwValue {
+                    stamp,
+                    value: value.map(|v| V::from_bytes(v.to_vec())),
+                };
+                self.store.merge_quietly(key, value);
+            }
+            Change::Deadline { key, at } => self.set_deadline(&key, at),
+            Change::Flush => self.flush(),
+        }
+    }
+
+    /// Forgets every watch: a store restarted from disk has no connections left to watch.
+    pub fn forget_watches(&mut self) {
+        self.watches.clear();
+    }
+
+    /// Removes every key (tombstones too) and every deadline.
+    fn flush(&mut self) {
+        self.store.clear();
+        self.deadlines.clear();
+        self.due.clear();
+        // Every key is a missing key again, version 0: a watch taken when its key was
+        // missing would match again, though the key was written and flushed since.
+        // As in Redis, a flush touches every watched key.
+        for watched in self.watches.values_mut() {
+            *watched = None;
+        }
+        if let Some(changes) = &mut self.changes {
+            changes.push(Change::Flush);
         }
     }
 
@@ -126,6 +183,15 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
     /// Merges a write of this store's own into `key`; reports the change if changes are
     /// reported.
     fn commit(&mut self, key: Key, value: LwwValue<V>) -> Option<Effect<LwwValue<V>>> {
+        if let Some(changes) = &mut self.changes {
+            changes.push(Change::Value {
+                key: key.clone(),
+                stamp: value.stamp,
+                value: value
+                    .live()
+                    .map(|v| bytes::Bytes::copy_from_slice(v.bytes())),
+            });
+        }
         if self.reports_changes {
             self.store.merge_changed(key, value)
         } else {
@@ -223,6 +289,12 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
             }
             self.due.pop_first();
             self.deadlines.remove(&key);
+            if let Some(changes) = &mut self.changes {
+                changes.push(Change::Deadline {
+                    key: key.clone(),
+                    at: None,
+                });
+            }
             self.remove(key);
         }
     }
@@ -243,12 +315,21 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
         if deadline.is_none() && self.deadlines.is_empty() {
             return;
         }
-        if let Some(old) = self.deadlines.remove(key) {
+        let old = self.deadlines.remove(key);
+        if let Some(old) = old {
             self.due.remove(&(old, key.clone()));
         }
         if let Some(deadline) = deadline {
             self.deadlines.insert(key.clone(), deadline);
             self.due.insert((deadline, key.clone()));
+        }
+        if old != deadline
+            && let Some(changes) = &mut self.changes
+        {
+            changes.push(Change::Deadline {
+                key: key.clone(),
+                at: deadline,
+            });
         }
     }
 
@@ -383,15 +464,7 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LwwStore<V> {
             // Every key goes at once, tombstones too: no architecture replicates this core, so
             // there is nobody to tell (a replicated LWW store would write a tombstone per key).
             KVSOperation::Flush(_) => {
-                self.store.clear();
-                self.deadlines.clear();
-                self.due.clear();
-                // Every key is a missing key again, version 0: a watch taken when its key was
-                // missing would match again, though the key was written and flushed since.
-                // As in Redis, a flush touches every watched key.
-                for watched in self.watches.values_mut() {
-                    *watched = None;
-                }
+                self.flush();
                 (Some(reply_to.respond(KVSResult::Ok)), None)
             }
             KVSOperation::Cas(key, expected, new) => {
@@ -570,9 +643,10 @@ impl KVSCore {
         split_applied(applied)
     }
 
-    /// Runs a single-copy [`LwwStore`] at each member of `L` over client `requests`;
-    /// returns the responses. Nothing is copied out for replication: one input, one
-    /// response, with no operator between the store and the reply.
+    /// Runs a single-copy store at each member of `L` over client `requests`; returns the
+    /// responses. Nothing is copied out for replication. The store is kept on disk when the
+    /// process has a data directory ([`crate::store::durable::LoggedStore`]): the answers of
+    /// each batch leave once the batch's changes are in the log ([`crate::durability::settle`]).
     pub fn answer<'a, L, V>(
         requests: Stream<KVSRequest<V>, L, Unbounded, TotalOrder>,
     ) -> Stream<KVSResponse<V>, L, Unbounded, TotalOrder>
@@ -580,10 +654,27 @@ impl KVSCore {
         L: Location<'a>,
         V: Clone + Ord + std::hash::Hash + StringValue + 'a,
     {
-        requests.scan(
-            q!(|| crate::store::kvs_core::LwwStore::single_copy()),
-            q!(|store, request| Some(store.answer(request))),
-        )
+        let tick = requests.location().tick();
+        requests
+            .scan(
+                q!(|| crate::store::durable::LoggedStore::open()),
+                q!(|store, request| Some(store.answer(request))),
+            )
+            .batch(
+                &tick,
+                nondet!(
+                    /// Where a batch ends decides only how many answers share one write of
+                    /// the log (and one fsync): each answer still leaves after the records of
+                    /// every change applied before it are written.
+                ),
+            )
+            .collect_vec()
+            .flat_map_ordered(q!(|answers| crate::durability::settle(answers)))
+            .all_ticks()
+            .assert_has_consistency_of::<L>(manual_proof!(
+                /// Batching and unbatching one member's answers, in order, at that member
+                /// changes nothing a peer could see differently.
+            ))
     }
 }
 
