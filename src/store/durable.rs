@@ -97,6 +97,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::membership::ShardId;
     use crate::protocol::{Expiry, KVSOperation, KVSResult};
 
     fn op() -> impl Strategy<Value = KVSOperation<Bytes>> {
@@ -111,7 +112,7 @@ mod tests {
             key.clone().prop_map(KVSOperation::Persist),
             (key.clone(), value, 0u64..3_000)
                 .prop_map(|(k, v, d)| { KVSOperation::PutExpiring(k, v, None, Expiry::At(d)) }),
-            Just(KVSOperation::Flush(crate::membership::ShardId(0))),
+            Just(KVSOperation::Flush(ShardId(0))),
             key.prop_map(KVSOperation::Get),
         ]
     }
