@@ -50,6 +50,10 @@ impl KVSDemo for Local {
         Capabilities::ONE_COPY
     }
 
+    fn durable(&self) -> bool {
+        true
+    }
+
     fn script(&self) -> Vec<DemoStep> {
         vec![
             DemoStep::new("write a key", &["SET", "color", "blue"]),

@@ -113,6 +113,14 @@ impl KVSDemo for Sharded {
         Capabilities::ONE_COPY
     }
 
+    fn durable(&self) -> bool {
+        true
+    }
+
+    fn placement(&self) -> Vec<(&'static str, String)> {
+        vec![("virtual-nodes", self.virtual_nodes.to_string())]
+    }
+
     fn script(&self) -> Vec<DemoStep> {
         vec![
             DemoStep::new("write a key", &["SET", "color", "blue"]),

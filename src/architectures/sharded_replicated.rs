@@ -112,6 +112,10 @@ impl KVSDemo for ShardedReplicated {
         Capabilities::CAUSAL_REPLICAS
     }
 
+    fn placement(&self) -> Vec<(&'static str, String)> {
+        vec![("virtual-nodes", self.virtual_nodes.to_string())]
+    }
+
     fn script(&self) -> Vec<DemoStep> {
         vec![
             DemoStep::new("write a key", &["SET", "color", "blue"]),

@@ -19,7 +19,9 @@ use hydro_deploy::Deployment;
 use kvs_zoo::Hosts;
 use kvs_zoo::architectures::options::{self, parse_bytes, parse_duration};
 use kvs_zoo::architectures::{self as registry, Architecture};
+use kvs_zoo::deploy::DataDir;
 use kvs_zoo::deploy::console::Console;
+use kvs_zoo::durability::{self, Fsync};
 use kvs_zoo::edge::auth::Password;
 use kvs_zoo::edge::config::FrontConfig;
 
@@ -46,6 +48,14 @@ options:
                               within T (default 5s; e.g. 1.5s, 500ms)
   --restart-after <T>         start a member again T after its process dies (default
                               2s; 'never' leaves it dead); see the README's faults
+  --data-dir <DIR>            keep each process's data on disk under DIR (a log and
+                              snapshots), so a crash of any or every process loses no
+                              acknowledged write; without it, data is in memory only
+  --fsync <always|everysec|no>
+                              when the log is synced, as Redis's appendfsync (default
+                              always for linearizable, everysec for the others)
+  --snapshot-after <N>        compact a process's log into a snapshot once it holds N
+                              bytes (default 64mb)
   --enable-debug-command      accept DEBUG SLEEP <seconds> (for testing timeouts)
   --verbose                   show hydro_deploy's launch commands and the compiler's
                               warnings about generated code
@@ -78,6 +88,8 @@ struct ServeArgs {
     front: FrontConfig,
     /// How long after a member dies it is started again (`None`: never).
     restart_after: Option<std::time::Duration>,
+    /// Where the processes keep their data on disk (`None`: in memory only).
+    data: Option<DataDir>,
     verbose: bool,
 }
 
@@ -133,6 +145,7 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
     let mut verbose = false;
     let mut restart_after = Some(kvs_zoo::deploy::DEFAULT_RESTART_AFTER);
     let (mut port, mut bind) = (6379u16, "127.0.0.1".to_string());
+    let (mut data_dir, mut fsync, mut snapshot_after) = (None, None, None);
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
@@ -175,6 +188,12 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
             "--request-timeout" => front.request_timeout = parse_duration(value).ok_or_else(bad)?,
             "--restart-after" if value == "never" => restart_after = None,
             "--restart-after" => restart_after = Some(parse_duration(value).ok_or_else(bad)?),
+            "--data-dir" if value.is_empty() => return Err(bad()),
+            "--data-dir" => data_dir = Some(std::path::PathBuf::from(value)),
+            "--fsync" => fsync = Some(Fsync::parse(value).ok_or_else(bad)?),
+            "--snapshot-after" => {
+                snapshot_after = Some(parse_bytes(value).filter(|&n| n > 0).ok_or_else(bad)? as u64)
+            }
             other => return Err(format!("unknown option '{other}'")),
         }
     }
@@ -183,10 +202,48 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
     } else {
         format!("{bind}:{port}")
     };
+    let data = match data_dir {
+        None if fsync.is_some() || snapshot_after.is_some() => {
+            return Err("--fsync and --snapshot-after need --data-dir".into());
+        }
+        None => None,
+        Some(_) if !architecture.durable() => {
+            let durable: Vec<&str> = registry::registry()
+                .iter()
+                .filter(|a| a.durable())
+                .map(|a| a.name())
+                .collect();
+            return Err(format!(
+                "'{name}' keeps its data in memory only: --data-dir is for {} (see the \
+                 README's durability table)",
+                durable.join(", ")
+            ));
+        }
+        Some(dir) => {
+            // Absolute, so that every process finds it wherever it runs from.
+            let dir = std::path::absolute(&dir)
+                .map_err(|e| format!("--data-dir '{}': {e}", dir.display()))?;
+            // A log synced before each answer is what a consensus store promises; the others
+            // default to Redis's own default, once a second.
+            let default_fsync = if architecture.capabilities().consensus {
+                Fsync::Always
+            } else {
+                Fsync::EverySec
+            };
+            Some(DataDir {
+                dir,
+                settings: durability::Settings {
+                    fsync: fsync.unwrap_or(default_fsync),
+                    snapshot_after: snapshot_after.unwrap_or(durability::DEFAULT_SNAPSHOT_AFTER),
+                },
+            })
+        }
+    };
     Ok(Some(ServeArgs {
         architecture,
         front,
         restart_after,
+        data,
         verbose,
     }))
 }
@@ -250,8 +307,21 @@ async fn serve_one(serve: ServeArgs) -> Result<(), String> {
     }
     let _console = Console::new(serve.verbose);
     let mut deployment = Deployment::new();
+    match &serve.data {
+        None => eprintln!(
+            "kvs-zoo: keeping data in memory only: a crash of a process loses its keys \
+             (--data-dir DIR keeps them on disk)"
+        ),
+        Some(data) => eprintln!(
+            "kvs-zoo: keeping data in {} (fsync {}, a snapshot every {} bytes of log)",
+            data.dir.display(),
+            data.settings.fsync.name(),
+            data.settings.snapshot_after
+        ),
+    }
     let hosts = Hosts {
         restart_after: serve.restart_after,
+        data: serve.data,
         ..Hosts::localhost(&mut deployment)
     };
     eprintln!(
@@ -393,6 +463,50 @@ mod tests {
         assert_eq!(front.max_clients, 3);
         assert_eq!(front.client_output_limit, 2 << 20);
         assert_eq!(front.request_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_data_dir_takes_a_policy_and_a_bound_with_defaults_per_architecture() {
+        let serve = parse_words("serve local").unwrap().unwrap();
+        assert_eq!(serve.data, None, "in memory unless asked");
+        let serve = parse_words("serve sharded --data-dir /srv/zoo")
+            .unwrap()
+            .unwrap();
+        let data = serve.data.unwrap();
+        assert_eq!(data.dir, std::path::PathBuf::from("/srv/zoo"));
+        assert_eq!(data.settings.fsync, Fsync::EverySec);
+        assert_eq!(
+            data.settings.snapshot_after,
+            durability::DEFAULT_SNAPSHOT_AFTER
+        );
+        let serve = parse_words("serve local --data-dir rel --fsync always --snapshot-after 1mb")
+            .unwrap()
+            .unwrap();
+        let data = serve.data.unwrap();
+        assert!(data.dir.is_absolute(), "{}", data.dir.display());
+        assert_eq!(data.settings.fsync, Fsync::Always);
+        assert_eq!(data.settings.snapshot_after, 1 << 20);
+        for (words, error) in [
+            (
+                "serve local --fsync always",
+                "--fsync and --snapshot-after need --data-dir",
+            ),
+            (
+                "serve local --data-dir d --fsync sometimes",
+                "bad --fsync 'sometimes'",
+            ),
+            (
+                "serve local --data-dir d --snapshot-after 0",
+                "bad --snapshot-after '0'",
+            ),
+            (
+                "serve linearizable --data-dir d",
+                "'linearizable' keeps its data in memory only: --data-dir is for local, \
+                 sharded (see the README's durability table)",
+            ),
+        ] {
+            assert_eq!(parse_words(words).err().as_deref(), Some(error), "{words}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Where an architecture's processes run ([`Hosts`]), how their code is built, and the
 //! addresses and ports they listen on.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,25 @@ pub struct Hosts {
     /// How long after a member's process dies it is started again (see
     /// [`crate::deploy::supervisor`]); `None` leaves it dead.
     pub restart_after: Option<Duration>,
+    /// Where the processes keep their data on disk; `None`: in memory only.
+    pub data: Option<DataDir>,
+}
+
+/// A deployment's data directory: each process keeps its files in `dir/<role>-<member>/`,
+/// written as `settings` say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataDir {
+    /// The directory (created if missing).
+    pub dir: PathBuf,
+    /// How the processes write their logs.
+    pub settings: crate::durability::Settings,
+}
+
+impl DataDir {
+    /// The directory of the process `<role>/<member>`.
+    pub fn member_dir(&self, role: &str, member: u32) -> PathBuf {
+        self.dir.join(format!("{role}-{member}"))
+    }
 }
 
 /// How long after a member dies `kvs-zoo serve` starts it again, unless told otherwise: long
@@ -36,6 +56,7 @@ impl Hosts {
             members: deployment.Localhost(),
             optimized: !cfg!(debug_assertions),
             restart_after: Some(DEFAULT_RESTART_AFTER),
+            data: None,
         }
     }
 

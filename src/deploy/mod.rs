@@ -33,7 +33,9 @@ use hydro_lang::prelude::*;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::deploy::hosts::peer_address;
-pub use crate::deploy::hosts::{DEFAULT_RESTART_AFTER, Hosts, LOCATION_PROFILE, free_port};
+pub use crate::deploy::hosts::{
+    DEFAULT_RESTART_AFTER, DataDir, Hosts, LOCATION_PROFILE, free_port,
+};
 use crate::deploy::progress::{BuildReport, LocationNames};
 use crate::deploy::supervisor::{Restarted, Supervisor};
 pub use crate::deploy::topology::{DemoStep, KVSDemo, Topology};
@@ -99,10 +101,34 @@ pub async fn launch<'a, D: KVSDemo + ?Sized>(
         }
     }
     let peers = book.to_env();
+    if let Some(data) = &hosts.data {
+        claim_data_dir(demo, data, &roles)?;
+    }
+    // Each process keeps its files in a directory of its own, named after it.
+    let data_env = |me: &Peer| -> Vec<(String, String)> {
+        let Some(data) = &hosts.data else {
+            return vec![];
+        };
+        let mut env: Vec<(String, String)> = data
+            .settings
+            .to_env()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let dir = data.member_dir(&me.role, me.member);
+        env.push((
+            crate::durability::ENV_DATA_DIR.to_string(),
+            dir.display().to_string(),
+        ));
+        env
+    };
     let named = |spec: TrybuildHost, me: &Peer| {
-        with_env(spec)
-            .env(ENV_PEERS, peers.clone())
-            .env(ENV_SELF, me.to_string())
+        data_env(me).into_iter().fold(
+            with_env(spec)
+                .env(ENV_PEERS, peers.clone())
+                .env(ENV_SELF, me.to_string()),
+            |spec, (k, v)| spec.env(k, v),
+        )
     };
     // The front reports what this architecture can do (`INFO`), whoever built `front`.
     let front = FrontConfig {
@@ -141,6 +167,37 @@ pub async fn launch<'a, D: KVSDemo + ?Sized>(
         nodes,
         restarts,
     })
+}
+
+/// Checks that `demo` may keep its data in `data`, and claims the directory for it: a store
+/// that keeps nothing on disk, or a directory another architecture or shape wrote, is
+/// refused (see [`crate::durability::manifest`]).
+fn claim_data_dir<D: KVSDemo + ?Sized>(
+    demo: &D,
+    data: &DataDir,
+    roles: &[(&'static str, usize)],
+) -> Result<(), String> {
+    if !demo.durable() {
+        return Err(format!(
+            "'{}' keeps its data in memory only: it takes no --data-dir yet",
+            demo.name()
+        ));
+    }
+    let shape: Vec<String> = roles
+        .iter()
+        .map(|(role, n)| format!("{role}={n}"))
+        .chain(
+            demo.placement()
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}")),
+        )
+        .collect();
+    let manifest = crate::durability::manifest::Manifest {
+        architecture: demo.name().to_string(),
+        shape: shape.join(" "),
+    };
+    manifest.claim(&data.dir)?;
+    Ok(())
 }
 
 /// Builds `demo`'s processes on `hosts` ahead of time, so that a later start builds nothing.

@@ -44,6 +44,19 @@ pub trait KVSDemo {
 
     /// What the architecture can honestly do; `INFO` and the client suite read it.
     fn capabilities(&self) -> Capabilities;
+
+    /// Whether its members keep their data on disk when given a data directory
+    /// (`--data-dir`, see [`crate::durability`]).
+    fn durable(&self) -> bool {
+        false
+    }
+
+    /// The settings besides the member counts that decide where a key lives, as
+    /// `(name, value)`: a data directory written under one placement must not be read under
+    /// another (see [`crate::durability::manifest`]).
+    fn placement(&self) -> Vec<(&'static str, String)> {
+        vec![]
+    }
 }
 
 /// Adds a cluster's members to a deployment: one location spec per member.

@@ -203,6 +203,30 @@ pub fn stats() -> Option<JournalStats> {
     with_journal(|j| j.stats())
 }
 
+/// A process's files, in numbers: what its heartbeats carry to the proxy's `INFO`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DiskUse {
+    /// Bytes in the current log.
+    pub log_bytes: u64,
+    /// Bytes of the last snapshot (0: none yet).
+    pub snapshot_bytes: u64,
+    /// When the last snapshot was written, in seconds since the epoch (0: none yet).
+    pub last_snapshot: u64,
+}
+
+/// This process's [`DiskUse`], if it keeps a journal.
+pub fn disk_use() -> Option<DiskUse> {
+    stats().map(|s| DiskUse {
+        log_bytes: s.log_bytes,
+        snapshot_bytes: s.snapshot.map_or(0, |i| i.bytes),
+        last_snapshot: s.snapshot.map_or(0, |i| {
+            i.written
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        }),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,15 @@ pub struct Stats {
 }
 
 /// Which `INFO` sections exist, in Redis's order.
-const SECTIONS: &[&str] = &["server", "clients", "stats", "members", "ring", "paxos"];
+const SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "persistence",
+    "stats",
+    "members",
+    "ring",
+    "paxos",
+];
 
 impl Stats {
     /// Fresh counters, started now.
@@ -140,6 +148,7 @@ impl Stats {
                         uptime / 86_400,
                     )
                 }
+                "persistence" => out.write_str(&persistence()),
                 "members" => out.write_str(&members.take().unwrap_or_default()),
                 "ring" => out.write_str(&config.commands.shards.info_section()),
                 "paxos" => out.write_str(&crate::membership::view::paxos_section()),
@@ -162,6 +171,52 @@ impl Stats {
         }
         out
     }
+}
+
+/// The `# Persistence` section, in Redis's words where they fit: whether the deployment keeps
+/// its data on disk (this process's environment says, see `crate::durability`), the policy,
+/// and the files of every process that keeps some — this one's own (Local's store runs
+/// here) and the members' (from their heartbeats).
+fn persistence() -> String {
+    let settings = crate::durability::Settings::from_vars(|name| std::env::var(name).ok())
+        .ok()
+        .flatten();
+    let Some((dir, settings)) = settings else {
+        return "# Persistence\r\naof_enabled:0\r\n".to_string();
+    };
+    // This process's own directory is `DIR/proxy-0`: the deployment's is its parent.
+    let data_dir = dir.parent().unwrap_or(&dir).display().to_string();
+    let own = crate::durability::stats();
+    let error = own.as_ref().and_then(|s| s.last_error.clone());
+    let disk = [
+        crate::durability::disk_use(),
+        crate::membership::view::disk_totals(),
+    ]
+    .into_iter()
+    .flatten()
+    .fold(crate::durability::DiskUse::default(), |a, b| {
+        crate::durability::DiskUse {
+            log_bytes: a.log_bytes + b.log_bytes,
+            snapshot_bytes: a.snapshot_bytes + b.snapshot_bytes,
+            last_snapshot: a.last_snapshot.max(b.last_snapshot),
+        }
+    });
+    let mut out = format!(
+        "# Persistence\r\naof_enabled:1\r\nkvs_zoo_data_dir:{data_dir}\r\n\
+         aof_fsync:{}\r\naof_last_write_status:{}\r\naof_current_size:{}\r\n\
+         rdb_last_save_time:{}\r\nkvs_zoo_snapshot_bytes:{}\r\n\
+         kvs_zoo_snapshot_after:{}\r\n",
+        settings.fsync.name(),
+        if error.is_some() { "err" } else { "ok" },
+        disk.log_bytes,
+        disk.last_snapshot,
+        disk.snapshot_bytes,
+        settings.snapshot_after,
+    );
+    if let Some(e) = error {
+        let _ = write!(out, "kvs_zoo_last_write_error:{e}\r\n");
+    }
+    out
 }
 
 impl Default for Stats {
@@ -226,7 +281,7 @@ mod tests {
         let stats = Stats::new();
         let config = FrontConfig::localhost("local", 6390);
         let all = stats.info(&config, &[]);
-        for header in ["# Server", "# Clients", "# Stats"] {
+        for header in ["# Server", "# Clients", "# Persistence", "# Stats"] {
             assert!(all.contains(header), "{all}");
         }
         assert_eq!(field(&all, "tcp_port").as_deref(), Some("6390"));
@@ -241,5 +296,10 @@ mod tests {
         let clients = stats.info(&config, &["clients".into()]);
         assert!(clients.starts_with("# Clients\r\n") && !clients.contains("# Server"));
         assert_eq!(stats.info(&config, &["nope".into()]), "");
+        // This test process has no data directory.
+        assert_eq!(
+            stats.info(&config, &["persistence".into()]),
+            "# Persistence\r\naof_enabled:0\r\n"
+        );
     }
 }

@@ -22,6 +22,8 @@ pub struct Beat {
     pub gossip_sent: u64,
     /// Whether the member takes its full part in the protocol.
     pub standing: Standing,
+    /// Its files on disk, if it keeps any (`--data-dir`).
+    pub disk: Option<crate::durability::DiskUse>,
 }
 
 /// What part a live member takes in its protocol.
@@ -97,6 +99,7 @@ impl Beat {
             incarnation: crate::membership::incarnation(),
             gossip_sent,
             standing: standing(),
+            disk: crate::durability::disk_use(),
         }
     }
 

@@ -73,9 +73,30 @@ pub fn section() -> Option<String> {
         if status.beat.standing == Standing::NotVoting {
             out.push_str(",voting=no");
         }
+        if let Some(disk) = status.beat.disk {
+            let _ = write!(
+                out,
+                ",log_bytes={},snapshot_bytes={},last_snapshot={}",
+                disk.log_bytes, disk.snapshot_bytes, disk.last_snapshot
+            );
+        }
         out.push_str("\r\n");
     }
     Some(out)
+}
+
+/// The files of every member that keeps some, added up from their last heartbeats, for
+/// `INFO persistence`; `None` if no member keeps files.
+pub fn disk_totals() -> Option<crate::durability::DiskUse> {
+    let members = MEMBERS.lock().unwrap_or_else(|e| e.into_inner());
+    members
+        .values()
+        .filter_map(|status| status.beat.disk)
+        .reduce(|a, b| crate::durability::DiskUse {
+            log_bytes: a.log_bytes + b.log_bytes,
+            snapshot_bytes: a.snapshot_bytes + b.snapshot_bytes,
+            last_snapshot: a.last_snapshot.max(b.last_snapshot),
+        })
 }
 
 /// One member as a line of [`section`] shows it.
@@ -147,6 +168,7 @@ mod tests {
             } else {
                 Standing::Full
             },
+            disk: None,
         };
         publish("testrole", 1, true, beat(4242, 17));
         publish("testrole", 0, false, beat(77, 0));
