@@ -101,8 +101,12 @@ pub async fn launch<'a, D: KVSDemo + ?Sized>(
         }
     }
     let peers = book.to_env();
-    if let Some(data) = &hosts.data {
-        claim_data_dir(demo, data, &roles)?;
+    if let Some(data) = &hosts.data
+        && let Err(e) = claim_data_dir(demo, data, &roles)
+    {
+        // A flow that is dropped unfinished panics: finish it, unused.
+        drop(flow.finalize());
+        return Err(e);
     }
     // Each process keeps its files in a directory of its own, named after it.
     let data_env = |me: &Peer| -> Vec<(String, String)> {
@@ -183,8 +187,8 @@ fn claim_data_dir<D: KVSDemo + ?Sized>(
             demo.name()
         ));
     }
-    let shape: Vec<String> = roles
-        .iter()
+    let shape: Vec<String> = std::iter::once(&("proxy", 1))
+        .chain(roles)
         .map(|(role, n)| format!("{role}={n}"))
         .chain(
             demo.placement()

@@ -98,6 +98,29 @@ impl Server {
         );
     }
 
+    /// Kills every process of the deployment, then the `kvs-zoo` driver, with `kill -9`:
+    /// nothing gets to flush, close or say goodbye (the kernel still writes back the files'
+    /// pages it holds — a crash of the processes, not of the machine). Waits until every
+    /// process is gone.
+    pub fn kill_all(mut self) {
+        for pid in self.pids.values() {
+            redis_client::kill_9(*pid);
+        }
+        let mut child = self.child.take().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        for pid in self.pids.values() {
+            while std::path::Path::new(&format!("/proc/{pid}/status")).exists()
+                && !std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .is_ok_and(|s| s.contains("State:\tZ"))
+            {
+                assert!(std::time::Instant::now() < deadline, "process {pid} outlived kill -9");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
     /// Waits up to `limit` for a line of the server's output that contains `text`.
     pub fn wait_for_line(&self, text: &str, limit: Duration) -> Option<String> {
         let deadline = std::time::Instant::now() + limit;
