@@ -116,7 +116,10 @@ fn local_killed_mid_workload_with_fsync_always_restarts_with_every_acknowledged_
     let mut con = connect(&server.url);
     assert_all_acknowledged_present(&mut con, &acked);
     let ttl: i64 = con.ttl("expiring").unwrap();
-    assert!((900..=1000).contains(&ttl), "the deadline was not kept: TTL {ttl}");
+    assert!(
+        (900..=1000).contains(&ttl),
+        "the deadline was not kept: TTL {ttl}"
+    );
     assert_eq!(persistence(&mut con, "aof_enabled"), "1");
     assert_eq!(persistence(&mut con, "aof_fsync"), "always");
     server.stop();
@@ -126,7 +129,12 @@ fn local_killed_mid_workload_with_fsync_always_restarts_with_every_acknowledged_
 fn a_log_compacted_into_snapshots_restarts_to_the_same_keys() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let data = dir.path().join("data");
-    let args = ["--data-dir", data.to_str().unwrap(), "--snapshot-after", "16kb"];
+    let args = [
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--snapshot-after",
+        "16kb",
+    ];
     let server = Server::start("local", &args);
     let mut con = connect(&server.url);
     for i in 0..2000 {
@@ -191,7 +199,11 @@ fn a_killed_shard_with_a_data_dir_is_restarted_with_its_keys() {
     assert!(line.alive && line.pid == pid, "{line:?}");
     for key in &keys {
         let got: Option<String> = con.get(key).unwrap();
-        assert_eq!(got.as_deref(), Some("before"), "{key} lost in a restart from disk");
+        assert_eq!(
+            got.as_deref(),
+            Some("before"),
+            "{key} lost in a restart from disk"
+        );
     }
     let logged: u64 = persistence(&mut con, "aof_current_size").parse().unwrap();
     assert!(logged > 0, "INFO persistence shows no log");

@@ -115,7 +115,10 @@ impl Server {
                 && !std::fs::read_to_string(format!("/proc/{pid}/status"))
                     .is_ok_and(|s| s.contains("State:\tZ"))
             {
-                assert!(std::time::Instant::now() < deadline, "process {pid} outlived kill -9");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "process {pid} outlived kill -9"
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
