@@ -1,7 +1,8 @@
 //! `kvs-zoo serve … --data-dir DIR`, as its users see it: a store killed with `kill -9` —
 //! one member, or every process at once — and started again from its directory has every
 //! write it acknowledged, with the deadlines it had; a log compacted into snapshots starts
-//! the same; a directory another architecture wrote is refused.
+//! the same; a linearizable store's acceptor restarted from its files votes again; a
+//! directory another architecture wrote, or one a store cannot start again from, is refused.
 //!
 //! Each test has its own deployment and its own directory (kills would disturb a shared one).
 
@@ -15,7 +16,7 @@ use kvs_zoo::architectures::sharded::Sharded;
 use kvs_zoo::routing::ring::Shards;
 use redis::Commands;
 use support::Server;
-use support::redis_client::{connect, member_line};
+use support::redis_client::{connect, member_line, signal, until_member};
 
 /// `INFO persistence`'s field `name`.
 fn persistence(con: &mut redis::Connection, name: &str) -> String {
@@ -268,4 +269,91 @@ fn a_data_dir_of_another_architecture_or_shape_is_refused() {
     let got: Option<String> = con.get("kept").unwrap();
     assert_eq!(got.as_deref(), Some("yes"));
     server.stop();
+}
+
+/// An acceptor of the linearizable store killed with `kill -9` and restarted from its data
+/// directory votes again: with a second acceptor then paused, every quorum needs the restarted
+/// one, and writes still succeed and read back. Without its files it comes back `voting=no`,
+/// and the same writes would wait for a quorum that never forms.
+#[test]
+fn a_restarted_acceptor_with_a_data_dir_votes_again_and_completes_a_quorum() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--restart-after",
+        "200ms",
+    ];
+    let server = Server::start("linearizable", &args);
+    let mut con = connect(&server.url);
+    for i in 0..50 {
+        let () = con.set(format!("before:{i}"), i).unwrap();
+    }
+    assert_eq!(persistence(&mut con, "aof_fsync"), "always");
+    let (pid, took) = server.kill_and_await_restart("acceptor/0");
+    let line = until_member(&mut con, "acceptor", 0, Duration::from_secs(10), |l| {
+        l.alive && l.pid == pid
+    });
+    println!("acceptor/0: from kill -9 to alive again, from its disk: {took:?}");
+    assert!(
+        line.voting,
+        "the restarted acceptor does not vote: {line:?}"
+    );
+    // Acceptors 0 and 2 are now the only majority.
+    signal(server.pids["acceptor/1"], "STOP");
+    for i in 0..50 {
+        let () = con.set(format!("after:{i}"), i).unwrap();
+    }
+    let counted: i64 = con.incr("after:count", 5).unwrap();
+    assert_eq!(counted, 5);
+    for i in 0..50 {
+        let before: Option<i64> = con.get(format!("before:{i}")).unwrap();
+        let after: Option<i64> = con.get(format!("after:{i}")).unwrap();
+        assert_eq!((before, after), (Some(i), Some(i)), "key {i}");
+    }
+    signal(server.pids["acceptor/1"], "CONT");
+    server.stop();
+}
+
+/// The linearizable store keeps only its acceptors on disk, so a deployment served again on
+/// the directory of an earlier run is refused, saying why — not started with empty replicas
+/// that would wait forever for the part of the log the acceptors forgot — and the
+/// directory is left as it was.
+#[test]
+fn a_linearizable_store_is_not_served_again_from_an_earlier_runs_directory() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let server = Server::start("linearizable", &["--data-dir", data]);
+    let mut con = connect(&server.url);
+    let () = con.set("k", "v").unwrap();
+    server.stop();
+    let files = |d: &str| {
+        let mut names: Vec<_> = std::fs::read_dir(std::path::Path::new(data).join(d))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = files("acceptor-0");
+    assert!(!before.is_empty(), "the acceptor kept no files");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kvs-zoo"))
+        .args(["serve", "linearizable", "--data-dir", data, "--port", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "it started: {stderr}");
+    assert!(
+        stderr.contains(
+            "was written by an earlier run of 'linearizable', which cannot start again from it"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        files("acceptor-0"),
+        before,
+        "the refused start changed the files"
+    );
 }

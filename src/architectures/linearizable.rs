@@ -36,7 +36,7 @@ use crate::architectures::Architecture;
 use crate::architectures::options::{self, OptionHelp};
 use crate::capabilities::Capabilities;
 use crate::consensus::paxos::flow::PaxosRouter;
-use crate::deploy::{DemoStep, KVSDemo, Topology};
+use crate::deploy::{DemoStep, Durability, KVSDemo, Topology};
 use crate::server::{KVSServer, Proxy};
 use crate::store::kvs_core::KVSCore;
 
@@ -102,6 +102,18 @@ impl KVSDemo for Linearizable {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities::ORDERED_LOG
+    }
+
+    /// Acceptors keep their promises and accepted values on disk, so a restarted one votes
+    /// again. Replicas do not yet: one restarted catches up from a peer's snapshot, but were
+    /// every replica to start again empty, the slots acceptors forgot below the checkpoint
+    /// would be gone, so the deployment cannot start again from the directory.
+    fn durability(&self) -> Durability {
+        Durability::Roles {
+            roles: &["acceptor"],
+            whole_restart: "only its acceptors keep files; its replicas start empty and \
+                            would find the part of the log every replica had applied forgotten",
+        }
     }
 
     fn script(&self) -> Vec<DemoStep> {

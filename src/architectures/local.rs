@@ -14,7 +14,7 @@ use hydro_lang::prelude::*;
 use crate::architectures::Architecture;
 use crate::architectures::options::OptionHelp;
 use crate::capabilities::Capabilities;
-use crate::deploy::{DemoStep, KVSDemo, Topology};
+use crate::deploy::{DemoStep, Durability, KVSDemo, Topology};
 use crate::routing::local::LocalRouter;
 use crate::server::{KVSServer, Proxy};
 use crate::store::kvs_core::KVSCore;
@@ -50,8 +50,8 @@ impl KVSDemo for Local {
         Capabilities::ONE_COPY
     }
 
-    fn durable(&self) -> bool {
-        true
+    fn durability(&self) -> Durability {
+        Durability::Everything
     }
 
     fn script(&self) -> Vec<DemoStep> {

@@ -37,7 +37,7 @@ use hydro_lang::prelude::*;
 use crate::architectures::Architecture;
 use crate::architectures::options::{self, OptionHelp};
 use crate::capabilities::Capabilities;
-use crate::deploy::{DemoStep, KVSDemo, Topology};
+use crate::deploy::{DemoStep, Durability, KVSDemo, Topology};
 use crate::membership::Layout;
 use crate::membership::layout::DEFAULT_VIRTUAL_NODES;
 use crate::net::Transport;
@@ -113,8 +113,8 @@ impl KVSDemo for Sharded {
         Capabilities::ONE_COPY
     }
 
-    fn durable(&self) -> bool {
-        true
+    fn durability(&self) -> Durability {
+        Durability::Everything
     }
 
     fn placement(&self) -> Vec<(&'static str, String)> {

@@ -207,10 +207,10 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
             return Err("--fsync and --snapshot-after need --data-dir".into());
         }
         None => None,
-        Some(_) if !architecture.durable() => {
+        Some(_) if !architecture.durability().takes_data_dir() => {
             let durable: Vec<&str> = registry::registry()
                 .iter()
-                .filter(|a| a.durable())
+                .filter(|a| a.durability().takes_data_dir())
                 .map(|a| a.name())
                 .collect();
             return Err(format!(
@@ -500,9 +500,9 @@ mod tests {
                 "bad --snapshot-after '0'",
             ),
             (
-                "serve linearizable --data-dir d",
-                "'linearizable' keeps its data in memory only: --data-dir is for local, \
-                 sharded (see the README's durability table)",
+                "serve replicated --data-dir d",
+                "'replicated' keeps its data in memory only: --data-dir is for local, \
+                 sharded, linearizable (see the README's durability table)",
             ),
         ] {
             assert_eq!(parse_words(words).err().as_deref(), Some(error), "{words}");

@@ -38,7 +38,8 @@ pub use crate::deploy::hosts::{
 };
 use crate::deploy::progress::{BuildReport, LocationNames};
 use crate::deploy::supervisor::{Restarted, Supervisor};
-pub use crate::deploy::topology::{DemoStep, KVSDemo, Topology};
+pub use crate::deploy::topology::{DemoStep, Durability, KVSDemo, Topology};
+use crate::durability::manifest::Claimed;
 use crate::edge::client::{RespClient, show};
 use crate::edge::front::FrontConfig;
 use crate::edge::resp::Reply;
@@ -101,18 +102,26 @@ pub async fn launch<'a, D: KVSDemo + ?Sized>(
         }
     }
     let peers = book.to_env();
-    if let Some(data) = &hosts.data
-        && let Err(e) = claim_data_dir(demo, data, &roles)
-    {
-        // A flow that is dropped unfinished panics: finish it, unused.
-        drop(flow.finalize());
-        return Err(e);
-    }
-    // Each process keeps its files in a directory of its own, named after it.
+    let claimed = match &hosts.data {
+        Some(data) => match claim_data_dir(demo, data, &roles) {
+            Ok(claimed) => Some(claimed),
+            Err(e) => {
+                // A flow that is dropped unfinished panics: finish it, unused.
+                drop(flow.finalize());
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    // Each process that keeps files keeps them in a directory of its own, named after it.
+    let durability = demo.durability();
     let data_env = |me: &Peer| -> Vec<(String, String)> {
         let Some(data) = &hosts.data else {
             return vec![];
         };
+        if !durability.keeps(&me.role) {
+            return vec![];
+        }
         let mut env: Vec<(String, String)> = data
             .settings
             .to_env()
@@ -124,6 +133,12 @@ pub async fn launch<'a, D: KVSDemo + ?Sized>(
             crate::durability::ENV_DATA_DIR.to_string(),
             dir.display().to_string(),
         ));
+        if claimed == Some(Claimed::Same) {
+            env.push((
+                crate::durability::ENV_RESTARTED.to_string(),
+                "1".to_string(),
+            ));
+        }
         env
     };
     let named = |spec: TrybuildHost, me: &Peer| {
@@ -174,14 +189,16 @@ pub async fn launch<'a, D: KVSDemo + ?Sized>(
 }
 
 /// Checks that `demo` may keep its data in `data`, and claims the directory for it: a store
-/// that keeps nothing on disk, or a directory another architecture or shape wrote, is
-/// refused (see [`crate::durability::manifest`]).
+/// that keeps nothing on disk, a directory another architecture or shape wrote, or one an
+/// earlier run wrote for a store that cannot start again from it, is refused (see
+/// [`crate::durability::manifest`]).
 fn claim_data_dir<D: KVSDemo + ?Sized>(
     demo: &D,
     data: &DataDir,
     roles: &[(&'static str, usize)],
-) -> Result<(), String> {
-    if !demo.durable() {
+) -> Result<Claimed, String> {
+    let durability = demo.durability();
+    if !durability.takes_data_dir() {
         return Err(format!(
             "'{}' keeps its data in memory only: it takes no --data-dir yet",
             demo.name()
@@ -200,8 +217,16 @@ fn claim_data_dir<D: KVSDemo + ?Sized>(
         architecture: demo.name().to_string(),
         shape: shape.join(" "),
     };
-    manifest.claim(&data.dir)?;
-    Ok(())
+    let claimed = manifest.claim(&data.dir)?;
+    if let (Claimed::Same, Durability::Roles { whole_restart, .. }) = (claimed, durability) {
+        return Err(format!(
+            "{} was written by an earlier run of '{}', which cannot start again from it: \
+             {whole_restart}. Give a new --data-dir (the old one is left as it was).",
+            data.dir.display(),
+            demo.name()
+        ));
+    }
+    Ok(claimed)
 }
 
 /// Builds `demo`'s processes on `hosts` ahead of time, so that a later start builds nothing.

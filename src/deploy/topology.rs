@@ -45,10 +45,10 @@ pub trait KVSDemo {
     /// What the architecture can honestly do; `INFO` and the client suite read it.
     fn capabilities(&self) -> Capabilities;
 
-    /// Whether its members keep their data on disk when given a data directory
-    /// (`--data-dir`, see [`crate::durability`]).
-    fn durable(&self) -> bool {
-        false
+    /// What its processes keep on disk when given a data directory (`--data-dir`, see
+    /// [`crate::durability`]).
+    fn durability(&self) -> Durability {
+        Durability::Memory
     }
 
     /// The settings besides the member counts that decide where a key lives, as
@@ -130,5 +130,41 @@ impl<'a> Topology<'a> {
     /// The proxy process.
     pub fn proxy(&self) -> &Process<'a, Proxy> {
         &self.proxy
+    }
+}
+
+/// What an architecture's processes keep on disk when given a data directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Nothing: it refuses a `--data-dir`.
+    Memory,
+    /// Every process that holds state keeps it on disk: a member restarted while the
+    /// deployment runs, and the whole deployment served again, start from their files.
+    Everything,
+    /// Only the processes of `roles` keep files (the proxy gets the settings, for `INFO`); the
+    /// others start empty and catch up from their peers. So a member of `roles` restarted while
+    /// the deployment runs starts from its files, but the whole deployment cannot start again
+    /// from the directory, for the reason `whole_restart` gives.
+    Roles {
+        /// The roles whose processes keep files.
+        roles: &'static [&'static str],
+        /// Why a deployment cannot start again from the directory an earlier run wrote.
+        whole_restart: &'static str,
+    },
+}
+
+impl Durability {
+    /// Whether it takes a `--data-dir` at all.
+    pub fn takes_data_dir(self) -> bool {
+        self != Durability::Memory
+    }
+
+    /// Whether the processes of `role` are handed a directory of their own.
+    pub fn keeps(self, role: &str) -> bool {
+        match self {
+            Durability::Memory => false,
+            Durability::Everything => true,
+            Durability::Roles { roles, .. } => role == "proxy" || roles.contains(&role),
+        }
     }
 }

@@ -35,6 +35,17 @@ pub use journal::{Journal, JournalStats, Recovery, Replayed};
 /// --data-dir DIR` to `DIR/<role>-<member>`); unset, the process keeps nothing on disk.
 pub const ENV_DATA_DIR: &str = "KVS_ZOO_DATA_DIR";
 
+/// The environment variable set (to `1`) when the deployment starts again from a data
+/// directory an earlier run of it wrote: a member whose own directory is then empty lost its
+/// files (see [`restarted_from_disk`]).
+pub const ENV_RESTARTED: &str = "KVS_ZOO_RESTARTED";
+
+/// Whether this process's deployment started again from a data directory an earlier run
+/// wrote ([`ENV_RESTARTED`]).
+pub fn restarted_from_disk() -> bool {
+    std::env::var_os(ENV_RESTARTED).is_some()
+}
+
 /// The environment variable holding the fsync policy (`always`, `everysec`, `no`).
 pub const ENV_FSYNC: &str = "KVS_ZOO_FSYNC";
 
@@ -161,7 +172,7 @@ pub fn open(replay: impl FnMut(Replayed<'_>) -> Result<(), String>) -> Option<Re
 /// Ends the process after a failure of its files. Acknowledging a write that is not on disk
 /// would break the one promise a data directory makes; Redis also stops when its
 /// append-only file cannot be written under `appendfsync always`.
-fn fail(why: &str) -> ! {
+pub fn fail(why: &str) -> ! {
     eprintln!("kvs-zoo: {why}");
     std::process::exit(71)
 }

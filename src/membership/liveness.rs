@@ -32,7 +32,7 @@ pub enum Standing {
     /// Its full part.
     #[default]
     Full,
-    /// An acceptor restarted without a disk: it forgot what it promised, so it must never
+    /// An acceptor restarted without its memory (no data directory, or its files lost): it forgot what it promised, so it must never
     /// vote again (a vote that contradicts a forgotten promise could let two leaders choose
     /// different values for one slot). It is alive, and counts toward no quorum.
     NotVoting,
@@ -103,18 +103,19 @@ impl Beat {
         }
     }
 
-    /// This acceptor's beat: [`Standing::NotVoting`] once restarted (the Paxos acceptor,
-    /// restarted without a disk, refuses to vote).
+    /// This acceptor's beat: the standing its protocol set once it opened its memory (see
+    /// `Acceptor::open`); until then [`Standing::NotVoting`] once restarted, since a
+    /// restarted acceptor votes only once it has read its promises back from its disk.
     pub fn acceptor() -> Self {
         let beat = Self::now(0);
-        Self {
-            standing: if beat.incarnation == 0 {
-                Standing::Full
-            } else {
-                Standing::NotVoting
-            },
-            ..beat
-        }
+        let standing = if STANDING.load(std::sync::atomic::Ordering::Relaxed) != UNSET {
+            beat.standing
+        } else if beat.incarnation == 0 {
+            Standing::Full
+        } else {
+            Standing::NotVoting
+        };
+        Self { standing, ..beat }
     }
 }
 

@@ -23,10 +23,10 @@
 //! simulated apart, in `tests/paxos_simulation.rs`, over a network that loses and reorders
 //! messages and with processes that crash, which Hydro's simulator does not model.
 //!
-//! Acceptors keep their promises in memory, not on disk: an acceptor restarted by `serve`
-//! has forgotten what it promised, so it does not vote again
-//! ([`super::acceptor::Acceptor::in_incarnation`]) — never unsafe, but each restart costs the
-//! store a vote until acceptors keep their promises on disk. A restarted replica catches up
+//! An acceptor restarted by `serve` votes again if it keeps its promises on disk
+//! (`--data-dir`: its answers leave only once its log holds them), and never without
+//! ([`super::acceptor::Acceptor::open`]): forgotten promises could break Paxos, so each
+//! restart without a disk costs the store a vote. A restarted replica catches up
 //! from another's snapshot ([`super::replica`]).
 
 use std::sync::OnceLock;
@@ -246,7 +246,7 @@ pub fn answer_proposer(
     message: PhaseMessage,
 ) -> Vec<(u32, PhaseAnswer)> {
     acceptor
-        .handle(message)
+        .serve(message)
         .into_iter()
         .map(|answer| (from, answer))
         .collect()
@@ -256,6 +256,7 @@ pub fn answer_proposer(
 pub fn acceptor<'a, A: 'a>(
     messages: Stream<(u32, PhaseMessage), Cluster<'a, A>, Unbounded, NoOrder>,
 ) -> Stream<(u32, PhaseAnswer), Cluster<'a, A>, Unbounded, TotalOrder> {
+    let tick = messages.location().tick();
     messages
         .assume_ordering::<TotalOrder>(nondet!(
             /// An acceptor answers messages in the order they reach it: Paxos is safe in
@@ -263,17 +264,27 @@ pub fn acceptor<'a, A: 'a>(
             /// acceptor holds at that moment, whatever came before).
         ))
         .scan(
-            q!(
-                || crate::consensus::paxos::acceptor::Acceptor::in_incarnation(
-                    crate::membership::incarnation()
-                )
-            ),
+            q!(|| crate::consensus::paxos::acceptor::Acceptor::open(
+                crate::membership::incarnation(),
+                crate::durability::restarted_from_disk()
+            )),
             q!(
                 |acceptor, (from, message)| Some(crate::consensus::paxos::flow::answer_proposer(
                     acceptor, from, message
                 ))
             ),
         )
+        .batch(
+            &tick,
+            nondet!(
+                /// Where a batch ends decides only how many answers share one write of the
+                /// log (and one fsync): each answer still leaves after the records of every
+                /// promise and accept made before it are written.
+            ),
+        )
+        .collect_vec()
+        .flat_map_ordered(q!(|answers| crate::durability::settle(answers)))
+        .all_ticks()
         .flatten_ordered()
 }
 
