@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
-use kvs_zoo::consensus::paxos::acceptor::Acceptor;
+use kvs_zoo::consensus::paxos::acceptor::{Acceptor, AcceptorChange, AcceptorImage};
 use kvs_zoo::consensus::paxos::log::{LogImage, ReplicaLog};
 use kvs_zoo::consensus::paxos::proposer::{Event, Output, Proposer, Settings};
 use kvs_zoo::consensus::paxos::{Entry, Ordered, Slot, ToAcceptor};
@@ -43,6 +43,20 @@ enum Message {
     },
 }
 
+/// An acceptor's files: its last snapshot, and every change it logged after it.
+#[derive(Default)]
+struct Disk {
+    snapshot: Option<AcceptorImage<Command>>,
+    log: Vec<AcceptorChange<Command>>,
+}
+
+/// An acceptor that logs its changes.
+fn logging_acceptor() -> Acceptor<Command> {
+    let mut acceptor = Acceptor::new();
+    acceptor.keep_changes();
+    acceptor
+}
+
 /// A live replica: its log, and the requests it applied, in order.
 type Replica = (ReplicaLog<Command>, Vec<(u64, u64)>);
 
@@ -51,6 +65,9 @@ struct World {
     rng: Rng,
     proposers: Vec<Option<Proposer<Command>>>,
     acceptors: Vec<Option<Acceptor<Command>>>,
+    /// What each acceptor logged, as its data directory would hold it: the last snapshot of
+    /// its memory and the changes since.
+    disks: Vec<Disk>,
     replicas: Vec<Option<Replica>>,
     /// Each replica's incarnation: grows when it is restarted.
     incarnations: Vec<u32>,
@@ -79,7 +96,8 @@ impl World {
             settings,
             rng: Rng::new(seed),
             proposers: (0..3).map(|p| Some(Proposer::new(p, settings))).collect(),
-            acceptors: (0..3).map(|_| Some(Acceptor::new())).collect(),
+            acceptors: (0..3).map(|_| Some(logging_acceptor())).collect(),
+            disks: (0..3).map(|_| Disk::default()).collect(),
             replicas: (0..3).map(|_| Some((ReplicaLog::new(), vec![]))).collect(),
             incarnations: vec![0; 3],
             network: vec![],
@@ -197,7 +215,16 @@ impl World {
             Message::Acceptor { to, from, message } => {
                 if let Some(acceptor) = self.acceptors[to as usize].as_mut() {
                     // A restarted acceptor answers nothing (it does not vote).
-                    for reply in acceptor.handle(message) {
+                    let replies = acceptor.handle(message);
+                    // Its changes reach its disk before its answers leave; now and then the
+                    // log is compacted into a snapshot.
+                    let disk = &mut self.disks[to as usize];
+                    disk.log.extend(acceptor.take_changes());
+                    if disk.log.len() > 300 {
+                        disk.snapshot = Some(acceptor.image());
+                        disk.log.clear();
+                    }
+                    for reply in replies {
                         self.network
                             .push(Message::Proposer(from, Event::Acceptor(to, reply)));
                     }
@@ -293,7 +320,8 @@ impl World {
 }
 
 /// One seeded run: chaos (losses, reordering, crashes of the leader and of another proposer,
-/// a replica and an acceptor restarted without their memory, random timeouts, retries), then
+/// a replica and an acceptor restarted without their memory, another acceptor restarted from
+/// its disk — snapshot and log —, random timeouts, retries), then
 /// calm until every request is answered. Checked throughout: one value per slot. Checked at
 /// the end: every request applied, once, in the same order at every replica — those that
 /// fell behind the log (the restarted one, slow ones taken for dead) caught up from another
@@ -301,8 +329,11 @@ impl World {
 /// caught up from a snapshot, and whether another replica fell behind.
 fn run(seed: u64) -> (bool, bool) {
     let mut world = World::new(seed);
-    let crash_at: BTreeSet<u32> = [1_500, 3_000, 4_500, 5_200, 6_000].into_iter().collect();
+    let crash_at: BTreeSet<u32> = [1_500, 3_000, 3_800, 4_500, 5_200, 6_000]
+        .into_iter()
+        .collect();
     let mut crashed_replica = 0;
+    let mut forgetful = 0;
     for step in 0..8_000u32 {
         if crash_at.contains(&step) {
             match step {
@@ -314,7 +345,23 @@ fn run(seed: u64) -> (bool, bool) {
                 // An acceptor crashes and is restarted at once, without a disk: it has
                 // forgotten its promises, so it must not vote.
                 3_000 => {
-                    world.acceptors[world.rng.below(3)] = Some(Acceptor::in_incarnation(1));
+                    forgetful = world.rng.below(3);
+                    world.acceptors[forgetful] = Some(Acceptor::in_incarnation(1));
+                }
+                // Another acceptor crashes and restarts from its disk: it votes again, and it
+                // must, since with the forgetful one silent every quorum needs it. Had it
+                // forgotten a promise, two values could be decided for a slot.
+                3_800 => {
+                    let a = (forgetful + 1 + world.rng.below(2)) % 3;
+                    let disk = &world.disks[a];
+                    let mut restarted = logging_acceptor();
+                    if let Some(image) = &disk.snapshot {
+                        restarted.restore(image.clone());
+                    }
+                    for change in &disk.log {
+                        restarted.replay(change.clone());
+                    }
+                    world.acceptors[a] = Some(restarted);
                 }
                 4_500 => {
                     crashed_replica = world.rng.below(3);
