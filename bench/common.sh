@@ -3,12 +3,14 @@
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# start_zoo ARCH PORT LOG: starts `kvs-zoo serve ARCH` on PORT, its output in LOG, sets
-# ZOO_PID, and returns once it prints `ready:` (exits with its log if it dies or never does).
+# start_zoo ARCH PORT LOG [ARGS...]: starts `kvs-zoo serve ARCH` on PORT with ARGS, its output
+# in LOG, sets ZOO_PID, and returns once it prints `ready:` (exits with its log if it dies or
+# never does).
 start_zoo() {
   local arch=$1 port=$2 log=$3
-  echo "== starting kvs-zoo serve $arch (the first start builds its processes)" >&2
-  ./target/release/kvs-zoo serve "$arch" --port "$port" >"$log" 2>&1 &
+  shift 3
+  echo "== starting kvs-zoo serve $arch $* (the first start builds its processes)" >&2
+  ./target/release/kvs-zoo serve "$arch" --port "$port" "$@" >"$log" 2>&1 &
   ZOO_PID=$!
   for _ in $(seq 1 1200); do
     grep -q "^ready: " "$log" && return 0

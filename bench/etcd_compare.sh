@@ -5,10 +5,14 @@
 #
 #   bash bench/etcd_compare.sh               # 1 and 50 clients, 10 s each, 3 rounds
 #   CLIENTS="50" SECONDS_EACH=5 ROUNDS=1 bash bench/etcd_compare.sh
+#   STORAGE=disk bash bench/etcd_compare.sh  # both durable, on this machine's disk
 #
-# etcd keeps its data on tmpfs (/dev/shm), so neither store waits for a disk: both are
-# measured for their protocol and their code (etcd still fsyncs, but to memory). Each round
-# runs the stores one after the other; the median round is reported.
+# STORAGE=tmpfs (the default): etcd keeps its data on tmpfs (/dev/shm) and kvs-zoo keeps none,
+# so neither store waits for a disk: both are measured for their protocol and their code
+# (etcd still fsyncs, but to memory). STORAGE=disk: both keep their data on the disk this
+# checkout is on (under target/), and both sync before they answer — etcd its WAL, kvs-zoo
+# its acceptors' logs (`--data-dir … --fsync always`). Each round runs the stores one after
+# the other; the median round is reported.
 #
 # Needs etcd (Debian: apt-get install etcd-server etcd-client). Builds kvs-zoo and the client
 # in release; the first run also builds the store's processes optimized (minutes).
@@ -18,6 +22,12 @@ cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-"1 50"}
 SECONDS_EACH=${SECONDS_EACH:-10}
 ROUNDS=${ROUNDS:-3}
+STORAGE=${STORAGE:-tmpfs}
+case "$STORAGE" in
+  tmpfs) mkdir -p /dev/shm && BASE=/dev/shm ;;
+  disk) mkdir -p target/bench && BASE=$(cd target/bench && pwd) ;;
+  *) echo "STORAGE is tmpfs or disk, not '$STORAGE'" >&2; exit 1 ;;
+esac
 
 for tool in etcd etcdctl; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install etcd-server etcd-client" >&2; exit 1; }
@@ -28,7 +38,7 @@ source bench/common.sh
 echo "== building kvs-zoo and the closed-loop client (release)" >&2
 cargo build --release --bin kvs-zoo --example closed_loop >&2
 
-DATA=$(mktemp -d /dev/shm/etcd-bench.XXXXXX)
+DATA=$(mktemp -d "$BASE/etcd-bench.XXXXXX")
 LOG=$(mktemp)
 PIDS=()
 cleanup() {
@@ -38,7 +48,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== starting etcd, three members on loopback, data on tmpfs" >&2
+echo "== starting etcd, three members on loopback, data in $DATA" >&2
 CLIENT_PORTS=() PEER_PORTS=() CLUSTER=""
 for i in 0 1 2; do
   CLIENT_PORTS+=("$(free_port)")
@@ -67,7 +77,11 @@ LEADER=$(ETCDCTL_API=3 etcdctl --endpoints "$ENDPOINTS" endpoint status -w simpl
 echo "   etcd leader: $LEADER" >&2
 
 ZOO_PORT=$(free_port)
-start_zoo linearizable "$ZOO_PORT" "$LOG"
+if [ "$STORAGE" = disk ]; then
+  start_zoo linearizable "$ZOO_PORT" "$LOG" --data-dir "$DATA/kvs-zoo" --fsync always
+else
+  start_zoo linearizable "$ZOO_PORT" "$LOG"
+fi
 
 run() { ./target/release/examples/closed_loop "$@"; }
 field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }

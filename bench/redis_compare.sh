@@ -9,6 +9,12 @@
 #                                          # another architecture; only the given
 #                                          # redis-benchmark options (default: "-c 1",
 #                                          # "-c 50" and "-c 50 -P 16"; separate with ';')
+#   FSYNC=always bash bench/redis_compare.sh
+#                                          # both durable on this checkout's disk (under
+#                                          # target/): Redis with `appendonly yes` and
+#                                          # `appendfsync FSYNC`, kvs-zoo with `--data-dir`
+#                                          # and `--fsync FSYNC` (always, everysec or no);
+#                                          # unset, both keep their data in memory only
 #
 # Each configuration runs ROUNDS times against each server, alternating, and the median is
 # reported: on a 2-core machine redis-benchmark and the server share the CPU, and single runs
@@ -29,6 +35,11 @@ N=${N:-200000}
 ROUNDS=${ROUNDS:-5}
 ARCH=${ARCH:-local}
 CONFIGS=${CONFIGS:-"-c 1;-c 50;-c 50 -P 16"}
+FSYNC=${FSYNC:-}
+case "$FSYNC" in
+  "" | always | everysec | no) ;;
+  *) echo "FSYNC is always, everysec or no, not '$FSYNC'" >&2; exit 1 ;;
+esac
 
 for tool in redis-server redis-benchmark; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install redis-server redis-tools" >&2; exit 1; }
@@ -42,17 +53,26 @@ cargo build --release --bin kvs-zoo >&2
 REDIS_PORT=$(free_port)
 ZOO_PORT=$(free_port)
 LOG=$(mktemp)
+mkdir -p target/bench
+DATA=$(mktemp -d "$(cd target/bench && pwd)/redis-compare.XXXXXX")
 cleanup() {
   [ -n "${ZOO_PID:-}" ] && kill -INT "$ZOO_PID" 2>/dev/null && wait "$ZOO_PID" 2>/dev/null || true
-  [ -n "${REDIS_PID:-}" ] && kill "$REDIS_PID" 2>/dev/null || true
-  rm -f "$LOG"
+  [ -n "${REDIS_PID:-}" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null || true
+  rm -rf "$LOG" "$DATA"
 }
 trap cleanup EXIT
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/dev/null &
-REDIS_PID=$!
-
-start_zoo "$ARCH" "$ZOO_PORT" "$LOG"
+if [ -n "$FSYNC" ]; then
+  echo "== both durable in $DATA: fsync $FSYNC" >&2
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --dir "$DATA" \
+    --appendonly yes --appendfsync "$FSYNC" --daemonize no >/dev/null &
+  REDIS_PID=$!
+  start_zoo "$ARCH" "$ZOO_PORT" "$LOG" --data-dir "$DATA/kvs-zoo" --fsync "$FSYNC"
+else
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/dev/null &
+  REDIS_PID=$!
+  start_zoo "$ARCH" "$ZOO_PORT" "$LOG"
+fi
 
 # CPU time (clock ticks) used so far by a process and all its descendants.
 cpu_ticks() {

@@ -25,8 +25,9 @@
 //! leads, recovers what the old leader may have decided, and the store serves again; clients'
 //! requests are retried by the proxy meanwhile and answered once. Replicas: the store
 //! answers while one lives. A killed member is restarted by `serve`: a proposer rejoins and
-//! may lead again; an acceptor comes back without a vote (it forgot its promises); a replica
-//! comes back empty and catches up from another replica's snapshot. See
+//! may lead again; an acceptor comes back with its vote if it keeps its promises on disk
+//! (`--data-dir`), else without one (it forgot them); a replica comes back empty and catches
+//! up from another replica's snapshot. See
 //! [`crate::consensus::paxos`] for the protocol.
 
 use bytes::Bytes;
