@@ -105,16 +105,10 @@ impl KVSDemo for Linearizable {
         Capabilities::ORDERED_LOG
     }
 
-    /// Acceptors keep their promises and accepted values on disk, so a restarted one votes
-    /// again. Replicas do not yet: one restarted catches up from a peer's snapshot, but were
-    /// every replica to start again empty, the slots acceptors forgot below the checkpoint
-    /// would be gone, so the deployment cannot start again from the directory.
+    /// Acceptors log their promises and accepted values, replicas the slots they apply (see
+    /// [`crate::consensus::paxos::acceptor`], [`crate::consensus::paxos::replica`]).
     fn durability(&self) -> Durability {
-        Durability::Roles {
-            roles: &["acceptor"],
-            whole_restart: "only its acceptors keep files; its replicas start empty and \
-                            would find the part of the log every replica had applied forgotten",
-        }
+        Durability::Everything
     }
 
     fn script(&self) -> Vec<DemoStep> {

@@ -19,8 +19,8 @@ use hydro_deploy::Deployment;
 use kvs_zoo::Hosts;
 use kvs_zoo::architectures::options::{self, parse_bytes, parse_duration};
 use kvs_zoo::architectures::{self as registry, Architecture};
-use kvs_zoo::deploy::DataDir;
 use kvs_zoo::deploy::console::Console;
+use kvs_zoo::deploy::{DataDir, Durability};
 use kvs_zoo::durability::{self, Fsync};
 use kvs_zoo::edge::auth::Password;
 use kvs_zoo::edge::config::FrontConfig;
@@ -207,10 +207,10 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
             return Err("--fsync and --snapshot-after need --data-dir".into());
         }
         None => None,
-        Some(_) if !architecture.durability().takes_data_dir() => {
+        Some(_) if architecture.durability() == Durability::Memory => {
             let durable: Vec<&str> = registry::registry()
                 .iter()
-                .filter(|a| a.durability().takes_data_dir())
+                .filter(|a| a.durability() != Durability::Memory)
                 .map(|a| a.name())
                 .collect();
             return Err(format!(

@@ -102,6 +102,7 @@ pub async fn launch<'a, D: KVSDemo + ?Sized>(
         }
     }
     let peers = book.to_env();
+    // Whether the deployment starts again from an earlier run's directory.
     let claimed = match &hosts.data {
         Some(data) => match claim_data_dir(demo, data, &roles) {
             Ok(claimed) => Some(claimed),
@@ -113,15 +114,11 @@ pub async fn launch<'a, D: KVSDemo + ?Sized>(
         },
         None => None,
     };
-    // Each process that keeps files keeps them in a directory of its own, named after it.
-    let durability = demo.durability();
+    // Each process keeps its files in a directory of its own, named after it.
     let data_env = |me: &Peer| -> Vec<(String, String)> {
         let Some(data) = &hosts.data else {
             return vec![];
         };
-        if !durability.keeps(&me.role) {
-            return vec![];
-        }
         let mut env: Vec<(String, String)> = data
             .settings
             .to_env()
@@ -189,16 +186,15 @@ pub async fn launch<'a, D: KVSDemo + ?Sized>(
 }
 
 /// Checks that `demo` may keep its data in `data`, and claims the directory for it: a store
-/// that keeps nothing on disk, a directory another architecture or shape wrote, or one an
-/// earlier run wrote for a store that cannot start again from it, is refused (see
-/// [`crate::durability::manifest`]).
+/// that keeps nothing on disk, or a directory another architecture or shape wrote, is
+/// refused (see [`crate::durability::manifest`]).
 fn claim_data_dir<D: KVSDemo + ?Sized>(
     demo: &D,
     data: &DataDir,
     roles: &[(&'static str, usize)],
 ) -> Result<Claimed, String> {
     let durability = demo.durability();
-    if !durability.takes_data_dir() {
+    if durability == Durability::Memory {
         return Err(format!(
             "'{}' keeps its data in memory only: it takes no --data-dir yet",
             demo.name()
@@ -217,16 +213,7 @@ fn claim_data_dir<D: KVSDemo + ?Sized>(
         architecture: demo.name().to_string(),
         shape: shape.join(" "),
     };
-    let claimed = manifest.claim(&data.dir)?;
-    if let (Claimed::Same, Durability::Roles { whole_restart, .. }) = (claimed, durability) {
-        return Err(format!(
-            "{} was written by an earlier run of '{}', which cannot start again from it: \
-             {whole_restart}. Give a new --data-dir (the old one is left as it was).",
-            data.dir.display(),
-            demo.name()
-        ));
-    }
-    Ok(claimed)
+    manifest.claim(&data.dir)
 }
 
 /// Builds `demo`'s processes on `hosts` ahead of time, so that a later start builds nothing.

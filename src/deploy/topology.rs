@@ -141,30 +141,4 @@ pub enum Durability {
     /// Every process that holds state keeps it on disk: a member restarted while the
     /// deployment runs, and the whole deployment served again, start from their files.
     Everything,
-    /// Only the processes of `roles` keep files (the proxy gets the settings, for `INFO`); the
-    /// others start empty and catch up from their peers. So a member of `roles` restarted while
-    /// the deployment runs starts from its files, but the whole deployment cannot start again
-    /// from the directory, for the reason `whole_restart` gives.
-    Roles {
-        /// The roles whose processes keep files.
-        roles: &'static [&'static str],
-        /// Why a deployment cannot start again from the directory an earlier run wrote.
-        whole_restart: &'static str,
-    },
-}
-
-impl Durability {
-    /// Whether it takes a `--data-dir` at all.
-    pub fn takes_data_dir(self) -> bool {
-        self != Durability::Memory
-    }
-
-    /// Whether the processes of `role` are handed a directory of their own.
-    pub fn keeps(self, role: &str) -> bool {
-        match self {
-            Durability::Memory => false,
-            Durability::Everything => true,
-            Durability::Roles { roles, .. } => role == "proxy" || roles.contains(&role),
-        }
-    }
 }

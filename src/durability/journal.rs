@@ -72,6 +72,15 @@ impl std::fmt::Display for Recovery {
     }
 }
 
+/// A point of a journal's log: its generation, and the bytes of log before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Mark {
+    /// The generation of the log.
+    pub generation: u64,
+    /// Bytes of that log before the point, written or pending.
+    pub offset: u64,
+}
+
 /// The last snapshot written or started from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SnapshotInfo {
@@ -337,7 +346,41 @@ impl Journal {
     /// Makes `image` — the owner's whole state, with every appended record applied — the
     /// next generation's snapshot, and starts an empty log (see the module docs).
     pub fn snapshot(&mut self, image: &[u8]) -> Result<(), String> {
+        let now = self.mark();
+        self.snapshot_at(image, now).map(|_| ())
+    }
+
+    /// Where the log stands now: a snapshot taken of the state at this point, later, keeps
+    /// the records appended after it ([`Journal::snapshot_at`]).
+    pub fn mark(&self) -> Mark {
+        Mark {
+            generation: self.generation,
+            offset: self.log_bytes,
+        }
+    }
+
+    /// Makes `image` — the owner's state at `mark`, with the records appended before it
+    /// applied — the next generation's snapshot, and starts the new log with the records
+    /// appended after `mark`, in order. An owner whose state is read elsewhere (a replica's
+    /// store, downstream of its log) marks the log when it asks for its state and goes on
+    /// logging meanwhile. Returns false, writing nothing, for a mark of an older generation
+    /// (another snapshot came first).
+    pub fn snapshot_at(&mut self, image: &[u8], mark: Mark) -> Result<bool, String> {
         self.settle()?;
+        if mark.generation != self.generation || mark.offset > self.log_bytes {
+            return Ok(false);
+        }
+        let log = log_path(&self.dir, self.generation);
+        let tail = if mark.offset == self.log_bytes {
+            Vec::new()
+        } else {
+            let data =
+                std::fs::read(&log).map_err(|e| format!("reading {}: {e}", log.display()))?;
+            let from = usize::try_from(mark.offset).map_err(|e| e.to_string())?;
+            data.get(from..)
+                .ok_or_else(|| format!("{} is shorter than its mark", log.display()))?
+                .to_vec()
+        };
         let next = self.generation + 1;
         let tmp = self.dir.join(format!("snapshot-{next:020}.tmp"));
         let snap = snapshot_path(&self.dir, next);
@@ -351,13 +394,19 @@ impl Journal {
         written.map_err(|e| format!("writing {}: {e}", tmp.display()))?;
         std::fs::rename(&tmp, &snap).map_err(|e| format!("renaming {}: {e}", tmp.display()))?;
         sync_dir(&self.dir)?;
-        // From here a start begins at the new snapshot.
+        // From here a start begins at the new snapshot, and the records after the mark follow
+        // it: written and synced before the old log, which also holds them, goes.
         let log = log_path(&self.dir, next);
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .map_err(|e| format!("opening {}: {e}", log.display()))?;
+        if !tail.is_empty() {
+            file.write_all(&tail)
+                .and_then(|()| file.sync_data())
+                .map_err(|e| format!("writing {}: {e}", log.display()))?;
+        }
         sync_dir(&self.dir)?;
         *self.file.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(file);
         for old in [
@@ -370,12 +419,12 @@ impl Journal {
             }
         }
         self.generation = next;
-        self.log_bytes = 0;
+        self.log_bytes = tail.len() as u64;
         self.snapshot = Some(SnapshotInfo {
             written: SystemTime::now(),
             bytes: data.len() as u64,
         });
-        Ok(())
+        Ok(true)
     }
 
     /// What `INFO persistence` shows.
@@ -545,6 +594,37 @@ mod tests {
         );
         // Nothing was cut or removed: the file is as it was, for a person to look at.
         assert_eq!(std::fs::read(&log).unwrap(), data);
+    }
+
+    /// A snapshot of the state at a mark keeps the records appended after the mark: they
+    /// follow the snapshot at the next start, and a mark of an older generation is refused.
+    #[test]
+    fn a_snapshot_at_a_mark_keeps_the_records_after_it() {
+        let dir = temp_dir();
+        let (mut j, _, _) = reopen(dir.path(), 1 << 20);
+        for n in [1u64, 2, 3] {
+            j.append(&n.to_le_bytes());
+        }
+        let mark = j.mark();
+        let at_mark = vec![1u64, 2, 3];
+        for n in [4u64, 5] {
+            j.append(&n.to_le_bytes());
+        }
+        j.settle().unwrap();
+        j.append(&6u64.to_le_bytes());
+        assert_eq!(j.snapshot_at(&image(&at_mark), mark), Ok(true));
+        assert_eq!(
+            j.snapshot_at(&image(&at_mark), mark),
+            Ok(false),
+            "an old mark"
+        );
+        j.append(&7u64.to_le_bytes());
+        j.settle().unwrap();
+        drop(j);
+        let (j, state, recovery) = reopen(dir.path(), 1 << 20);
+        assert_eq!(state, vec![1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!((recovery.generation, recovery.records), (1, 4));
+        assert_eq!(j.stats().log_bytes, 4 * (frame::HEADER_BYTES as u64 + 8));
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub mod manifest;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-pub use journal::{Journal, JournalStats, Recovery, Replayed};
+pub use journal::{Journal, JournalStats, Mark, Recovery, Replayed};
 
 /// The environment variable naming this process's own directory (set by `kvs-zoo serve
 /// --data-dir DIR` to `DIR/<role>-<member>`); unset, the process keeps nothing on disk.
@@ -44,6 +44,39 @@ pub const ENV_RESTARTED: &str = "KVS_ZOO_RESTARTED";
 /// wrote ([`ENV_RESTARTED`]).
 pub fn restarted_from_disk() -> bool {
     std::env::var_os(ENV_RESTARTED).is_some()
+}
+
+/// The environment variable naming which part of a process keeps its journal
+/// ([`Owner::name`]); unset, its storage core ([`Owner::Store`]).
+pub const ENV_OWNER: &str = "KVS_ZOO_JOURNAL_OWNER";
+
+/// Which part of a process keeps its journal: a process has one, so exactly one part opens it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// The storage core logs its changes (Local, a shard).
+    Store,
+    /// The ordering stage logs its protocol state (an acceptor's promises, a replica's
+    /// decided slots), and the storage core downstream of it keeps nothing of its own: it is
+    /// rebuilt from the slots the log replays.
+    Log,
+}
+
+impl Owner {
+    /// The owner's name, as [`ENV_OWNER`] holds it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Owner::Store => "store",
+            Owner::Log => "log",
+        }
+    }
+
+    /// This process's owner, from [`ENV_OWNER`].
+    pub fn of_process() -> Self {
+        match std::env::var(ENV_OWNER) {
+            Ok(name) if name == Owner::Log.name() => Owner::Log,
+            _ => Owner::Store,
+        }
+    }
 }
 
 /// The environment variable holding the fsync policy (`always`, `everysec`, `no`).
@@ -143,13 +176,20 @@ fn with_journal<T>(f: impl FnOnce(&mut Journal) -> T) -> Option<T> {
         .map(f)
 }
 
-/// Opens this process's journal from its environment, replaying it into `replay`; returns
-/// what was recovered, or `None` when the process keeps nothing on disk.
+/// Opens this process's journal from its environment for `owner`, replaying it into
+/// `replay`; returns what was recovered, or `None` when the process keeps nothing on disk or
+/// its journal belongs to another owner ([`Owner::of_process`]).
 ///
 /// A process that cannot start from its files must not serve as if it had none: on error
 /// this prints why, naming the file, and ends the process (the supervisor's restarts will
 /// fail the same way, visibly, until a person looks).
-pub fn open(replay: impl FnMut(Replayed<'_>) -> Result<(), String>) -> Option<Recovery> {
+pub fn open(
+    owner: Owner,
+    replay: impl FnMut(Replayed<'_>) -> Result<(), String>,
+) -> Option<Recovery> {
+    if owner != Owner::of_process() {
+        return None;
+    }
     let opened = Settings::from_vars(|name| std::env::var(name).ok()).and_then(|settings| {
         let Some((dir, settings)) = settings else {
             return Ok(None);
@@ -205,6 +245,19 @@ pub fn snapshot_due() -> bool {
 /// the process if it cannot be written.
 pub fn snapshot(image: &[u8]) {
     if let Some(Err(e)) = with_journal(|j| j.snapshot(image)) {
+        fail(&format!("a snapshot cannot be written, stopping: {e}"));
+    }
+}
+
+/// Where this process's log stands now (see [`Journal::mark`]), if it keeps one.
+pub fn mark() -> Option<Mark> {
+    with_journal(|j| j.mark())
+}
+
+/// Compacts the log into `image`, the owner's state at `mark`, keeping the records appended
+/// after it (see [`Journal::snapshot_at`]). Ends the process if it cannot be written.
+pub fn snapshot_at(image: &[u8], mark: Mark) {
+    if let Some(Err(e)) = with_journal(|j| j.snapshot_at(image, mark)) {
         fail(&format!("a snapshot cannot be written, stopping: {e}"));
     }
 }

@@ -206,8 +206,10 @@ pub fn start() -> (RequestStream, ReplySink) {
     let accepting = shared.clone();
     tokio::spawn(async move {
         // Client ids are unique for the life of the process, so a late response for a
-        // closed connection can never reach a new one.
-        let next_id = AtomicU64::new(1);
+        // closed connection can never reach a new one — and across runs of a deployment,
+        // since stores that keep their state on disk remember clients' requests: a new
+        // client taking an old one's id would find its requests "applied already".
+        let next_id = AtomicU64::new(first_client_id(std::time::SystemTime::now()));
         loop {
             match listener.accept().await {
                 Ok((socket, _)) if accepting.stats.admit(accepting.config.max_clients) => {
@@ -625,6 +627,17 @@ fn turn(client: &Rc<Client>, front: &Front, shared: &Shared, who: &str) -> Optio
     })
 }
 
+/// The first client id of a front started at `now`: its milliseconds since the epoch, times
+/// 1024. Two runs' ids never meet unless a run accepts more than 1024 connections per
+/// millisecond between their starts; ids stay below 2^53, so `CLIENT ID` reads exactly in
+/// every client library (JavaScript's numbers included), until the year 2248.
+pub fn first_client_id(now: std::time::SystemTime) -> u64 {
+    let millis = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    millis.min((1 << 43) - 1).saturating_mul(1024).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
@@ -652,6 +665,23 @@ mod tests {
             }
         }));
         tokio::task::unconstrained(future)
+    }
+
+    /// Each run's client ids start past every id an earlier run could have given.
+    #[test]
+    fn client_ids_of_a_later_run_start_past_an_earlier_runs() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let start = UNIX_EPOCH + Duration::from_secs(1_796_000_000);
+        let first = super::first_client_id(start);
+        let later = super::first_client_id(start + Duration::from_millis(1));
+        assert_eq!(
+            later - first,
+            1024,
+            "a millisecond apart: room for 1024 connections"
+        );
+        assert_eq!(super::first_client_id(UNIX_EPOCH), 1);
+        let far = UNIX_EPOCH + Duration::from_secs(100_000_000_000);
+        assert!(super::first_client_id(far) < 1 << 53);
     }
 
     #[test]

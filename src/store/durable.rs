@@ -50,7 +50,7 @@ impl<V: Clone + Ord + std::hash::Hash + StringValue> LoggedStore<V> {
     /// read ends, saying why (see [`crate::durability::open`]).
     pub fn open() -> Self {
         let mut store = LwwStore::single_copy();
-        let recovered = crate::durability::open(|item| {
+        let recovered = crate::durability::open(crate::durability::Owner::Store, |item| {
             match item {
                 crate::durability::Replayed::Snapshot(image) => store.restore(image)?,
                 crate::durability::Replayed::Record(record) => {

@@ -95,7 +95,7 @@ impl<C: Clone + Serialize> Acceptor<C> {
         C: DeserializeOwned,
     {
         let mut acceptor = Self::new();
-        let recovered = crate::durability::open(|item| {
+        let recovered = crate::durability::open(crate::durability::Owner::Log, |item| {
             match item {
                 crate::durability::Replayed::Snapshot(image) => acceptor.restore(
                     bincode::deserialize(image)

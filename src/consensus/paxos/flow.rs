@@ -75,7 +75,16 @@ const ENV_REPLICAS: &str = "KVS_ZOO_PAXOS_REPLICAS";
 /// The sizes of a deployment with `f` tolerated failures and `replicas` replicas, as
 /// environment variables for every process.
 pub fn settings_env(f: u32, replicas: u32) -> Vec<(&'static str, String)> {
-    vec![(ENV_F, f.to_string()), (ENV_REPLICAS, replicas.to_string())]
+    vec![
+        (ENV_F, f.to_string()),
+        (ENV_REPLICAS, replicas.to_string()),
+        // With a data directory, the log keeps each process's journal: an acceptor's
+        // promises, a replica's decided slots (its store is rebuilt from them).
+        (
+            crate::durability::ENV_OWNER,
+            crate::durability::Owner::Log.name().to_string(),
+        ),
+    ]
 }
 
 /// This process's protocol settings, read once from its environment ([`settings_env`]).
@@ -299,6 +308,7 @@ pub fn replica_log<'a, R: 'a>(
     send_snapshot: Stream<u32, Cluster<'a, R>, Unbounded, NoOrder>,
     parts: Stream<(u32, Part), Cluster<'a, R>, Unbounded, NoOrder>,
 ) -> Stream<ReplicaStep, Cluster<'a, R>, Unbounded, TotalOrder> {
+    let tick = decided.location().tick();
     decided
         .map(q!(|(slot, entry)| {
             crate::consensus::paxos::replica::ReplicaEvent::Decided(slot, entry)
@@ -320,9 +330,21 @@ pub fn replica_log<'a, R: 'a>(
             /// decides which progress a report carries and which slot a snapshot covers.
         ))
         .scan(
-            q!(|| crate::consensus::paxos::replica::ReplicaState::new()),
+            q!(|| crate::consensus::paxos::replica::ReplicaState::open()),
             q!(|replica, event| Some(replica.step(event))),
         )
+        .batch(
+            &tick,
+            nondet!(
+                /// Where a batch ends decides only how many steps share one write of the log
+                /// (and one fsync): each step still leaves after the record of every slot
+                /// decided before it is written, so no progress is reported, and nothing
+                /// applied, that a restart could lose.
+            ),
+        )
+        .collect_vec()
+        .flat_map_ordered(q!(|steps| crate::durability::settle(steps)))
+        .all_ticks()
         .flatten_ordered()
 }
 

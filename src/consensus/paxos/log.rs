@@ -225,6 +225,23 @@ impl<C: Command> ReplicaLog<C> {
         self.next
     }
 
+    /// Whether slot `slot`'s decision would change this log: it is neither applied nor
+    /// buffered yet (a replica logs only these, see [`super::replica`]).
+    pub fn wants(&self, slot: Slot) -> bool {
+        slot >= self.next && !self.early.contains_key(&slot)
+    }
+
+    /// The decided slots buffered at or above `slot`, in order.
+    pub fn early_from(&self, slot: Slot) -> Vec<(Slot, Entry<C>)>
+    where
+        C: Clone,
+    {
+        self.early
+            .range(slot..)
+            .map(|(slot, entry)| (*slot, entry.clone()))
+            .collect()
+    }
+
     /// Decided slots waiting for an earlier one.
     pub fn waiting(&self) -> usize {
         self.early.len()

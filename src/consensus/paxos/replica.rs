@@ -9,13 +9,53 @@
 //! [`KVSOperation::Restore`]), placed in the stream of requests this state machine emits at
 //! the exact point of the log the log's own image describes. That is what makes the two
 //! halves one consistent state.
+//!
+//! **On disk** (`--data-dir`, see [`crate::durability`]). The replica's journal is its log of
+//! decided slots, not its store's changes: the store is a function of the slots applied in
+//! order, so each slot that changes this log is appended as it arrives ([`ReplicaState::step`]),
+//! and the steps that follow it leave only once it is written. At start
+//! ([`ReplicaState::open`]) the snapshot and the slots after it are replayed through the same
+//! state machine, and the requests that replay produces are applied to the (empty) store
+//! before anything else. A snapshot is the log's image, the slots buffered, and the store's
+//! state at that point: the store is read by a request in the stream, like a state transfer's
+//! ([`DISK`]), while the log goes on, so the journal keeps the records appended after the
+//! point it was asked at ([`crate::durability::snapshot_at`]). A snapshot installed from
+//! another replica is written as this replica's own at once.
 
 use bytes::Bytes;
 
 use super::log::{LogImage, ReplicaLog};
 use super::transfer::{Incoming, Part, Snapshot, TRANSFER_CLIENT};
 use super::{Entry, Ordered, Slot};
+use crate::durability::{Mark, Replayed};
 use crate::protocol::{KVSOperation, KVSRequest, KVSResponse, KVSResult};
+
+/// The destination of a snapshot this replica reads for its own disk, not for a peer.
+pub const DISK: u32 = u32::MAX;
+
+/// What a snapshot request for [`DISK`] carries through the store: the log's side of the
+/// snapshot, and where the journal stood when it was asked.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DiskAsk {
+    /// The log's image at the point the store is read.
+    pub log: LogImage<Ordered<Bytes>>,
+    /// The decided slots buffered there, waiting for an earlier one.
+    pub early: Vec<(Slot, Entry<Ordered<Bytes>>)>,
+    /// The journal's point at that moment: what was logged after it stays.
+    pub mark: Mark,
+}
+
+/// A replica's snapshot on its disk: its log, the slots it buffered, and its store, at one
+/// point of the log.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DiskImage {
+    /// The log's image.
+    pub log: LogImage<Ordered<Bytes>>,
+    /// The decided slots buffered, waiting for an earlier one.
+    pub early: Vec<(Slot, Entry<Ordered<Bytes>>)>,
+    /// The store's state ([`KVSOperation::Snapshot`]'s image).
+    pub store: Bytes,
+}
 
 /// The request id of a restore: it is answered among the replica's own requests only.
 pub const RESTORE_REQUEST: u64 = u64::MAX;
@@ -56,6 +96,12 @@ pub struct ReplicaState {
     pub incoming: Incoming,
     /// Snapshots this replica was asked for: numbers them.
     pub sent: u64,
+    /// Whether this replica keeps its log on disk.
+    logging: bool,
+    /// What replaying the disk asks of the store, not yet handed out.
+    replayed: Vec<ReplicaStep>,
+    /// The journal generation a snapshot for [`DISK`] was last asked in: one at a time.
+    disk_asked: Option<u64>,
 }
 
 impl ReplicaState {
@@ -64,10 +110,122 @@ impl ReplicaState {
         Self::default()
     }
 
-    /// One event; what the process must do, in order.
+    /// This process's replica, from its data directory if it has one (see the module docs):
+    /// the log rebuilt from its snapshot and records, and the requests that rebuild the store,
+    /// which the first [`ReplicaState::step`] hands out before its own. A directory that
+    /// cannot be read ends the process, saying why.
+    pub fn open() -> Self {
+        let mut state = Self::new();
+        let mut replayed = Vec::new();
+        let recovered = crate::durability::open(crate::durability::Owner::Log, |item| {
+            match item {
+                Replayed::Snapshot(image) => {
+                    let image: DiskImage = bincode::deserialize(image)
+                        .map_err(|e| format!("the snapshot cannot be read: {e}"))?;
+                    replayed.extend(state.restore(image));
+                }
+                Replayed::Record(record) => {
+                    let (slot, entry): (Slot, Entry<Ordered<Bytes>>) = bincode::deserialize(record)
+                        .map_err(|e| format!("a record cannot be read: {e}"))?;
+                    replayed.extend(state.step(ReplicaEvent::Decided(slot, entry)));
+                }
+            }
+            Ok(())
+        });
+        state.logging = recovered.is_some();
+        // Only what rebuilds the store: the answers of the run that logged them went out.
+        state.replayed = replayed
+            .into_iter()
+            .filter(|step| matches!(step, ReplicaStep::Apply(_)))
+            .collect();
+        state
+    }
+
+    /// Takes over `image`, read from this replica's disk into a log with nothing applied:
+    /// the store's state first, then what the buffered slots make ready after it.
+    fn restore(&mut self, image: DiskImage) -> Vec<ReplicaStep> {
+        let mut ready: Vec<KVSRequest<Bytes>> = self
+            .log
+            .install(image.log)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|ordered| ordered.request)
+            .collect();
+        for (slot, entry) in image.early {
+            ready.extend(
+                self.log
+                    .decided(slot, entry)
+                    .into_iter()
+                    .map(|ordered| ordered.request),
+            );
+        }
+        let restore = KVSRequest {
+            client: TRANSFER_CLIENT,
+            request: RESTORE_REQUEST,
+            op: KVSOperation::Restore(image.store),
+            at: 0,
+        };
+        std::iter::once(restore)
+            .chain(ready)
+            .map(ReplicaStep::Apply)
+            .collect()
+    }
+
+    /// One event; what the process must do, in order (after what replaying the disk asked,
+    /// the first time).
     pub fn step(&mut self, event: ReplicaEvent) -> Vec<ReplicaStep> {
+        let mut steps = std::mem::take(&mut self.replayed);
+        steps.extend(self.handle(event));
+        if self.logging
+            && crate::durability::snapshot_due()
+            && let Some(mark) = crate::durability::mark()
+            && self.disk_asked != Some(mark.generation)
+        {
+            self.disk_asked = Some(mark.generation);
+            steps.extend(self.ask_store(DISK, &self.disk_ask(mark)));
+        }
+        steps
+    }
+
+    /// The log's side of a snapshot for this replica's disk, at `mark`.
+    fn disk_ask(&self, mark: Mark) -> DiskAsk {
+        DiskAsk {
+            log: self.log.image(),
+            early: self.log.early_from(self.log.next()),
+            mark,
+        }
+    }
+
+    /// A request that reads the store for replica `to` (or [`DISK`]), carrying `log`.
+    fn ask_store(&mut self, to: u32, log: &impl serde::Serialize) -> Option<ReplicaStep> {
+        self.sent += 1;
+        let log = match bincode::serialize(log) {
+            Ok(log) => Bytes::from(log),
+            Err(e) => {
+                eprintln!("kvs-zoo: the log's image could not be encoded: {e}");
+                return None;
+            }
+        };
+        Some(ReplicaStep::Apply(KVSRequest {
+            client: TRANSFER_CLIENT,
+            request: snapshot_request(self.sent, to),
+            op: KVSOperation::Snapshot(log),
+            at: 0,
+        }))
+    }
+
+    fn handle(&mut self, event: ReplicaEvent) -> Vec<ReplicaStep> {
         match event {
             ReplicaEvent::Decided(slot, entry) => {
+                if self.logging && self.log.wants(slot) {
+                    match bincode::serialize(&(slot, &entry)) {
+                        Ok(record) => crate::durability::append(&record),
+                        // A slot applied but not logged would be missing after a restart.
+                        Err(e) => {
+                            crate::durability::fail(&format!("a slot cannot be encoded: {e}"))
+                        }
+                    }
+                }
                 let mut steps: Vec<ReplicaStep> = self
                     .log
                     .decided(slot, entry)
@@ -84,20 +242,8 @@ impl ReplicaState {
             }
             ReplicaEvent::Report => vec![ReplicaStep::Progress(self.log.next())],
             ReplicaEvent::SendSnapshot(to) => {
-                self.sent += 1;
-                let log = match bincode::serialize(&self.log.image()) {
-                    Ok(log) => Bytes::from(log),
-                    Err(e) => {
-                        eprintln!("kvs-zoo: the log's image could not be encoded: {e}");
-                        return Vec::new();
-                    }
-                };
-                vec![ReplicaStep::Apply(KVSRequest {
-                    client: TRANSFER_CLIENT,
-                    request: snapshot_request(self.sent, to),
-                    op: KVSOperation::Snapshot(log),
-                    at: 0,
-                })]
+                let image = self.log.image();
+                self.ask_store(to, &image).into_iter().collect()
             }
             ReplicaEvent::Part(from, part) => match self.incoming.add(from, part) {
                 Ok(Some(snapshot)) => self.install(from, snapshot),
@@ -121,9 +267,23 @@ impl ReplicaState {
             }
         };
         let slot = image.next;
-        let Some(ready) = self.log.install(image) else {
+        let early = self.log.early_from(slot);
+        let Some(ready) = self.log.install(image.clone()) else {
             return Vec::new(); // not ahead of this replica: late, or sent twice
         };
+        if self.logging {
+            // The slots logged so far are below the snapshot or among the buffered ones: it
+            // replaces them all, as this replica's own.
+            let own = DiskImage {
+                log: image,
+                early,
+                store: snapshot.store.clone(),
+            };
+            match bincode::serialize(&own) {
+                Ok(own) => crate::durability::snapshot(&own),
+                Err(e) => crate::durability::fail(&format!("a snapshot cannot be encoded: {e}")),
+            }
+        }
         eprintln!(
             "kvs-zoo: installed a snapshot from replica {from}: the store at slot {slot} ({} \
              bytes); {} buffered requests follow",
@@ -150,12 +310,16 @@ fn snapshot_request(sent: u64, to: u32) -> u64 {
 }
 
 /// Where the store's answer to a replica's own request goes: a snapshot, to the replica
-/// behind, with its id; anything else (a restore's answer) nowhere — a failed restore is
-/// said on stderr.
+/// behind, with its id — or, for [`DISK`], into this replica's journal, here; anything else
+/// (a restore's answer) nowhere — a failed restore is said on stderr.
 pub fn snapshot_destination(response: KVSResponse<Bytes>) -> Option<(u32, u64, Snapshot)> {
     match response.result {
         KVSResult::Snapshot(log, store) => {
             let to = (response.request & u64::from(u32::MAX)) as u32;
+            if to == DISK {
+                keep_on_disk(&log, store);
+                return None;
+            }
             Some((to, response.request, Snapshot { log, store }))
         }
         KVSResult::Error(e) => {
@@ -163,6 +327,27 @@ pub fn snapshot_destination(response: KVSResponse<Bytes>) -> Option<(u32, u64, S
             None
         }
         _ => None,
+    }
+}
+
+/// Writes the snapshot the store answered for [`DISK`] — `ask`, the [`DiskAsk`] it carried,
+/// and the store's state — as this replica's own, keeping what was logged since it was asked.
+fn keep_on_disk(ask: &[u8], store: Bytes) {
+    let ask: DiskAsk = match bincode::deserialize(ask) {
+        Ok(ask) => ask,
+        Err(e) => {
+            eprintln!("kvs-zoo: no snapshot: its log's image cannot be read: {e}");
+            return;
+        }
+    };
+    let image = DiskImage {
+        log: ask.log,
+        early: ask.early,
+        store,
+    };
+    match bincode::serialize(&image) {
+        Ok(image) => crate::durability::snapshot_at(&image, ask.mark),
+        Err(e) => eprintln!("kvs-zoo: no snapshot: {e}"),
     }
 }
 
@@ -344,6 +529,62 @@ mod tests {
             results,
             vec![(9, &KVSResult::Integer(1)), (9, &KVSResult::Integer(1))],
             "answered twice, counted once"
+        );
+    }
+
+    /// A replica rebuilt from its disk — a snapshot read from its store at one point, with a
+    /// slot buffered there, then the slots logged after it — holds the same log and store as
+    /// the replica that wrote it, and a request decided again after is applied once by both.
+    #[test]
+    fn a_replica_rebuilt_from_its_disk_equals_the_one_that_wrote_it() {
+        let mut live = member();
+        for (slot, value) in [(0, "a"), (1, "b"), (3, "d")] {
+            run(
+                &mut live,
+                ReplicaEvent::Decided(slot, Entry::Batch(vec![put(7, slot, value)])),
+            );
+        }
+        // The snapshot is asked now (slot 3 buffered, waiting for 2) and read by the store.
+        let mark = Mark {
+            generation: 0,
+            offset: 0,
+        };
+        let ask = live.state.disk_ask(mark);
+        assert_eq!(ask.early.len(), 1);
+        let Some(ReplicaStep::Apply(request)) = live.state.ask_store(DISK, &ask) else {
+            panic!("a request to the store")
+        };
+        let KVSResult::Snapshot(carried, store) = live.store.answer(request).result else {
+            panic!("a snapshot")
+        };
+        assert_eq!(bincode::deserialize::<DiskAsk>(&carried).unwrap(), ask);
+        let image = DiskImage {
+            log: ask.log,
+            early: ask.early,
+            store,
+        };
+        // What was logged after the snapshot: slot 2, then a retry of (7, 1) decided again.
+        let after = [
+            (2, Entry::Batch(vec![put(7, 2, "c")])),
+            (4, Entry::Batch(vec![put(7, 1, "b")])),
+        ];
+        let mut rebuilt = member();
+        for step in rebuilt.state.restore(image) {
+            if let ReplicaStep::Apply(request) = step {
+                rebuilt.store.answer(request);
+            }
+        }
+        for m in [&mut live, &mut rebuilt] {
+            for (slot, entry) in after.clone() {
+                run(m, ReplicaEvent::Decided(slot, entry));
+            }
+        }
+        assert_eq!(rebuilt.state.log.next(), 5);
+        assert_eq!(rebuilt.state.log.image(), live.state.log.image());
+        assert_eq!(rebuilt.store.image(), live.store.image());
+        assert_eq!(
+            get(&mut rebuilt),
+            KVSResult::Value(Bytes::from_static(b"d"))
         );
     }
 
