@@ -159,16 +159,7 @@ impl ReplicaState {
                     .map(|ordered| ordered.request),
             );
         }
-        let restore = KVSRequest {
-            client: TRANSFER_CLIENT,
-            request: RESTORE_REQUEST,
-            op: KVSOperation::Restore(image.store),
-            at: 0,
-        };
-        std::iter::once(restore)
-            .chain(ready)
-            .map(ReplicaStep::Apply)
-            .collect()
+        restore_then(image.store, ready)
     }
 
     /// One event; what the process must do, in order (after what replaying the disk asked,
@@ -290,17 +281,28 @@ impl ReplicaState {
             snapshot.store.len(),
             ready.len()
         );
-        let restore = KVSRequest {
-            client: TRANSFER_CLIENT,
-            request: RESTORE_REQUEST,
-            op: KVSOperation::Restore(snapshot.store),
-            at: 0,
-        };
-        std::iter::once(restore)
-            .chain(ready.into_iter().map(|ordered| ordered.request))
-            .map(ReplicaStep::Apply)
-            .collect()
+        restore_then(
+            snapshot.store,
+            ready.into_iter().map(|ordered| ordered.request),
+        )
     }
+}
+
+/// The steps that replace the store's state with `store`, then apply `ready` after it.
+fn restore_then(
+    store: Bytes,
+    ready: impl IntoIterator<Item = KVSRequest<Bytes>>,
+) -> Vec<ReplicaStep> {
+    let restore = KVSRequest {
+        client: TRANSFER_CLIENT,
+        request: RESTORE_REQUEST,
+        op: KVSOperation::Restore(store),
+        at: 0,
+    };
+    std::iter::once(restore)
+        .chain(ready)
+        .map(ReplicaStep::Apply)
+        .collect()
 }
 
 /// The request id of this replica's `sent`-th snapshot, for replica `to`: its answer says
